@@ -1,0 +1,35 @@
+# Slipway's build. `go build` does the caching: the first build compiles
+# Kubernetes and etcd (about 10 minutes on 2 cores), later ones reuse the Go
+# build cache and take seconds.
+
+BIN        := bin/slipway
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+KUBE       := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2 }' go.mod)
+KUBE_MINOR := $(word 2,$(subst ., ,$(KUBE)))
+# The upstream servers report the Kubernetes version they were built from
+# (kubectl version, /version, feature-gate defaults), so stamp it as
+# Kubernetes' own build does.
+LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION) \
+	-X k8s.io/component-base/version.gitVersion=$(KUBE) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+DATA_DIR ?= $(HOME)/.slipway
+
+.PHONY: build run test bench vet
+
+build:
+	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
+	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slipway
+
+run: build
+	$(BIN) serve --data-dir $(DATA_DIR)
+
+# Integration tests start real control planes from the built binary.
+test: build
+	go vet ./...
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 40m ./...
+
+bench: build
+	$(BIN) bench cluster --clusters 5 --nodes 10

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/bench"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "slipway",
+		Short:         "Slipway: self-hosted managed Kubernetes that speaks the AKS API",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(newVersionCommand(), newComponentCommand(), newBenchCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Slipway's version and the Kubernetes and etcd versions it carries",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "slipway %s\nkubernetes %s\netcd %s\n", version.Version, version.Kubernetes, version.Etcd)
+		},
+	}
+}
+
+// newComponentCommand documents "slipway component"; main dispatches it
+// before cobra parses anything, so this only runs without a component name.
+func newComponentCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "component NAME [flags]",
+		Short:              "Run an upstream server: " + strings.Join(components.Names(), ", "),
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("name a component: %s", strings.Join(components.Names(), ", "))
+			}
+			os.Exit(components.Run(args[0], args[1:]))
+			return nil
+		},
+	}
+}
+
+func newBenchCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Measure Slipway"}
+	var o bench.ClusterOptions
+	clusterCmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create control planes one after another; print seconds to ready and memory per cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if o.DataDir == "" {
+				dir, err := os.MkdirTemp("", "slipway-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				o.DataDir = dir
+			}
+			o.Out = cmd.OutOrStdout()
+			fmt.Fprintf(o.Out, "slipway %s, kubernetes %s: %d clusters, %d simulated nodes each, data in %s\n",
+				version.Version, version.Kubernetes, o.Clusters, o.Nodes, filepath.Clean(o.DataDir))
+			_, err := bench.Cluster(ctx, o)
+			return err
+		},
+	}
+	clusterCmd.Flags().IntVar(&o.Clusters, "clusters", 3, "control planes to create")
+	clusterCmd.Flags().IntVar(&o.Nodes, "nodes", 3, "simulated nodes per cluster")
+	clusterCmd.Flags().StringVar(&o.DataDir, "data-dir", "", "where the clusters live (default: a temporary directory, removed afterwards)")
+	cmd.AddCommand(clusterCmd)
+	return cmd
+}

@@ -1,0 +1,38 @@
+package hosting
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLaunches(t *testing.T) {
+	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local",
+		Ports: Ports{APIServer: 20001, EtcdClient: 20002, EtcdPeer: 20003, ControllerManager: 20004, Scheduler: 20005}}
+	ls := launches(rec, "/data/clusters/c1")
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.name)
+		if !slices.IsSorted(l.args) {
+			t.Errorf("%s: arguments not sorted", l.name)
+		}
+	}
+	if want := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}; !slices.Equal(names, want) {
+		t.Fatalf("start order = %v, want %v", names, want)
+	}
+	wantArgs := map[string][]string{
+		"etcd": {"--listen-client-urls=https://127.0.0.1:20002", "--listen-peer-urls=https://127.0.0.1:20003",
+			"--data-dir=/data/clusters/c1/etcd", "--client-cert-auth=true"},
+		"kube-apiserver": {"--secure-port=20001", "--bind-address=127.0.0.1", "--etcd-servers=https://127.0.0.1:20002",
+			"--service-account-issuer=https://demo.slipway.local", "--authorization-mode=Node,RBAC"},
+		"kube-controller-manager": {"--secure-port=20004", "--leader-elect=false", "--cluster-name=demo"},
+		"kube-scheduler":          {"--secure-port=20005", "--leader-elect=false"},
+	}
+	for _, l := range ls {
+		for _, want := range wantArgs[l.name] {
+			if !slices.Contains(l.args, want) {
+				t.Errorf("%s: missing %s in %s", l.name, want, strings.Join(l.args, " "))
+			}
+		}
+	}
+}

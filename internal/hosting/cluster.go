@@ -1,0 +1,413 @@
+package hosting
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/simnode"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// record is what a cluster keeps on disk (cluster.json): enough to start it
+// again after Slipway restarts.
+type record struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	FQDN    string    `json:"fqdn"`
+	Ports   Ports     `json:"ports"`
+	Created time.Time `json:"created"`
+	// Running is the desired state: a cluster that was running when
+	// Slipway went away is started again by Host.Resume.
+	Running bool `json:"running"`
+}
+
+const recordFile = "cluster.json"
+
+func readRecord(dir string) (*record, error) {
+	data, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, recordFile), err)
+	}
+	return &rec, nil
+}
+
+func writeRecord(dir string, rec *record) error {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, recordFile), data, 0o600)
+}
+
+// Cluster is one hosted control plane: etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler as supervised child processes,
+// and the simulated kubelets of its nodes inside this process.
+type Cluster struct {
+	host *Host
+	dir  string
+
+	// op serialises Start, Stop and Delete.
+	op sync.Mutex
+
+	mu       sync.Mutex
+	rec      record
+	procs    []*supervisor.Process
+	logs     []io.Closer
+	kubelets *simnode.Kubelets
+}
+
+// ID returns the cluster's identifier, unique within its host.
+func (c *Cluster) ID() string { return c.rec.ID }
+
+// Name returns the cluster's name.
+func (c *Cluster) Name() string { return c.rec.Name }
+
+// FQDN returns the DNS name in the API server's certificate.
+func (c *Cluster) FQDN() string { return c.rec.FQDN }
+
+// Dir returns the cluster's data directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Endpoint returns the API server's URL.
+func (c *Cluster) Endpoint() string {
+	return fmt.Sprintf("https://127.0.0.1:%d", c.rec.Ports.APIServer)
+}
+
+// Ports returns the ports the control plane listens on.
+func (c *Cluster) Ports() Ports { return c.rec.Ports }
+
+// AdminKubeconfigPath is the path of the admin kubeconfig file that Slipway
+// writes for itself (mode 0600).
+func (c *Cluster) AdminKubeconfigPath() string {
+	return filepath.Join(c.dir, "kubeconfig", "admin.kubeconfig")
+}
+
+func (c *Cluster) pkiDir() string { return filepath.Join(c.dir, "pki") }
+
+// RESTConfig returns a client configuration for cred.
+func (c *Cluster) RESTConfig(cred Credential) (*rest.Config, error) {
+	data, err := c.kubeconfig(cred, KubeconfigNames{})
+	if err != nil {
+		return nil, err
+	}
+	return clientcmd.RESTConfigFromKubeConfig(data)
+}
+
+// Kubelets returns the simulated kubelets of a running cluster, or nil.
+func (c *Cluster) Kubelets() *simnode.Kubelets {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kubelets
+}
+
+// Running reports whether the control plane's processes are supervised.
+func (c *Cluster) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs != nil
+}
+
+// Health is a snapshot of a cluster's control plane.
+type Health struct {
+	// Ready is true when the API server answered /readyz with ok.
+	Ready bool
+	// Message says why the cluster is not ready.
+	Message    string
+	Components []supervisor.Status
+}
+
+// Health probes the API server and reports each component's state.
+func (c *Cluster) Health(ctx context.Context) Health {
+	c.mu.Lock()
+	procs := c.procs
+	c.mu.Unlock()
+	var h Health
+	for _, p := range procs {
+		h.Components = append(h.Components, p.Status())
+	}
+	if procs == nil {
+		h.Message = "the control plane is stopped"
+		return h
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.probe(ctx); err != nil {
+		h.Message = err.Error()
+		return h
+	}
+	h.Ready = true
+	return h
+}
+
+// Start starts the control plane if it is not running and waits until the
+// API server is ready, or until ctx ends or the host's ready timeout passes.
+func (c *Cluster) Start(ctx context.Context) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	if err := c.setDesired(true); err != nil {
+		return err
+	}
+	return c.start(ctx)
+}
+
+func (c *Cluster) setDesired(running bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.Running == running {
+		return nil
+	}
+	c.rec.Running = running
+	if err := writeRecord(c.dir, &c.rec); err != nil {
+		c.rec.Running = !running
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	return nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	if c.Running() {
+		return nil
+	}
+	if err := c.writeComponentKubeconfigs(); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	logDir := filepath.Join(c.dir, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	var procs []*supervisor.Process
+	var logs []io.Closer
+	for _, l := range launches(&c.rec, c.dir) {
+		logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			stopAll(procs, logs)
+			return fmt.Errorf("cluster %s: opening log: %w", c.rec.ID, err)
+		}
+		logs = append(logs, logFile)
+		p, err := supervisor.Start(supervisor.Spec{
+			Name:   l.name,
+			Path:   c.host.executable,
+			Args:   append([]string{"component", l.name}, l.args...),
+			Env:    l.env,
+			Output: logFile,
+		})
+		if err != nil {
+			stopAll(procs, logs)
+			return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+		}
+		procs = append(procs, p)
+	}
+	c.mu.Lock()
+	c.procs, c.logs = procs, logs
+	c.mu.Unlock()
+
+	if err := c.waitReady(ctx); err != nil {
+		c.stop()
+		return err
+	}
+	if err := c.bootstrap(ctx); err != nil {
+		c.stop()
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	kubelets, err := simnode.Start(context.Background(), simnode.Options{
+		Kubeconfig: c.AdminKubeconfigPath(),
+		PodCIDR:    PodCIDR,
+		Log:        c.host.log,
+	})
+	if err != nil {
+		c.stop()
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	c.mu.Lock()
+	c.kubelets = kubelets
+	c.mu.Unlock()
+	return nil
+}
+
+// waitReady polls /readyz until it answers ok.
+func (c *Cluster) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.host.readyTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		probeCtx, probeCancel := context.WithTimeout(ctx, 2*time.Second)
+		lastErr = c.probe(probeCtx)
+		probeCancel()
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s: API server not ready after %s: %w (logs in %s)",
+				c.rec.ID, c.host.readyTimeout, lastErr, filepath.Join(c.dir, "logs"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// probe asks the API server's /readyz.
+func (c *Cluster) probe(ctx context.Context) error {
+	client, err := c.probeClient()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Endpoint()+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz answered %d: %s", resp.StatusCode, lastLines(body))
+	}
+	return nil
+}
+
+func (c *Cluster) probeClient() (*http.Client, error) {
+	c.host.mu.Lock()
+	defer c.host.mu.Unlock()
+	if c.host.probeClients == nil {
+		c.host.probeClients = map[string]*http.Client{}
+	}
+	if cl, ok := c.host.probeClients[c.rec.ID]; ok {
+		return cl, nil
+	}
+	caPEM, err := os.ReadFile(crt(c.pkiDir(), certCA))
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster CA: no certificate")
+	}
+	cl := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		DisableKeepAlives: true,
+	}}
+	c.host.probeClients[c.rec.ID] = cl
+	return cl, nil
+}
+
+func lastLines(b []byte) string {
+	const max = 300
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}
+
+// writeComponentKubeconfigs writes the kubeconfig files that the controller
+// manager, the scheduler and the simulated kubelets read.
+func (c *Cluster) writeComponentKubeconfigs() error {
+	for _, f := range []struct {
+		cred Credential
+		path string
+	}{
+		{controllerManagerCredential, filepath.Join(c.dir, "kubeconfig", "kube-controller-manager.kubeconfig")},
+		{schedulerCredential, filepath.Join(c.dir, "kubeconfig", "kube-scheduler.kubeconfig")},
+		{Admin, c.AdminKubeconfigPath()},
+	} {
+		data, err := c.kubeconfig(f.cred, KubeconfigNames{})
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.Write(f.path, data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootstrap makes the in-cluster objects Slipway relies on. It runs at every
+// start and is idempotent.
+func (c *Cluster) bootstrap(ctx context.Context) error {
+	cfg, err := c.RESTConfig(Admin)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ClusterUsersGroup},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: ClusterUsersGroup}},
+	}
+	_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding cluster users: %w", err)
+	}
+	return nil
+}
+
+// Stop stops the control plane; it stays stopped across Slipway restarts
+// until Start.
+func (c *Cluster) Stop(ctx context.Context) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	if err := c.setDesired(false); err != nil {
+		return err
+	}
+	c.stop()
+	return nil
+}
+
+// Restart stops and starts the control plane.
+func (c *Cluster) Restart(ctx context.Context) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.stop()
+	if err := c.setDesired(true); err != nil {
+		return err
+	}
+	return c.start(ctx)
+}
+
+// stop ends the simulated kubelets and the processes, in reverse start
+// order, without touching the desired state.
+func (c *Cluster) stop() {
+	c.mu.Lock()
+	procs, logs, kubelets := c.procs, c.logs, c.kubelets
+	c.procs, c.logs, c.kubelets = nil, nil, nil
+	c.mu.Unlock()
+	if kubelets != nil {
+		kubelets.Stop()
+	}
+	stopAll(procs, logs)
+}
+
+func stopAll(procs []*supervisor.Process, logs []io.Closer) {
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop(context.Background())
+	}
+	for _, l := range logs {
+		l.Close()
+	}
+}

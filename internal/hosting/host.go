@@ -1,0 +1,289 @@
+// Package hosting runs the control planes of Slipway's clusters: for each
+// cluster an etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+// each a supervised child process of the slipway binary, with its own PKI,
+// ports and data directory under <data-dir>/clusters/<id>/, and the
+// simulated kubelets of its nodes.
+//
+// The data directory is the source of truth: a cluster that was running when
+// Slipway died (even by kill -9) is found there and started again by Resume,
+// with its etcd data, certificates and ports unchanged.
+package hosting
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Options configure a Host.
+type Options struct {
+	// DataDir holds every cluster's data.
+	DataDir string
+	// Executable is the slipway binary that runs the components; empty
+	// means this process's own executable.
+	Executable string
+	// Ports is the range ports are allocated from; zero means
+	// DefaultPortRange.
+	Ports PortRange
+	// ReadyTimeout bounds how long Start waits for /readyz; zero means 2
+	// minutes, enough for a loaded 2-core machine.
+	ReadyTimeout time.Duration
+	// Log receives the simulated kubelets' log; nil discards it. The
+	// components log to files in each cluster's logs directory.
+	Log io.Writer
+}
+
+// Host owns the clusters in one data directory.
+type Host struct {
+	dataDir      string
+	executable   string
+	readyTimeout time.Duration
+	log          io.Writer
+	ports        *portAllocator
+
+	mu           sync.Mutex
+	clusters     map[string]*Cluster
+	probeClients map[string]*http.Client
+}
+
+// New opens the data directory and loads the clusters recorded in it,
+// without starting any; see Resume.
+func New(opts Options) (*Host, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("hosting: no data directory")
+	}
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("hosting: finding own executable: %w", err)
+		}
+		opts.Executable = exe
+	}
+	if opts.Ports == (PortRange{}) {
+		opts.Ports = DefaultPortRange
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 2 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	h := &Host{
+		dataDir:      opts.DataDir,
+		executable:   opts.Executable,
+		readyTimeout: opts.ReadyTimeout,
+		log:          opts.Log,
+		ports:        newPortAllocator(opts.Ports),
+		clusters:     map[string]*Cluster{},
+	}
+	root := h.clustersDir()
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("hosting: %w", err)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("hosting: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		rec, err := readRecord(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Create died before writing the record: nothing was handed
+			// out, so the half-made directory can go.
+			os.RemoveAll(dir)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("hosting: loading cluster %s: %w", e.Name(), err)
+		}
+		if err := h.ports.reserve(rec.ID, rec.Ports.all()...); err != nil {
+			return nil, fmt.Errorf("hosting: %w", err)
+		}
+		h.clusters[rec.ID] = &Cluster{host: h, dir: dir, rec: *rec}
+	}
+	return h, nil
+}
+
+func (h *Host) clustersDir() string { return filepath.Join(h.dataDir, "clusters") }
+
+// Resume starts every cluster that was running when the host last went
+// away. It starts them all and returns the errors of those that failed.
+func (h *Host) Resume(ctx context.Context) error {
+	var errs []error
+	for _, c := range h.List() {
+		if c.rec.Running {
+			if err := c.Start(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ClusterSpec describes a new cluster.
+type ClusterSpec struct {
+	// ID is the cluster's identifier and directory name; empty means a
+	// random one. Letters, digits, '-' and '_' only.
+	ID string
+	// Name is the cluster's name; empty means the ID.
+	Name string
+	// FQDN is the API server's DNS name; empty means "<name>.slipway.local".
+	FQDN string
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+
+// ErrExists is returned by Create for an ID already in use.
+var ErrExists = errors.New("cluster already exists")
+
+// ErrNotFound is returned for an unknown cluster ID.
+var ErrNotFound = errors.New("cluster not found")
+
+// Create makes a new cluster (PKI, ports, data directory) and starts it,
+// returning once its API server is ready. A cluster whose start fails is
+// kept, stopped, so its logs can be read; Delete removes it.
+func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
+	if spec.ID == "" {
+		spec.ID = randomID()
+	}
+	if !validID.MatchString(spec.ID) {
+		return nil, fmt.Errorf("hosting: invalid cluster ID %q", spec.ID)
+	}
+	if spec.Name == "" {
+		spec.Name = spec.ID
+	}
+	if spec.FQDN == "" {
+		spec.FQDN = spec.Name + ".slipway.local"
+	}
+	h.mu.Lock()
+	if _, ok := h.clusters[spec.ID]; ok {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("hosting: %s: %w", spec.ID, ErrExists)
+	}
+	c := &Cluster{host: h, dir: filepath.Join(h.clustersDir(), spec.ID)}
+	h.clusters[spec.ID] = c // claims the ID while the cluster is made
+	h.mu.Unlock()
+
+	rec, err := h.prepare(c.dir, spec)
+	if err != nil {
+		h.mu.Lock()
+		delete(h.clusters, spec.ID)
+		h.mu.Unlock()
+		h.ports.release(spec.ID)
+		os.RemoveAll(c.dir)
+		return nil, fmt.Errorf("hosting: creating %s: %w", spec.ID, err)
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.rec = *rec
+	if err := c.start(ctx); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// prepare writes a new cluster's PKI and then its record, which makes the
+// cluster exist for a later New.
+func (h *Host) prepare(dir string, spec ClusterSpec) (*record, error) {
+	ports, err := h.ports.allocate(spec.ID, len(Ports{}.all()))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if err := ensurePKI(filepath.Join(dir, "pki"), spec.FQDN, now); err != nil {
+		return nil, err
+	}
+	rec := &record{
+		ID: spec.ID, Name: spec.Name, FQDN: spec.FQDN,
+		Ports:   portsFrom(ports),
+		Created: now.UTC(),
+		Running: true,
+	}
+	if err := writeRecord(dir, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "c" + hex.EncodeToString(b)
+}
+
+// Get returns the cluster with id.
+func (h *Host) Get(id string) (*Cluster, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.clusters[id]
+	if !ok {
+		return nil, fmt.Errorf("hosting: %s: %w", id, ErrNotFound)
+	}
+	return c, nil
+}
+
+// List returns the clusters, ordered by ID.
+func (h *Host) List() []*Cluster {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Cluster, 0, len(h.clusters))
+	for _, c := range h.clusters {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rec.ID < out[j].rec.ID })
+	return out
+}
+
+// Delete stops the cluster and removes its data.
+func (h *Host) Delete(ctx context.Context, id string) error {
+	c, err := h.Get(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.stop()
+	// The record goes first: a crash halfway leaves a directory New cleans.
+	if err := os.Remove(filepath.Join(c.dir, recordFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("hosting: deleting %s: %w", id, err)
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("hosting: deleting %s: %w", id, err)
+	}
+	h.mu.Lock()
+	delete(h.clusters, id)
+	delete(h.probeClients, id)
+	h.mu.Unlock()
+	h.ports.release(id)
+	return nil
+}
+
+// Close stops every cluster's processes but keeps their desired state, so
+// that the next Resume over the same data directory starts them again.
+func (h *Host) Close() {
+	var wg sync.WaitGroup
+	for _, c := range h.List() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.op.Lock()
+			defer c.op.Unlock()
+			c.stop()
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,399 @@
+package hosting
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/simnode"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+// newHost opens a host over dir, with a port range of its own so that tests
+// in parallel never race for the same ports.
+func newHost(t *testing.T, dir string, ports PortRange) *Host {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real control planes")
+	}
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{DataDir: dir, Executable: bin, Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func clientFor(t *testing.T, c *Cluster, cred Credential) kubernetes.Interface {
+	t.Helper()
+	cfg, err := c.RESTConfig(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s (last: %s)", what, timeout, last)
+}
+
+func registerNodes(t *testing.T, c *Cluster, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		err := c.Kubelets().Register(context.Background(), simnode.Node{
+			Name:   n,
+			Labels: map[string]string{"kubernetes.io/os": "linux", "kubernetes.azure.com/agentpool": "nodepool1"},
+			Capacity: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("2"),
+				corev1.ResourceMemory: resource.MustParse("7Gi"),
+				corev1.ResourcePods:   resource.MustParse("110"),
+			},
+			NodeInfo:   corev1.NodeSystemInfo{OSImage: "Ubuntu 22.04.5 LTS", KernelVersion: "5.15.0-1079-azure", KubeletVersion: "v1.36.3"},
+			InternalIP: "10.224.0.4",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func nodeReady(n *corev1.Node) (bool, string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue, c.Reason
+		}
+	}
+	return false, "no Ready condition"
+}
+
+func runningPods(t *testing.T, cs kubernetes.Interface, selector string) (map[string]int, error) {
+	pods, err := cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	perNode := map[string]int{}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			perNode[p.Spec.NodeName]++
+		}
+	}
+	return perNode, nil
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func componentPID(t *testing.T, c *Cluster, name string) int {
+	t.Helper()
+	for _, s := range c.Health(context.Background()).Components {
+		if s.Name == name {
+			return s.PID
+		}
+	}
+	t.Fatalf("no component %s", name)
+	return 0
+}
+
+// TestClusterLifecycle walks one cluster through its life: a Deployment
+// runs on simulated nodes, a node fails and recovers, the API server is
+// killed and comes back, the whole hosting layer restarts over the same data
+// directory, and the cluster is deleted.
+func TestClusterLifecycle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHost(t, dir, PortRange{First: 21000, Last: 21099})
+	ctx := context.Background()
+
+	start := time.Now()
+	c, err := h.Create(ctx, ClusterSpec{ID: "life", Name: "life", FQDN: "life-dns-1234.hcp.eastus.slipway.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control plane ready in %s", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat(filepath.Join(dir, "clusters", "life", "etcd")); err != nil {
+		t.Errorf("no etcd data under the cluster's directory: %v", err)
+	}
+
+	cs := clientFor(t, c, Admin)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(5)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	registerNodes(t, c, "aks-nodepool1-12345678-vmss000000", "aks-nodepool1-12345678-vmss000001", "aks-nodepool1-12345678-vmss000002")
+
+	t.Run("pods run on simulated nodes", func(t *testing.T) {
+		eventually(t, 90*time.Second, "3 nodes Ready", func() (bool, string) {
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ready := 0
+			for i := range nodes.Items {
+				if ok, _ := nodeReady(&nodes.Items[i]); ok {
+					ready++
+				}
+			}
+			return ready == 3, fmt.Sprintf("%d of %d Ready", ready, len(nodes.Items))
+		})
+		eventually(t, 90*time.Second, "5 pods Running", func() (bool, string) {
+			perNode, err := runningPods(t, cs, "app=web")
+			if err != nil {
+				return false, err.Error()
+			}
+			return total(perNode) == 5, fmt.Sprint(perNode)
+		})
+		perNode, _ := runningPods(t, cs, "app=web")
+		for node := range perNode {
+			if node == "" {
+				t.Error("a Running pod has no node")
+			}
+		}
+		node, err := cs.CoreV1().Nodes().Get(ctx, "aks-nodepool1-12345678-vmss000000", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := node.Status.NodeInfo.OSImage; got != "Ubuntu 22.04.5 LTS" {
+			t.Errorf("osImage = %q", got)
+		}
+		if got := node.Status.Allocatable.Cpu().String(); got != "2" {
+			t.Errorf("allocatable cpu = %s", got)
+		}
+	})
+
+	t.Run("node fails and recovers", func(t *testing.T) {
+		const name = "aks-nodepool1-12345678-vmss000002"
+		if err := c.Kubelets().SetNotReady(ctx, name, "VMStopped", "the VM was deallocated"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "node NotReady", func() (bool, string) {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ready, reason := nodeReady(n)
+			return !ready && reason == "SlipwayNotReady", reason
+		})
+		// It stays NotReady: KWOK must not flip it back.
+		time.Sleep(2 * time.Second)
+		n, _ := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if ready, _ := nodeReady(n); ready {
+			t.Fatal("node became Ready again on its own")
+		}
+		if err := c.Kubelets().SetReady(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "node Ready again", func() (bool, string) {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ok, reason := nodeReady(n)
+			return ok, reason
+		})
+	})
+
+	t.Run("killed API server comes back", func(t *testing.T) {
+		pid := componentPID(t, c, components.APIServer)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 90*time.Second, "API server restarted and ready", func() (bool, string) {
+			h := c.Health(ctx)
+			for _, s := range h.Components {
+				if s.Name == components.APIServer {
+					return h.Ready && s.Restarts >= 1 && s.PID != pid, fmt.Sprintf("%+v ready=%v %s", s, h.Ready, h.Message)
+				}
+			}
+			return false, "no API server"
+		})
+		eventually(t, 30*time.Second, "Deployment intact", func() (bool, string) {
+			d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return d.Status.ReadyReplicas == 5, fmt.Sprintf("%d ready", d.Status.ReadyReplicas)
+		})
+	})
+
+	t.Run("hosting layer restarts over the same data", func(t *testing.T) {
+		oldEndpoint := c.Endpoint()
+		h.Close()
+		if c.Running() {
+			t.Fatal("cluster still running after Close")
+		}
+		h2 := newHost(t, dir, PortRange{First: 21000, Last: 21099})
+		defer h2.Close()
+		if err := h2.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c2, err := h2.Get("life")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2.Endpoint() != oldEndpoint {
+			t.Errorf("endpoint moved from %s to %s: handed-out kubeconfigs would break", oldEndpoint, c2.Endpoint())
+		}
+		cs2 := clientFor(t, c2, User)
+		d, err := cs2.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("Deployment lost across restart: %v", err)
+		}
+		if *d.Spec.Replicas != 5 {
+			t.Errorf("replicas = %d", *d.Spec.Replicas)
+		}
+		// The simulated kubelets came back with the cluster: leases are
+		// renewed again and the nodes stay Ready.
+		eventually(t, 60*time.Second, "nodes Ready after restart", func() (bool, string) {
+			nodes, err := cs2.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ready := 0
+			for i := range nodes.Items {
+				if ok, _ := nodeReady(&nodes.Items[i]); ok {
+					ready++
+				}
+			}
+			return ready == 3, fmt.Sprintf("%d Ready", ready)
+		})
+
+		if err := h2.Delete(ctx, "life"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "clusters", "life")); !os.IsNotExist(err) {
+			t.Errorf("cluster directory left after Delete: %v", err)
+		}
+		if _, err := h2.Get("life"); err == nil {
+			t.Error("deleted cluster still listed")
+		}
+	})
+}
+
+// TestTwoClustersAtOnce creates two clusters concurrently and checks that
+// they share nothing: ports, certificates, data.
+func TestTwoClustersAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHost(t, dir, PortRange{First: 21100, Last: 21199})
+	defer h.Close()
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	clusters := make([]*Cluster, 2)
+	errs := make([]error, 2)
+	for i := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clusters[i], errs[i] = h.Create(ctx, ClusterSpec{ID: fmt.Sprintf("twin-%d", i)})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := clusters[0], clusters[1]
+
+	ports := map[int]string{}
+	for _, c := range clusters {
+		for _, p := range c.Ports().all() {
+			if other, dup := ports[p]; dup {
+				t.Errorf("port %d used by %s and %s", p, other, c.ID())
+			}
+			ports[p] = c.ID()
+		}
+	}
+	if a.Dir() == b.Dir() {
+		t.Error("clusters share a data directory")
+	}
+
+	// An object in one cluster is not in the other.
+	csA, csB := clientFor(t, a, Admin), clientFor(t, b, Admin)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "only-in-a"}}
+	if _, err := csA.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := csB.CoreV1().Namespaces().Get(ctx, "only-in-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace of cluster A seen in cluster B: %v", err)
+	}
+
+	// A's admin certificate means nothing to B: different CAs.
+	cfgA, err := a.RESTConfig(Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(cfgA.CertData, cfgA.KeyData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // we check B's client-certificate check, not its serving certificate
+		Certificates:       []tls.Certificate{cert},
+	}}}
+	resp, err := insecure.Get(b.Endpoint() + "/api/v1/namespaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cluster B answered %d to cluster A's admin certificate", resp.StatusCode)
+	}
+	// And B's serving certificate is not trusted with A's CA.
+	cfgB, _ := b.RESTConfig(Admin)
+	cfgB.CAData = cfgA.CAData
+	if _, err := kubernetes.NewForConfigOrDie(cfgB).CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
+		t.Error("cluster B's serving certificate verified with cluster A's CA")
+	}
+}
