@@ -36,8 +36,12 @@ type ClusterResult struct {
 	ReadySeconds      float64 // create to /readyz ok
 	NodesReadySeconds float64 // node registration to all nodes Ready
 	ControlPlaneRSS   int64   // bytes, the four component processes
-	ComponentRSS      map[string]int64
-	KwokRSS           int64 // bytes, growth of this process while the cluster's simulated kubelets run
+	// ControlPlanePSS counts pages shared between processes (the slipway
+	// binary's code, mapped by every component of every cluster) in equal
+	// shares: the memory one more cluster really costs.
+	ControlPlanePSS int64
+	ComponentPSS    map[string]int64
+	KwokRSS         int64 // bytes, growth of this process while the cluster's simulated kubelets run
 }
 
 // Cluster creates o.Clusters control planes one after another, each with
@@ -50,7 +54,7 @@ func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
 		return nil, err
 	}
 	defer host.Close()
-	fmt.Fprintf(o.Out, "%-8s %12s %14s %14s %10s  %s\n", "cluster", "ready (s)", "nodes (s)", "control (MiB)", "kwok (MiB)", "per component (MiB)")
+	fmt.Fprintf(o.Out, "%-8s %10s %10s %10s %10s %10s  %s\n", "cluster", "ready s", "nodes s", "RSS MiB", "PSS MiB", "kwok MiB", "PSS per component (MiB)")
 	var results []ClusterResult
 	for i := 0; i < o.Clusters; i++ {
 		rssBefore := selfRSS()
@@ -67,22 +71,24 @@ func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
 		r.NodesReadySeconds = time.Since(nodesStart).Seconds()
 		// Let the components settle after start-up before reading memory.
 		time.Sleep(5 * time.Second)
-		r.ComponentRSS = map[string]int64{}
+		r.ComponentPSS = map[string]int64{}
 		for _, s := range c.Health(ctx).Components {
-			rss := processRSS(s.PID)
-			r.ComponentRSS[s.Name] = rss
-			r.ControlPlaneRSS += rss
+			m := readMemory(s.PID)
+			r.ComponentPSS[s.Name] = m.pss
+			r.ControlPlaneRSS += m.rss
+			r.ControlPlanePSS += m.pss
 		}
 		runtime.GC()
 		r.KwokRSS = max(0, selfRSS()-rssBefore)
 		results = append(results, r)
-		fmt.Fprintf(o.Out, "%-8d %12.2f %14.2f %14.1f %10.1f  %s\n", i+1, r.ReadySeconds, r.NodesReadySeconds,
-			mib(r.ControlPlaneRSS), mib(r.KwokRSS), perComponent(r.ComponentRSS))
+		fmt.Fprintf(o.Out, "%-8d %10.2f %10.2f %10.1f %10.1f %10.1f  %s\n", i+1, r.ReadySeconds, r.NodesReadySeconds,
+			mib(r.ControlPlaneRSS), mib(r.ControlPlanePSS), mib(r.KwokRSS), perComponent(r.ComponentPSS))
 	}
-	fmt.Fprintf(o.Out, "%-8s %12.2f %14.2f %14.1f %10.1f\n", "median",
+	fmt.Fprintf(o.Out, "%-8s %10.2f %10.2f %10.1f %10.1f %10.1f\n", "median",
 		median(results, func(r ClusterResult) float64 { return r.ReadySeconds }),
 		median(results, func(r ClusterResult) float64 { return r.NodesReadySeconds }),
 		median(results, func(r ClusterResult) float64 { return mib(r.ControlPlaneRSS) }),
+		median(results, func(r ClusterResult) float64 { return mib(r.ControlPlanePSS) }),
 		median(results, func(r ClusterResult) float64 { return mib(r.KwokRSS) }))
 	for _, c := range host.List() {
 		if err := host.Delete(ctx, c.ID()); err != nil {
@@ -168,27 +174,35 @@ func median(rs []ClusterResult, f func(ClusterResult) float64) float64 {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-func selfRSS() int64 { return processRSS(os.Getpid()) }
+func selfRSS() int64 { return readMemory(os.Getpid()).rss }
 
-// processRSS reads VmRSS from /proc; 0 if the process is gone.
-func processRSS(pid int) int64 {
+type memory struct{ rss, pss int64 }
+
+// readMemory reads a process's resident and proportional set sizes from
+// /proc/PID/smaps_rollup; zeros if the process is gone.
+func readMemory(pid int) memory {
+	var m memory
 	if pid == 0 {
-		return 0
+		return m
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			fields := strings.Fields(rest)
-			if len(fields) > 0 {
-				kb, _ := strconv.ParseInt(fields[0], 10, 64)
-				return kb << 10
-			}
+		fields := strings.Fields(s.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "Rss:":
+			m.rss = kb << 10
+		case "Pss:":
+			m.pss = kb << 10
 		}
 	}
-	return 0
+	return m
 }
