@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/app"
 	"github.com/slipway-dev/slipway/internal/bench"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -23,7 +24,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newVersionCommand(), newComponentCommand(), newBenchCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand())
 	return root
 }
 
@@ -84,5 +85,25 @@ func newBenchCommand() *cobra.Command {
 	clusterCmd.Flags().IntVar(&o.Nodes, "nodes", 3, "simulated nodes per cluster")
 	clusterCmd.Flags().StringVar(&o.DataDir, "data-dir", "", "where the clusters live (default: a temporary directory, removed afterwards)")
 	cmd.AddCommand(clusterCmd)
+	return cmd
+}
+
+func newServeCommand() *cobra.Command {
+	var o app.Options
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the AKS API and host the clusters made through it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o.Out = cmd.OutOrStdout()
+			return app.Serve(ctx, o)
+		},
+	}
+	home, _ := os.UserHomeDir()
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", filepath.Join(home, ".slipway"), "where Slipway keeps its state")
+	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS address of the ARM endpoint")
+	cmd.Flags().StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "use this cluster as the management plane instead of hosting one")
 	return cmd
 }

@@ -129,12 +129,17 @@ func launches(rec *record, dir string) []launch {
 		"leader-elect":              "false",
 		"profiling":                 "false",
 	}
-	return []launch{
+	ls := []launch{
 		{name: components.Etcd, args: flags(etcd), env: componentEnv},
 		{name: components.APIServer, args: flags(apiserver), env: componentEnv},
-		{name: components.ControllerManager, args: flags(controllerManager), env: componentEnv},
-		{name: components.Scheduler, args: flags(scheduler), env: componentEnv},
 	}
+	if rec.APIOnly {
+		return ls
+	}
+	return append(ls,
+		launch{name: components.ControllerManager, args: flags(controllerManager), env: componentEnv},
+		launch{name: components.Scheduler, args: flags(scheduler), env: componentEnv},
+	)
 }
 
 // flags turns a flag map into sorted --name=value arguments, so the command

@@ -37,6 +37,8 @@ type record struct {
 	// Running is the desired state: a cluster that was running when
 	// Slipway went away is started again by Host.Resume.
 	Running bool `json:"running"`
+	// APIOnly clusters run etcd and kube-apiserver only.
+	APIOnly bool `json:"apiOnly,omitempty"`
 }
 
 const recordFile = "cluster.json"
@@ -230,6 +232,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.bootstrap(ctx); err != nil {
 		c.stop()
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	if c.rec.APIOnly {
+		return nil
 	}
 	kubelets, err := simnode.Start(context.Background(), simnode.Options{
 		Kubeconfig: c.AdminKubeconfigPath(),

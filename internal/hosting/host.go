@@ -143,6 +143,10 @@ type ClusterSpec struct {
 	Name string
 	// FQDN is the API server's DNS name; empty means "<name>.slipway.local".
 	FQDN string
+	// APIOnly runs etcd and kube-apiserver only: a store with an API and
+	// no controllers, scheduler or nodes, as Slipway's own management
+	// plane needs.
+	APIOnly bool
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
@@ -212,6 +216,7 @@ func (h *Host) prepare(dir string, spec ClusterSpec) (*record, error) {
 		Ports:   portsFrom(ports),
 		Created: now.UTC(),
 		Running: true,
+		APIOnly: spec.APIOnly,
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, err

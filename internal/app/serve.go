@@ -1,0 +1,183 @@
+// Package app wires Slipway's parts into the server that `slipway serve`
+// runs: the management plane, the hosting layer, the controllers and the ARM
+// front door. It is the one place that lists them.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/controller"
+	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/identity"
+	"github.com/slipway-dev/slipway/internal/management"
+)
+
+// Options configure the server.
+type Options struct {
+	DataDir string
+	// Listen is the HTTPS address; port 0 picks a free one.
+	Listen               string
+	ManagementKubeconfig string
+	// Executable runs the components; empty means this binary.
+	Executable string
+	// Out receives progress and connection instructions.
+	Out io.Writer
+	// Ready, if set, receives the connection once the server answers.
+	Ready func(*Connection)
+}
+
+// Serve runs Slipway until ctx ends.
+func Serve(ctx context.Context, o Options) error {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return err
+	}
+	ctrl.SetLogger(logr.FromSlogHandler(slog.Default().Handler()))
+	connPath := filepath.Join(o.DataDir, "connection.json")
+	conn, err := loadOrCreateConnection(connPath)
+	if err != nil {
+		return err
+	}
+
+	listener, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.Listen, err)
+	}
+	defer listener.Close()
+	host, port, _ := net.SplitHostPort(listener.Addr().String())
+	base := "https://" + net.JoinHostPort(host, port)
+	tlsCfg, caFile, err := serverTLS(filepath.Join(o.DataDir, "pki"), host)
+	if err != nil {
+		return err
+	}
+	conn.ARMEndpoint, conn.AuthorityHost = base+"/", base+"/"
+	conn.LoginEndpoint, conn.CACertFile = identity.ADFSIssuer(base), caFile
+
+	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Kubeconfig: o.ManagementKubeconfig, Executable: o.Executable, Progress: o.Out})
+	if err != nil {
+		return err
+	}
+	defer plane.Close()
+
+	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable})
+	if err != nil {
+		return err
+	}
+	defer clusters.Close()
+
+	mgr, err := ctrl.NewManager(plane.Config, ctrl.Options{
+		Scheme:                  plane.Scheme,
+		Cache:                   cache.Options{DefaultNamespaces: map[string]cache.Config{slipwayv1.Namespace: {}}},
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElection:          !plane.Hosted,
+		LeaderElectionID:        "slipway-controllers",
+		LeaderElectionNamespace: slipwayv1.Namespace,
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	principals := &identity.Store{Client: mgr.GetClient()}
+	direct, err := client.New(plane.Config, client.Options{Scheme: plane.Scheme})
+	if err != nil {
+		return err
+	}
+	if err := (&identity.Store{Client: direct}).Ensure(ctx, conn.ClientID, conn.ObjectID, "slipway-bootstrap", conn.ClientSecret); err != nil {
+		return err
+	}
+	signer, err := identity.NewSigner(identity.SignerOptions{
+		KeyFile:  filepath.Join(o.DataDir, "identity", "signing-key.pem"),
+		Issuers:  []string{identity.ADFSIssuer(base), identity.TenantIssuer(base, conn.TenantID)},
+		Audience: conn.Audience,
+	})
+	if err != nil {
+		return err
+	}
+	front := arm.New(arm.Config{
+		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
+		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
+		Credentials: credentials{clusters},
+	})
+	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
+		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters},
+		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
+	} {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up controllers: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(ctx) }()
+
+	srv := &http.Server{Handler: front.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.ServeTLS(listener, "", "") }()
+
+	if err := conn.write(connPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Slipway is serving the AKS API at %s\n", base)
+	fmt.Fprintf(o.Out, "  connection details (secret included, mode 0600): %s\n", connPath)
+	fmt.Fprintf(o.Out, "  CA certificate to trust:                        %s\n", caFile)
+	fmt.Fprintf(o.Out, "  tenant %s, subscription %s, client ID %s\n", conn.TenantID, conn.SubscriptionID, conn.ClientID)
+	if o.Ready != nil {
+		o.Ready(conn)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-mgrDone:
+		if err != nil {
+			err = fmt.Errorf("controllers stopped: %w", err)
+		}
+	case err = <-srvDone:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	srv.Shutdown(shutdownCtx)
+	cancel()
+	fmt.Fprintln(o.Out, "Stopping Slipway: the clusters' control planes stop and start again with it")
+	return err
+}
+
+// credentials adapts the hosting layer to the ARM layer's needs.
+type credentials struct{ host *hosting.Host }
+
+func (c credentials) Kubeconfig(id string, admin bool, cluster, user, context string) ([]byte, error) {
+	hc, err := c.host.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	cred := hosting.User
+	if admin {
+		cred = hosting.Admin
+	}
+	return hc.Kubeconfig(cred, hosting.KubeconfigNames{Cluster: cluster, User: user, Context: context})
+}

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/pki"
+)
+
+// serverTLS loads or makes Slipway's CA and ARM serving certificate. The CA
+// stays for the life of the data directory, so clients trust it once; the
+// serving certificate is made again when the listen host is not in it.
+func serverTLS(dir, host string) (*tls.Config, string, error) {
+	caFile := filepath.Join(dir, "ca.crt")
+	ca, err := pki.LoadKeyPair(dir, "ca")
+	if errors.Is(err, fs.ErrNotExist) {
+		if ca, err = pki.NewCA("Slipway CA", time.Now()); err == nil {
+			err = pki.WriteKeyPair(dir, "ca", ca)
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("Slipway CA: %w", err)
+	}
+	serving, err := pki.LoadKeyPair(dir, "server")
+	if err != nil || serving.Cert.VerifyHostname(host) != nil || time.Until(serving.Cert.NotAfter) < 30*24*time.Hour {
+		ips := []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
+		dns := []string{"localhost"}
+		if ip := net.ParseIP(host); ip != nil {
+			ips = append(ips, ip)
+		} else if host != "" {
+			dns = append(dns, host)
+		}
+		serving, err = ca.Issue(pki.LeafSpec{CommonName: "slipway", DNSNames: dns, IPs: ips, Usage: pki.ServerAuth}, time.Now())
+		if err == nil {
+			err = pki.WriteKeyPair(dir, "server", serving)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("Slipway serving certificate: %w", err)
+		}
+	}
+	keyPEM, err := serving.KeyPEM()
+	if err != nil {
+		return nil, "", err
+	}
+	cert, err := tls.X509KeyPair(append(serving.CertPEM(), ca.CertPEM()...), keyPEM)
+	if err != nil {
+		return nil, "", err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile, nil
+}

@@ -1,0 +1,393 @@
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+func (s *Server) lookupAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, name string) (*slipwayv1.AgentPool, error) {
+	pool := &slipwayv1.AgentPool{}
+	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + name)}, pool)
+	if apierrors.IsNotFound(err) {
+		return nil, newError(http.StatusNotFound, "NotFound", "", "The agent pool %s of cluster %s was not found.", name, mc.Spec.ResourceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// renderPoolProperties builds the properties a client sees.
+func (s *Server) renderPoolProperties(pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
+	var p nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &p); err != nil {
+		return nil, err
+	}
+	p.ProvisioningState = to.Ptr(provisioningState(pool.Spec.Operation, pool.Status.CompletedOperation, pool.Status.ProvisioningState))
+	p.CurrentOrchestratorVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+	image := pool.Status.NodeImageVersion
+	if image == "" {
+		image = nodepool.DefaultNodeImage
+	}
+	p.NodeImageVersion = to.Ptr(image)
+	if etag := pool.Annotations[ETagAnnotation]; etag != "" {
+		p.ETag = to.Ptr(etag)
+	}
+	if p.PowerState == nil {
+		p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeRunning)}
+	}
+	return &p, nil
+}
+
+func (s *Server) renderAgentPool(pool *slipwayv1.AgentPool) (*armcontainerservice.AgentPool, error) {
+	props, err := s.renderPoolProperties(pool)
+	if err != nil {
+		return nil, err
+	}
+	out := &armcontainerservice.AgentPool{
+		ID: to.Ptr(pool.Spec.ResourceID), Name: to.Ptr(pool.Spec.Name), Type: to.Ptr(armid.AgentPoolType),
+		Properties: props,
+	}
+	return out, nil
+}
+
+func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	pools, err := s.poolsOf(r.Context(), mc)
+	if err != nil {
+		return err
+	}
+	value := []*armcontainerservice.AgentPool{}
+	for i := range pools {
+		ap, err := s.renderAgentPool(&pools[i])
+		if err != nil {
+			return err
+		}
+		value = append(value, ap)
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolListResult{Value: value})
+	return nil
+}
+
+func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	if err != nil {
+		return err
+	}
+	out, err := s.renderAgentPool(pool)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	name := p["pool"]
+	if err := nodepool.ValidateName(name); err != nil {
+		return fromInvalid(err)
+	}
+	var in armcontainerservice.AgentPool
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	props := in.Properties
+	if props == nil {
+		props = &nodepool.Properties{}
+	}
+	existing, err := s.lookupAgentPool(ctx, mc, name)
+	exists := err == nil
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	etag := ""
+	if exists {
+		etag = existing.Annotations[ETagAnnotation]
+	}
+	if err := checkETag(r, etag, exists); err != nil {
+		return err
+	}
+	if err := s.clusterBusy(ctx, mc); err != nil {
+		return err
+	}
+	if mc.DeletionTimestamp != nil {
+		return operationNotAllowed("Operation is not allowed: the cluster is being deleted.")
+	}
+	nodepool.Default(props)
+	if err := nodepool.Validate(props); err != nil {
+		return fromInvalid(err)
+	}
+	pools, err := s.poolsOf(ctx, mc)
+	if err != nil {
+		return err
+	}
+	if exists {
+		var old nodepool.Properties
+		if err := json.Unmarshal(existing.Spec.Properties.Raw, &old); err != nil {
+			return err
+		}
+		if err := nodepool.ValidateUpdate(&old, props); err != nil {
+			return fromInvalid(err)
+		}
+		if *old.Mode == armcontainerservice.AgentPoolModeSystem && *props.Mode != armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, name) {
+			return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfile.mode", "Must define at least one system pool.")
+		}
+	}
+	raw, err := json.Marshal(props)
+	if err != nil {
+		return err
+	}
+	action := "Creating"
+	if exists {
+		action = "Updating"
+		var old nodepool.Properties
+		json.Unmarshal(existing.Spec.Properties.Raw, &old)
+		if deref(old.Count) != deref(props.Count) {
+			action = "Scaling"
+		}
+	}
+	var loc struct {
+		Location string `json:"location"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &loc)
+	id := mc.Spec.ResourceID + "/agentPools/" + name
+	op, err := s.startOperation(ctx, id, action, loc.Location, false)
+	if err != nil {
+		return err
+	}
+	ref := &slipwayv1.OperationRef{ID: op.Name, Action: action}
+	var pool *slipwayv1.AgentPool
+	if exists {
+		pool = existing
+		pool.Spec.Properties = runtime.RawExtension{Raw: raw}
+		pool.Spec.Operation = ref
+		pool.Annotations[ETagAnnotation] = newOperationID()
+		err = s.cfg.Client.Update(ctx, pool)
+	} else {
+		pool = NewAgentPoolObject(mc, name, raw, ref)
+		err = s.cfg.Client.Create(ctx, pool)
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+		return operationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+	}
+	if err != nil {
+		return err
+	}
+	out, err := s.renderAgentPool(pool)
+	if err != nil {
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, false)
+	status := http.StatusOK
+	if !exists {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+// NewAgentPoolObject builds the management object of a new pool.
+func NewAgentPoolObject(mc *slipwayv1.ManagedCluster, name string, properties []byte, op *slipwayv1.OperationRef) *slipwayv1.AgentPool {
+	id := mc.Spec.ResourceID + "/agentPools/" + name
+	return &slipwayv1.AgentPool{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: armid.ObjectName(id), Namespace: slipwayv1.Namespace,
+			Labels: map[string]string{
+				slipwayv1.LabelSubscription:  mc.Labels[slipwayv1.LabelSubscription],
+				slipwayv1.LabelResourceGroup: mc.Labels[slipwayv1.LabelResourceGroup],
+				slipwayv1.LabelCluster:       mc.Name,
+			},
+			Annotations: map[string]string{ETagAnnotation: newOperationID()},
+			Finalizers:  []string{slipwayv1.Finalizer},
+		},
+		Spec: slipwayv1.AgentPoolSpec{ResourceID: id, Cluster: mc.Name, Name: name,
+			Properties: runtime.RawExtension{Raw: properties}, Operation: op},
+	}
+}
+
+func otherSystemPool(pools []slipwayv1.AgentPool, except string) bool {
+	for _, p := range pools {
+		if p.Spec.Name == except || p.DeletionTimestamp != nil {
+			continue
+		}
+		var props nodepool.Properties
+		if json.Unmarshal(p.Spec.Properties.Raw, &props) == nil && deref(props.Mode) == armcontainerservice.AgentPoolModeSystem {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	pool, err := s.lookupAgentPool(ctx, mc, p["pool"])
+	if isNotFound(err) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var op *slipwayv1.Operation
+	if pool.DeletionTimestamp != nil && pool.Spec.Operation != nil && pool.Spec.Operation.Action == "Deleting" {
+		op, err = s.getOperation(ctx, pool.Spec.Operation.ID)
+	} else {
+		if err := s.clusterBusy(ctx, mc); err != nil {
+			return err
+		}
+		pools, err := s.poolsOf(ctx, mc)
+		if err != nil {
+			return err
+		}
+		var props nodepool.Properties
+		json.Unmarshal(pool.Spec.Properties.Raw, &props)
+		if deref(props.Mode) == armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, pool.Spec.Name) {
+			return badRequest("OperationNotAllowed", "agentPoolName", "The agent pool %s is the cluster's last system pool and cannot be deleted. A cluster must have at least one system pool.", pool.Spec.Name)
+		}
+		var loc struct {
+			Location string `json:"location"`
+		}
+		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
+		op, err = s.startOperation(ctx, pool.Spec.ResourceID, "Deleting", loc.Location, true)
+		if err == nil {
+			pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
+			err = s.cfg.Client.Update(ctx, pool)
+		}
+		if err == nil {
+			err = s.cfg.Client.Delete(ctx, pool)
+		}
+	}
+	if apierrors.IsConflict(err) {
+		return operationNotAllowed("Operation is not allowed: the agent pool changed while it was being deleted; retry.")
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, true)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Server) abortAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	if err != nil {
+		return err
+	}
+	return s.abort(w, r, pool.Spec.Operation, pool.Status.CompletedOperation)
+}
+
+func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolUpgradeProfile{
+		ID:   to.Ptr(pool.Spec.ResourceID + "/upgradeProfiles/default"),
+		Name: to.Ptr("default"),
+		Type: to.Ptr(armid.AgentPoolType + "/upgradeProfiles"),
+		Properties: &armcontainerservice.AgentPoolUpgradeProfileProperties{
+			KubernetesVersion:      to.Ptr(strings.TrimPrefix(version.Kubernetes, "v")),
+			OSType:                 to.Ptr(armcontainerservice.OSTypeLinux),
+			Upgrades:               []*armcontainerservice.AgentPoolUpgradeProfilePropertiesUpgradesItem{},
+			LatestNodeImageVersion: to.Ptr(nodepool.DefaultNodeImage),
+		},
+	})
+	return nil
+}
+
+func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, []*armcontainerservice.Machine, error) {
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := s.lookupAgentPool(ctx, mc, p["pool"])
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*armcontainerservice.Machine
+	for i, node := range pool.Status.Nodes {
+		out = append(out, &armcontainerservice.Machine{
+			ID:   to.Ptr(pool.Spec.ResourceID + "/machines/" + node),
+			Name: to.Ptr(node),
+			Type: to.Ptr(armid.AgentPoolType + "/machines"),
+			Properties: &armcontainerservice.MachineProperties{
+				ResourceID: to.Ptr(node),
+				Network: &armcontainerservice.MachineNetworkProperties{IPAddresses: []*armcontainerservice.MachineIPAddress{
+					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(machineIP(i))},
+				}},
+			},
+		})
+	}
+	return pool, out, nil
+}
+
+func machineIP(i int) string {
+	return "10.224." + itoa(i/250) + "." + itoa(4+i%250)
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func (s *Server) listMachines(w http.ResponseWriter, r *http.Request, p params) error {
+	_, ms, err := s.machines(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []*armcontainerservice.Machine{}
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.MachineListResult{Value: ms})
+	return nil
+}
+
+func (s *Server) getMachine(w http.ResponseWriter, r *http.Request, p params) error {
+	_, ms, err := s.machines(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if strings.EqualFold(*m.Name, p["machine"]) {
+			writeJSON(w, http.StatusOK, m)
+			return nil
+		}
+	}
+	return newError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", p["machine"], p["pool"])
+}

@@ -1,0 +1,733 @@
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+// ETagAnnotation holds a resource's current eTag.
+const ETagAnnotation = "slipway.dev/etag"
+
+var clusterName = regexp.MustCompile(`^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$`)
+
+func (s *Server) clusterID(group, name string) string {
+	return armid.ManagedCluster(s.cfg.SubscriptionID, group, name)
+}
+
+func (s *Server) lookupCluster(ctx context.Context, group, name string) (*slipwayv1.ManagedCluster, error) {
+	mc := &slipwayv1.ManagedCluster{}
+	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(s.clusterID(group, name))}, mc)
+	if apierrors.IsNotFound(err) {
+		return nil, resourceNotFound(armid.ManagedClusterType, name, group)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return mc, nil
+}
+
+// busyWith returns the in-progress action of an object, or "".
+func busyWith(op *slipwayv1.OperationRef, completed string) string {
+	if op != nil && op.ID != completed {
+		return op.Action
+	}
+	return ""
+}
+
+// provisioningState derives ARM's provisioningState: the running
+// operation's action, else how the last one ended.
+func provisioningState(op *slipwayv1.OperationRef, completed, ended string) string {
+	if a := busyWith(op, completed); a != "" {
+		return a
+	}
+	if ended == "" {
+		return "Succeeded"
+	}
+	return ended
+}
+
+// poolsOf lists the agent pool objects of a cluster.
+func (s *Server) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]slipwayv1.AgentPool, error) {
+	var list slipwayv1.AgentPoolList
+	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return nil, err
+	}
+	// In the order they were made, as AKS lists them.
+	sort.SliceStable(list.Items, func(i, j int) bool {
+		a, b := list.Items[i].CreationTimestamp, list.Items[j].CreationTimestamp
+		if a.Equal(&b) {
+			return list.Items[i].Spec.Name < list.Items[j].Spec.Name
+		}
+		return a.Before(&b)
+	})
+	return list.Items, nil
+}
+
+// clusterBusy says which operation, on the cluster or one of its pools,
+// blocks a new one.
+func (s *Server) clusterBusy(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+	if a := busyWith(mc.Spec.Operation, mc.Status.CompletedOperation); a != "" {
+		return operationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
+	}
+	pools, err := s.poolsOf(ctx, mc)
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" {
+			return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
+		}
+	}
+	return nil
+}
+
+// renderCluster builds the ARM ManagedCluster a client sees.
+func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
+	var out armcontainerservice.ManagedCluster
+	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
+		return nil, fmt.Errorf("stored cluster %s: %w", mc.Name, err)
+	}
+	if out.Properties == nil {
+		out.Properties = &armcontainerservice.ManagedClusterProperties{}
+	}
+	p := out.Properties
+	id := mc.Spec.ResourceID
+	segs := strings.Split(id, "/")
+	out.ID, out.Name, out.Type = to.Ptr(id), to.Ptr(segs[len(segs)-1]), to.Ptr(armid.ManagedClusterType)
+	if etag := mc.Annotations[ETagAnnotation]; etag != "" {
+		out.ETag = to.Ptr(etag)
+	}
+	p.ProvisioningState = to.Ptr(provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState))
+	power := armcontainerservice.CodeRunning
+	if mc.Status.PowerState == string(armcontainerservice.CodeStopped) {
+		power = armcontainerservice.CodeStopped
+	}
+	p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(power)}
+	p.CurrentKubernetesVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+	p.Fqdn = to.Ptr(clusterFQDN(mc))
+	p.AzurePortalFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", ".portal.hcp.", 1))
+	p.MaxAgentPools = to.Ptr[int32](100)
+	p.ResourceUID = to.Ptr(string(mc.UID))
+	// az needs servicePrincipalProfile on every cluster it reads; AKS
+	// shows "msi" for clusters with a managed identity and never a secret.
+	if p.ServicePrincipalProfile == nil || out.Identity != nil {
+		p.ServicePrincipalProfile = &armcontainerservice.ManagedClusterServicePrincipalProfile{ClientID: to.Ptr("msi")}
+	}
+	p.ServicePrincipalProfile.Secret = nil
+	if out.Identity != nil && out.Identity.Type != nil && *out.Identity.Type == armcontainerservice.ResourceIdentityTypeSystemAssigned {
+		out.Identity.PrincipalID = to.Ptr(guidFrom(id + "/identity"))
+		out.Identity.TenantID = to.Ptr(s.cfg.TenantID)
+	}
+	pools, err := s.poolsOf(ctx, mc)
+	if err != nil {
+		return nil, err
+	}
+	p.AgentPoolProfiles = nil
+	for i := range pools {
+		props, err := s.renderPoolProperties(&pools[i])
+		if err != nil {
+			return nil, err
+		}
+		var profile armcontainerservice.ManagedClusterAgentPoolProfile
+		if err := convert(props, &profile); err != nil {
+			return nil, err
+		}
+		profile.Name = to.Ptr(pools[i].Spec.Name)
+		p.AgentPoolProfiles = append(p.AgentPoolProfiles, &profile)
+	}
+	return &out, nil
+}
+
+// clusterFQDN is the API server's DNS name, shaped as AKS's
+// (<dnsPrefix>-<hash>.hcp.<location>.azmk8s.io) under Slipway's domain.
+func clusterFQDN(mc *slipwayv1.ManagedCluster) string {
+	var r struct {
+		Location   string `json:"location"`
+		Properties struct {
+			DNSPrefix string `json:"dnsPrefix"`
+		} `json:"properties"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &r)
+	return fmt.Sprintf("%s-%s.hcp.%s.slipway.local", strings.ToLower(r.Properties.DNSPrefix), strings.ToLower(mc.Name[1:9]), r.Location)
+}
+
+// ClusterFQDN is clusterFQDN for the controllers, which give it to the
+// hosting layer for the API server's certificate.
+func ClusterFQDN(mc *slipwayv1.ManagedCluster) string { return clusterFQDN(mc) }
+
+func guidFrom(s string) string {
+	sum := armid.Label(s) + armid.Label(s+"#")
+	return fmt.Sprintf("%s-%s-4%s-a%s-%s", sum[0:8], sum[8:12], sum[13:16], sum[17:20], sum[20:32])
+}
+
+// convert moves a value between SDK model types that share JSON names.
+func convert(from, to any) error {
+	data, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, to)
+}
+
+func (s *Server) listManagedClusters(w http.ResponseWriter, r *http.Request, p params) error {
+	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace)}
+	if group, ok := p["rg"]; ok {
+		if _, err := s.lookupResourceGroup(r.Context(), group); err != nil {
+			return err
+		}
+		opts = append(opts, client.MatchingLabels{slipwayv1.LabelResourceGroup: armid.Label(group)})
+	}
+	var list slipwayv1.ManagedClusterList
+	if err := s.cfg.Client.List(r.Context(), &list, opts...); err != nil {
+		return err
+	}
+	value := []*armcontainerservice.ManagedCluster{}
+	for i := range list.Items {
+		mc, err := s.renderCluster(r.Context(), &list.Items[i])
+		if err != nil {
+			return err
+		}
+		value = append(value, mc)
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.ManagedClusterListResult{Value: value})
+	return nil
+}
+
+func (s *Server) getManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	out, err := s.renderCluster(r.Context(), mc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// checkETag applies If-Match and If-None-Match.
+func checkETag(r *http.Request, current string, exists bool) error {
+	if m := r.Header.Get("If-Match"); m != "" {
+		if !exists || (m != "*" && strings.Trim(m, `"`) != current) {
+			return newError(http.StatusPreconditionFailed, "PreconditionFailed", "", "The condition specified by If-Match (%s) was not met: the resource's eTag is %q.", m, current)
+		}
+	}
+	if m := r.Header.Get("If-None-Match"); m != "" && exists {
+		if m == "*" || strings.Trim(m, `"`) == current {
+			return newError(http.StatusPreconditionFailed, "PreconditionFailed", "", "The condition specified by If-None-Match (%s) was not met: the resource exists.", m)
+		}
+	}
+	return nil
+}
+
+func (s *Server) putManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	group, name := p["rg"], p["cluster"]
+	if !clusterName.MatchString(name) {
+		return invalidParameter("resourceName", "The value of parameter resourceName is invalid: %q. It must be 1-63 letters, digits, '-' and '_', starting and ending with a letter or digit.", name)
+	}
+	if _, err := s.lookupResourceGroup(ctx, group); err != nil {
+		return err
+	}
+	var in armcontainerservice.ManagedCluster
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	existing, err := s.lookupCluster(ctx, group, name)
+	exists := err == nil
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	etag := ""
+	if exists {
+		etag = existing.Annotations[ETagAnnotation]
+	}
+	if err := checkETag(r, etag, exists); err != nil {
+		return err
+	}
+	if exists && existing.DeletionTimestamp != nil {
+		return operationNotAllowed("Operation is not allowed: Another operation (Deleting) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+	}
+	var old *armcontainerservice.ManagedCluster
+	if exists {
+		if err := s.clusterBusy(ctx, existing); err != nil {
+			return err
+		}
+		old = &armcontainerservice.ManagedCluster{}
+		if err := json.Unmarshal(existing.Spec.Resource.Raw, old); err != nil {
+			return err
+		}
+	}
+	if err := s.normalizeCluster(ctx, group, name, &in, old); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(&in)
+	if err != nil {
+		return err
+	}
+	action := "Creating"
+	if exists {
+		action = "Updating"
+	}
+	id := s.clusterID(group, name)
+	op, err := s.startOperation(ctx, id, action, *in.Location, false)
+	if err != nil {
+		return err
+	}
+	ref := &slipwayv1.OperationRef{ID: op.Name, Action: action}
+	var mc *slipwayv1.ManagedCluster
+	if exists {
+		mc = existing
+		mc.Spec.Resource = runtime.RawExtension{Raw: raw}
+		mc.Spec.Operation = ref
+		mc.Annotations[ETagAnnotation] = newOperationID()
+		err = s.cfg.Client.Update(ctx, mc)
+	} else {
+		mc = &slipwayv1.ManagedCluster{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: armid.ObjectName(id), Namespace: slipwayv1.Namespace,
+				Labels: map[string]string{
+					slipwayv1.LabelSubscription:  armid.Label(s.cfg.SubscriptionID),
+					slipwayv1.LabelResourceGroup: armid.Label(group),
+				},
+				Annotations: map[string]string{ETagAnnotation: newOperationID()},
+				Finalizers:  []string{slipwayv1.Finalizer},
+			},
+			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Operation: ref},
+		}
+		err = s.cfg.Client.Create(ctx, mc)
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+		return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+	}
+	if err != nil {
+		return err
+	}
+	out, err := s.renderCluster(ctx, mc)
+	if err != nil {
+		return err
+	}
+	// The pools do not exist yet on create: show the requested ones.
+	if !exists {
+		out.Properties.AgentPoolProfiles = in.Properties.AgentPoolProfiles
+		for _, ap := range out.Properties.AgentPoolProfiles {
+			ap.ProvisioningState = to.Ptr(action)
+		}
+	}
+	s.accepted(w, r, op, providerContainerService, false)
+	status := http.StatusOK
+	if !exists {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+// normalizeCluster validates a PUT body and applies AKS's defaults. old is
+// the stored cluster on update.
+func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, old *armcontainerservice.ManagedCluster) error {
+	if in.Location == nil || *in.Location == "" {
+		if old == nil {
+			return badRequest("LocationRequired", "location", "The location property is required for this definition.")
+		}
+		in.Location = old.Location
+	}
+	in.Location = to.Ptr(normalizeLocation(*in.Location))
+	if old != nil && *in.Location != *old.Location {
+		return invalidParameter("location", "Changing property 'location' is not allowed: the cluster is in %s.", *old.Location)
+	}
+	in.ID, in.Name, in.Type, in.SystemData, in.ETag = nil, nil, nil, nil, nil
+	if in.Properties == nil {
+		return invalidParameter("properties", "The request must have properties.")
+	}
+	p := in.Properties
+	if p.DNSPrefix == nil || *p.DNSPrefix == "" {
+		if old != nil {
+			p.DNSPrefix = old.Properties.DNSPrefix
+		} else {
+			p.DNSPrefix = to.Ptr(defaultDNSPrefix(name, group, s.cfg.SubscriptionID))
+		}
+	}
+	if old != nil && !strings.EqualFold(*p.DNSPrefix, deref(old.Properties.DNSPrefix)) {
+		return &Error{Status: http.StatusBadRequest, Code: "PropertyChangeNotAllowed", Target: "dnsPrefix",
+			Message: fmt.Sprintf("Changing property 'dnsPrefix' is not allowed. Provided value is %s, please use current value %s.", *p.DNSPrefix, deref(old.Properties.DNSPrefix))}
+	}
+	if p.KubernetesVersion == nil || *p.KubernetesVersion == "" {
+		p.KubernetesVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+	}
+	if err := nodepool.ValidateVersion(*p.KubernetesVersion, "kubernetesVersion"); err != nil {
+		return fromInvalid(err)
+	}
+	if p.NodeResourceGroup == nil || *p.NodeResourceGroup == "" {
+		if old != nil {
+			p.NodeResourceGroup = old.Properties.NodeResourceGroup
+		} else {
+			p.NodeResourceGroup = to.Ptr(fmt.Sprintf("MC_%s_%s_%s", group, name, *in.Location))
+		}
+	}
+	if p.EnableRBAC == nil {
+		p.EnableRBAC = to.Ptr(true)
+	}
+	if in.Identity == nil && p.ServicePrincipalProfile == nil {
+		in.Identity = &armcontainerservice.ManagedClusterIdentity{Type: to.Ptr(armcontainerservice.ResourceIdentityTypeSystemAssigned)}
+	}
+	if p.ServicePrincipalProfile != nil {
+		p.ServicePrincipalProfile.Secret = nil // never stored, never shown
+	}
+	if in.SKU == nil {
+		in.SKU = &armcontainerservice.ManagedClusterSKU{Name: to.Ptr(armcontainerservice.ManagedClusterSKUNameBase), Tier: to.Ptr(armcontainerservice.ManagedClusterSKUTierFree)}
+	}
+	if p.NetworkProfile == nil {
+		p.NetworkProfile = &armcontainerservice.NetworkProfile{}
+	}
+	np := p.NetworkProfile
+	if np.NetworkPlugin == nil || *np.NetworkPlugin == "" {
+		np.NetworkPlugin = to.Ptr(armcontainerservice.NetworkPluginKubenet)
+	}
+	if np.PodCidr == nil || *np.PodCidr == "" {
+		np.PodCidr = to.Ptr("10.244.0.0/16")
+	}
+	if np.ServiceCidr == nil || *np.ServiceCidr == "" {
+		np.ServiceCidr = to.Ptr("10.0.0.0/16")
+	}
+	if np.DNSServiceIP == nil || *np.DNSServiceIP == "" {
+		np.DNSServiceIP = to.Ptr("10.0.0.10")
+	}
+	p.ProvisioningState, p.PowerState, p.Fqdn, p.AzurePortalFQDN, p.CurrentKubernetesVersion = nil, nil, nil, nil, nil
+	p.MaxAgentPools, p.PrivateFQDN, p.ResourceUID = nil, nil, nil
+
+	// Agent pools: required on create; on update, those listed are created
+	// or updated and the others left alone, as AKS does.
+	if old == nil && len(p.AgentPoolProfiles) == 0 {
+		return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+	}
+	seen := map[string]bool{}
+	hasSystem := false
+	for _, ap := range p.AgentPoolProfiles {
+		if ap == nil {
+			return invalidParameter("agentPoolProfiles", "The value of parameter agentPoolProfiles is invalid: an entry is null.")
+		}
+		poolName := deref(ap.Name)
+		if err := nodepool.ValidateName(poolName); err != nil {
+			return fromInvalid(err)
+		}
+		if seen[poolName] {
+			return invalidParameter("agentPoolProfile.name", "The value of parameter agentPoolProfile.name is invalid: pool %s is listed twice.", poolName)
+		}
+		seen[poolName] = true
+		var props nodepool.Properties
+		if err := convert(ap, &props); err != nil {
+			return err
+		}
+		nodepool.Default(&props)
+		if err := nodepool.Validate(&props); err != nil {
+			return fromInvalid(err)
+		}
+		if *props.Mode == armcontainerservice.AgentPoolModeSystem {
+			hasSystem = true
+		}
+		if err := convert(&props, ap); err != nil {
+			return err
+		}
+		ap.Name = to.Ptr(poolName)
+	}
+	if old == nil && !hasSystem {
+		return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+	}
+	return nil
+}
+
+func defaultDNSPrefix(name, group, sub string) string {
+	prefix := fmt.Sprintf("%s-%s-%s", name, group, strings.ReplaceAll(sub, "-", "")[:6])
+	prefix = regexp.MustCompile(`[^a-zA-Z0-9-]`).ReplaceAllString(prefix, "")
+	if len(prefix) > 54 {
+		prefix = prefix[:54]
+	}
+	return strings.Trim(prefix, "-")
+}
+
+func fromInvalid(err error) error {
+	if inv, ok := err.(*nodepool.Invalid); ok {
+		return &Error{Status: http.StatusBadRequest, Code: inv.Code, Target: inv.Target, Message: inv.Message}
+	}
+	return err
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// patchManagedCluster updates tags, the one thing PATCH changes.
+func (s *Server) patchManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	if err := checkETag(r, mc.Annotations[ETagAnnotation], true); err != nil {
+		return err
+	}
+	var body struct {
+		Tags map[string]*string `json:"tags"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	var stored armcontainerservice.ManagedCluster
+	if err := json.Unmarshal(mc.Spec.Resource.Raw, &stored); err != nil {
+		return err
+	}
+	stored.Tags = body.Tags
+	raw, err := json.Marshal(&stored)
+	if err != nil {
+		return err
+	}
+	mc.Spec.Resource = runtime.RawExtension{Raw: raw}
+	mc.Annotations[ETagAnnotation] = newOperationID()
+	if err := s.cfg.Client.Update(ctx, mc); err != nil {
+		if apierrors.IsConflict(err) {
+			return operationNotAllowed("Operation is not allowed: the cluster changed while its tags were updated; retry.")
+		}
+		return err
+	}
+	out, err := s.renderCluster(ctx, mc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// deleteManagedCluster starts the deletion; it takes over from any running
+// operation, as AKS lets a delete do.
+func (s *Server) deleteManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if isNotFound(err) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var op *slipwayv1.Operation
+	if mc.DeletionTimestamp != nil && mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
+		op, err = s.getOperation(ctx, mc.Spec.Operation.ID)
+	} else {
+		var loc struct {
+			Location string `json:"location"`
+		}
+		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
+		op, err = s.startOperation(ctx, mc.Spec.ResourceID, "Deleting", loc.Location, true)
+		if err == nil {
+			mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
+			err = s.cfg.Client.Update(ctx, mc)
+		}
+		if err == nil {
+			err = s.cfg.Client.Delete(ctx, mc)
+		}
+	}
+	if apierrors.IsConflict(err) {
+		return operationNotAllowed("Operation is not allowed: the cluster changed while it was being deleted; retry.")
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, true)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// startStopCluster is POST .../start and .../stop.
+func (s *Server) startStopCluster(stop bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		ctx := r.Context()
+		mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+		if err != nil {
+			return err
+		}
+		if err := s.clusterBusy(ctx, mc); err != nil {
+			return err
+		}
+		action := "Starting"
+		if stop {
+			action = "Stopping"
+		}
+		var loc struct {
+			Location string `json:"location"`
+		}
+		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
+		op, err := s.startOperation(ctx, mc.Spec.ResourceID, action, loc.Location, false)
+		if err != nil {
+			return err
+		}
+		mc.Spec.Stopped = stop
+		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: action}
+		if err := s.cfg.Client.Update(ctx, mc); err != nil {
+			if apierrors.IsConflict(err) {
+				return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+			}
+			return err
+		}
+		s.accepted(w, r, op, providerContainerService, true)
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+}
+
+// abortCluster is POST .../abort.
+func (s *Server) abortCluster(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	return s.abort(w, r, mc.Spec.Operation, mc.Status.CompletedOperation)
+}
+
+// abort cancels a running operation: the controller that owns it sees the
+// operation Canceled and stops at the next safe point.
+func (s *Server) abort(w http.ResponseWriter, r *http.Request, ref *slipwayv1.OperationRef, completed string) error {
+	if busyWith(ref, completed) == "" {
+		return newError(http.StatusConflict, "OperationNotAllowed", "", "There is no operation in progress to abort.")
+	}
+	op, err := s.getOperation(r.Context(), ref.ID)
+	if err != nil {
+		return err
+	}
+	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
+		return newError(http.StatusConflict, "OperationNotAllowed", "", "The operation already ended %s and cannot be aborted.", op.Status.Status)
+	}
+	if err := s.finishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The operation was aborted by the user."}); err != nil {
+		return err
+	}
+	abortOp, err := s.startOperation(r.Context(), op.Spec.ResourceID, "Canceling", op.Spec.Location, false)
+	if err != nil {
+		return err
+	}
+	if err := s.finishOperation(r.Context(), abortOp, slipwayv1.OperationSucceeded, nil); err != nil {
+		return err
+	}
+	s.accepted(w, r, abortOp, providerContainerService, true)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Server) listCredential(admin bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		group, name := p["rg"], p["cluster"]
+		mc, err := s.lookupCluster(r.Context(), group, name)
+		if err != nil {
+			return err
+		}
+		if mc.Status.HostedCluster == "" {
+			return newError(http.StatusConflict, "OperationNotAllowed", "", "The cluster's control plane is not provisioned yet; retry when the cluster has been created.")
+		}
+		credName, user, ctxName := "clusterUser", "clusterUser_"+group+"_"+name, name
+		if admin {
+			credName, user, ctxName = "clusterAdmin", "clusterAdmin_"+group+"_"+name, name+"-admin"
+		}
+		kubeconfig, err := s.cfg.Credentials.Kubeconfig(mc.Status.HostedCluster, admin, name, user, ctxName)
+		if err != nil {
+			return err
+		}
+		// Value is []byte: encoding/json writes it as standard base64, which
+		// is what the SDK and az decode.
+		writeJSON(w, http.StatusOK, armcontainerservice.CredentialResults{Kubeconfigs: []*armcontainerservice.CredentialResult{{Name: to.Ptr(credName), Value: kubeconfig}}})
+		return nil
+	}
+}
+
+func (s *Server) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	current := strings.TrimPrefix(version.Kubernetes, "v")
+	prof := armcontainerservice.ManagedClusterUpgradeProfile{
+		ID:   to.Ptr(mc.Spec.ResourceID + "/upgradeProfiles/default"),
+		Name: to.Ptr("default"),
+		Type: to.Ptr(armid.ManagedClusterType + "/upgradeprofiles"),
+		Properties: &armcontainerservice.ManagedClusterUpgradeProfileProperties{
+			ControlPlaneProfile: &armcontainerservice.ManagedClusterPoolUpgradeProfile{
+				KubernetesVersion: to.Ptr(current), Name: to.Ptr(""), OSType: to.Ptr(armcontainerservice.OSTypeLinux),
+				Upgrades: []*armcontainerservice.ManagedClusterPoolUpgradeProfileUpgradesItem{},
+			},
+		},
+	}
+	pools, err := s.poolsOf(r.Context(), mc)
+	if err != nil {
+		return err
+	}
+	for _, pool := range pools {
+		prof.Properties.AgentPoolProfiles = append(prof.Properties.AgentPoolProfiles, &armcontainerservice.ManagedClusterPoolUpgradeProfile{
+			KubernetesVersion: to.Ptr(current), Name: to.Ptr(pool.Spec.Name), OSType: to.Ptr(armcontainerservice.OSTypeLinux),
+			Upgrades: []*armcontainerservice.ManagedClusterPoolUpgradeProfileUpgradesItem{},
+		})
+	}
+	writeJSON(w, http.StatusOK, prof)
+	return nil
+}
+
+func (s *Server) getAvailableAgentPoolVersions(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolAvailableVersions{
+		ID:   to.Ptr(mc.Spec.ResourceID + "/availableagentpoolversions"),
+		Name: to.Ptr("default"),
+		Type: to.Ptr(armid.ManagedClusterType + "/availableagentpoolversions"),
+		Properties: &armcontainerservice.AgentPoolAvailableVersionsProperties{AgentPoolVersions: []*armcontainerservice.AgentPoolAvailableVersionsPropertiesAgentPoolVersionsItem{
+			{Default: to.Ptr(true), IsPreview: to.Ptr(false), KubernetesVersion: to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))},
+		}},
+	})
+	return nil
+}
+
+func (s *Server) listKubernetesVersions(w http.ResponseWriter, r *http.Request, p params) error {
+	full := strings.TrimPrefix(version.Kubernetes, "v")
+	writeJSON(w, http.StatusOK, armcontainerservice.KubernetesVersionListResult{Values: []*armcontainerservice.KubernetesVersion{{
+		Version: to.Ptr(version.KubernetesMinor()), IsDefault: to.Ptr(true), IsPreview: to.Ptr(false),
+		Capabilities:  &armcontainerservice.KubernetesVersionCapabilities{SupportPlan: []*armcontainerservice.KubernetesSupportPlan{to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)}},
+		PatchVersions: map[string]*armcontainerservice.KubernetesPatchVersion{full: {Upgrades: []*string{}}},
+	}}})
+	return nil
+}
+
+// listOrchestrators is the older API az aks get-versions uses; the SDK
+// no longer models it.
+func (s *Server) listOrchestrators(w http.ResponseWriter, r *http.Request, p params) error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":   fmt.Sprintf("/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/orchestrators", s.cfg.SubscriptionID, p["loc"]),
+		"name": "default",
+		"type": "Microsoft.ContainerService/locations/orchestrators",
+		"properties": map[string]any{"orchestrators": []any{map[string]any{
+			"orchestratorType": "Kubernetes", "orchestratorVersion": strings.TrimPrefix(version.Kubernetes, "v"),
+			"default": true, "isPreview": false, "upgrades": []any{},
+		}}},
+	})
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package armid builds ARM resource IDs and maps them to the names of the
+// management objects that hold them. ARM names are case-insensitive and allow
+// characters Kubernetes names do not, so objects are named by a hash of the
+// lower-cased ID, and the ID as the user spelled it is kept in the object.
+package armid
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strings"
+)
+
+// Provider namespaces and types, as AKS spells them in IDs.
+const (
+	ContainerService   = "Microsoft.ContainerService"
+	ManagedClusterType = ContainerService + "/managedClusters"
+	AgentPoolType      = ContainerService + "/managedClusters/agentPools"
+)
+
+// ResourceGroup returns a resource group's ID.
+func ResourceGroup(sub, group string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s", sub, group)
+}
+
+// ManagedCluster returns a managed cluster's ID.
+func ManagedCluster(sub, group, name string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourcegroups/%s/providers/%s/%s", sub, group, "Microsoft.ContainerService/managedClusters", name)
+}
+
+// AgentPool returns an agent pool's ID.
+func AgentPool(sub, group, cluster, pool string) string {
+	return ManagedCluster(sub, group, cluster) + "/agentPools/" + pool
+}
+
+// ObjectName is the management object name for an ARM ID.
+func ObjectName(id string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(id)))
+	return "r" + hex.EncodeToString(sum[:10])
+}
+
+// Label is a label value standing for a case-insensitive name.
+func Label(name string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(name)))
+	return hex.EncodeToString(sum[:10])
+}
+
+// NodeHash is the eight-digit number in AKS node and scale-set names
+// (aks-<pool>-<hash>-vmss...), stable for a pool of a cluster.
+func NodeHash(clusterID, pool string) string {
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(clusterID) + "/" + pool))
+	return fmt.Sprintf("%08d", h.Sum32()%100000000)
+}

@@ -1,0 +1,257 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+// AgentPoolReconciler keeps a pool's nodes in its cluster: as many as its
+// count, labelled and sized as AKS's.
+type AgentPoolReconciler struct {
+	Client  client.Client
+	Hosting Hosting
+
+	mu      sync.Mutex
+	clients map[*hosting.Cluster]kubernetes.Interface // a cluster made again under the same ID is a new *Cluster
+}
+
+// SetupWithManager registers the reconciler.
+func (r *AgentPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&slipwayv1.AgentPool{}).
+		Watches(&slipwayv1.ManagedCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var pools slipwayv1.AgentPoolList
+			if err := mgr.GetClient().List(ctx, &pools, client.InNamespace(o.GetNamespace()), client.MatchingLabels{slipwayv1.LabelCluster: o.GetName()}); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for _, p := range pools.Items {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+			}
+			return out
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("agentpool").
+		Complete(r)
+}
+
+// Reconcile brings one pool's nodes to its spec.
+func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pool := &slipwayv1.AgentPool{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	mc := &slipwayv1.ManagedCluster{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: pool.Namespace, Name: pool.Spec.Cluster}, mc)
+	if client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, err
+	}
+	clusterGone := err != nil || mc.DeletionTimestamp != nil
+	if clusterGone {
+		// The cluster controller removes everything; nothing to drain.
+		return ctrl.Result{}, nil
+	}
+	op := pool.Spec.Operation
+	working := busy(op, pool.Status.CompletedOperation)
+	if working {
+		status, err := operationStatus(ctx, r.Client, op.ID)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if status == slipwayv1.OperationCanceled {
+			return ctrl.Result{}, r.finish(ctx, pool, "Canceled", nil)
+		}
+	}
+	if pool.DeletionTimestamp == nil && controllerutil.AddFinalizer(pool, slipwayv1.Finalizer) {
+		if err := r.Client.Update(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	hosted, err := r.Hosting.Get(mc.Status.HostedCluster)
+	if errors.Is(err, hosting.ErrNotFound) || (err == nil && (!hosted.Running() || hosted.Kubelets() == nil)) {
+		// The control plane is being made or started, or is stopped.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	cs, err := r.clientFor(hosted)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return ctrl.Result{}, fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	want := 0
+	if pool.DeletionTimestamp == nil && props.Count != nil {
+		want = int(*props.Count)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + pool.Spec.Name})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	byInstance := map[int]*corev1.Node{}
+	for i := range nodes.Items {
+		if idx, ok := instanceOf(nodes.Items[i].Name); ok {
+			byInstance[idx] = &nodes.Items[i]
+		}
+	}
+	instances := make([]int, 0, len(byInstance))
+	for idx := range byInstance {
+		instances = append(instances, idx)
+	}
+	sort.Ints(instances)
+
+	kubelets := hosted.Kubelets()
+	// Scale in: highest instances go first, as VMSS scale-in does.
+	for len(instances) > want {
+		last := instances[len(instances)-1]
+		if err := kubelets.Remove(ctx, byInstance[last].Name); err != nil {
+			return ctrl.Result{}, err
+		}
+		instances = instances[:len(instances)-1]
+	}
+	// Scale out: new instances take the next IDs.
+	hash := armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name)
+	next := 0
+	if len(instances) > 0 {
+		next = instances[len(instances)-1] + 1
+	}
+	var nodeRG struct {
+		Properties struct {
+			NodeResourceGroup string `json:"nodeResourceGroup"`
+		} `json:"properties"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &nodeRG)
+	image := pool.Status.NodeImageVersion
+	if image == "" {
+		image = nodepool.DefaultNodeImage
+	}
+	for len(instances) < want {
+		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup,
+			NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
+		if err := kubelets.Register(ctx, spec.Node()); err != nil {
+			return ctrl.Result{}, err
+		}
+		instances = append(instances, next)
+		next++
+	}
+
+	if pool.DeletionTimestamp != nil {
+		if working {
+			if err := endOperation(ctx, r.Client, op.ID, slipwayv1.OperationSucceeded, nil); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		controllerutil.RemoveFinalizer(pool, slipwayv1.Finalizer)
+		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, pool))
+	}
+
+	// Observe.
+	nodes, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + pool.Spec.Name})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var names []string
+	ready := int32(0)
+	for _, n := range nodes.Items {
+		names = append(names, n.Name)
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	sort.Strings(names)
+	changed := strings.Join(names, ",") != strings.Join(pool.Status.Nodes, ",") || ready != pool.Status.ReadyNodes || pool.Status.NodeImageVersion != image
+	pool.Status.Nodes, pool.Status.ReadyNodes, pool.Status.NodeImageVersion = names, ready, image
+	if working && len(names) == want && int(ready) == want {
+		return ctrl.Result{}, r.finish(ctx, pool, "Succeeded", nil)
+	}
+	if changed {
+		if err := r.Client.Status().Update(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if working || int(ready) != want {
+		return ctrl.Result{RequeueAfter: 300 * time.Millisecond}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// finish ends the pool's part of its current operation; the operation
+// itself ends here only when it is the pool's own (a cluster's operation is
+// ended by the cluster controller once every pool is done).
+func (r *AgentPoolReconciler) finish(ctx context.Context, pool *slipwayv1.AgentPool, state string, e *slipwayv1.ErrorDetail) error {
+	op := &slipwayv1.Operation{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: pool.Spec.Operation.ID}, op); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	if strings.EqualFold(op.Spec.ResourceID, pool.Spec.ResourceID) {
+		opStatus := map[string]string{"Succeeded": slipwayv1.OperationSucceeded, "Failed": slipwayv1.OperationFailed, "Canceled": slipwayv1.OperationCanceled}[state]
+		if err := endOperation(ctx, r.Client, pool.Spec.Operation.ID, opStatus, e); err != nil {
+			return err
+		}
+	}
+	pool.Status.CompletedOperation = pool.Spec.Operation.ID
+	pool.Status.ProvisioningState = state
+	pool.Status.ProvisioningError = e
+	return r.Client.Status().Update(ctx, pool)
+}
+
+func (r *AgentPoolReconciler) clientFor(c *hosting.Cluster) (kubernetes.Interface, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cs, ok := r.clients[c]; ok {
+		return cs, nil
+	}
+	cfg, err := c.RESTConfig(hosting.Admin)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if r.clients == nil {
+		r.clients = map[*hosting.Cluster]kubernetes.Interface{}
+	}
+	r.clients[c] = cs
+	return cs, nil
+}
+
+// instanceOf parses the instance number from "aks-<pool>-<hash>-vmss000003".
+func instanceOf(node string) (int, bool) {
+	i := strings.LastIndex(node, "vmss")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(node[i+4:])
+	return n, err == nil
+}

@@ -1,0 +1,242 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+// ClusterReconciler runs a managed cluster's control plane.
+type ClusterReconciler struct {
+	Client  client.Client
+	Hosting Hosting
+	// FQDN names a cluster's API server, as the ARM layer shows it.
+	FQDN func(*slipwayv1.ManagedCluster) string
+	// NewAgentPool builds a new pool object (the ARM layer's shape).
+	NewAgentPool func(mc *slipwayv1.ManagedCluster, name string, properties []byte, op *slipwayv1.OperationRef) *slipwayv1.AgentPool
+}
+
+// SetupWithManager registers the reconciler.
+func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&slipwayv1.ManagedCluster{}).
+		Watches(&slipwayv1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*slipwayv1.AgentPool).Spec.Cluster}}}
+		}), builder.WithPredicates()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("managedcluster").
+		Complete(r)
+}
+
+// Reconcile brings one cluster to its desired state.
+func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	mc := &slipwayv1.ManagedCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if mc.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.delete(ctx, mc)
+	}
+	if controllerutil.AddFinalizer(mc, slipwayv1.Finalizer) {
+		if err := r.Client.Update(ctx, mc); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	op := mc.Spec.Operation
+	working := busy(op, mc.Status.CompletedOperation)
+	if working {
+		status, err := operationStatus(ctx, r.Client, op.ID)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if status == slipwayv1.OperationCanceled {
+			return ctrl.Result{}, r.finish(ctx, mc, "Canceled", nil)
+		}
+	}
+
+	hosted, err := r.Hosting.Get(mc.Name)
+	if errors.Is(err, hosting.ErrNotFound) {
+		if !working {
+			return ctrl.Result{}, nil // created and deleted under us; nothing to run
+		}
+		setProgress(ctx, r.Client, op.ID, 10)
+		hosted, err = r.Hosting.Create(ctx, hosting.ClusterSpec{ID: mc.Name, Name: clusterName(mc), FQDN: r.FQDN(mc)})
+		if err != nil && hosted == nil {
+			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneProvisioningFailed", err))
+		}
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if mc.Status.HostedCluster != hosted.ID() {
+		mc.Status.HostedCluster = hosted.ID()
+		if err := r.Client.Status().Update(ctx, mc); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	// Power state: the control plane runs unless the user stopped it.
+	if mc.Spec.Stopped {
+		if hosted.Running() {
+			if err := hosted.Stop(ctx); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	} else if !hosted.Running() {
+		if err := hosted.Start(ctx); err != nil {
+			if working {
+				return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneStartFailed", err))
+			}
+			return ctrl.Result{}, err
+		}
+	}
+	power := string(armcontainerservice.CodeRunning)
+	if mc.Spec.Stopped {
+		power = string(armcontainerservice.CodeStopped)
+	}
+	if mc.Status.PowerState != power || mc.Status.CurrentKubernetesVersion == "" {
+		mc.Status.PowerState = power
+		mc.Status.CurrentKubernetesVersion = strings.TrimPrefix(version.Kubernetes, "v")
+		if err := r.Client.Status().Update(ctx, mc); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if !working {
+		return ctrl.Result{}, nil
+	}
+
+	switch op.Action {
+	case "Creating", "Updating":
+		setProgress(ctx, r.Client, op.ID, 50)
+		done, failed, err := r.syncPools(ctx, mc)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if failed != nil {
+			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failed)
+		}
+		if !done {
+			return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, nil
+		}
+	}
+	return ctrl.Result{}, r.finish(ctx, mc, "Succeeded", nil)
+}
+
+func clusterName(mc *slipwayv1.ManagedCluster) string {
+	return mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]
+}
+
+// syncPools creates or updates the pools the cluster's PUT listed, and
+// reports whether all of them have carried out this operation.
+func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.ManagedCluster) (done bool, failed *slipwayv1.ErrorDetail, err error) {
+	var desired armcontainerservice.ManagedCluster
+	if err := json.Unmarshal(mc.Spec.Resource.Raw, &desired); err != nil {
+		return false, nil, err
+	}
+	if desired.Properties == nil {
+		return true, nil, nil
+	}
+	done = true
+	for _, profile := range desired.Properties.AgentPoolProfiles {
+		name := *profile.Name
+		profile.Name = nil
+		props, err := json.Marshal(profile)
+		if err != nil {
+			return false, nil, err
+		}
+		key := client.ObjectKey{Namespace: slipwayv1.Namespace, Name: r.NewAgentPool(mc, name, nil, nil).Name}
+		pool := &slipwayv1.AgentPool{}
+		err = r.Client.Get(ctx, key, pool)
+		switch {
+		case apierrors.IsNotFound(err):
+			pool = r.NewAgentPool(mc, name, props, mc.Spec.Operation)
+			controllerutil.AddFinalizer(pool, slipwayv1.Finalizer)
+			if err := r.Client.Create(ctx, pool); err != nil {
+				return false, nil, err
+			}
+			done = false
+			continue
+		case err != nil:
+			return false, nil, err
+		}
+		if pool.Spec.Operation == nil || pool.Spec.Operation.ID != mc.Spec.Operation.ID {
+			pool.Spec.Properties.Raw = props
+			pool.Spec.Operation = mc.Spec.Operation
+			if err := r.Client.Update(ctx, pool); err != nil {
+				return false, nil, err
+			}
+			done = false
+			continue
+		}
+		if pool.Status.CompletedOperation != mc.Spec.Operation.ID {
+			done = false
+			continue
+		}
+		if pool.Status.ProvisioningState == "Failed" && failed == nil {
+			failed = pool.Status.ProvisioningError
+		}
+	}
+	return done, failed, nil
+}
+
+// finish ends the cluster's current operation.
+func (r *ClusterReconciler) finish(ctx context.Context, mc *slipwayv1.ManagedCluster, state string, e *slipwayv1.ErrorDetail) error {
+	opStatus := map[string]string{"Succeeded": slipwayv1.OperationSucceeded, "Failed": slipwayv1.OperationFailed, "Canceled": slipwayv1.OperationCanceled}[state]
+	if err := endOperation(ctx, r.Client, mc.Spec.Operation.ID, opStatus, e); err != nil {
+		return err
+	}
+	mc.Status.CompletedOperation = mc.Spec.Operation.ID
+	mc.Status.ProvisioningState = state
+	mc.Status.ProvisioningError = e
+	return r.Client.Status().Update(ctx, mc)
+}
+
+// delete removes the control plane, then the pools, then the object.
+func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+	if !controllerutil.ContainsFinalizer(mc, slipwayv1.Finalizer) {
+		return nil
+	}
+	if err := r.Hosting.Delete(ctx, mc.Name); err != nil && !errors.Is(err, hosting.ErrNotFound) {
+		return fmt.Errorf("deleting control plane of %s: %w", mc.Spec.ResourceID, err)
+	}
+	var pools slipwayv1.AgentPoolList
+	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return err
+	}
+	for i := range pools.Items {
+		p := &pools.Items[i]
+		if controllerutil.RemoveFinalizer(p, slipwayv1.Finalizer) {
+			if err := r.Client.Update(ctx, p); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+		if err := r.Client.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
+		if err := endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil); err != nil {
+			return err
+		}
+	}
+	controllerutil.RemoveFinalizer(mc, slipwayv1.Finalizer)
+	return client.IgnoreNotFound(r.Client.Update(ctx, mc))
+}

@@ -1,0 +1,84 @@
+// Package controller holds Slipway's reconcilers: they carry out what the ARM
+// front door records in the management objects (create, update, scale, stop,
+// start, delete) against the hosting layer and the simulated nodes, and end
+// the operations clients poll.
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/hosting"
+)
+
+// Hosting is what the controllers need of the hosting layer.
+type Hosting interface {
+	Get(id string) (*hosting.Cluster, error)
+	Create(ctx context.Context, spec hosting.ClusterSpec) (*hosting.Cluster, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// operationStatus returns an operation's status; a missing operation counts
+// as canceled, so nothing waits on it forever.
+func operationStatus(ctx context.Context, c client.Client, id string) (string, error) {
+	op := &slipwayv1.Operation{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op)
+	if apierrors.IsNotFound(err) {
+		return slipwayv1.OperationCanceled, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if op.Status.Status == "" {
+		return slipwayv1.OperationInProgress, nil
+	}
+	return op.Status.Status, nil
+}
+
+// endOperation records how an operation ended, unless it already has (an
+// abort ends it first).
+func endOperation(ctx context.Context, c client.Client, id, status string, e *slipwayv1.ErrorDetail) error {
+	op := &slipwayv1.Operation{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
+		return nil
+	}
+	now := metav1.Now()
+	op.Status.Status, op.Status.EndTime, op.Status.Error, op.Status.PercentComplete = status, &now, e, 100
+	if op.Status.StartTime.IsZero() {
+		op.Status.StartTime = op.CreationTimestamp
+	}
+	if err := c.Status().Update(ctx, op); err != nil {
+		return fmt.Errorf("ending operation %s: %w", id, err)
+	}
+	return nil
+}
+
+// setProgress records percentComplete on a running operation.
+func setProgress(ctx context.Context, c client.Client, id string, percent int32) {
+	op := &slipwayv1.Operation{}
+	if c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op) != nil {
+		return
+	}
+	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress || op.Status.PercentComplete >= percent {
+		return
+	}
+	op.Status.PercentComplete = percent
+	_ = c.Status().Update(ctx, op)
+}
+
+func busy(ref *slipwayv1.OperationRef, completed string) bool {
+	return ref != nil && ref.ID != completed
+}
+
+// failure turns an error into the ARM error an operation ends with.
+func failure(code string, err error) *slipwayv1.ErrorDetail {
+	return &slipwayv1.ErrorDetail{Code: code, Message: err.Error()}
+}

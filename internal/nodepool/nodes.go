@@ -1,0 +1,103 @@
+package nodepool
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/slipway-dev/slipway/internal/simnode"
+	"github.com/slipway-dev/slipway/internal/vmsize"
+)
+
+// NodeName is AKS's name for instance i of a pool's scale set.
+func NodeName(pool, hash string, instance int) string {
+	return fmt.Sprintf("aks-%s-%s-vmss%06d", pool, hash, instance)
+}
+
+// ParseTaint parses AKS's "key=value:Effect" taint syntax.
+func ParseTaint(s string) (corev1.Taint, error) {
+	kv, effect, ok := strings.Cut(s, ":")
+	if !ok {
+		return corev1.Taint{}, fmt.Errorf("taint %q is not key=value:Effect", s)
+	}
+	key, value, _ := strings.Cut(kv, "=")
+	switch corev1.TaintEffect(effect) {
+	case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	default:
+		return corev1.Taint{}, fmt.Errorf("taint %q: effect must be NoSchedule, PreferNoSchedule or NoExecute", s)
+	}
+	if key == "" {
+		return corev1.Taint{}, fmt.Errorf("taint %q has no key", s)
+	}
+	return corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect)}, nil
+}
+
+// NodeSpec describes node instance of a pool.
+type NodeSpec struct {
+	Pool        string
+	Hash        string
+	Instance    int
+	Cluster     string // the cluster's node resource group, as AKS labels it
+	NodeImage   string
+	KubeVersion string
+	Properties  *Properties
+}
+
+// Node returns the simulated node of an instance, labelled as AKS labels
+// its nodes.
+func (n NodeSpec) Node() simnode.Node {
+	p := n.Properties
+	size, _ := vmsize.Lookup(deref(p.VMSize))
+	name := NodeName(n.Pool, n.Hash, n.Instance)
+	labels := map[string]string{
+		"agentpool":                                               n.Pool,
+		"kubernetes.azure.com/agentpool":                          n.Pool,
+		"kubernetes.azure.com/mode":                               strings.ToLower(string(deref(p.Mode))),
+		"kubernetes.azure.com/role":                               "agent",
+		"kubernetes.azure.com/cluster":                            n.Cluster,
+		"kubernetes.azure.com/node-image-version":                 n.NodeImage,
+		"kubernetes.azure.com/os-sku":                             string(deref(p.OSSKU)),
+		"kubernetes.azure.com/storageprofile":                     "managed",
+		"node.kubernetes.io/instance-type":                        size.Name,
+		"beta.kubernetes.io/instance-type":                        size.Name,
+		"kubernetes.io/os":                                        "linux",
+		"kubernetes.io/arch":                                      "amd64",
+		"kubernetes.io/hostname":                                  name,
+		"kubernetes.azure.com/consolidated-additional-properties": "",
+	}
+	delete(labels, "kubernetes.azure.com/consolidated-additional-properties")
+	for k, v := range p.NodeLabels {
+		labels[k] = deref(v)
+	}
+	var taints []corev1.Taint
+	for _, t := range p.NodeTaints {
+		if taint, err := ParseTaint(deref(t)); err == nil {
+			taints = append(taints, taint)
+		}
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              *resource.NewQuantity(int64(size.VCPUs), resource.DecimalSI),
+		corev1.ResourceMemory:           *resource.NewQuantity(int64(size.MemoryGiB*(1<<30)), resource.BinarySI),
+		corev1.ResourcePods:             *resource.NewQuantity(int64(deref(p.MaxPods)), resource.DecimalSI),
+		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(deref(p.OSDiskSizeGB))<<30, resource.BinarySI),
+	}
+	return simnode.Node{
+		Name:        name,
+		Labels:      labels,
+		Taints:      taints,
+		Capacity:    capacity,
+		Allocatable: capacity,
+		NodeInfo: corev1.NodeSystemInfo{
+			OSImage:                 "Ubuntu 22.04.5 LTS",
+			KernelVersion:           "5.15.0-1079-azure",
+			ContainerRuntimeVersion: "containerd://1.7.27-1",
+			KubeletVersion:          "v" + strings.TrimPrefix(n.KubeVersion, "v"),
+			OperatingSystem:         "linux",
+			Architecture:            "amd64",
+		},
+		ProviderID: fmt.Sprintf("azure:///subscriptions/slipway/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Cluster, n.Pool, n.Hash, n.Instance),
+		InternalIP: fmt.Sprintf("10.224.%d.%d", n.Instance/250, 4+n.Instance%250),
+	}
+}
