@@ -14,6 +14,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/app"
 	"github.com/slipway-dev/slipway/internal/bench"
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
@@ -105,5 +106,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", filepath.Join(home, ".slipway"), "where Slipway keeps its state")
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS address of the ARM endpoint")
 	cmd.Flags().StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "use this cluster as the management plane instead of hosting one")
+	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
+	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
 	return cmd
 }

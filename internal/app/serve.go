@@ -37,6 +37,9 @@ type Options struct {
 	ManagementKubeconfig string
 	// Executable runs the components; empty means this binary.
 	Executable string
+	// Ports is the port range of hosted control planes; the first hundred
+	// go to the management plane. Zero means hosting's default.
+	Ports hosting.PortRange
 	// Out receives progress and connection instructions.
 	Out io.Writer
 	// Ready, if set, receives the connection once the server answers.
@@ -72,13 +75,22 @@ func Serve(ctx context.Context, o Options) error {
 	conn.ARMEndpoint, conn.AuthorityHost = base+"/", base+"/"
 	conn.LoginEndpoint, conn.CACertFile = identity.ADFSIssuer(base), caFile
 
-	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Kubeconfig: o.ManagementKubeconfig, Executable: o.Executable, Progress: o.Out})
+	if o.Ports == (hosting.PortRange{}) {
+		o.Ports = hosting.DefaultPortRange
+	}
+	if o.Ports.Last-o.Ports.First < 200 {
+		return fmt.Errorf("port range %d-%d: need at least 200 ports", o.Ports.First, o.Ports.Last)
+	}
+	managementPorts := hosting.PortRange{First: o.Ports.First, Last: o.Ports.First + 99}
+	clusterPorts := hosting.PortRange{First: o.Ports.First + 100, Last: o.Ports.Last}
+	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Kubeconfig: o.ManagementKubeconfig,
+		Executable: o.Executable, Progress: o.Out, Ports: managementPorts})
 	if err != nil {
 		return err
 	}
 	defer plane.Close()
 
-	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable})
+	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ func (s *Server) lookupCluster(ctx context.Context, group, name string) (*slipwa
 	mc := &slipwayv1.ManagedCluster{}
 	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(s.clusterID(group, name))}, mc)
 	if apierrors.IsNotFound(err) {
+		if _, gerr := s.lookupResourceGroup(ctx, group); gerr != nil {
+			return nil, gerr
+		}
 		return nil, resourceNotFound(armid.ManagedClusterType, name, group)
 	}
 	if err != nil {

@@ -88,10 +88,77 @@ func (s *Server) getOperation(ctx context.Context, id string) (*slipwayv1.Operat
 	return op, nil
 }
 
+// orphanAfter is how long an operation may run without its resource naming
+// it before it is settled as failed: the front door writes the resource
+// right after the operation, so only a crash in between leaves one behind.
+const orphanAfter = 30 * time.Second
+
+// settle ends an operation whose outcome follows from its resource alone: a
+// delete whose resource is gone succeeded; an operation its resource no
+// longer names (superseded, or never written because of a crash) is over.
+// This keeps every operation terminal even when Slipway died at the worst
+// moment.
+func (s *Server) settle(ctx context.Context, op *slipwayv1.Operation) error {
+	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
+		return nil
+	}
+	current, err := s.currentOperation(ctx, op.Spec.ResourceID)
+	switch {
+	case isNotFound(err) && op.Spec.Deletes:
+		return s.finishOperation(ctx, op, slipwayv1.OperationSucceeded, nil)
+	case isNotFound(err) && time.Since(op.CreationTimestamp.Time) > orphanAfter:
+		return s.finishOperation(ctx, op, slipwayv1.OperationFailed, &slipwayv1.ErrorDetail{Code: "ResourceNotFound", Message: "The resource of this operation no longer exists."})
+	case err != nil:
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	case current != op.Name && time.Since(op.CreationTimestamp.Time) > orphanAfter:
+		return s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "Another operation on the resource took over from this one."})
+	}
+	return nil
+}
+
+// currentOperation returns the ID of the operation a resource names.
+func (s *Server) currentOperation(ctx context.Context, id string) (string, error) {
+	segs := strings.Split(strings.Trim(id, "/"), "/")
+	var ref *slipwayv1.OperationRef
+	switch len(segs) {
+	case 4:
+		g, err := s.lookupResourceGroup(ctx, segs[3])
+		if err != nil {
+			return "", err
+		}
+		ref = g.Spec.Operation
+	case 8, 10:
+		mc, err := s.lookupCluster(ctx, segs[3], segs[7])
+		if err != nil {
+			return "", err
+		}
+		ref = mc.Spec.Operation
+		if len(segs) == 10 {
+			pool, err := s.lookupAgentPool(ctx, mc, segs[9])
+			if err != nil {
+				return "", err
+			}
+			ref = pool.Spec.Operation
+		}
+	default:
+		return "", fmt.Errorf("operation on unknown resource %s", id)
+	}
+	if ref == nil {
+		return "", nil
+	}
+	return ref.ID, nil
+}
+
 // getOperationStatus is the Azure-AsyncOperation URL.
 func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p params) error {
 	op, err := s.getOperation(r.Context(), p["op"])
 	if err != nil {
+		return err
+	}
+	if err := s.settle(r.Context(), op); err != nil {
 		return err
 	}
 	status := op.Status.Status
@@ -126,6 +193,9 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p pa
 func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p params) error {
 	op, err := s.getOperation(r.Context(), p["op"])
 	if err != nil {
+		return err
+	}
+	if err := s.settle(r.Context(), op); err != nil {
 		return err
 	}
 	switch op.Status.Status {

@@ -287,5 +287,36 @@ func describeJSONError(err error) string {
 	case *json.UnmarshalTypeError:
 		return fmt.Sprintf("property '%s' must be of type %s, not %s", e.Field, e.Type, e.Value)
 	}
-	return err.Error()
+	// The SDK's models unmarshal field by field and say where in their
+	// message: "... struct field Properties: ... struct field Count: json:
+	// cannot unmarshal string into Go value of type int32".
+	msg := err.Error()
+	fields := sdkField.FindAllStringSubmatch(msg, -1)
+	if len(fields) == 0 {
+		return msg
+	}
+	var path []string
+	for _, f := range fields {
+		path = append(path, lowerFirst(f[1]))
+	}
+	return fmt.Sprintf("property '%s': %s", strings.Join(path, "."), strings.TrimPrefix(msg[strings.LastIndex(msg, ": ")+2:], "json: "))
+}
+
+var sdkField = regexp.MustCompile(`struct field (\w+)`)
+
+// lowerFirst turns a Go field name into its JSON name as the SDK spells
+// most of them (AgentPoolProfiles -> agentPoolProfiles, VMSize -> vmSize).
+func lowerFirst(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= 'A' && s[i] <= 'Z' {
+		i++
+	}
+	switch {
+	case i == 0:
+		return s
+	case i == 1 || i == len(s):
+		return strings.ToLower(s[:i]) + s[i:]
+	default:
+		return strings.ToLower(s[:i-1]) + s[i-1:]
+	}
 }

@@ -77,6 +77,9 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	op := pool.Spec.Operation
 	working := busy(op, pool.Status.CompletedOperation)
+	if working && op.Action == "Deleting" && pool.DeletionTimestamp == nil {
+		return ctrl.Result{}, nil // the delete itself follows the operation's recording
+	}
 	if working {
 		status, err := operationStatus(ctx, r.Client, op.ID)
 		if err != nil {
@@ -164,13 +167,14 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	if pool.DeletionTimestamp != nil {
-		if working {
-			if err := endOperation(ctx, r.Client, op.ID, slipwayv1.OperationSucceeded, nil); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
 		controllerutil.RemoveFinalizer(pool, slipwayv1.Finalizer)
-		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, pool))
+		if err := client.IgnoreNotFound(r.Client.Update(ctx, pool)); err != nil {
+			return ctrl.Result{}, err
+		}
+		if working {
+			return ctrl.Result{}, endOperation(ctx, r.Client, op.ID, slipwayv1.OperationSucceeded, nil)
+		}
+		return ctrl.Result{}, nil
 	}
 
 	// Observe.

@@ -62,6 +62,9 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	op := mc.Spec.Operation
 	working := busy(op, mc.Status.CompletedOperation)
+	if working && op.Action == "Deleting" {
+		return ctrl.Result{}, nil // the delete itself follows the operation's recording
+	}
 	if working {
 		status, err := operationStatus(ctx, r.Client, op.ID)
 		if err != nil {
@@ -232,11 +235,16 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 			return err
 		}
 	}
-	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
-		if err := endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil); err != nil {
-			return err
-		}
-	}
+	// The object goes before the operation ends, so that a client that
+	// sees the delete succeed never finds the cluster again. A crash in
+	// between is settled by the ARM layer, which reports a delete whose
+	// resource is gone as succeeded.
 	controllerutil.RemoveFinalizer(mc, slipwayv1.Finalizer)
-	return client.IgnoreNotFound(r.Client.Update(ctx, mc))
+	if err := client.IgnoreNotFound(r.Client.Update(ctx, mc)); err != nil {
+		return err
+	}
+	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
+		return endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
+	}
+	return nil
 }

@@ -57,11 +57,12 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if len(clusters.Items) > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	if g.Spec.Operation != nil {
-		if err := endOperation(ctx, r.Client, g.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
 	controllerutil.RemoveFinalizer(g, slipwayv1.Finalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, g))
+	if err := client.IgnoreNotFound(r.Client.Update(ctx, g)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if g.Spec.Operation != nil {
+		return ctrl.Result{}, endOperation(ctx, r.Client, g.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
+	}
+	return ctrl.Result{}, nil
 }

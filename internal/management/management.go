@@ -37,10 +37,6 @@ var crdFiles embed.FS
 // hostedID is the ID of the self-hosted management control plane.
 const hostedID = "management"
 
-// Ports of the self-hosted management plane: a range apart from the
-// clusters', so the two allocators never meet.
-var Ports = hosting.PortRange{First: 19000, Last: 19099}
-
 // Options configure the management plane.
 type Options struct {
 	// DataDir is Slipway's data directory; a self-hosted management plane
@@ -52,6 +48,9 @@ type Options struct {
 	Executable string
 	// Progress receives a line before each slow step.
 	Progress io.Writer
+	// Ports is the port range of a self-hosted management plane: apart
+	// from the clusters', so the two allocators never meet.
+	Ports hosting.PortRange
 }
 
 // Plane is an open management plane.
@@ -91,7 +90,7 @@ func Open(ctx context.Context, o Options) (*Plane, error) {
 		host, err := hosting.New(hosting.Options{
 			DataDir:    filepath.Join(o.DataDir, "management"),
 			Executable: o.Executable,
-			Ports:      Ports,
+			Ports:      o.Ports,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("management plane: %w", err)

@@ -1,0 +1,226 @@
+// Package e2e drives a real `slipway serve` process from the outside, with
+// the official Azure SDK for Go, plain HTTPS and client-go, as users do.
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/slipway-dev/slipway/internal/app"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+// server is one `slipway serve` shared by the package's tests.
+type server struct {
+	t       testing.TB
+	bin     string
+	dataDir string
+	listen  string
+	cmd     *exec.Cmd
+	conn    *app.Connection
+	log     *os.File
+}
+
+var (
+	shared     *server
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+		os.RemoveAll(shared.dataDir)
+	}
+	os.Exit(code)
+}
+
+// serve returns the shared server, starting it on first use.
+func serve(t *testing.T) *server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts slipway serve")
+	}
+	sharedOnce.Do(func() {
+		bin, err := testenv.Binary()
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "slipway-e2e-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared = &server{bin: bin, dataDir: dir, listen: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		sharedErr = shared.start()
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs slipway serve and waits until it answers.
+func (s *server) start() error {
+	logFile, err := os.OpenFile(filepath.Join(s.dataDir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.log = logFile
+	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999")
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if conn, err := app.ReadConnection(filepath.Join(s.dataDir, "connection.json")); err == nil {
+			if resp, err := s.httpClientFor(conn).Get(conn.ARMEndpoint + "metadata/endpoints?api-version=2015-01-01"); err == nil {
+				resp.Body.Close()
+				s.conn = conn
+				return nil
+			}
+		}
+		if s.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logFile.Name())
+	return fmt.Errorf("slipway serve did not come up; its log:\n%s", log)
+}
+
+// kill ends the server as kill -9 would.
+func (s *server) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			s.kill()
+		}
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+}
+
+func (s *server) httpClientFor(conn *app.Connection) *http.Client {
+	pem, err := os.ReadFile(conn.CACertFile)
+	if err != nil {
+		return http.DefaultClient
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+}
+
+func (s *server) httpClient() *http.Client { return s.httpClientFor(s.conn) }
+
+// cloudConfig points the SDK at Slipway.
+func (s *server) cloudConfig() cloud.Configuration {
+	return cloud.Configuration{
+		ActiveDirectoryAuthorityHost: s.conn.AuthorityHost,
+		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: s.conn.ARMEndpoint, Audience: s.conn.Audience},
+		},
+	}
+}
+
+// credential is an azidentity client-secret credential against Slipway's
+// token endpoint, in the tenant (Entra ID) shape.
+func (s *server) credential(t *testing.T, secret string) azcore.TokenCredential {
+	t.Helper()
+	cred, err := azidentity.NewClientSecretCredential(s.conn.TenantID, s.conn.ClientID, secret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            policy.ClientOptions{Cloud: s.cloudConfig(), Transport: s.httpClient()},
+		DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
+}
+
+func (s *server) clientOptions() *arm.ClientOptions {
+	return &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: s.cloudConfig(), Transport: s.httpClient()}}
+}
+
+// token gets an access token with the bootstrap principal.
+func (s *server) token(t *testing.T) string {
+	t.Helper()
+	tok, err := s.credential(t, s.conn.ClientSecret).GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{s.conn.Audience + "/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Token
+}
+
+// do sends a raw ARM request and decodes the ARM error body, if any.
+func (s *server) do(t *testing.T, method, path, token string, body any) (int, armError) {
+	t.Helper()
+	var reader *jsonReader
+	if body != nil {
+		reader = newJSONReader(body)
+	}
+	req, err := http.NewRequest(method, s.conn.ARMEndpoint+path, reader.orNil())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.httpClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error armError `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error
+}
+
+type armError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target"`
+}
