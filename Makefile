@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench vet
+.PHONY: build run test bench bench-arm
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -33,3 +33,8 @@ test: build
 
 bench: build
 	$(BIN) bench cluster --clusters 5 --nodes 10
+
+# ARM figures: PUT to Succeeded of a 3-node cluster, GET latency under load.
+bench-arm: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkCreateCluster -benchtime 5x ./test/e2e
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkGetManagedCluster -benchtime 3000x ./test/e2e

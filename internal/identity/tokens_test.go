@@ -1,0 +1,111 @@
+package identity
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestSigner(t *testing.T, keyFile string, now *time.Time) *Signer {
+	t.Helper()
+	s, err := NewSigner(SignerOptions{
+		KeyFile:  keyFile,
+		Issuers:  []string{"https://127.0.0.1:8443/adfs", "https://127.0.0.1:8443/tenant/v2.0"},
+		Audience: "https://management.slipway.local/",
+		Now:      func() time.Time { return *now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestTokens(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	keyFile := filepath.Join(t.TempDir(), "identity", "signing-key.pem")
+	s := newTestSigner(t, keyFile, &now)
+
+	good, _, err := s.Issue("tenant", "app", "object", "https://management.slipway.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSlash, _, _ := s.Issue("tenant", "app", "object", "https://management.slipway.local")
+	otherAudience, _, _ := s.Issue("tenant", "app", "object", "https://graph.example.com/")
+
+	otherKey := newTestSigner(t, filepath.Join(t.TempDir(), "k.pem"), &now)
+	forged, _, _ := otherKey.Issue("tenant", "app", "object", "https://management.slipway.local/")
+
+	tests := []struct {
+		name    string
+		token   string
+		at      time.Time
+		wantErr error
+	}{
+		{"valid", good, now, nil},
+		{"audience without trailing slash", noSlash, now, nil},
+		{"valid until just before expiry", good, now.Add(TokenLifetime - time.Second), nil},
+		{"expired", good, now.Add(TokenLifetime), ErrExpiredToken},
+		{"wrong audience", otherAudience, now, ErrWrongAudience},
+		{"signed by another key", forged, now, ErrInvalidToken},
+		{"tampered payload", tamper(good), now, ErrInvalidToken},
+		{"not a JWT", "opaque", now, ErrInvalidToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			saved := now
+			now = tt.at
+			defer func() { now = saved }()
+			c, err := s.Verify(tt.token)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verify() = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (c.AppID != "app" || c.ObjectID != "object" || c.TenantID != "tenant") {
+				t.Errorf("claims = %+v", c)
+			}
+		})
+	}
+
+	// The key survives a restart: a new signer over the same file accepts
+	// tokens the old one issued.
+	again := newTestSigner(t, keyFile, &now)
+	if _, err := again.Verify(good); err != nil {
+		t.Errorf("token refused after restart: %v", err)
+	}
+	info, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("signing key mode %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestWrongIssuer(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	s := newTestSigner(t, filepath.Join(dir, "k.pem"), &now)
+	other, err := NewSigner(SignerOptions{KeyFile: filepath.Join(dir, "k.pem"), Issuers: []string{"https://evil.example/"}, Audience: "https://management.slipway.local/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := other.Issue("t", "a", "o", "https://management.slipway.local/")
+	if _, err := s.Verify(tok); !errors.Is(err, ErrWrongIssuer) {
+		t.Errorf("Verify() = %v, want ErrWrongIssuer", err)
+	}
+}
+
+// tamper changes one character of the payload, keeping the signature.
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	p := []byte(parts[1])
+	if p[10] == 'A' {
+		p[10] = 'B'
+	} else {
+		p[10] = 'A'
+	}
+	parts[1] = string(p)
+	return strings.Join(parts, ".")
+}
