@@ -31,6 +31,19 @@ func (s *Server) lookupAgentPool(ctx context.Context, mc *slipwayv1.ManagedClust
 	return pool, nil
 }
 
+// lookupPool finds the pool a request names, through its cluster.
+func (s *Server) lookupPool(ctx context.Context, p params) (*slipwayv1.ManagedCluster, *slipwayv1.AgentPool, error) {
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := s.lookupAgentPool(ctx, mc, p["pool"])
+	if err != nil {
+		return mc, nil, err
+	}
+	return mc, pool, nil
+}
+
 // renderPoolProperties builds the properties a client sees.
 func (s *Server) renderPoolProperties(pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
 	var p nodepool.Properties
@@ -87,11 +100,7 @@ func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
-	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
-	if err != nil {
-		return err
-	}
-	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	_, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -172,12 +181,8 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 			action = "Scaling"
 		}
 	}
-	var loc struct {
-		Location string `json:"location"`
-	}
-	json.Unmarshal(mc.Spec.Resource.Raw, &loc)
 	id := mc.Spec.ResourceID + "/agentPools/" + name
-	op, err := s.startOperation(ctx, id, action, loc.Location, false)
+	op, err := s.startOperation(ctx, id, action, clusterLocation(mc), false)
 	if err != nil {
 		return err
 	}
@@ -275,18 +280,7 @@ func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p param
 		if deref(props.Mode) == armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, pool.Spec.Name) {
 			return badRequest("OperationNotAllowed", "agentPoolName", "The agent pool %s is the cluster's last system pool and cannot be deleted. A cluster must have at least one system pool.", pool.Spec.Name)
 		}
-		var loc struct {
-			Location string `json:"location"`
-		}
-		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
-		op, err = s.startOperation(ctx, pool.Spec.ResourceID, "Deleting", loc.Location, true)
-		if err == nil {
-			pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
-			err = s.cfg.Client.Update(ctx, pool)
-		}
-		if err == nil {
-			err = s.cfg.Client.Delete(ctx, pool)
-		}
+		op, err = s.deleteWithOperation(ctx, pool, &pool.Spec.Operation, pool.Spec.ResourceID, clusterLocation(mc))
 	}
 	if apierrors.IsConflict(err) {
 		return operationNotAllowed("Operation is not allowed: the agent pool changed while it was being deleted; retry.")
@@ -300,11 +294,7 @@ func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p param
 }
 
 func (s *Server) abortAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
-	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
-	if err != nil {
-		return err
-	}
-	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	_, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -312,11 +302,7 @@ func (s *Server) abortAgentPool(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Request, p params) error {
-	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
-	if err != nil {
-		return err
-	}
-	pool, err := s.lookupAgentPool(r.Context(), mc, p["pool"])
+	_, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -335,11 +321,7 @@ func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Reque
 }
 
 func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, []*armcontainerservice.Machine, error) {
-	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
-	if err != nil {
-		return nil, nil, err
-	}
-	pool, err := s.lookupAgentPool(ctx, mc, p["pool"])
+	_, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -46,6 +46,29 @@ func (s *Server) lookupCluster(ctx context.Context, group, name string) (*slipwa
 	return mc, nil
 }
 
+// clusterLocation is the location a cluster was created in.
+func clusterLocation(mc *slipwayv1.ManagedCluster) string {
+	var r struct {
+		Location string `json:"location"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &r)
+	return r.Location
+}
+
+// deleteWithOperation records a delete operation on obj, then deletes obj;
+// its controller's finalizer carries the delete out and ends the operation.
+func (s *Server) deleteWithOperation(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, resourceID, location string) (*slipwayv1.Operation, error) {
+	op, err := s.startOperation(ctx, resourceID, "Deleting", location, true)
+	if err != nil {
+		return nil, err
+	}
+	*ref = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
+	if err := s.cfg.Client.Update(ctx, obj); err != nil {
+		return nil, err
+	}
+	return op, s.cfg.Client.Delete(ctx, obj)
+}
+
 // busyWith returns the in-progress action of an object, or "".
 func busyWith(op *slipwayv1.OperationRef, completed string) string {
 	if op != nil && op.ID != completed {
@@ -540,18 +563,7 @@ func (s *Server) deleteManagedCluster(w http.ResponseWriter, r *http.Request, p 
 	if mc.DeletionTimestamp != nil && mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
 		op, err = s.getOperation(ctx, mc.Spec.Operation.ID)
 	} else {
-		var loc struct {
-			Location string `json:"location"`
-		}
-		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
-		op, err = s.startOperation(ctx, mc.Spec.ResourceID, "Deleting", loc.Location, true)
-		if err == nil {
-			mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
-			err = s.cfg.Client.Update(ctx, mc)
-		}
-		if err == nil {
-			err = s.cfg.Client.Delete(ctx, mc)
-		}
+		op, err = s.deleteWithOperation(ctx, mc, &mc.Spec.Operation, mc.Spec.ResourceID, clusterLocation(mc))
 	}
 	if apierrors.IsConflict(err) {
 		return operationNotAllowed("Operation is not allowed: the cluster changed while it was being deleted; retry.")
@@ -579,11 +591,7 @@ func (s *Server) startStopCluster(stop bool) handlerFunc {
 		if stop {
 			action = "Stopping"
 		}
-		var loc struct {
-			Location string `json:"location"`
-		}
-		json.Unmarshal(mc.Spec.Resource.Raw, &loc)
-		op, err := s.startOperation(ctx, mc.Spec.ResourceID, action, loc.Location, false)
+		op, err := s.startOperation(ctx, mc.Spec.ResourceID, action, clusterLocation(mc), false)
 		if err != nil {
 			return err
 		}

@@ -192,20 +192,13 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
-	op := &slipwayv1.Operation{}
+	var op *slipwayv1.Operation
 	if g.Spec.Operation != nil {
 		op, err = s.getOperation(r.Context(), g.Spec.Operation.ID)
 	} else {
-		op, err = s.startOperation(r.Context(), armid.ResourceGroup(s.cfg.SubscriptionID, g.Spec.Name), "Deleting", g.Spec.Location, true)
-		if err == nil {
-			g.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
-			err = s.cfg.Client.Update(r.Context(), g)
-		}
+		op, err = s.deleteWithOperation(r.Context(), g, &g.Spec.Operation, armid.ResourceGroup(s.cfg.SubscriptionID, g.Spec.Name), g.Spec.Location)
 	}
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Client.Delete(r.Context(), g); err != nil && !apierrors.IsNotFound(err) {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	_, loc := s.operationURLs(r, op, providerResources)
