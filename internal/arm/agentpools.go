@@ -45,7 +45,7 @@ func (s *Server) lookupPool(ctx context.Context, p params) (*slipwayv1.ManagedCl
 }
 
 // renderPoolProperties builds the properties a client sees.
-func (s *Server) renderPoolProperties(pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
+func (s *Server) renderPoolProperties(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
 	var p nodepool.Properties
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &p); err != nil {
 		return nil, err
@@ -63,11 +63,20 @@ func (s *Server) renderPoolProperties(pool *slipwayv1.AgentPool) (*nodepool.Prop
 	if p.PowerState == nil {
 		p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeRunning)}
 	}
+	if p.Tags == nil {
+		p.Tags = map[string]*string{}
+	}
+	running := len(pool.Status.Nodes)
+	if mc.Spec.Stopped {
+		running = 0 // a stopped cluster's VMs are deallocated: no compute charge
+		p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeStopped)}
+	}
+	p.Tags[nodepool.CostTag] = to.Ptr(nodepool.FormatCost(nodepool.HourlyCost(&p, running)))
 	return &p, nil
 }
 
-func (s *Server) renderAgentPool(pool *slipwayv1.AgentPool) (*armcontainerservice.AgentPool, error) {
-	props, err := s.renderPoolProperties(pool)
+func (s *Server) renderAgentPool(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*armcontainerservice.AgentPool, error) {
+	props, err := s.renderPoolProperties(mc, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +98,7 @@ func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params
 	}
 	value := []*armcontainerservice.AgentPool{}
 	for i := range pools {
-		ap, err := s.renderAgentPool(&pools[i])
+		ap, err := s.renderAgentPool(mc, &pools[i])
 		if err != nil {
 			return err
 		}
@@ -100,11 +109,11 @@ func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
-	_, pool, err := s.lookupPool(r.Context(), p)
+	mc, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	out, err := s.renderAgentPool(pool)
+	out, err := s.renderAgentPool(mc, pool)
 	if err != nil {
 		return err
 	}
@@ -148,8 +157,7 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if mc.DeletionTimestamp != nil {
 		return operationNotAllowed("Operation is not allowed: the cluster is being deleted.")
 	}
-	nodepool.Default(props)
-	if err := nodepool.Validate(props); err != nil {
+	if err := nodepool.Normalize(props); err != nil {
 		return fromInvalid(err)
 	}
 	pools, err := s.poolsOf(ctx, mc)
@@ -205,7 +213,7 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	out, err := s.renderAgentPool(pool)
+	out, err := s.renderAgentPool(mc, pool)
 	if err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster
 	}
 	p.AgentPoolProfiles = nil
 	for i := range pools {
-		props, err := s.renderPoolProperties(&pools[i])
+		props, err := s.renderPoolProperties(mc, &pools[i])
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +448,7 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 	}
 	seen := map[string]bool{}
 	hasSystem := false
-	for _, ap := range p.AgentPoolProfiles {
+	for i, ap := range p.AgentPoolProfiles {
 		if ap == nil {
 			return invalidParameter("agentPoolProfiles", "The value of parameter agentPoolProfiles is invalid: an entry is null.")
 		}
@@ -464,9 +464,11 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 		if err := convert(ap, &props); err != nil {
 			return err
 		}
-		nodepool.Default(&props)
-		if err := nodepool.Validate(&props); err != nil {
+		if err := nodepool.Normalize(&props); err != nil {
 			return fromInvalid(err)
+		}
+		if old == nil && i == 0 && *props.ScaleSetPriority == armcontainerservice.ScaleSetPrioritySpot {
+			return invalidParameter("agentPoolProfile.scaleSetPriority", "The value of parameter agentPoolProfile.scaleSetPriority is invalid. Error details: the cluster's first (default) node pool cannot be a Spot pool.")
 		}
 		if *props.Mode == armcontainerservice.AgentPoolModeSystem {
 			hasSystem = true

@@ -233,7 +233,7 @@ func (s *Server) renderByID(ctx context.Context, id string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.renderAgentPool(pool)
+		return s.renderAgentPool(mc, pool)
 	}
 	return nil, fmt.Errorf("cannot render resource %s", id)
 }

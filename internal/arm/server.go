@@ -121,11 +121,13 @@ type route struct {
 	provider string
 }
 
+// Route patterns: a resource group, a managed cluster, an agent pool, and
+// the Microsoft.ContainerService provider of the subscription.
 const (
-	rg = "subscriptions/{sub}/resourcegroups/{rg}"
-	mc = rg + "/providers/microsoft.containerservice/managedclusters/{cluster}"
-	ap = mc + "/agentpools/{pool}"
-	cs = "subscriptions/{sub}/providers/microsoft.containerservice"
+	routeGroup    = "subscriptions/{sub}/resourcegroups/{rg}"
+	routeCluster  = routeGroup + "/providers/microsoft.containerservice/managedclusters/{cluster}"
+	routePool     = routeCluster + "/agentpools/{pool}"
+	routeProvider = "subscriptions/{sub}/providers/microsoft.containerservice"
 )
 
 func (s *Server) routeTable() []route {
@@ -137,39 +139,39 @@ func (s *Server) routeTable() []route {
 		r("GET", "subscriptions", res, s.listSubscriptions),
 		r("GET", "subscriptions/{sub}", res, s.getSubscription),
 		r("GET", "subscriptions/{sub}/resourcegroups", res, s.listResourceGroups),
-		r("PUT", rg, res, s.putResourceGroup),
-		r("GET", rg, res, s.getResourceGroup),
-		r("HEAD", rg, res, s.headResourceGroup),
-		r("PATCH", rg, res, s.patchResourceGroup),
-		r("DELETE", rg, res, s.deleteResourceGroup),
+		r("PUT", routeGroup, res, s.putResourceGroup),
+		r("GET", routeGroup, res, s.getResourceGroup),
+		r("HEAD", routeGroup, res, s.headResourceGroup),
+		r("PATCH", routeGroup, res, s.patchResourceGroup),
+		r("DELETE", routeGroup, res, s.deleteResourceGroup),
 		r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operations/{op}", res, s.getOperationStatus),
 		r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operationresults/{op}", res, s.getOperationResult),
 
-		r("GET", cs+"/managedclusters", aks, s.listManagedClusters),
-		r("GET", rg+"/providers/microsoft.containerservice/managedclusters", aks, s.listManagedClusters),
-		r("PUT", mc, aks, s.putManagedCluster),
-		r("GET", mc, aks, s.getManagedCluster),
-		r("PATCH", mc, aks, s.patchManagedCluster),
-		r("DELETE", mc, aks, s.deleteManagedCluster),
-		r("POST", mc+"/listclusteradmincredential", aks, s.listCredential(true)),
-		r("POST", mc+"/listclusterusercredential", aks, s.listCredential(false)),
-		r("POST", mc+"/start", aks, s.startStopCluster(false)),
-		r("POST", mc+"/stop", aks, s.startStopCluster(true)),
-		r("POST", mc+"/abort", aks, s.abortCluster),
-		r("GET", mc+"/upgradeprofiles/default", aks, s.getClusterUpgradeProfile),
-		r("GET", mc+"/availableagentpoolversions", aks, s.getAvailableAgentPoolVersions),
-		r("GET", mc+"/agentpools", aks, s.listAgentPools),
-		r("PUT", ap, aks, s.putAgentPool),
-		r("GET", ap, aks, s.getAgentPool),
-		r("DELETE", ap, aks, s.deleteAgentPool),
-		r("POST", ap+"/abort", aks, s.abortAgentPool),
-		r("GET", ap+"/upgradeprofiles/default", aks, s.getAgentPoolUpgradeProfile),
-		r("GET", ap+"/machines", aks, s.listMachines),
-		r("GET", ap+"/machines/{machine}", aks, s.getMachine),
-		r("GET", cs+"/locations/{loc}/kubernetesversions", aks, s.listKubernetesVersions),
-		r("GET", cs+"/locations/{loc}/orchestrators", aks, s.listOrchestrators),
-		r("GET", cs+"/locations/{loc}/operations/{op}", aks, s.getOperationStatus),
-		r("GET", cs+"/locations/{loc}/operationresults/{op}", aks, s.getOperationResult),
+		r("GET", routeProvider+"/managedclusters", aks, s.listManagedClusters),
+		r("GET", routeGroup+"/providers/microsoft.containerservice/managedclusters", aks, s.listManagedClusters),
+		r("PUT", routeCluster, aks, s.putManagedCluster),
+		r("GET", routeCluster, aks, s.getManagedCluster),
+		r("PATCH", routeCluster, aks, s.patchManagedCluster),
+		r("DELETE", routeCluster, aks, s.deleteManagedCluster),
+		r("POST", routeCluster+"/listclusteradmincredential", aks, s.listCredential(true)),
+		r("POST", routeCluster+"/listclusterusercredential", aks, s.listCredential(false)),
+		r("POST", routeCluster+"/start", aks, s.startStopCluster(false)),
+		r("POST", routeCluster+"/stop", aks, s.startStopCluster(true)),
+		r("POST", routeCluster+"/abort", aks, s.abortCluster),
+		r("GET", routeCluster+"/upgradeprofiles/default", aks, s.getClusterUpgradeProfile),
+		r("GET", routeCluster+"/availableagentpoolversions", aks, s.getAvailableAgentPoolVersions),
+		r("GET", routeCluster+"/agentpools", aks, s.listAgentPools),
+		r("PUT", routePool, aks, s.putAgentPool),
+		r("GET", routePool, aks, s.getAgentPool),
+		r("DELETE", routePool, aks, s.deleteAgentPool),
+		r("POST", routePool+"/abort", aks, s.abortAgentPool),
+		r("GET", routePool+"/upgradeprofiles/default", aks, s.getAgentPoolUpgradeProfile),
+		r("GET", routePool+"/machines", aks, s.listMachines),
+		r("GET", routePool+"/machines/{machine}", aks, s.getMachine),
+		r("GET", routeProvider+"/locations/{loc}/kubernetesversions", aks, s.listKubernetesVersions),
+		r("GET", routeProvider+"/locations/{loc}/orchestrators", aks, s.listOrchestrators),
+		r("GET", routeProvider+"/locations/{loc}/operations/{op}", aks, s.getOperationStatus),
+		r("GET", routeProvider+"/locations/{loc}/operationresults/{op}", aks, s.getOperationResult),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -132,10 +133,15 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	sort.Ints(instances)
 
 	kubelets := hosted.Kubelets()
-	// Scale in: highest instances go first, as VMSS scale-in does.
+	// Scale in: highest instances go first, as VMSS scale-in does, each
+	// cordoned and drained first; a deleted pool's nodes go the same way.
 	for len(instances) > want {
-		last := instances[len(instances)-1]
-		if err := kubelets.Remove(ctx, byInstance[last].Name); err != nil {
+		last := byInstance[instances[len(instances)-1]]
+		if err := cordonAndDrain(ctx, cs, last.Name, drainAttempt); err != nil {
+			log.FromContext(ctx).Info("Drain blocked, retrying", "node", last.Name, "err", err.Error())
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
+		if err := kubelets.Remove(ctx, last.Name); err != nil {
 			return ctrl.Result{}, err
 		}
 		instances = instances[:len(instances)-1]
@@ -147,6 +153,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		next = instances[len(instances)-1] + 1
 	}
 	var nodeRG struct {
+		Location   string `json:"location"`
 		Properties struct {
 			NodeResourceGroup string `json:"nodeResourceGroup"`
 		} `json:"properties"`
@@ -157,7 +164,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		image = nodepool.DefaultNodeImage
 	}
 	for len(instances) < want {
-		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup,
+		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup, Location: nodeRG.Location,
 			NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
 		if err := kubelets.Register(ctx, spec.Node()); err != nil {
 			return ctrl.Result{}, err

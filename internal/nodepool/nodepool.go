@@ -4,6 +4,7 @@ package nodepool
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 
@@ -48,7 +49,27 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// Default fills in what the user left out, as AKS does.
+// Spot pools' label and taint, which AKS adds to every spot pool.
+const (
+	SpotLabel = "kubernetes.azure.com/scalesetpriority"
+	SpotTaint = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
+)
+
+// Normalize applies AKS's defaults to a pool and validates it, as a PUT of
+// the pool (or of its cluster) does.
+func Normalize(p *Properties) error {
+	Default(p)
+	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
+		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
+	}
+	if err := resolveOSDisk(p); err != nil {
+		return err
+	}
+	return Validate(p)
+}
+
+// Default fills in what the user left out, as AKS does, except the OS disk,
+// which depends on the VM size (see Normalize).
 func Default(p *Properties) {
 	if p.Count == nil {
 		p.Count = to.Ptr[int32](1)
@@ -71,14 +92,31 @@ func Default(p *Properties) {
 	if p.MaxPods == nil || *p.MaxPods == 0 {
 		p.MaxPods = to.Ptr[int32](DefaultMaxPods)
 	}
-	if p.OSDiskSizeGB == nil || *p.OSDiskSizeGB == 0 {
-		p.OSDiskSizeGB = to.Ptr[int32](DefaultOSDisk)
-	}
-	if p.OSDiskType == nil || *p.OSDiskType == "" {
-		p.OSDiskType = to.Ptr(armcontainerservice.OSDiskTypeManaged)
-	}
 	if p.ScaleSetPriority == nil || *p.ScaleSetPriority == "" {
 		p.ScaleSetPriority = to.Ptr(armcontainerservice.ScaleSetPriorityRegular)
+	}
+	if *p.ScaleSetPriority == armcontainerservice.ScaleSetPrioritySpot {
+		if p.ScaleSetEvictionPolicy == nil || *p.ScaleSetEvictionPolicy == "" {
+			p.ScaleSetEvictionPolicy = to.Ptr(armcontainerservice.ScaleSetEvictionPolicyDelete)
+		}
+		if p.SpotMaxPrice == nil || *p.SpotMaxPrice == 0 {
+			p.SpotMaxPrice = to.Ptr[float32](-1)
+		}
+		if p.NodeLabels == nil {
+			p.NodeLabels = map[string]*string{}
+		}
+		p.NodeLabels[SpotLabel] = to.Ptr("spot")
+		hasTaint := false
+		for _, t := range p.NodeTaints {
+			hasTaint = hasTaint || deref(t) == SpotTaint
+		}
+		if !hasTaint {
+			p.NodeTaints = append(p.NodeTaints, to.Ptr(SpotTaint))
+		}
+	} else {
+		// az sends an eviction policy and a price for every pool; they
+		// mean nothing for Regular pools, and AKS does not show them.
+		p.ScaleSetEvictionPolicy, p.SpotMaxPrice = nil, nil
 	}
 	if p.OrchestratorVersion == nil || *p.OrchestratorVersion == "" {
 		p.OrchestratorVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
@@ -86,6 +124,13 @@ func Default(p *Properties) {
 	if p.EnableAutoScaling == nil {
 		p.EnableAutoScaling = to.Ptr(false)
 	}
+	if p.OSDiskSizeGB != nil && *p.OSDiskSizeGB == 0 {
+		p.OSDiskSizeGB = nil // 0 means "the size's default"
+	}
+	if p.OSDiskType != nil && *p.OSDiskType == "" {
+		p.OSDiskType = nil
+	}
+	delete(p.Tags, CostTag)
 	// Read-only fields are Slipway's to set, never the user's.
 	p.ProvisioningState, p.NodeImageVersion, p.CurrentOrchestratorVersion, p.ETag = nil, nil, nil, nil
 	if p.PowerState != nil && (p.PowerState.Code == nil || *p.PowerState.Code == "") {
@@ -93,7 +138,88 @@ func Default(p *Properties) {
 	}
 }
 
-// Validate checks a defaulted pool.
+// ephemeralDefaultGiB is the OS disk an ephemeral disk gets when no size is
+// asked for: 128 GiB, or the whole temporary disk when the disk lives there
+// and holds at least that (AKS's rule for pools created from March 2025).
+func ephemeralDefaultGiB(s vmsize.Size) int32 {
+	if s.CacheGiB == 0 && s.TempGiB >= DefaultOSDisk {
+		return int32(s.TempGiB)
+	}
+	return DefaultOSDisk
+}
+
+// managedDefaultGiB is AKS's managed OS disk size by vCPU count.
+func managedDefaultGiB(s vmsize.Size) int32 {
+	switch {
+	case s.VCPUs >= 64:
+		return 1024
+	case s.VCPUs >= 16:
+		return 512
+	case s.VCPUs >= 8:
+		return 256
+	}
+	return DefaultOSDisk
+}
+
+// resolveOSDisk picks the OS disk type and size as AKS does: Ephemeral when
+// the size supports it and its cache (or temporary disk) holds the disk,
+// else Managed; an explicit Ephemeral that cannot be had is an error.
+func resolveOSDisk(p *Properties) error {
+	size, _ := vmsize.Lookup(*p.VMSize)
+	capacity := int32(size.EphemeralCapacityGiB())
+	switch {
+	case p.OSDiskType == nil:
+		want := ephemeralDefaultGiB(size)
+		if p.OSDiskSizeGB != nil {
+			want = *p.OSDiskSizeGB
+		}
+		if size.EphemeralOS && capacity >= want {
+			p.OSDiskType, p.OSDiskSizeGB = to.Ptr(armcontainerservice.OSDiskTypeEphemeral), to.Ptr(want)
+		} else {
+			p.OSDiskType = to.Ptr(armcontainerservice.OSDiskTypeManaged)
+			if p.OSDiskSizeGB == nil {
+				p.OSDiskSizeGB = to.Ptr(managedDefaultGiB(size))
+			}
+		}
+	case *p.OSDiskType == armcontainerservice.OSDiskTypeEphemeral:
+		if p.OSDiskSizeGB == nil {
+			p.OSDiskSizeGB = to.Ptr(ephemeralDefaultGiB(size))
+		}
+	case *p.OSDiskType == armcontainerservice.OSDiskTypeManaged:
+		if p.OSDiskSizeGB == nil {
+			p.OSDiskSizeGB = to.Ptr(managedDefaultGiB(size))
+		}
+	}
+	return checkOSDisk(p)
+}
+
+// checkOSDisk validates a resolved OS disk.
+func checkOSDisk(p *Properties) error {
+	size, _ := vmsize.Lookup(*p.VMSize)
+	if p.OSDiskType == nil || p.OSDiskSizeGB == nil {
+		return invalid("agentPoolProfile.osDiskType", "The OS disk type and size must be set.")
+	}
+	if gb := *p.OSDiskSizeGB; gb < 30 || gb > 2048 {
+		return invalid("agentPoolProfile.osDiskSizeGB", "The value of parameter agentPoolProfile.osDiskSizeGB is invalid: %d is outside 30-2048.", gb)
+	}
+	switch *p.OSDiskType {
+	case armcontainerservice.OSDiskTypeManaged:
+	case armcontainerservice.OSDiskTypeEphemeral:
+		if !size.EphemeralOS {
+			return &Invalid{Code: "VMSizeDoesNotSupportEphemeralOS", Target: "agentPoolProfile.osDiskType",
+				Message: fmt.Sprintf("The Virtual Machine size %s does not support Ephemeral OS disk.", size.Name)}
+		}
+		if have, need := int64(size.EphemeralCapacityGiB())<<30, int64(*p.OSDiskSizeGB)<<30; have < need {
+			return &Invalid{Code: "VMCacheSizeTooSmall", Target: "agentPoolProfile.osDiskSizeGB",
+				Message: fmt.Sprintf("The virtual machine size %s has a cache size of %d bytes, but the OS disk requires %d bytes. Use a VM size with larger cache or disable ephemeral OS.", size.Name, have, need)}
+		}
+	default:
+		return invalid("agentPoolProfile.osDiskType", "The value of parameter agentPoolProfile.osDiskType is invalid: %q. Allowed values are Managed and Ephemeral.", *p.OSDiskType)
+	}
+	return nil
+}
+
+// Validate checks a normalized pool.
 func Validate(p *Properties) error {
 	mode := *p.Mode
 	if mode != armcontainerservice.AgentPoolModeSystem && mode != armcontainerservice.AgentPoolModeUser {
@@ -104,13 +230,16 @@ func Validate(p *Properties) error {
 		minCount = 1
 	}
 	if c := *p.Count; c < minCount || c > 1000 {
-		return invalid("agentPoolProfile.count", "agentPoolProfile.count was %d. It must be greater or equal to minCount:%d and less than or equal to maxCount:1000.", c, minCount)
+		return invalid("agentPoolProfile.count", "agentPoolProfile.count was %d. It must be greater or equal to minCount:%d and less than or equal to maxCount:1000. If allowedMinCount was expected to be 0 but is 1: 1) VMAS pool 2) api Version < 2020-03-01 3) system pool", c, minCount)
 	}
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
 		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
 	}
 	if *p.OSType != armcontainerservice.OSTypeLinux {
 		return invalid("agentPoolProfile.osType", "The value of parameter agentPoolProfile.osType is invalid: Slipway's simulated nodes run Linux only.")
+	}
+	if err := checkOSDisk(p); err != nil {
+		return err
 	}
 	if err := ValidateVersion(*p.OrchestratorVersion, "agentPoolProfile.orchestratorVersion"); err != nil {
 		return err
@@ -122,6 +251,25 @@ func Validate(p *Properties) error {
 	}
 	if p.MaxPods != nil && (*p.MaxPods < 10 || *p.MaxPods > 250) {
 		return invalid("agentPoolProfile.maxPods", "The value of parameter agentPoolProfile.maxPods is invalid: %d is outside 10-250.", *p.MaxPods)
+	}
+	if *p.ScaleSetPriority == armcontainerservice.ScaleSetPrioritySpot {
+		if mode == armcontainerservice.AgentPoolModeSystem {
+			return invalid("agentPoolProfile.mode", "The value of parameter agentPoolProfile.mode is invalid. Error details: Spot node pools require user node pools; a system pool cannot use Spot VMs.")
+		}
+		if p.UpgradeSettings != nil && deref(p.UpgradeSettings.MaxSurge) != "" {
+			return invalid("agentPoolProfile.upgrade.maxSurge", "The value of parameter agentPoolProfile.upgrade.maxSurge is invalid. Error details: Spot pools can't set max surge.")
+		}
+		if *p.OSDiskType == armcontainerservice.OSDiskTypeEphemeral && deref(p.ScaleSetEvictionPolicy) == armcontainerservice.ScaleSetEvictionPolicyDeallocate {
+			return invalid("agentPoolProfile.scaleSetEvictionPolicy", "The value of parameter agentPoolProfile.scaleSetEvictionPolicy is invalid. Error details: Deallocate is not supported with Ephemeral OS disks, whose contents a deallocated VM cannot keep; use Delete or a Managed OS disk.")
+		}
+		switch pol := deref(p.ScaleSetEvictionPolicy); pol {
+		case armcontainerservice.ScaleSetEvictionPolicyDelete, armcontainerservice.ScaleSetEvictionPolicyDeallocate:
+		default:
+			return invalid("agentPoolProfile.scaleSetEvictionPolicy", "The value of parameter agentPoolProfile.scaleSetEvictionPolicy is invalid: %q. Allowed values are Delete and Deallocate.", pol)
+		}
+		if price := *p.SpotMaxPrice; price != -1 && (price <= 0 || math.Abs(float64(price)*1e5-math.Round(float64(price)*1e5)) > 1e-2) {
+			return invalid("agentPoolProfile.spotMaxPrice", "The value of parameter agentPoolProfile.spotMaxPrice is invalid: %v. It must be -1 or a price above 0 with at most 5 decimals.", price)
+		}
 	}
 	return nil
 }
@@ -153,6 +301,10 @@ func ValidateUpdate(old, p *Properties) error {
 			return &Invalid{Code: "PropertyChangeNotAllowed", Target: "agentPoolProfile." + f.name,
 				Message: fmt.Sprintf("Changing property '%s' is not allowed. Provided value is %s, please use current value %s.", f.name, f.new, f.old)}
 		}
+	}
+	if deref(old.SpotMaxPrice) != deref(p.SpotMaxPrice) {
+		return &Invalid{Code: "PropertyChangeNotAllowed", Target: "agentPoolProfile.spotMaxPrice",
+			Message: fmt.Sprintf("Changing property 'spotMaxPrice' is not allowed. Provided value is %v, please use current value %v.", deref(p.SpotMaxPrice), deref(old.SpotMaxPrice))}
 	}
 	if deref(old.OSDiskSizeGB) != deref(p.OSDiskSizeGB) {
 		return &Invalid{Code: "PropertyChangeNotAllowed", Target: "agentPoolProfile.osDiskSizeGB",

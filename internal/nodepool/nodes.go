@@ -40,6 +40,7 @@ type NodeSpec struct {
 	Hash        string
 	Instance    int
 	Cluster     string // the cluster's node resource group, as AKS labels it
+	Location    string
 	NodeImage   string
 	KubeVersion string
 	Properties  *Properties
@@ -59,7 +60,9 @@ func (n NodeSpec) Node() simnode.Node {
 		"kubernetes.azure.com/cluster":                            n.Cluster,
 		"kubernetes.azure.com/node-image-version":                 n.NodeImage,
 		"kubernetes.azure.com/os-sku":                             string(deref(p.OSSKU)),
-		"kubernetes.azure.com/storageprofile":                     "managed",
+		"kubernetes.azure.com/storageprofile":                     strings.ToLower(string(deref(p.OSDiskType))),
+		"topology.kubernetes.io/region":                           n.Location,
+		"topology.kubernetes.io/zone":                             n.zone(),
 		"node.kubernetes.io/instance-type":                        size.Name,
 		"beta.kubernetes.io/instance-type":                        size.Name,
 		"kubernetes.io/os":                                        "linux",
@@ -88,7 +91,7 @@ func (n NodeSpec) Node() simnode.Node {
 		Labels:      labels,
 		Taints:      taints,
 		Capacity:    capacity,
-		Allocatable: capacity,
+		Allocatable: allocatable(size, capacity, deref(p.MaxPods)),
 		NodeInfo: corev1.NodeSystemInfo{
 			OSImage:                 "Ubuntu 22.04.5 LTS",
 			KernelVersion:           "5.15.0-1079-azure",
@@ -100,4 +103,45 @@ func (n NodeSpec) Node() simnode.Node {
 		ProviderID: fmt.Sprintf("azure:///subscriptions/slipway/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Cluster, n.Pool, n.Hash, n.Instance),
 		InternalIP: fmt.Sprintf("10.224.%d.%d", n.Instance/250, 4+n.Instance%250),
 	}
+}
+
+// zone is the node's zone label: "<location>-<zone>" for zonal pools, with
+// instances spread round-robin as VMSS spreads them, and "0" otherwise, as
+// AKS labels nodes outside zones.
+func (n NodeSpec) zone() string {
+	zones := n.Properties.AvailabilityZones
+	if len(zones) == 0 {
+		return "0"
+	}
+	return n.Location + "-" + deref(zones[n.Instance%len(zones)])
+}
+
+// allocatable is capacity less AKS's reservations (Microsoft Learn, AKS
+// "Node resource reservations", Kubernetes 1.29 and later): CPU by core
+// count; memory the lesser of 20 MiB per pod plus 50 MiB and 25% of the
+// node's memory, plus the kubelet's 100 MiB hard-eviction threshold.
+func allocatable(size vmsize.Size, capacity corev1.ResourceList, maxPods int32) corev1.ResourceList {
+	out := capacity.DeepCopy()
+	var cpuMilli int64
+	switch {
+	case size.VCPUs <= 1:
+		cpuMilli = 60
+	case size.VCPUs <= 2:
+		cpuMilli = 100
+	case size.VCPUs <= 4:
+		cpuMilli = 140
+	case size.VCPUs <= 8:
+		cpuMilli = 180
+	case size.VCPUs <= 16:
+		cpuMilli = 260
+	case size.VCPUs <= 32:
+		cpuMilli = 420
+	default:
+		cpuMilli = 740
+	}
+	memory := capacity.Memory().Value()
+	reserved := min(int64(maxPods)*20<<20+50<<20, memory/4) + 100<<20
+	out[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(size.VCPUs)*1000-cpuMilli, resource.DecimalSI)
+	out[corev1.ResourceMemory] = *resource.NewQuantity(memory-reserved, resource.BinarySI)
+	return out
 }

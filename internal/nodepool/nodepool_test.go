@@ -1,0 +1,181 @@
+package nodepool
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestOSDisk(t *testing.T) {
+	eph, man := armcontainerservice.OSDiskTypeEphemeral, armcontainerservice.OSDiskTypeManaged
+	tests := []struct {
+		name     string
+		vmSize   string
+		diskType *armcontainerservice.OSDiskType
+		diskGB   int32
+		wantType armcontainerservice.OSDiskType
+		wantGB   int32
+		wantCode string
+	}{
+		{"cache holds 128 GiB: ephemeral by default", "Standard_D8s_v3", nil, 0, eph, 128, ""},
+		{"cache too small for 128 GiB: managed by default", "Standard_DS2_v2", nil, 0, man, 128, ""},
+		{"small disk fits the DS2_v2 cache", "Standard_DS2_v2", nil, 60, eph, 60, ""},
+		{"temp disk placement takes the whole temp disk", "Standard_D4ds_v5", nil, 0, eph, 150, ""},
+		{"no local disk: managed", "Standard_D2s_v5", nil, 0, man, 128, ""},
+		{"8 vCPUs managed default is 256 GiB", "Standard_F8s_v2", to.Ptr(man), 0, man, 256, ""},
+		{"explicit ephemeral too big for the cache", "Standard_DS2_v2", to.Ptr(eph), 0, "", 0, "VMCacheSizeTooSmall"},
+		{"explicit ephemeral on a size without support", "Standard_D2s_v5", to.Ptr(eph), 0, "", 0, "VMSizeDoesNotSupportEphemeralOS"},
+		{"explicit ephemeral that fits", "Standard_D4s_v3", to.Ptr(eph), 100, eph, 100, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Properties{Mode: to.Ptr(armcontainerservice.AgentPoolModeUser), VMSize: to.Ptr(tt.vmSize), OSDiskType: tt.diskType}
+			if tt.diskGB != 0 {
+				p.OSDiskSizeGB = to.Ptr(tt.diskGB)
+			}
+			err := Normalize(p)
+			if tt.wantCode != "" {
+				inv, ok := err.(*Invalid)
+				if !ok || inv.Code != tt.wantCode {
+					t.Fatalf("Normalize() = %v, want %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *p.OSDiskType != tt.wantType || *p.OSDiskSizeGB != tt.wantGB {
+				t.Errorf("got %s %d GiB, want %s %d GiB", *p.OSDiskType, *p.OSDiskSizeGB, tt.wantType, tt.wantGB)
+			}
+		})
+	}
+}
+
+func TestVMCacheSizeTooSmallMessage(t *testing.T) {
+	p := &Properties{VMSize: to.Ptr("Standard_DS2_v2"), OSDiskType: to.Ptr(armcontainerservice.OSDiskTypeEphemeral)}
+	err := Normalize(p)
+	// AKS's own words, with the byte counts it quotes (Azure/AKS#2635).
+	want := "The virtual machine size Standard_DS2_v2 has a cache size of 92341796864 bytes, but the OS disk requires 137438953472 bytes. Use a VM size with larger cache or disable ephemeral OS."
+	if err == nil || err.(*Invalid).Message != want {
+		t.Errorf("message = %v", err)
+	}
+}
+
+func TestSpot(t *testing.T) {
+	spot := func(mutate func(*Properties)) *Properties {
+		p := &Properties{Mode: to.Ptr(armcontainerservice.AgentPoolModeUser), VMSize: to.Ptr("Standard_D8s_v3"),
+			ScaleSetPriority: to.Ptr(armcontainerservice.ScaleSetPrioritySpot)}
+		if mutate != nil {
+			mutate(p)
+		}
+		return p
+	}
+	p := spot(nil)
+	if err := Normalize(p); err != nil {
+		t.Fatal(err)
+	}
+	if deref(p.NodeLabels[SpotLabel]) != "spot" || len(p.NodeTaints) != 1 || deref(p.NodeTaints[0]) != SpotTaint {
+		t.Errorf("spot label/taint: %v %v", p.NodeLabels, p.NodeTaints)
+	}
+	if *p.ScaleSetEvictionPolicy != armcontainerservice.ScaleSetEvictionPolicyDelete || *p.SpotMaxPrice != -1 {
+		t.Errorf("spot defaults: %s %v", *p.ScaleSetEvictionPolicy, *p.SpotMaxPrice)
+	}
+	// Normalizing again (a later PUT of the same pool) adds nothing twice.
+	if err := Normalize(p); err != nil || len(p.NodeTaints) != 1 {
+		t.Errorf("second normalize: %v, taints %v", err, p.NodeTaints)
+	}
+
+	for name, p := range map[string]*Properties{
+		"system": spot(func(p *Properties) { p.Mode = to.Ptr(armcontainerservice.AgentPoolModeSystem) }),
+		"max surge": spot(func(p *Properties) {
+			p.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr("33%")}
+		}),
+		"ephemeral deallocate": spot(func(p *Properties) {
+			p.ScaleSetEvictionPolicy = to.Ptr(armcontainerservice.ScaleSetEvictionPolicyDeallocate)
+		}),
+		"price of zero point": spot(func(p *Properties) { p.SpotMaxPrice = to.Ptr[float32](-2) }),
+	} {
+		if err := Normalize(p); err == nil || err.(*Invalid).Code != "InvalidParameter" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	regular := &Properties{VMSize: to.Ptr("Standard_D4s_v3"), ScaleSetEvictionPolicy: to.Ptr(armcontainerservice.ScaleSetEvictionPolicyDelete), SpotMaxPrice: to.Ptr[float32](-1)}
+	if err := Normalize(regular); err != nil || regular.ScaleSetEvictionPolicy != nil || regular.SpotMaxPrice != nil {
+		t.Errorf("regular pool keeps spot fields: %v", err)
+	}
+}
+
+func TestCountRules(t *testing.T) {
+	for _, tt := range []struct {
+		mode  armcontainerservice.AgentPoolMode
+		count int32
+		ok    bool
+	}{
+		{armcontainerservice.AgentPoolModeUser, 0, true},
+		{armcontainerservice.AgentPoolModeSystem, 0, false},
+		{armcontainerservice.AgentPoolModeSystem, 1, true},
+		{armcontainerservice.AgentPoolModeUser, 1001, false},
+	} {
+		p := &Properties{Mode: to.Ptr(tt.mode), Count: to.Ptr(tt.count)}
+		err := Normalize(p)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s count %d: %v", tt.mode, tt.count, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "agentPoolProfile.count was") {
+			t.Errorf("message: %v", err)
+		}
+	}
+}
+
+func TestNode(t *testing.T) {
+	p := &Properties{Mode: to.Ptr(armcontainerservice.AgentPoolModeSystem), VMSize: to.Ptr("Standard_D8s_v3"),
+		NodeLabels: map[string]*string{"team": to.Ptr("a")}, NodeTaints: []*string{to.Ptr("dedicated=a:NoSchedule")},
+		AvailabilityZones: []*string{to.Ptr("1"), to.Ptr("2")}}
+	if err := Normalize(p); err != nil {
+		t.Fatal(err)
+	}
+	n := NodeSpec{Pool: "np", Hash: "12345678", Instance: 3, Cluster: "MC_rg_c_eastus", Location: "eastus", NodeImage: "img", KubeVersion: "1.36.3", Properties: p}.Node()
+	if n.Name != "aks-np-12345678-vmss000003" {
+		t.Errorf("name %s", n.Name)
+	}
+	for k, v := range map[string]string{
+		"agentpool": "np", "kubernetes.azure.com/mode": "system", "kubernetes.azure.com/storageprofile": "ephemeral",
+		"node.kubernetes.io/instance-type": "Standard_D8s_v3", "topology.kubernetes.io/zone": "eastus-2", "team": "a",
+		"kubernetes.azure.com/node-image-version": "img", "kubernetes.azure.com/cluster": "MC_rg_c_eastus",
+	} {
+		if n.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, n.Labels[k], v)
+		}
+	}
+	if len(n.Taints) != 1 || n.Taints[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("taints %v", n.Taints)
+	}
+	if got := n.Capacity.Cpu().String(); got != "8" {
+		t.Errorf("cpu capacity %s", got)
+	}
+	if got := n.Allocatable.Cpu().MilliValue(); got != 7820 {
+		t.Errorf("allocatable cpu %dm, want 7820m (8 cores less 180m)", got)
+	}
+	// 32 GiB less min(20 MiB*110+50 MiB, 8 GiB) less 100 MiB eviction.
+	if got, want := n.Allocatable.Memory().Value(), int64(32<<30)-(2250<<20)-(100<<20); got != want {
+		t.Errorf("allocatable memory %d, want %d", got, want)
+	}
+}
+
+func TestHourlyCost(t *testing.T) {
+	regular := &Properties{VMSize: to.Ptr("Standard_D4s_v3")}
+	if got := HourlyCost(regular, 3); got < 0.575 || got > 0.577 {
+		t.Errorf("3 x D4s_v3 = %v, want 0.576", got)
+	}
+	spot := &Properties{VMSize: to.Ptr("Standard_D4s_v3"), ScaleSetPriority: to.Ptr(armcontainerservice.ScaleSetPrioritySpot), SpotMaxPrice: to.Ptr[float32](-1)}
+	if got := HourlyCost(spot, 1); got < 0.038 || got > 0.039 {
+		t.Errorf("spot D4s_v3 = %v", got)
+	}
+	if got := HourlyCost(regular, 0); got != 0 {
+		t.Errorf("scaled to zero costs %v", got)
+	}
+}

@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/slipway-dev/slipway/internal/nodepool"
+)
+
+// TestNodePools checks AKS's node-pool rules and the nodes behind them:
+// OS disk defaults and errors, node shape, scale with drains that respect
+// PodDisruptionBudgets, scale to zero, spot pools, the cost figure.
+func TestNodePools(t *testing.T) {
+	s := serve(t)
+	c := newClients(t, s)
+	ctx := context.Background()
+	const group, name = "pools-rg", "pools-aks"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eph := pool("eph", armcontainerservice.AgentPoolModeUser, 3)
+	eph.VMSize = to.Ptr("Standard_D8s_v3")
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), eph), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := c.clusters.ListClusterAdminCredentials(ctx, group, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(creds.Kubeconfigs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+
+	t.Run("OS disks", func(t *testing.T) {
+		got, err := c.pools.Get(ctx, group, name, "eph", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got.Properties.OSDiskType != armcontainerservice.OSDiskTypeEphemeral || *got.Properties.OSDiskSizeGB != 128 {
+			t.Errorf("D8s_v3 default disk: %s %d GiB, want Ephemeral 128", *got.Properties.OSDiskType, *got.Properties.OSDiskSizeGB)
+		}
+		sys, err := c.pools.Get(ctx, group, name, "system", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *sys.Properties.OSDiskType != armcontainerservice.OSDiskTypeManaged {
+			t.Errorf("DS2_v2 default disk: %s, want Managed (its 86 GiB cache cannot hold 128 GiB)", *sys.Properties.OSDiskType)
+		}
+		for _, tc := range []struct{ size, code, message string }{
+			{"Standard_DS2_v2", "VMCacheSizeTooSmall", "The virtual machine size Standard_DS2_v2 has a cache size of 92341796864 bytes, but the OS disk requires 137438953472 bytes. Use a VM size with larger cache or disable ephemeral OS."},
+			{"Standard_D2s_v5", "VMSizeDoesNotSupportEphemeralOS", "The Virtual Machine size Standard_D2s_v5 does not support Ephemeral OS disk."},
+		} {
+			_, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "bad", armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+				VMSize: to.Ptr(tc.size), OSDiskType: to.Ptr(armcontainerservice.OSDiskTypeEphemeral), Count: to.Ptr[int32](1)}}, nil)
+			expectCode(t, err, http.StatusBadRequest, tc.code)
+			status, e := s.do(t, "PUT", "subscriptions/"+s.conn.SubscriptionID+"/resourceGroups/"+group+"/providers/Microsoft.ContainerService/managedClusters/"+name+"/agentPools/bad?api-version=2025-02-01",
+				s.token(t), map[string]any{"properties": map[string]any{"vmSize": tc.size, "osDiskType": "Ephemeral", "count": 1}})
+			if status != 400 || e.Message != tc.message {
+				t.Errorf("%s: %d %q", tc.size, status, e.Message)
+			}
+		}
+		// Type and size are immutable.
+		got.Properties.OSDiskType = to.Ptr(armcontainerservice.OSDiskTypeManaged)
+		_, err = c.pools.BeginCreateOrUpdate(ctx, group, name, "eph", got.AgentPool, nil)
+		expectCode(t, err, http.StatusBadRequest, "PropertyChangeNotAllowed")
+	})
+
+	t.Run("nodes look like AKS nodes", func(t *testing.T) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes.Items) != 3 {
+			t.Fatalf("%d eph nodes", len(nodes.Items))
+		}
+		n := nodes.Items[0]
+		for k, v := range map[string]string{
+			"kubernetes.azure.com/agentpool": "eph", "kubernetes.azure.com/mode": "user", "kubernetes.azure.com/role": "agent",
+			"kubernetes.azure.com/storageprofile": "ephemeral", "node.kubernetes.io/instance-type": "Standard_D8s_v3",
+			"kubernetes.io/os": "linux", "kubernetes.azure.com/os-sku": "Ubuntu", "topology.kubernetes.io/zone": "0",
+		} {
+			if n.Labels[k] != v {
+				t.Errorf("label %s = %q, want %q", k, n.Labels[k], v)
+			}
+		}
+		if n.Labels["kubernetes.azure.com/node-image-version"] == "" || n.Labels["kubernetes.azure.com/cluster"] == "" {
+			t.Errorf("labels %v", n.Labels)
+		}
+		if n.Status.Capacity.Cpu().Value() != 8 || n.Status.Allocatable.Cpu().MilliValue() != 7820 || n.Status.Capacity.Pods().Value() != 110 {
+			t.Errorf("capacity %v allocatable %v", n.Status.Capacity, n.Status.Allocatable)
+		}
+	})
+
+	t.Run("scale up, then to zero within a PodDisruptionBudget", func(t *testing.T) {
+		const replicas = 8
+		labels := map[string]string{"app": "guarded"}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "guarded", Namespace: "default"},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: to.Ptr[int32](replicas),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+				},
+			},
+		}
+		if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pdb := &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "guarded", Namespace: "default"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: to.Ptr(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}},
+		}
+		if _, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		scale(t, c, group, name, "eph", 10)
+		waitReadyPods(t, cs, "app=guarded", replicas)
+
+		// Scale to zero while watching the Deployment: never more than
+		// the PDB's one pod down.
+		stop := make(chan struct{})
+		lowest := make(chan int, 1)
+		go func() {
+			low := replicas
+			for {
+				select {
+				case <-stop:
+					lowest <- low
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if n, err := readyPods(ctx, cs, "app=guarded"); err == nil && n < low {
+					low = n
+				}
+			}
+		}()
+		scale(t, c, group, name, "eph", 0)
+		close(stop)
+		if low := <-lowest; low < replicas-1 {
+			t.Errorf("only %d of %d pods ready during the scale-down; the PDB allows one down", low, replicas)
+		}
+		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		if len(nodes.Items) != 0 {
+			t.Errorf("%d eph nodes left after scaling to 0", len(nodes.Items))
+		}
+		waitReadyPods(t, cs, "app=guarded", replicas)
+		got, err := c.pools.Get(ctx, group, name, "eph", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got.Properties.Count != 0 || *got.Properties.Tags[nodepool.CostTag] != "0.0000" {
+			t.Errorf("pool at zero: count %d cost %s", *got.Properties.Count, *got.Properties.Tags[nodepool.CostTag])
+		}
+	})
+
+	t.Run("system pool cannot go to zero", func(t *testing.T) {
+		sys, err := c.pools.Get(ctx, group, name, "system", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys.Properties.Count = to.Ptr[int32](0)
+		_, err = c.pools.BeginCreateOrUpdate(ctx, group, name, "system", sys.AgentPool, nil)
+		expectCode(t, err, http.StatusBadRequest, "InvalidParameter")
+	})
+
+	t.Run("spot pool", func(t *testing.T) {
+		p, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "spot", armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+			VMSize: to.Ptr("Standard_D4s_v3"), Count: to.Ptr[int32](2), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser),
+			ScaleSetPriority: to.Ptr(armcontainerservice.ScaleSetPrioritySpot), SpotMaxPrice: to.Ptr[float32](-1)}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.PollUntilDone(ctx, poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(got.Properties.NodeTaints, func(s *string) bool { return *s == nodepool.SpotTaint }) {
+			t.Errorf("spot pool taints %v", got.Properties.NodeTaints)
+		}
+		cost, _ := strconv.ParseFloat(*got.Properties.Tags[nodepool.CostTag], 64)
+		if cost <= 0 || cost >= 2*0.192 {
+			t.Errorf("spot pool of two D4s_v3 costs %v an hour; on demand would be 0.384", cost)
+		}
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=spot"})
+		if err != nil || len(nodes.Items) != 2 {
+			t.Fatalf("spot nodes: %v %v", len(nodes.Items), err)
+		}
+		n := nodes.Items[0]
+		if n.Labels[nodepool.SpotLabel] != "spot" || len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != nodepool.SpotLabel {
+			t.Errorf("spot node labels %v taints %v", n.Labels, n.Spec.Taints)
+		}
+		got.Properties.ScaleSetPriority = to.Ptr(armcontainerservice.ScaleSetPriorityRegular)
+		_, err = c.pools.BeginCreateOrUpdate(ctx, group, name, "spot", got.AgentPool, nil)
+		expectCode(t, err, http.StatusBadRequest, "PropertyChangeNotAllowed")
+	})
+
+	d, err := c.clusters.BeginDelete(ctx, group, name, nil)
+	if err == nil {
+		_, err = d.PollUntilDone(ctx, poll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scale(t *testing.T, c clients, group, cluster, name string, count int32) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := c.pools.Get(ctx, group, cluster, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Properties.Count = to.Ptr(count)
+	p, err := c.pools.BeginCreateOrUpdate(ctx, group, cluster, name, got.AgentPool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.Properties.ProvisioningState != "Succeeded" || *res.Properties.Count != count {
+		t.Fatalf("scale to %d: %s, count %d", count, *res.Properties.ProvisioningState, *res.Properties.Count)
+	}
+}
+
+func readyPods(ctx context.Context, cs kubernetes.Interface, selector string) (int, error) {
+	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func waitReadyPods(t *testing.T, cs kubernetes.Interface, selector string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		n, err := readyPods(context.Background(), cs, selector)
+		if err == nil && n >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d pods ready (%v)", n, want, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
