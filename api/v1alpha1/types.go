@@ -163,6 +163,13 @@ type AgentPoolSpec struct {
 	Properties runtime.RawExtension `json:"properties"`
 	// Operation is the operation in progress or last carried out.
 	Operation *OperationRef `json:"operation,omitempty"`
+	// DeleteMachines names machines deleteMachines asked to remove; the
+	// controller drains and removes them, then clears the list.
+	DeleteMachines []string `json:"deleteMachines,omitempty"`
+	// Evictions names Spot machines whose eviction an operator simulated;
+	// the controller gives notice, drains, and deletes or deallocates them
+	// per the pool's eviction policy, then clears the list.
+	Evictions []string `json:"evictions,omitempty"`
 }
 
 // AgentPoolStatus is what the agent pool controller observed.
@@ -173,7 +180,11 @@ type AgentPoolStatus struct {
 	// Nodes are the names of the pool's nodes, by instance.
 	Nodes []string `json:"nodes,omitempty"`
 	// ReadyNodes counts the pool's nodes that are Ready.
-	ReadyNodes       int32  `json:"readyNodes,omitempty"`
+	ReadyNodes int32 `json:"readyNodes,omitempty"`
+	// Deallocated names machines that are deallocated (evicted Spot VMs
+	// with the Deallocate policy): they keep their place in the scale set
+	// and count against quota, but do not run.
+	Deallocated      []string `json:"deallocated,omitempty"`
 	NodeImageVersion string `json:"nodeImageVersion,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -380,4 +381,96 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request, p params) er
 		}
 	}
 	return newError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", p["machine"], p["pool"])
+}
+
+// deleteMachines removes named machines from a pool, draining each first;
+// the pool's count goes down by as many.
+func (s *Server) deleteMachines(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, pool, err := s.lookupPool(ctx, p)
+	if err != nil {
+		return err
+	}
+	var body armcontainerservice.AgentPoolDeleteMachinesParameter
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if len(body.MachineNames) == 0 {
+		return invalidParameter("machineNames", "The value of parameter machineNames is invalid: name at least one machine.")
+	}
+	var names []string
+	for _, m := range body.MachineNames {
+		name := deref(m)
+		if !slices.Contains(pool.Status.Nodes, name) {
+			return invalidParameter("machineNames", "The value of parameter machineNames is invalid: machine %s is not in agent pool %s.", name, pool.Spec.Name)
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if err := s.clusterBusy(ctx, mc); err != nil {
+		return err
+	}
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return err
+	}
+	count := deref(props.Count) - int32(len(names))
+	if *props.Mode == armcontainerservice.AgentPoolModeSystem && count < 1 {
+		return invalidParameter("machineNames", "agentPoolProfile.count would be %d. A system pool needs at least one node.", count)
+	}
+	props.Count = to.Ptr(max(count, 0))
+	raw, err := json.Marshal(&props)
+	if err != nil {
+		return err
+	}
+	op, err := s.startOperation(ctx, pool.Spec.ResourceID, "Scaling", clusterLocation(mc), false)
+	if err != nil {
+		return err
+	}
+	pool.Spec.Properties.Raw = raw
+	pool.Spec.DeleteMachines = names
+	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Scaling"}
+	if err := s.cfg.Client.Update(ctx, pool); err != nil {
+		if apierrors.IsConflict(err) {
+			return operationNotAllowed("Operation is not allowed: the agent pool changed meanwhile; retry.")
+		}
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, true)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// simulateEviction evicts a Spot machine, as VMSS's simulateEviction does:
+// 204 at once, the eviction itself follows (notice, drain, then delete or
+// deallocate per the pool's eviction policy).
+func (s *Server) simulateEviction(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	_, pool, err := s.lookupPool(ctx, p)
+	if err != nil {
+		return err
+	}
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return err
+	}
+	if deref(props.ScaleSetPriority) != armcontainerservice.ScaleSetPrioritySpot {
+		return badRequest("OperationNotAllowed", "agentPoolName", "Agent pool %s is not a Spot pool: only Spot VMs can be evicted.", pool.Spec.Name)
+	}
+	machine := p["machine"]
+	if !slices.Contains(pool.Status.Nodes, machine) {
+		return newError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", machine, pool.Spec.Name)
+	}
+	if !slices.Contains(pool.Spec.Evictions, machine) && !slices.Contains(pool.Status.Deallocated, machine) {
+		pool.Spec.Evictions = append(pool.Spec.Evictions, machine)
+		if err := s.cfg.Client.Update(ctx, pool); err != nil {
+			if apierrors.IsConflict(err) {
+				return operationNotAllowed("Operation is not allowed: the agent pool changed meanwhile; retry.")
+			}
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

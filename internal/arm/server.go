@@ -166,6 +166,8 @@ func (s *Server) routeTable() []route {
 		r("DELETE", routePool, aks, s.deleteAgentPool),
 		r("POST", routePool+"/abort", aks, s.abortAgentPool),
 		r("GET", routePool+"/upgradeprofiles/default", aks, s.getAgentPoolUpgradeProfile),
+		r("POST", routePool+"/deletemachines", aks, s.deleteMachines),
+		r("POST", routePool+"/machines/{machine}/simulateeviction", aks, s.simulateEviction),
 		r("GET", routePool+"/machines", aks, s.listMachines),
 		r("GET", routePool+"/machines/{machine}", aks, s.getMachine),
 		r("GET", routeProvider+"/locations/{loc}/kubernetesversions", aks, s.listKubernetesVersions),

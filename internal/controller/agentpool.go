@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,6 +134,14 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	sort.Ints(instances)
 
 	kubelets := hosted.Kubelets()
+	removed, blocked, err := r.removeNamedMachines(ctx, pool, &props, cs, kubelets, byInstance)
+	if err != nil || blocked {
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
+	}
+	if pool.DeletionTimestamp == nil && props.Count != nil {
+		want = int(*props.Count) // an eviction may have shrunk the scale set
+	}
+	instances = slices.DeleteFunc(instances, func(idx int) bool { return slices.Contains(removed, byInstance[idx].Name) })
 	// Scale in: highest instances go first, as VMSS scale-in does, each
 	// cordoned and drained first; a deleted pool's nodes go the same way.
 	for len(instances) > want {
@@ -190,9 +199,12 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	var names []string
-	ready := int32(0)
+	ready := int32(len(pool.Status.Deallocated)) // deallocated machines are where they should be
 	for _, n := range nodes.Items {
 		names = append(names, n.Name)
+		if slices.Contains(pool.Status.Deallocated, n.Name) {
+			continue
+		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
 				ready++

@@ -10,7 +10,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +23,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
@@ -127,6 +130,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 
 	switch op.Action {
+	case "Starting":
+		if err := r.loseEphemeralDisks(ctx, mc, hosted); err != nil {
+			return ctrl.Result{}, err
+		}
 	case "Creating", "Updating":
 		setProgress(ctx, r.Client, op.ID, 50)
 		done, failed, err := r.syncPools(ctx, mc)
@@ -245,6 +252,52 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 	}
 	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
 		return endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
+	}
+	return nil
+}
+
+// OSDiskMarkerAnnotation stands for what is on a node's OS disk: a workload
+// or an in-place patch writes it there (as a node annotation), and it lasts
+// exactly as long as the disk's contents would.
+const OSDiskMarkerAnnotation = "slipway.dev/os-disk-marker"
+
+// loseEphemeralDisks runs when a stopped cluster starts: its VMs were
+// deallocated, which keeps a Managed OS disk and wipes an Ephemeral one (it
+// lives on the host the VM left).
+func (r *ClusterReconciler) loseEphemeralDisks(ctx context.Context, mc *slipwayv1.ManagedCluster, hosted *hosting.Cluster) error {
+	var pools slipwayv1.AgentPoolList
+	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return err
+	}
+	cfg, err := hosted.RESTConfig(hosting.Admin)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	wipe := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, OSDiskMarkerAnnotation))
+	for _, p := range pools.Items {
+		var props nodepool.Properties
+		if err := json.Unmarshal(p.Spec.Properties.Raw, &props); err != nil {
+			return err
+		}
+		if props.OSDiskType == nil || *props.OSDiskType != armcontainerservice.OSDiskTypeEphemeral {
+			continue
+		}
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + p.Spec.Name})
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes.Items {
+			if _, ok := n.Annotations[OSDiskMarkerAnnotation]; !ok {
+				continue
+			}
+			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, wipe, metav1.PatchOptions{}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+	"github.com/slipway-dev/slipway/internal/simnode"
+)
+
+// EvictionNoticeAnnotation is set on a Spot node when its eviction is
+// announced, with the time of the notice, as Azure's Scheduled Events
+// Preempt notice would be seen on the VM.
+const EvictionNoticeAnnotation = "slipway.dev/eviction-notice"
+
+// removeNamedMachines carries out deleteMachines and simulated Spot
+// evictions: each named machine is drained (Eviction API, PDBs honoured),
+// then deleted, or deallocated for a Spot pool with the Deallocate policy.
+// It returns the machines it removed, and whether a drain is still blocked.
+func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, kubelets *simnode.Kubelets, byInstance map[int]*corev1.Node) (removed []string, blocked bool, err error) {
+	if len(pool.Spec.DeleteMachines) == 0 && len(pool.Spec.Evictions) == 0 {
+		return nil, false, nil
+	}
+	exists := func(name string) bool {
+		for _, n := range byInstance {
+			if n.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	deallocate := props.ScaleSetEvictionPolicy != nil && *props.ScaleSetEvictionPolicy == armcontainerservice.ScaleSetEvictionPolicyDeallocate
+	for _, name := range pool.Spec.Evictions {
+		if !exists(name) || slices.Contains(pool.Status.Deallocated, name) {
+			continue
+		}
+		notice := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, EvictionNoticeAnnotation, time.Now().UTC().Format(time.RFC3339))
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(notice), metav1.PatchOptions{}); err != nil {
+			return removed, false, err
+		}
+		r.event(ctx, cs, name, "Preempt", "Spot VM is being evicted: Azure needs the capacity back")
+		if err := cordonAndDrain(ctx, cs, name, drainAttempt); err != nil {
+			log.FromContext(ctx).Info("Eviction drain blocked, retrying", "node", name, "err", err.Error())
+			return removed, true, nil
+		}
+		if deallocate {
+			if err := kubelets.SetNotReady(ctx, name, "VMDeallocated", "the Spot VM was evicted and deallocated"); err != nil {
+				return removed, false, err
+			}
+			pool.Status.Deallocated = append(pool.Status.Deallocated, name)
+			if err := r.Client.Status().Update(ctx, pool); err != nil {
+				return removed, false, err
+			}
+			continue
+		}
+		if err := kubelets.Remove(ctx, name); err != nil {
+			return removed, false, err
+		}
+		removed = append(removed, name)
+		// The scale set lost the instance: its capacity goes down by one,
+		// and so does the pool's count.
+		if c := *props.Count; c > 0 {
+			props.Count = &[]int32{c - 1}[0]
+		}
+	}
+	for _, name := range pool.Spec.DeleteMachines {
+		if !exists(name) {
+			continue
+		}
+		if err := cordonAndDrain(ctx, cs, name, drainAttempt); err != nil {
+			log.FromContext(ctx).Info("Drain blocked, retrying", "node", name, "err", err.Error())
+			return removed, true, nil
+		}
+		if err := kubelets.Remove(ctx, name); err != nil {
+			return removed, false, err
+		}
+		removed = append(removed, name)
+		pool.Status.Deallocated = slices.DeleteFunc(pool.Status.Deallocated, func(n string) bool { return n == name })
+	}
+	raw, err := json.Marshal(props)
+	if err != nil {
+		return removed, false, err
+	}
+	status := pool.Status.DeepCopy()
+	pool.Spec.Properties.Raw = raw
+	pool.Spec.Evictions, pool.Spec.DeleteMachines = nil, nil
+	if err := r.Client.Update(ctx, pool); err != nil {
+		return removed, false, err
+	}
+	pool.Status = *status
+	return removed, false, r.Client.Status().Update(ctx, pool)
+}
+
+// event records a Kubernetes event about a node in its cluster.
+func (r *AgentPoolReconciler) event(ctx context.Context, cs kubernetes.Interface, node, reason, message string) {
+	now := metav1.Now()
+	_, _ = cs.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: node + ".", Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node), APIVersion: "v1"},
+		Reason:         reason, Message: message, Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "slipway"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}, metav1.CreateOptions{})
+}
