@@ -185,7 +185,7 @@ type AgentPoolStatus struct {
 	// with the Deallocate policy): they keep their place in the scale set
 	// and count against quota, but do not run.
 	Deallocated      []string `json:"deallocated,omitempty"`
-	NodeImageVersion string `json:"nodeImageVersion,omitempty"`
+	NodeImageVersion string   `json:"nodeImageVersion,omitempty"`
 }
 
 // +kubebuilder:object:root=true
