@@ -27,6 +27,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
 	"github.com/slipway-dev/slipway/internal/management"
+	"github.com/slipway-dev/slipway/internal/timing"
 )
 
 // Options configure the server.
@@ -37,6 +38,9 @@ type Options struct {
 	ManagementKubeconfig string
 	// Executable runs the components; empty means this binary.
 	Executable string
+	// TimeScale scales the simulated VMs' real-world durations; 0 means
+	// timing.DefaultScale.
+	TimeScale float64
 	// Ports is the port range of hosted control planes; the first hundred
 	// go to the management plane. Zero means hosting's default.
 	Ports hosting.PortRange
@@ -75,6 +79,9 @@ func Serve(ctx context.Context, o Options) error {
 	conn.ARMEndpoint, conn.AuthorityHost = base+"/", base+"/"
 	conn.LoginEndpoint, conn.CACertFile = identity.ADFSIssuer(base), caFile
 
+	if o.TimeScale == 0 {
+		o.TimeScale = timing.DefaultScale
+	}
 	if o.Ports == (hosting.PortRange{}) {
 		o.Ports = hosting.DefaultPortRange
 	}
@@ -131,7 +138,7 @@ func Serve(ctx context.Context, o Options) error {
 	})
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Timing: timing.Model{Scale: o.TimeScale}},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/nodepool"
+	"github.com/slipway-dev/slipway/internal/timing"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
@@ -36,6 +37,8 @@ import (
 type AgentPoolReconciler struct {
 	Client  client.Client
 	Hosting Hosting
+	// Timing says how long simulated VMs take to provision and boot.
+	Timing timing.Model
 
 	mu      sync.Mutex
 	clients map[*hosting.Cluster]kubernetes.Interface // a cluster made again under the same ID is a new *Cluster
@@ -175,7 +178,9 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	for len(instances) < want {
 		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup, Location: nodeRG.Location,
 			NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
-		if err := kubelets.Register(ctx, spec.Node()); err != nil {
+		node := spec.Node()
+		node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
+		if err := kubelets.Register(ctx, node); err != nil {
 			return ctrl.Result{}, err
 		}
 		instances = append(instances, next)

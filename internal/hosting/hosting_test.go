@@ -241,6 +241,35 @@ func TestClusterLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("a booting node turns Ready when its boot is done", func(t *testing.T) {
+		const name = "aks-nodepool1-12345678-vmss000009"
+		bootDone := time.Now().Add(3 * time.Second)
+		err := c.Kubelets().Register(ctx, simnode.Node{Name: name, ReadyAt: bootDone,
+			Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourcePods: resource.MustParse("110")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(bootDone) - time.Second)
+		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready, _ := nodeReady(n); ready {
+			t.Fatal("node Ready before its boot was done")
+		}
+		eventually(t, 30*time.Second, "node Ready after boot", func() (bool, string) {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ok, reason := nodeReady(n)
+			return ok, reason
+		})
+		if err := c.Kubelets().Remove(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("killed API server comes back", func(t *testing.T) {
 		pid := componentPID(t, c, components.APIServer)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,6 +48,10 @@ const (
 
 	// nodeInitializeStage is the name of KWOK's stage that makes nodes Ready.
 	nodeInitializeStage = "node-initialize"
+
+	// ReadyAtAnnotation holds the time (RFC 3339) a registered node becomes
+	// Ready: the simulated VM is still provisioning and booting until then.
+	ReadyAtAnnotation = "slipway.dev/ready-at"
 )
 
 // Options configure the simulated kubelets of one cluster.
@@ -190,6 +195,10 @@ func parseStages() (map[internalversion.StageResourceRef][]*internalversion.Stag
 				return nil, fmt.Errorf("parsing KWOK stage: %w", err)
 			}
 			if stage.Name == nodeInitializeStage {
+				// A booting VM's node turns Ready when its boot is done.
+				stage.Spec.Delay = &internalversion.StageDelay{DurationFrom: &internalversion.ExpressionFrom{
+					JQ: &internalversion.ExpressionJQ{Expression: fmt.Sprintf(".metadata.annotations[%q]", ReadyAtAnnotation)},
+				}}
 				// A node Slipway has marked NotReady must stay so.
 				stage.Spec.Selector.MatchExpressions = append(stage.Spec.Selector.MatchExpressions,
 					internalversion.MatchExpression{JQ: &internalversion.SelectorJQ{
@@ -217,6 +226,8 @@ type Node struct {
 	ProviderID  string
 	// InternalIP is the node's address, if it has one.
 	InternalIP string
+	// ReadyAt is when the node turns Ready; zero means at once.
+	ReadyAt time.Time
 }
 
 // Register creates the node, marked as simulated. KWOK makes it Ready.
@@ -226,6 +237,9 @@ func (k *Kubelets) Register(ctx context.Context, n Node) error {
 		return errors.New("registering simulated node: no name")
 	}
 	annotations := map[string]string{ManagedAnnotation: "true"}
+	if !n.ReadyAt.IsZero() {
+		annotations[ReadyAtAnnotation] = n.ReadyAt.UTC().Format(time.RFC3339Nano)
+	}
 	for key, v := range n.Annotations {
 		annotations[key] = v
 	}

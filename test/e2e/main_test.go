@@ -97,7 +97,7 @@ func (s *server) start() error {
 		return err
 	}
 	s.log = logFile
-	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999")
+	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", "0.005")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		return err
