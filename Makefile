@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm
+.PHONY: build run test bench bench-arm bench-scale
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -38,3 +38,7 @@ bench: build
 bench-arm: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkCreateCluster -benchtime 5x ./test/e2e
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkGetManagedCluster -benchtime 3000x ./test/e2e
+
+# A User pool 0 -> 100 -> 1000 -> 0: nodes per second, and serve's memory.
+bench-scale: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkScalePool -benchtime 1x -timeout 30m ./test/e2e

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,6 +32,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/timing"
 	"github.com/slipway-dev/slipway/internal/version"
 )
+
+// parallelNodeOps bounds how many VMs of one pool are created or drained at
+// once, as a scale set works on several instances at a time.
+const parallelNodeOps = 16
 
 // AgentPoolReconciler keeps a pool's nodes in its cluster: as many as its
 // count, labelled and sized as AKS's.
@@ -146,17 +151,32 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	instances = slices.DeleteFunc(instances, func(idx int) bool { return slices.Contains(removed, byInstance[idx].Name) })
 	// Scale in: highest instances go first, as VMSS scale-in does, each
-	// cordoned and drained first; a deleted pool's nodes go the same way.
-	for len(instances) > want {
-		last := byInstance[instances[len(instances)-1]]
-		if err := cordonAndDrain(ctx, cs, last.Name, drainAttempt); err != nil {
-			log.FromContext(ctx).Info("Drain blocked, retrying", "node", last.Name, "err", err.Error())
-			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	// cordoned and drained first (in parallel: the Eviction API keeps every
+	// PodDisruptionBudget however many drains run); a deleted pool's nodes
+	// go the same way.
+	if len(instances) > want {
+		victims := instances[want:]
+		blocked := make([]bool, len(victims))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallelNodeOps)
+		for i, idx := range victims {
+			node := byInstance[idx].Name
+			g.Go(func() error {
+				if err := cordonAndDrain(gctx, cs, node, drainAttempt); err != nil {
+					log.FromContext(ctx).Info("Drain blocked, retrying", "node", node, "err", err.Error())
+					blocked[i] = true
+					return nil
+				}
+				return kubelets.Remove(gctx, node)
+			})
 		}
-		if err := kubelets.Remove(ctx, last.Name); err != nil {
+		if err := g.Wait(); err != nil {
 			return ctrl.Result{}, err
 		}
-		instances = instances[:len(instances)-1]
+		if slices.Contains(blocked, true) {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
+		instances = instances[:want]
 	}
 	// Scale out: new instances take the next IDs.
 	hash := armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name)
@@ -175,16 +195,20 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if image == "" {
 		image = nodepool.DefaultNodeImage
 	}
-	for len(instances) < want {
-		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup, Location: nodeRG.Location,
-			NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
-		node := spec.Node()
-		node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
-		if err := kubelets.Register(ctx, node); err != nil {
+	if len(instances) < want {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallelNodeOps)
+		for ; len(instances) < want; next++ {
+			spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup, Location: nodeRG.Location,
+				NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
+			node := spec.Node()
+			node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
+			g.Go(func() error { return kubelets.Register(gctx, node) })
+			instances = append(instances, next)
+		}
+		if err := g.Wait(); err != nil {
 			return ctrl.Result{}, err
 		}
-		instances = append(instances, next)
-		next++
 	}
 
 	if pool.DeletionTimestamp != nil {

@@ -114,7 +114,16 @@ func (c *Cluster) RESTConfig(cred Credential) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clientcmd.RESTConfigFromKubeConfig(data)
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	// Slipway's own controllers drive each cluster hard (a scale-in drains
+	// and removes hundreds of nodes); client-go's default of 5 requests a
+	// second would make that crawl. The API server's priority and fairness
+	// still protects it.
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg, nil
 }
 
 // Kubelets returns the simulated kubelets of a running cluster, or nil.
