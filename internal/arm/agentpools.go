@@ -67,7 +67,7 @@ func (s *Server) renderPoolProperties(mc *slipwayv1.ManagedCluster, pool *slipwa
 	if p.Tags == nil {
 		p.Tags = map[string]*string{}
 	}
-	running := len(pool.Status.Nodes)
+	running := len(pool.Status.Nodes) - len(pool.Status.Deallocated)
 	if mc.Spec.Stopped {
 		running = 0 // a stopped cluster's VMs are deallocated: no compute charge
 		p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeStopped)}
@@ -189,6 +189,14 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 		if deref(old.Count) != deref(props.Count) {
 			action = "Scaling"
 		}
+		if was, now := powerCode(&old), powerCode(props); was != now {
+			action = map[armcontainerservice.Code]string{armcontainerservice.CodeStopped: "Stopping", armcontainerservice.CodeRunning: "Starting"}[now]
+		}
+	} else if powerCode(props) == armcontainerservice.CodeStopped {
+		return invalidParameter("agentPoolProfile.powerState", "A new agent pool cannot be created stopped.")
+	}
+	if powerCode(props) == armcontainerservice.CodeStopped && *props.Mode == armcontainerservice.AgentPoolModeSystem && !otherRunningSystemPool(pools, name) {
+		return invalidParameter("agentPoolProfile.powerState", "The agent pool %s is the cluster's last running system pool and cannot be stopped.", name)
 	}
 	id := mc.Spec.ResourceID + "/agentPools/" + name
 	op, err := s.startOperation(ctx, id, action, clusterLocation(mc), false)
@@ -244,6 +252,27 @@ func NewAgentPoolObject(mc *slipwayv1.ManagedCluster, name string, properties []
 		Spec: slipwayv1.AgentPoolSpec{ResourceID: id, Cluster: mc.Name, Name: name,
 			Properties: runtime.RawExtension{Raw: properties}, Operation: op},
 	}
+}
+
+// powerCode is the power state a pool's properties ask for.
+func powerCode(p *nodepool.Properties) armcontainerservice.Code {
+	if p.PowerState != nil && p.PowerState.Code != nil && *p.PowerState.Code == armcontainerservice.CodeStopped {
+		return armcontainerservice.CodeStopped
+	}
+	return armcontainerservice.CodeRunning
+}
+
+func otherRunningSystemPool(pools []slipwayv1.AgentPool, except string) bool {
+	for _, p := range pools {
+		if p.Spec.Name == except || p.DeletionTimestamp != nil {
+			continue
+		}
+		var props nodepool.Properties
+		if json.Unmarshal(p.Spec.Properties.Raw, &props) == nil && deref(props.Mode) == armcontainerservice.AgentPoolModeSystem && powerCode(&props) == armcontainerservice.CodeRunning {
+			return true
+		}
+	}
+	return false
 }
 
 func otherSystemPool(pools []slipwayv1.AgentPool, except string) bool {

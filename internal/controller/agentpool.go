@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,6 +143,17 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	sort.Ints(instances)
 
 	kubelets := hosted.Kubelets()
+	if stopped := props.PowerState != nil && props.PowerState.Code != nil && *props.PowerState.Code == armcontainerservice.CodeStopped; stopped || len(pool.Status.Deallocated) > 0 && pool.DeletionTimestamp == nil && isPowerOp(op, working) {
+		if done, err := r.setPower(ctx, pool, &props, cs, kubelets, nodes.Items, !stopped); err != nil || !done {
+			return ctrl.Result{RequeueAfter: time.Second}, err
+		}
+		if stopped {
+			if working {
+				return ctrl.Result{}, r.finish(ctx, pool, "Succeeded", nil)
+			}
+			return ctrl.Result{}, nil
+		}
+	}
 	removed, blocked, err := r.removeNamedMachines(ctx, pool, &props, cs, kubelets, byInstance)
 	if err != nil || blocked {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, err

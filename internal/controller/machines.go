@@ -113,3 +113,51 @@ func (r *AgentPoolReconciler) event(ctx context.Context, cs kubernetes.Interface
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 	}, metav1.CreateOptions{})
 }
+
+// isPowerOp says whether the pool's running operation starts or stops it.
+func isPowerOp(op *slipwayv1.OperationRef, working bool) bool {
+	return working && (op.Action == "Starting" || op.Action == "Stopping")
+}
+
+// setPower deallocates every VM of a stopped pool (drained first, node left
+// NotReady and cordoned) or starts the deallocated ones of a running pool
+// (node Ready and schedulable again; an Ephemeral OS disk comes back
+// empty). It reports whether the pool is in the asked state.
+func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, kubelets *simnode.Kubelets, nodes []corev1.Node, running bool) (bool, error) {
+	ephemeral := props.OSDiskType != nil && *props.OSDiskType == armcontainerservice.OSDiskTypeEphemeral
+	changed := false
+	for _, n := range nodes {
+		deallocated := slices.Contains(pool.Status.Deallocated, n.Name)
+		switch {
+		case !running && !deallocated:
+			if err := cordonAndDrain(ctx, cs, n.Name, drainAttempt); err != nil {
+				log.FromContext(ctx).Info("Drain blocked, retrying", "node", n.Name, "err", err.Error())
+				return false, nil
+			}
+			if err := kubelets.SetNotReady(ctx, n.Name, "VMDeallocated", "the agent pool was stopped"); err != nil {
+				return false, err
+			}
+			pool.Status.Deallocated = append(pool.Status.Deallocated, n.Name)
+			changed = true
+		case running && deallocated:
+			patch := `{"spec":{"unschedulable":null}}`
+			if ephemeral {
+				patch = fmt.Sprintf(`{"spec":{"unschedulable":null},"metadata":{"annotations":{%q:null,%q:null}}}`, OSDiskMarkerAnnotation, EvictionNoticeAnnotation)
+			}
+			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				return false, err
+			}
+			if err := kubelets.SetReady(ctx, n.Name); err != nil {
+				return false, err
+			}
+			pool.Status.Deallocated = slices.DeleteFunc(pool.Status.Deallocated, func(s string) bool { return s == n.Name })
+			changed = true
+		}
+	}
+	if changed {
+		if err := r.Client.Status().Update(ctx, pool); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}

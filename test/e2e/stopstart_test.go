@@ -154,6 +154,69 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 		}
 	})
 
+	t.Run("pool stop and start through powerState", func(t *testing.T) {
+		setPower := func(code armcontainerservice.Code) *armcontainerservice.AgentPool {
+			got, err := c.pools.Get(ctx, group, name, "eph", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Properties.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(code)}
+			p, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "eph", got.AgentPool, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.PollUntilDone(ctx, poll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &res.AgentPool
+		}
+		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		for _, n := range nodes.Items {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"written"}}}`, controller.OSDiskMarkerAnnotation)
+			cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		}
+		stopped := setPower(armcontainerservice.CodeStopped)
+		if *stopped.Properties.PowerState.Code != armcontainerservice.CodeStopped || *stopped.Properties.Tags[nodepool.CostTag] != "0.0000" || *stopped.Properties.Count != 2 {
+			t.Errorf("stopped pool: power %s cost %s count %d", *stopped.Properties.PowerState.Code, *stopped.Properties.Tags[nodepool.CostTag], *stopped.Properties.Count)
+		}
+		eventually(t, 30*time.Second, "pool's nodes deallocated", func() (bool, string) {
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, n := range nodes.Items {
+				for _, cond := range n.Status.Conditions {
+					if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue || !n.Spec.Unschedulable {
+						return false, n.Name + " still running"
+					}
+				}
+			}
+			return len(nodes.Items) == 2, fmt.Sprint(len(nodes.Items), " nodes")
+		})
+		started := setPower(armcontainerservice.CodeRunning)
+		if *started.Properties.PowerState.Code != armcontainerservice.CodeRunning {
+			t.Errorf("started pool: %s", *started.Properties.PowerState.Code)
+		}
+		nodes, _ = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		for _, n := range nodes.Items {
+			if n.Spec.Unschedulable {
+				t.Errorf("%s still cordoned after start", n.Name)
+			}
+			if _, kept := n.Annotations[controller.OSDiskMarkerAnnotation]; kept {
+				t.Errorf("%s (Ephemeral) kept its OS disk contents across deallocation", n.Name)
+			}
+		}
+		// The last running system pool cannot be stopped.
+		sys, err := c.pools.Get(ctx, group, name, "system", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys.Properties.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeStopped)}
+		_, err = c.pools.BeginCreateOrUpdate(ctx, group, name, "system", sys.AgentPool, nil)
+		expectCode(t, err, 400, "InvalidParameter")
+	})
+
 	t.Run("deleteMachines", func(t *testing.T) {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
 		if err != nil || len(nodes.Items) != 2 {
