@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	appsv1 "k8s.io/api/apps/v1"
@@ -341,5 +344,24 @@ func TestAuthentication(t *testing.T) {
 	}
 	if status, _ := s.do(t, "GET", path, s.token(t), nil); status != 200 {
 		t.Errorf("good token: %d", status)
+	}
+
+	// The ADFS shape, as az uses it: tenant "adfs" under the login endpoint.
+	adfs, err := azidentity.NewClientSecretCredential("adfs", s.conn.ClientID, s.conn.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: policy.ClientOptions{Cloud: cloud.Configuration{
+			ActiveDirectoryAuthorityHost: s.conn.AuthorityHost,
+			Services:                     map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: s.conn.ARMEndpoint, Audience: s.conn.Audience}},
+		}, Transport: s.httpClient()},
+		DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := adfs.GetToken(context.Background(), policyScopes(s))
+	if err != nil {
+		t.Fatalf("ADFS-shaped credential: %v", err)
+	}
+	if status, e := s.do(t, "GET", path, tok.Token, nil); status != 200 {
+		t.Errorf("ADFS token: %d %+v", status, e)
 	}
 }
