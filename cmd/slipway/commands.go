@@ -108,6 +108,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS address of the ARM endpoint")
 	cmd.Flags().StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "use this cluster as the management plane instead of hosting one")
 	cmd.Flags().Float64Var(&o.TimeScale, "time-scale", timing.DefaultScale, "scale of simulated VM durations: 1 is real time (a node takes about two minutes), the default makes one Ready in about 1.4 s")
+	cmd.Flags().Float64Var(&o.SpotEvictionRate, "spot-eviction-rate", 0, "random evictions per Spot VM per simulated hour (0: only simulateEviction evicts)")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
 	return cmd

@@ -38,6 +38,9 @@ type Options struct {
 	ManagementKubeconfig string
 	// Executable runs the components; empty means this binary.
 	Executable string
+	// SpotEvictionRate is the average number of random evictions per Spot
+	// VM per simulated hour; 0 means none.
+	SpotEvictionRate float64
 	// TimeScale scales the simulated VMs' real-world durations; 0 means
 	// timing.DefaultScale.
 	TimeScale float64
@@ -138,7 +141,7 @@ func Serve(ctx context.Context, o Options) error {
 	})
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Timing: timing.Model{Scale: o.TimeScale}},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {

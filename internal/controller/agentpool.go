@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,6 +47,9 @@ type AgentPoolReconciler struct {
 	Hosting Hosting
 	// Timing says how long simulated VMs take to provision and boot.
 	Timing timing.Model
+	// SpotEvictionRate is how many evictions a Spot VM suffers per hour of
+	// simulated time, on average; 0 means only the simulated ones.
+	SpotEvictionRate float64
 
 	mu      sync.Mutex
 	clients map[*hosting.Cluster]kubernetes.Interface // a cluster made again under the same ID is a new *Cluster
@@ -266,7 +271,49 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if working || int(ready) != want {
 		return ctrl.Result{RequeueAfter: 300 * time.Millisecond}, nil
 	}
+	if r.SpotEvictionRate > 0 && deref(props.ScaleSetPriority) == armcontainerservice.ScaleSetPrioritySpot {
+		return ctrl.Result{RequeueAfter: spotTick}, r.evictAtRandom(ctx, pool, names)
+	}
 	return ctrl.Result{}, nil
+}
+
+// spotTick is how often a Spot pool rolls the dice for random evictions.
+const spotTick = 5 * time.Second
+
+// evictAtRandom evicts each running Spot VM with the probability that an
+// eviction rate of SpotEvictionRate per VM-hour gives it over one tick of
+// simulated time (a Poisson process: 1 - e^(-rate*t)).
+func (r *AgentPoolReconciler) evictAtRandom(ctx context.Context, pool *slipwayv1.AgentPool, nodes []string) error {
+	p := evictionProbability(r.SpotEvictionRate, spotTick, r.Timing.Scale)
+	var evict []string
+	for _, n := range nodes {
+		if !slices.Contains(pool.Status.Deallocated, n) && !slices.Contains(pool.Spec.Evictions, n) && rand.Float64() < p {
+			evict = append(evict, n)
+		}
+	}
+	if len(evict) == 0 {
+		return nil
+	}
+	log.FromContext(ctx).Info("Evicting Spot VMs at random", "pool", pool.Spec.ResourceID, "machines", evict)
+	pool.Spec.Evictions = append(pool.Spec.Evictions, evict...)
+	return r.Client.Update(ctx, pool)
+}
+
+// evictionProbability is the chance that a VM evicted at rate per hour of
+// simulated time is evicted within tick of wall time, at a time scale.
+func evictionProbability(rate float64, tick time.Duration, scale float64) float64 {
+	if rate <= 0 || scale <= 0 {
+		return 0
+	}
+	return 1 - math.Exp(-rate*tick.Hours()/scale)
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // finish ends the pool's part of its current operation; the operation

@@ -1,0 +1,36 @@
+package controller
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestEvictionProbability(t *testing.T) {
+	tests := []struct {
+		rate  float64
+		tick  time.Duration
+		scale float64
+		want  float64
+	}{
+		{0, 5 * time.Second, 1, 0},
+		// Real time: one eviction an hour, an hour's tick: 1 - 1/e.
+		{1, time.Hour, 1, 1 - 1/math.E},
+		// At scale 0.01 five seconds of wall time are 500 s simulated.
+		{1, 5 * time.Second, 0.01, 1 - math.Exp(-500.0/3600)},
+	}
+	for _, tt := range tests {
+		if got := evictionProbability(tt.rate, tt.tick, tt.scale); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("evictionProbability(%v, %v, %v) = %v, want %v", tt.rate, tt.tick, tt.scale, got, tt.want)
+		}
+	}
+}
+
+func TestInstanceOf(t *testing.T) {
+	if n, ok := instanceOf("aks-nodepool1-12345678-vmss000012"); !ok || n != 12 {
+		t.Errorf("instanceOf = %d %v", n, ok)
+	}
+	if _, ok := instanceOf("some-other-node"); ok {
+		t.Error("parsed an instance from a foreign node name")
+	}
+}
