@@ -460,15 +460,7 @@ func (s *Server) deleteMachines(w http.ResponseWriter, r *http.Request, p params
 	pool.Spec.Properties.Raw = raw
 	pool.Spec.DeleteMachines = names
 	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Scaling"}
-	if err := s.cfg.Client.Update(ctx, pool); err != nil {
-		if apierrors.IsConflict(err) {
-			return operationNotAllowed("Operation is not allowed: the agent pool changed meanwhile; retry.")
-		}
-		return err
-	}
-	s.accepted(w, r, op, providerContainerService, true)
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return s.acceptUpdate(w, r, pool, op)
 }
 
 // simulateEviction evicts a Spot machine, as VMSS's simulateEviction does:

@@ -599,15 +599,7 @@ func (s *Server) startStopCluster(stop bool) handlerFunc {
 		}
 		mc.Spec.Stopped = stop
 		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: action}
-		if err := s.cfg.Client.Update(ctx, mc); err != nil {
-			if apierrors.IsConflict(err) {
-				return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
-			}
-			return err
-		}
-		s.accepted(w, r, op, providerContainerService, true)
-		w.WriteHeader(http.StatusAccepted)
-		return nil
+		return s.acceptUpdate(w, r, mc, op)
 	}
 }
 

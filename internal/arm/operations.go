@@ -237,3 +237,19 @@ func providerFromURL(path string) string {
 func (s *Server) StartOperation(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error) {
 	return s.startOperation(ctx, resourceID, action, location, deletes)
 }
+
+// acceptUpdate stores obj, whose spec now names op, and answers 202 with the
+// operation's URLs. A concurrent change to obj means another operation got
+// there first: 409, as AKS answers.
+func (s *Server) acceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation) error {
+	if err := s.cfg.Client.Update(r.Context(), obj); err != nil {
+		if apierrors.IsConflict(err) {
+			s.finishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+			return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+		}
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, true)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
