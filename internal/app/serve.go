@@ -23,6 +23,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
@@ -139,9 +140,10 @@ func Serve(ctx context.Context, o Options) error {
 		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
 		Credentials: credentials{clusters},
 	})
+	vms := &sim.Provider{Clusters: clusters}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
-		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate},
+		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {

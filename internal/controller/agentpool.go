@@ -30,6 +30,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/timing"
@@ -45,6 +46,8 @@ const parallelNodeOps = 16
 type AgentPoolReconciler struct {
 	Client  client.Client
 	Hosting Hosting
+	// Compute owns the VMs behind the pools.
+	Compute compute.Provider
 	// Timing says how long simulated VMs take to provision and boot.
 	Timing timing.Model
 	// SpotEvictionRate is how many evictions a Spot VM suffers per hour of
@@ -147,9 +150,9 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	sort.Ints(instances)
 
-	kubelets := hosted.Kubelets()
+	cluster := hosted.ID()
 	if stopped := props.PowerState != nil && props.PowerState.Code != nil && *props.PowerState.Code == armcontainerservice.CodeStopped; stopped || len(pool.Status.Deallocated) > 0 && pool.DeletionTimestamp == nil && isPowerOp(op, working) {
-		if done, err := r.setPower(ctx, pool, &props, cs, kubelets, nodes.Items, !stopped); err != nil || !done {
+		if done, err := r.setPower(ctx, pool, &props, cs, cluster, nodes.Items, !stopped); err != nil || !done {
 			return ctrl.Result{RequeueAfter: time.Second}, err
 		}
 		if stopped {
@@ -159,7 +162,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return ctrl.Result{}, nil
 		}
 	}
-	removed, blocked, err := r.removeNamedMachines(ctx, pool, &props, cs, kubelets, byInstance)
+	removed, blocked, err := r.removeNamedMachines(ctx, pool, &props, cs, cluster, byInstance)
 	if err != nil || blocked {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
 	}
@@ -184,7 +187,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 					blocked[i] = true
 					return nil
 				}
-				return kubelets.Remove(gctx, node)
+				return r.Compute.Delete(gctx, cluster, node)
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -220,7 +223,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 				NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
 			node := spec.Node()
 			node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
-			g.Go(func() error { return kubelets.Register(gctx, node) })
+			g.Go(func() error { return r.Compute.Create(gctx, cluster, node) })
 			instances = append(instances, next)
 		}
 		if err := g.Wait(); err != nil {

@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -31,6 +31,8 @@ import (
 type ClusterReconciler struct {
 	Client  client.Client
 	Hosting Hosting
+	// Compute owns the clusters' VMs.
+	Compute compute.Provider
 	// FQDN names a cluster's API server, as the ARM layer shows it.
 	FQDN func(*slipwayv1.ManagedCluster) string
 	// NewAgentPool builds a new pool object (the ARM layer's shape).
@@ -256,28 +258,14 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 	return nil
 }
 
-// OSDiskMarkerAnnotation stands for what is on a node's OS disk: a workload
-// or an in-place patch writes it there (as a node annotation), and it lasts
-// exactly as long as the disk's contents would.
-const OSDiskMarkerAnnotation = "slipway.dev/os-disk-marker"
-
 // loseEphemeralDisks runs when a stopped cluster starts: its VMs were
-// deallocated, which keeps a Managed OS disk and wipes an Ephemeral one (it
-// lives on the host the VM left).
+// deallocated, and starting them again wipes the Ephemeral OS disks (they
+// lived on the hosts the VMs left). VMs of stopped pools stay deallocated.
 func (r *ClusterReconciler) loseEphemeralDisks(ctx context.Context, mc *slipwayv1.ManagedCluster, hosted *hosting.Cluster) error {
 	var pools slipwayv1.AgentPoolList
 	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
 		return err
 	}
-	cfg, err := hosted.RESTConfig(hosting.Admin)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	wipe := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, OSDiskMarkerAnnotation))
 	for _, p := range pools.Items {
 		var props nodepool.Properties
 		if err := json.Unmarshal(p.Spec.Properties.Raw, &props); err != nil {
@@ -286,15 +274,11 @@ func (r *ClusterReconciler) loseEphemeralDisks(ctx context.Context, mc *slipwayv
 		if props.OSDiskType == nil || *props.OSDiskType != armcontainerservice.OSDiskTypeEphemeral {
 			continue
 		}
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + p.Spec.Name})
-		if err != nil {
-			return err
-		}
-		for _, n := range nodes.Items {
-			if _, ok := n.Annotations[OSDiskMarkerAnnotation]; !ok {
+		for _, node := range p.Status.Nodes {
+			if slices.Contains(p.Status.Deallocated, node) {
 				continue
 			}
-			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, wipe, metav1.PatchOptions{}); err != nil {
+			if err := r.Compute.Start(ctx, hosted.ID(), node, *props.OSDiskType); err != nil {
 				return err
 			}
 		}

@@ -16,7 +16,6 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/nodepool"
-	"github.com/slipway-dev/slipway/internal/simnode"
 )
 
 // EvictionNoticeAnnotation is set on a Spot node when its eviction is
@@ -28,7 +27,7 @@ const EvictionNoticeAnnotation = "slipway.dev/eviction-notice"
 // evictions: each named machine is drained (Eviction API, PDBs honoured),
 // then deleted, or deallocated for a Spot pool with the Deallocate policy.
 // It returns the machines it removed, and whether a drain is still blocked.
-func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, kubelets *simnode.Kubelets, byInstance map[int]*corev1.Node) (removed []string, blocked bool, err error) {
+func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, cluster string, byInstance map[int]*corev1.Node) (removed []string, blocked bool, err error) {
 	if len(pool.Spec.DeleteMachines) == 0 && len(pool.Spec.Evictions) == 0 {
 		return nil, false, nil
 	}
@@ -55,7 +54,7 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			return removed, true, nil
 		}
 		if deallocate {
-			if err := kubelets.SetNotReady(ctx, name, "VMDeallocated", "the Spot VM was evicted and deallocated"); err != nil {
+			if err := r.Compute.Deallocate(ctx, cluster, name, "the Spot VM was evicted and deallocated"); err != nil {
 				return removed, false, err
 			}
 			pool.Status.Deallocated = append(pool.Status.Deallocated, name)
@@ -64,7 +63,7 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			}
 			continue
 		}
-		if err := kubelets.Remove(ctx, name); err != nil {
+		if err := r.Compute.Delete(ctx, cluster, name); err != nil {
 			return removed, false, err
 		}
 		removed = append(removed, name)
@@ -82,7 +81,7 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			log.FromContext(ctx).Info("Drain blocked, retrying", "node", name, "err", err.Error())
 			return removed, true, nil
 		}
-		if err := kubelets.Remove(ctx, name); err != nil {
+		if err := r.Compute.Delete(ctx, cluster, name); err != nil {
 			return removed, false, err
 		}
 		removed = append(removed, name)
@@ -121,10 +120,9 @@ func isPowerOp(op *slipwayv1.OperationRef, working bool) bool {
 
 // setPower deallocates every VM of a stopped pool (drained first, node left
 // NotReady and cordoned) or starts the deallocated ones of a running pool
-// (node Ready and schedulable again; an Ephemeral OS disk comes back
-// empty). It reports whether the pool is in the asked state.
-func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, kubelets *simnode.Kubelets, nodes []corev1.Node, running bool) (bool, error) {
-	ephemeral := props.OSDiskType != nil && *props.OSDiskType == armcontainerservice.OSDiskTypeEphemeral
+// (through the compute provider: an Ephemeral OS disk comes back empty),
+// uncordoning their nodes. It reports whether the pool is in the asked state.
+func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, cluster string, nodes []corev1.Node, running bool) (bool, error) {
 	changed := false
 	for _, n := range nodes {
 		deallocated := slices.Contains(pool.Status.Deallocated, n.Name)
@@ -134,20 +132,17 @@ func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.Agen
 				log.FromContext(ctx).Info("Drain blocked, retrying", "node", n.Name, "err", err.Error())
 				return false, nil
 			}
-			if err := kubelets.SetNotReady(ctx, n.Name, "VMDeallocated", "the agent pool was stopped"); err != nil {
+			if err := r.Compute.Deallocate(ctx, cluster, n.Name, "the agent pool was stopped"); err != nil {
 				return false, err
 			}
 			pool.Status.Deallocated = append(pool.Status.Deallocated, n.Name)
 			changed = true
 		case running && deallocated:
-			patch := `{"spec":{"unschedulable":null}}`
-			if ephemeral {
-				patch = fmt.Sprintf(`{"spec":{"unschedulable":null},"metadata":{"annotations":{%q:null,%q:null}}}`, OSDiskMarkerAnnotation, EvictionNoticeAnnotation)
-			}
-			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			if err := r.Compute.Start(ctx, cluster, n.Name, deref(props.OSDiskType)); err != nil {
 				return false, err
 			}
-			if err := kubelets.SetReady(ctx, n.Name); err != nil {
+			uncordon := fmt.Sprintf(`{"spec":{"unschedulable":null},"metadata":{"annotations":{%q:null}}}`, EvictionNoticeAnnotation)
+			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(uncordon), metav1.PatchOptions{}); err != nil {
 				return false, err
 			}
 			pool.Status.Deallocated = slices.DeleteFunc(pool.Status.Deallocated, func(s string) bool { return s == n.Name })

@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/slipway-dev/slipway/internal/simnode"
+	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
 
@@ -46,9 +46,9 @@ type NodeSpec struct {
 	Properties  *Properties
 }
 
-// Node returns the simulated node of an instance, labelled as AKS labels
+// Node returns the VM of an instance and its node, labelled as AKS labels
 // its nodes.
-func (n NodeSpec) Node() simnode.Node {
+func (n NodeSpec) Node() compute.Instance {
 	p := n.Properties
 	size, _ := vmsize.Lookup(deref(p.VMSize))
 	name := NodeName(n.Pool, n.Hash, n.Instance)
@@ -86,8 +86,9 @@ func (n NodeSpec) Node() simnode.Node {
 		corev1.ResourcePods:             *resource.NewQuantity(int64(deref(p.MaxPods)), resource.DecimalSI),
 		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(deref(p.OSDiskSizeGB))<<30, resource.BinarySI),
 	}
-	return simnode.Node{
+	return compute.Instance{
 		Name:        name,
+		OSDisk:      deref(p.OSDiskType),
 		Labels:      labels,
 		Taints:      taints,
 		Capacity:    capacity,

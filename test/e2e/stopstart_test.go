@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/controller"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
@@ -52,7 +53,7 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range nodes.Items {
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"patched-2026-11"}}}`, controller.OSDiskMarkerAnnotation)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"patched-2026-11"}}}`, compute.OSDiskMarkerAnnotation)
 			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +96,7 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range nodes.Items {
-			_, kept := n.Annotations[controller.OSDiskMarkerAnnotation]
+			_, kept := n.Annotations[compute.OSDiskMarkerAnnotation]
 			switch n.Labels["agentpool"] {
 			case "system":
 				if !kept {
@@ -173,7 +174,7 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 		}
 		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
 		for _, n := range nodes.Items {
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"written"}}}`, controller.OSDiskMarkerAnnotation)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"written"}}}`, compute.OSDiskMarkerAnnotation)
 			cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		}
 		stopped := setPower(armcontainerservice.CodeStopped)
@@ -203,7 +204,7 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 			if n.Spec.Unschedulable {
 				t.Errorf("%s still cordoned after start", n.Name)
 			}
-			if _, kept := n.Annotations[controller.OSDiskMarkerAnnotation]; kept {
+			if _, kept := n.Annotations[compute.OSDiskMarkerAnnotation]; kept {
 				t.Errorf("%s (Ephemeral) kept its OS disk contents across deallocation", n.Name)
 			}
 		}
