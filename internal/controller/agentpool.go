@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
@@ -19,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -53,9 +51,6 @@ type AgentPoolReconciler struct {
 	// SpotEvictionRate is how many evictions a Spot VM suffers per hour of
 	// simulated time, on average; 0 means only the simulated ones.
 	SpotEvictionRate float64
-
-	mu      sync.Mutex
-	clients map[*hosting.Cluster]kubernetes.Interface // a cluster made again under the same ID is a new *Cluster
 }
 
 // SetupWithManager registers the reconciler.
@@ -121,7 +116,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	cs, err := r.clientFor(hosted)
+	cs, err := hosted.AdminClient()
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -337,27 +332,6 @@ func (r *AgentPoolReconciler) finish(ctx context.Context, pool *slipwayv1.AgentP
 	pool.Status.ProvisioningState = state
 	pool.Status.ProvisioningError = e
 	return r.Client.Status().Update(ctx, pool)
-}
-
-func (r *AgentPoolReconciler) clientFor(c *hosting.Cluster) (kubernetes.Interface, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cs, ok := r.clients[c]; ok {
-		return cs, nil
-	}
-	cfg, err := c.RESTConfig(hosting.Admin)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if r.clients == nil {
-		r.clients = map[*hosting.Cluster]kubernetes.Interface{}
-	}
-	r.clients[c] = cs
-	return cs, nil
 }
 
 // instanceOf parses the instance number from "aks-<pool>-<hash>-vmss000003".

@@ -78,6 +78,26 @@ type Cluster struct {
 	procs    []*supervisor.Process
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
+
+	// admin is Slipway's own client of the cluster, made once.
+	admin func() (kubernetes.Interface, error)
+}
+
+// AdminClient returns Slipway's shared admin client of the cluster.
+func (c *Cluster) AdminClient() (kubernetes.Interface, error) {
+	c.mu.Lock()
+	if c.admin == nil {
+		c.admin = sync.OnceValues(func() (kubernetes.Interface, error) {
+			cfg, err := c.RESTConfig(Admin)
+			if err != nil {
+				return nil, err
+			}
+			return kubernetes.NewForConfig(cfg)
+		})
+	}
+	admin := c.admin
+	c.mu.Unlock()
+	return admin()
 }
 
 // ID returns the cluster's identifier, unique within its host.

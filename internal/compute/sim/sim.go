@@ -7,12 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -27,9 +25,6 @@ type Clusters interface {
 // Provider simulates VMs on the clusters' embedded KWOK.
 type Provider struct {
 	Clusters Clusters
-
-	mu      sync.Mutex
-	clients map[*hosting.Cluster]kubernetes.Interface
 }
 
 var _ compute.Provider = (*Provider)(nil)
@@ -88,7 +83,7 @@ func (p *Provider) Start(ctx context.Context, cluster, name string, disk armcont
 		return err
 	}
 	if disk == armcontainerservice.OSDiskTypeEphemeral {
-		cs, err := p.client(c)
+		cs, err := c.AdminClient()
 		if err != nil {
 			return err
 		}
@@ -98,25 +93,4 @@ func (p *Provider) Start(ctx context.Context, cluster, name string, disk armcont
 		}
 	}
 	return k.SetReady(ctx, name)
-}
-
-func (p *Provider) client(c *hosting.Cluster) (kubernetes.Interface, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cs, ok := p.clients[c]; ok {
-		return cs, nil
-	}
-	cfg, err := c.RESTConfig(hosting.Admin)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if p.clients == nil {
-		p.clients = map[*hosting.Cluster]kubernetes.Interface{}
-	}
-	p.clients[c] = cs
-	return cs, nil
 }
