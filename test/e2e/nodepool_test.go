@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
@@ -42,15 +41,7 @@ func TestNodePools(t *testing.T) {
 	if _, err := p.PollUntilDone(ctx, poll); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := c.clusters.ListClusterAdminCredentials(ctx, group, name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(creds.Kubeconfigs[0].Value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(cfg)
+	cs := adminClient(t, c, group, name)
 
 	t.Run("OS disks", func(t *testing.T) {
 		got, err := c.pools.Get(ctx, group, name, "eph", nil)
