@@ -364,7 +364,8 @@ func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, 
 		return nil, nil, err
 	}
 	var out []*armcontainerservice.Machine
-	for i, node := range pool.Status.Nodes {
+	for _, node := range pool.Status.Nodes {
+		instance, _ := nodepool.InstanceOf(node)
 		out = append(out, &armcontainerservice.Machine{
 			ID:   to.Ptr(pool.Spec.ResourceID + "/machines/" + node),
 			Name: to.Ptr(node),
@@ -372,19 +373,13 @@ func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, 
 			Properties: &armcontainerservice.MachineProperties{
 				ResourceID: to.Ptr(node),
 				Network: &armcontainerservice.MachineNetworkProperties{IPAddresses: []*armcontainerservice.MachineIPAddress{
-					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(machineIP(i))},
+					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(nodepool.InternalIP(instance))},
 				}},
 			},
 		})
 	}
 	return pool, out, nil
 }
-
-func machineIP(i int) string {
-	return "10.224." + itoa(i/250) + "." + itoa(4+i%250)
-}
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request, p params) error {
 	_, ms, err := s.machines(r.Context(), p)

@@ -102,6 +102,9 @@ func (s *Server) settle(ctx context.Context, op *slipwayv1.Operation) error {
 	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
 		return nil
 	}
+	if !op.Spec.Deletes && time.Since(op.CreationTimestamp.Time) <= orphanAfter {
+		return nil // nothing to settle yet: spare every poll the lookups
+	}
 	current, err := s.currentOperation(ctx, op.Spec.ResourceID)
 	switch {
 	case isNotFound(err) && op.Spec.Deletes:

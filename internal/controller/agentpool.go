@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,11 +94,10 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil // the delete itself follows the operation's recording
 	}
 	if working {
-		status, err := operationStatus(ctx, r.Client, op.ID)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if status == slipwayv1.OperationCanceled {
+		if canceled, err := aborted(ctx, r.Client, op); err != nil || canceled {
+			if err != nil {
+				return ctrl.Result{}, err
+			}
 			return ctrl.Result{}, r.finish(ctx, pool, "Canceled", nil)
 		}
 	}
@@ -135,7 +133,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	byInstance := map[int]*corev1.Node{}
 	for i := range nodes.Items {
-		if idx, ok := instanceOf(nodes.Items[i].Name); ok {
+		if idx, ok := nodepool.InstanceOf(nodes.Items[i].Name); ok {
 			byInstance[idx] = &nodes.Items[i]
 		}
 	}
@@ -332,14 +330,4 @@ func (r *AgentPoolReconciler) finish(ctx context.Context, pool *slipwayv1.AgentP
 	pool.Status.ProvisioningState = state
 	pool.Status.ProvisioningError = e
 	return r.Client.Status().Update(ctx, pool)
-}
-
-// instanceOf parses the instance number from "aks-<pool>-<hash>-vmss000003".
-func instanceOf(node string) (int, bool) {
-	i := strings.LastIndex(node, "vmss")
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(node[i+4:])
-	return n, err == nil
 }

@@ -25,12 +25,3 @@ func TestEvictionProbability(t *testing.T) {
 		}
 	}
 }
-
-func TestInstanceOf(t *testing.T) {
-	if n, ok := instanceOf("aks-nodepool1-12345678-vmss000012"); !ok || n != 12 {
-		t.Errorf("instanceOf = %d %v", n, ok)
-	}
-	if _, ok := instanceOf("some-other-node"); ok {
-		t.Error("parsed an instance from a foreign node name")
-	}
-}

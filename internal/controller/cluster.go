@@ -71,11 +71,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, nil // the delete itself follows the operation's recording
 	}
 	if working {
-		status, err := operationStatus(ctx, r.Client, op.ID)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if status == slipwayv1.OperationCanceled {
+		if canceled, err := aborted(ctx, r.Client, op); err != nil || canceled {
+			if err != nil {
+				return ctrl.Result{}, err
+			}
 			return ctrl.Result{}, r.finish(ctx, mc, "Canceled", nil)
 		}
 	}

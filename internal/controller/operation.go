@@ -78,6 +78,13 @@ func busy(ref *slipwayv1.OperationRef, completed string) bool {
 	return ref != nil && ref.ID != completed
 }
 
+// aborted reports whether the running operation ref was canceled (by an
+// abort, or lost), so its controller stops at this safe point.
+func aborted(ctx context.Context, c client.Client, ref *slipwayv1.OperationRef) (bool, error) {
+	status, err := operationStatus(ctx, c, ref.ID)
+	return status == slipwayv1.OperationCanceled, err
+}
+
 // failure turns an error into the ARM error an operation ends with.
 func failure(code string, err error) *slipwayv1.ErrorDetail {
 	return &slipwayv1.ErrorDetail{Code: code, Message: err.Error()}

@@ -79,8 +79,9 @@ type Cluster struct {
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
 
-	// admin is Slipway's own client of the cluster, made once.
-	admin func() (kubernetes.Interface, error)
+	// admin and probeHTTP are Slipway's own clients of the cluster, made once.
+	admin     func() (kubernetes.Interface, error)
+	probeHTTP func() (*http.Client, error)
 }
 
 // AdminClient returns Slipway's shared admin client of the cluster.
@@ -323,15 +324,19 @@ func (c *Cluster) probe(ctx context.Context) error {
 	return nil
 }
 
+// probeClient returns the cluster's /readyz client, made once per cluster
+// object (a cluster made again under the same ID has a new CA).
 func (c *Cluster) probeClient() (*http.Client, error) {
-	c.host.mu.Lock()
-	defer c.host.mu.Unlock()
-	if c.host.probeClients == nil {
-		c.host.probeClients = map[string]*http.Client{}
+	c.mu.Lock()
+	if c.probeHTTP == nil {
+		c.probeHTTP = sync.OnceValues(c.newProbeClient)
 	}
-	if cl, ok := c.host.probeClients[c.rec.ID]; ok {
-		return cl, nil
-	}
+	get := c.probeHTTP
+	c.mu.Unlock()
+	return get()
+}
+
+func (c *Cluster) newProbeClient() (*http.Client, error) {
 	caPEM, err := os.ReadFile(crt(c.pkiDir(), certCA))
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster CA: %w", err)
@@ -340,12 +345,10 @@ func (c *Cluster) probeClient() (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("cluster CA: no certificate")
 	}
-	cl := &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		DisableKeepAlives: true,
-	}}
-	c.host.probeClients[c.rec.ID] = cl
-	return cl, nil
+	}}, nil
 }
 
 func lastLines(b []byte) string {

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,9 +51,8 @@ type Host struct {
 	log          io.Writer
 	ports        *portAllocator
 
-	mu           sync.Mutex
-	clusters     map[string]*Cluster
-	probeClients map[string]*http.Client
+	mu       sync.Mutex
+	clusters map[string]*Cluster
 }
 
 // New opens the data directory and loads the clusters recorded in it,
@@ -271,7 +269,6 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	}
 	h.mu.Lock()
 	delete(h.clusters, id)
-	delete(h.probeClients, id)
 	h.mu.Unlock()
 	h.ports.release(id)
 	return nil

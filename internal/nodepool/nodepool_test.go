@@ -179,3 +179,12 @@ func TestHourlyCost(t *testing.T) {
 		t.Errorf("scaled to zero costs %v", got)
 	}
 }
+
+func TestInstanceOf(t *testing.T) {
+	if n, ok := InstanceOf("aks-nodepool1-12345678-vmss000012"); !ok || n != 12 {
+		t.Errorf("InstanceOf = %d %v", n, ok)
+	}
+	if _, ok := InstanceOf("some-other-node"); ok {
+		t.Error("parsed an instance from a foreign node name")
+	}
+}

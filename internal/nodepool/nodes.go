@@ -2,6 +2,7 @@ package nodepool
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,23 @@ import (
 // NodeName is AKS's name for instance i of a pool's scale set.
 func NodeName(pool, hash string, instance int) string {
 	return fmt.Sprintf("aks-%s-%s-vmss%06d", pool, hash, instance)
+}
+
+// InstanceOf parses the instance number from a node name
+// ("aks-<pool>-<hash>-vmss000003" is instance 3).
+func InstanceOf(node string) (int, bool) {
+	i := strings.LastIndex(node, "vmss")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(node[i+4:])
+	return n, err == nil
+}
+
+// InternalIP is instance i's address in the pool's subnet, as the machines
+// API and the node report it.
+func InternalIP(instance int) string {
+	return fmt.Sprintf("10.224.%d.%d", instance/250, 4+instance%250)
 }
 
 // ParseTaint parses AKS's "key=value:Effect" taint syntax.
@@ -102,7 +120,7 @@ func (n NodeSpec) Node() compute.Instance {
 			Architecture:            "amd64",
 		},
 		ProviderID: fmt.Sprintf("azure:///subscriptions/slipway/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Cluster, n.Pool, n.Hash, n.Instance),
-		InternalIP: fmt.Sprintf("10.224.%d.%d", n.Instance/250, 4+n.Instance%250),
+		InternalIP: InternalIP(n.Instance),
 	}
 }
 

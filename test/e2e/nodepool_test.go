@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +157,17 @@ func TestNodePools(t *testing.T) {
 		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
 		if len(nodes.Items) != 0 {
 			t.Errorf("%d eph nodes left after scaling to 0", len(nodes.Items))
+		}
+		// Drained, not just deleted: no pod is left bound to a node that
+		// is gone (pods of a node removed undrained linger until pod GC).
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=guarded"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pod := range pods.Items {
+			if pod.DeletionTimestamp == nil && strings.HasPrefix(pod.Spec.NodeName, "aks-eph-") {
+				t.Errorf("pod %s still bound to removed node %s", pod.Name, pod.Spec.NodeName)
+			}
 		}
 		waitReadyPods(t, cs, "app=guarded", replicas)
 		got, err := c.pools.Get(ctx, group, name, "eph", nil)
