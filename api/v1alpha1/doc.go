@@ -29,6 +29,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&AgentPool{}, &AgentPoolList{},
 		&Operation{}, &OperationList{},
 		&ServicePrincipal{}, &ServicePrincipalList{},
+		&NodeImage{}, &NodeImageList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

@@ -107,6 +107,50 @@ type ManagedClusterSpec struct {
 	Stopped bool `json:"stopped,omitempty"`
 	// Operation is the operation in progress or last carried out.
 	Operation *OperationRef `json:"operation,omitempty"`
+	// MaintenanceConfigurations are the cluster's maintenance windows.
+	MaintenanceConfigurations []MaintenanceConfiguration `json:"maintenanceConfigurations,omitempty"`
+}
+
+// MaintenanceConfiguration is one of a cluster's maintenance
+// configurations: default, aksManagedAutoUpgradeSchedule or
+// aksManagedNodeOSUpgradeSchedule.
+type MaintenanceConfiguration struct {
+	Name string `json:"name"`
+	// Properties is the SDK's MaintenanceConfigurationProperties JSON.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Properties runtime.RawExtension `json:"properties"`
+}
+
+// AutoUpgradeRun records one run of the node OS auto-upgrade scheduler:
+// a newer image was found, and the run waited for a window, started the
+// pools' upgrades and saw them end.
+type AutoUpgradeRun struct {
+	// ID names the run.
+	ID string `json:"id"`
+	// Channel is the nodeOSUpgradeChannel the run applied.
+	Channel string `json:"channel"`
+	// Status is Pending (waiting for a window), InProgress, Succeeded,
+	// Failed or Canceled.
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+	// Detected is when the newer image was found; NextWindow when a
+	// pending run may start.
+	Detected   metav1.Time       `json:"detected"`
+	NextWindow *metav1.Time      `json:"nextWindow,omitempty"`
+	StartTime  *metav1.Time      `json:"startTime,omitempty"`
+	EndTime    *metav1.Time      `json:"endTime,omitempty"`
+	Pools      []AutoUpgradePool `json:"pools,omitempty"`
+}
+
+// AutoUpgradePool is a pool's part in an auto-upgrade run.
+type AutoUpgradePool struct {
+	Name        string `json:"name"`
+	From        string `json:"from,omitempty"`
+	To          string `json:"to"`
+	OperationID string `json:"operationID,omitempty"`
+	Status      string `json:"status,omitempty"`
 }
 
 // ManagedClusterStatus is what the cluster controller observed.
@@ -122,6 +166,8 @@ type ManagedClusterStatus struct {
 	CurrentKubernetesVersion string       `json:"currentKubernetesVersion,omitempty"`
 	// HostedCluster is the ID of the control plane in the hosting layer.
 	HostedCluster string `json:"hostedCluster,omitempty"`
+	// AutoUpgradeRuns are the node OS auto-upgrade runs, newest last.
+	AutoUpgradeRuns []AutoUpgradeRun `json:"autoUpgradeRuns,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -170,6 +216,50 @@ type AgentPoolSpec struct {
 	// the controller gives notice, drains, and deletes or deallocates them
 	// per the pool's eviction policy, then clears the list.
 	Evictions []string `json:"evictions,omitempty"`
+	// NodeImageTarget is the image the pool's node image upgrade rolls
+	// its nodes to; set by whoever starts the upgrade.
+	NodeImageTarget string `json:"nodeImageTarget,omitempty"`
+	// UpgradeExtras are the upgrade settings that API versions newer than
+	// the SDK's models add.
+	UpgradeExtras *UpgradeExtras `json:"upgradeExtras,omitempty"`
+}
+
+// UpgradeExtras are upgradeSettings fields of api-versions after
+// 2025-02-01, which the SDK's models (and so the pool's Properties) lack.
+type UpgradeExtras struct {
+	// MaxUnavailable is how many nodes may be upgraded in place at once
+	// (a count or a percentage of the pool).
+	MaxUnavailable string `json:"maxUnavailable,omitempty"`
+	// UndrainableNodeBehavior is Cordon or Schedule; empty fails the
+	// upgrade on a node whose drain a PodDisruptionBudget blocks.
+	UndrainableNodeBehavior string `json:"undrainableNodeBehavior,omitempty"`
+}
+
+// NodeImageUpgrade is the progress of a pool's node image upgrade.
+type NodeImageUpgrade struct {
+	// OperationID is the operation that runs the upgrade.
+	OperationID string `json:"operationID"`
+	// Target is the image the nodes go to.
+	Target string `json:"target"`
+	// Phase is Surging, Draining, Soaking, Reimaging, RemovingSurge,
+	// Canceling, Succeeded, Failed or Canceled.
+	Phase string `json:"phase"`
+	// PhaseStarted is when the phase began (drain timeout, soak).
+	PhaseStarted metav1.Time `json:"phaseStarted"`
+	// Total counts the nodes to upgrade; Upgraded those done.
+	Total    int32 `json:"total"`
+	Upgraded int32 `json:"upgraded"`
+	// Batch are the nodes being drained and reimaged now.
+	Batch []string `json:"batch,omitempty"`
+	// Surge are the extra nodes the upgrade added.
+	Surge []string `json:"surge,omitempty"`
+	// Quarantined nodes could not be drained and stay cordoned
+	// (undrainableNodeBehavior Cordon); Skipped ones were made schedulable
+	// again without an upgrade (Schedule).
+	Quarantined []string     `json:"quarantined,omitempty"`
+	Skipped     []string     `json:"skipped,omitempty"`
+	StartTime   metav1.Time  `json:"startTime"`
+	EndTime     *metav1.Time `json:"endTime,omitempty"`
 }
 
 // AgentPoolStatus is what the agent pool controller observed.
@@ -186,6 +276,8 @@ type AgentPoolStatus struct {
 	// and count against quota, but do not run.
 	Deallocated      []string `json:"deallocated,omitempty"`
 	NodeImageVersion string   `json:"nodeImageVersion,omitempty"`
+	// Upgrade is the current or last node image upgrade.
+	Upgrade *NodeImageUpgrade `json:"upgrade,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -241,6 +333,8 @@ type OperationStatus struct {
 	EndTime         *metav1.Time `json:"endTime,omitempty"`
 	PercentComplete int32        `json:"percentComplete,omitempty"`
 	Error           *ErrorDetail `json:"error,omitempty"`
+	// Upgrade is the progress of a node image upgrade this operation runs.
+	Upgrade *NodeImageUpgrade `json:"upgrade,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -294,4 +388,40 @@ type ServicePrincipalList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ServicePrincipal `json:"items"`
+}
+
+// LabelImageFamily indexes NodeImages by the family they extend.
+const LabelImageFamily = "slipway.dev/image-family"
+
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="Family",type=string,JSONPath=`.spec.family`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+
+// NodeImage is a node image published after Slipway was built (the ones it
+// ships are in internal/nodeimage). Its name is the image's full name, lower
+// case.
+type NodeImage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec NodeImageSpec `json:"spec"`
+}
+
+// NodeImageSpec describes a published image.
+type NodeImageSpec struct {
+	// Family is the image family's prefix, e.g. AKSUbuntu-2204gen2containerd.
+	Family string `json:"family"`
+	// Version is YYYYMM.DD.rev.
+	Version       string      `json:"version"`
+	KernelVersion string      `json:"kernelVersion"`
+	Released      metav1.Time `json:"released"`
+}
+
+// +kubebuilder:object:root=true
+
+// NodeImageList is a list of NodeImages.
+type NodeImageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeImage `json:"items"`
 }
