@@ -32,6 +32,10 @@ type OperationRef struct {
 	Action string `json:"action"`
 }
 
+// ActionUpgradeNodeImage is the provisioning state of a pool whose node
+// image is being upgraded (and of its cluster meanwhile).
+const ActionUpgradeNodeImage = "UpgradingNodeImageVersion"
+
 // ErrorDetail is an ARM error.
 type ErrorDetail struct {
 	Code    string `json:"code"`

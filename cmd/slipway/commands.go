@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand())
 	return root
 }
 
@@ -103,13 +104,49 @@ func newServeCommand() *cobra.Command {
 			return app.Serve(ctx, o)
 		},
 	}
-	home, _ := os.UserHomeDir()
-	cmd.Flags().StringVar(&o.DataDir, "data-dir", filepath.Join(home, ".slipway"), "where Slipway keeps its state")
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir(), "where Slipway keeps its state")
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS address of the ARM endpoint")
 	cmd.Flags().StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "use this cluster as the management plane instead of hosting one")
 	cmd.Flags().Float64Var(&o.TimeScale, "time-scale", timing.DefaultScale, "scale of simulated VM durations: 1 is real time (a node takes about two minutes), the default makes one Ready in about 1.4 s")
+	cmd.Flags().DurationVar(&o.NodeOSUpgradeDelay, "node-os-upgrade-delay", 24*time.Hour, "how long after a node image is published clusters without a node OS maintenance window get it (AKS rolls a release out over days)")
+	cmd.Flags().IntVar(&o.RebootConcurrency, "reboot-concurrency", 1, "how many nodes of a cluster the reboot coordinator reboots at once")
 	cmd.Flags().Float64Var(&o.SpotEvictionRate, "spot-eviction-rate", 0, "random evictions per Spot VM per simulated hour (0: only simulateEviction evicts)")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
 	return cmd
+}
+
+func newNodeImageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "node-image", Short: "Manage the node image catalog"}
+	var dataDir, osSKU, version string
+	publish := &cobra.Command{
+		Use:   "publish",
+		Short: "Announce a newer node image to the server running over --data-dir, and print its name",
+		Long: `Publish tells the Slipway serving --data-dir (found through its connection.json)
+that a newer node image came out for an OS SKU: --version (YYYYMM.DD.rev), or by
+default the next weekly release. Pools then report it as latestNodeImageVersion,
+upgradeNodeImageVersion rolls nodes to it, and the node OS auto-upgrade channels
+apply it in their maintenance windows.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := app.PublishNodeImage(cmd.Context(), dataDir, osSKU, version)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), name)
+			return nil
+		},
+	}
+	publish.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
+	publish.Flags().StringVar(&osSKU, "os-sku", "Ubuntu", "the OS SKU whose image family gets the new image (Ubuntu, Ubuntu2204, Ubuntu2404, AzureLinux, AzureLinux3, CBLMariner)")
+	publish.Flags().StringVar(&version, "version", "", "the new image's version, YYYYMM.DD.rev (default: the next weekly release)")
+	cmd.AddCommand(publish)
+	return cmd
+}
+
+// defaultDataDir is where serve keeps its state, and where the commands
+// that talk to it look for it: ~/.slipway.
+func defaultDataDir() string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".slipway")
 }

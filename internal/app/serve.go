@@ -28,6 +28,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
 	"github.com/slipway-dev/slipway/internal/management"
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	// SpotEvictionRate is the average number of random evictions per Spot
 	// VM per simulated hour; 0 means none.
 	SpotEvictionRate float64
+	// NodeOSUpgradeDelay is how long after a node image is found a cluster
+	// with no node OS maintenance window gets it.
+	NodeOSUpgradeDelay time.Duration
+	// RebootConcurrency is how many nodes of a cluster reboot at once.
+	RebootConcurrency int
 	// TimeScale scales the simulated VMs' real-world durations; 0 means
 	// timing.DefaultScale.
 	TimeScale float64
@@ -138,13 +144,17 @@ func Serve(ctx context.Context, o Options) error {
 	front := arm.New(arm.Config{
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
 		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
-		Credentials: credentials{clusters},
+		Credentials: credentials{clusters}, Images: &nodeimage.Catalog{Reader: direct, Writer: direct},
 	})
 	vms := &sim.Provider{Clusters: clusters}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
+			Images: &nodeimage.Catalog{Reader: mgr.GetAPIReader()}},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
+		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
+			Images: &nodeimage.Catalog{Reader: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
+			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
@@ -46,7 +47,7 @@ func (s *Server) lookupPool(ctx context.Context, p params) (*slipwayv1.ManagedCl
 }
 
 // renderPoolProperties builds the properties a client sees.
-func (s *Server) renderPoolProperties(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
+func (s *Server) renderPoolProperties(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
 	var p nodepool.Properties
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &p); err != nil {
 		return nil, err
@@ -55,7 +56,12 @@ func (s *Server) renderPoolProperties(mc *slipwayv1.ManagedCluster, pool *slipwa
 	p.CurrentOrchestratorVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
 	image := pool.Status.NodeImageVersion
 	if image == "" {
-		image = nodepool.DefaultNodeImage
+		// Not provisioned yet: it will get the latest.
+		latest, err := s.cfg.Images.Latest(ctx, string(deref(p.OSSKU)))
+		if err != nil {
+			return nil, err
+		}
+		image = latest.Name()
 	}
 	p.NodeImageVersion = to.Ptr(image)
 	if etag := pool.Annotations[ETagAnnotation]; etag != "" {
@@ -76,8 +82,8 @@ func (s *Server) renderPoolProperties(mc *slipwayv1.ManagedCluster, pool *slipwa
 	return &p, nil
 }
 
-func (s *Server) renderAgentPool(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*armcontainerservice.AgentPool, error) {
-	props, err := s.renderPoolProperties(mc, pool)
+func (s *Server) renderAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*agentPoolView, error) {
+	props, err := s.renderPoolProperties(ctx, mc, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,89 @@ func (s *Server) renderAgentPool(mc *slipwayv1.ManagedCluster, pool *slipwayv1.A
 		ID: to.Ptr(pool.Spec.ResourceID), Name: to.Ptr(pool.Spec.Name), Type: to.Ptr(armid.AgentPoolType),
 		Properties: props,
 	}
-	return out, nil
+	return &agentPoolView{AgentPool: out, extras: pool.Spec.UpgradeExtras, upgrade: currentUpgrade(pool)}, nil
+}
+
+// currentUpgrade is the pool's upgrade progress to show: the running
+// upgrade's (just accepted, if its controller has not begun it yet), else
+// the last one's.
+func currentUpgrade(pool *slipwayv1.AgentPool) *slipwayv1.NodeImageUpgrade {
+	op, u := pool.Spec.Operation, pool.Status.Upgrade
+	if busyWith(op, pool.Status.CompletedOperation) == slipwayv1.ActionUpgradeNodeImage && (u == nil || u.OperationID != op.ID) {
+		return &slipwayv1.NodeImageUpgrade{OperationID: op.ID, Target: pool.Spec.NodeImageTarget, Phase: "Starting"}
+	}
+	return u
+}
+
+// agentPoolView is an agent pool as clients see it: the SDK's model, plus
+// the upgrade settings of later api-versions and the progress of its node
+// image upgrade (properties.upgradeStatus, Slipway's own).
+type agentPoolView struct {
+	*armcontainerservice.AgentPool
+	extras  *slipwayv1.UpgradeExtras
+	upgrade *slipwayv1.NodeImageUpgrade
+}
+
+func (v agentPoolView) MarshalJSON() ([]byte, error) {
+	data, err := json.Marshal(v.AgentPool)
+	if err != nil || v.extras == nil && v.upgrade == nil {
+		return data, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	props, _ := m["properties"].(map[string]any)
+	if props == nil {
+		props = map[string]any{}
+		m["properties"] = props
+	}
+	if e := v.extras; e != nil {
+		settings, _ := props["upgradeSettings"].(map[string]any)
+		if settings == nil {
+			settings = map[string]any{}
+		}
+		if e.MaxUnavailable != "" {
+			settings["maxUnavailable"] = e.MaxUnavailable
+		}
+		if e.UndrainableNodeBehavior != "" {
+			settings["undrainableNodeBehavior"] = e.UndrainableNodeBehavior
+		}
+		props["upgradeSettings"] = settings
+	}
+	if v.upgrade != nil {
+		props["upgradeStatus"] = upgradeStatus(v.upgrade)
+	}
+	return json.Marshal(m)
+}
+
+// upgradeStatus is how a node image upgrade's progress reads in the API.
+func upgradeStatus(u *slipwayv1.NodeImageUpgrade) map[string]any {
+	out := map[string]any{
+		"phase":                  u.Phase,
+		"targetNodeImageVersion": u.Target,
+		"nodesUpgraded":          u.Upgraded,
+		"nodesTotal":             u.Total,
+		"currentNodes":           nonNil(u.Batch),
+		"surgeNodes":             nonNil(u.Surge),
+		"quarantinedNodes":       nonNil(u.Quarantined),
+		"skippedNodes":           nonNil(u.Skipped),
+		"operationId":            u.OperationID,
+	}
+	if !u.StartTime.IsZero() {
+		out["startTime"] = u.StartTime.UTC().Format(time.RFC3339)
+	}
+	if u.EndTime != nil {
+		out["endTime"] = u.EndTime.UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params) error {
@@ -97,15 +185,15 @@ func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params
 	if err != nil {
 		return err
 	}
-	value := []*armcontainerservice.AgentPool{}
+	value := []*agentPoolView{}
 	for i := range pools {
-		ap, err := s.renderAgentPool(mc, &pools[i])
+		ap, err := s.renderAgentPool(r.Context(), mc, &pools[i])
 		if err != nil {
 			return err
 		}
 		value = append(value, ap)
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolListResult{Value: value})
+	writeJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 
@@ -114,7 +202,7 @@ func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	out, err := s.renderAgentPool(mc, pool)
+	out, err := s.renderAgentPool(r.Context(), mc, pool)
 	if err != nil {
 		return err
 	}
@@ -132,13 +220,21 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err := nodepool.ValidateName(name); err != nil {
 		return fromInvalid(err)
 	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
 	var in armcontainerservice.AgentPool
-	if err := decodeBody(r, &in); err != nil {
+	if err := decodeJSON(body, &in); err != nil {
 		return err
 	}
 	props := in.Properties
 	if props == nil {
 		props = &nodepool.Properties{}
+	}
+	extras, err := parseUpgradeExtras(body, props)
+	if err != nil {
+		return err
 	}
 	existing, err := s.lookupAgentPool(ctx, mc, name)
 	exists := err == nil
@@ -191,6 +287,10 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 		}
 		if was, now := powerCode(&old), powerCode(props); was != now {
 			action = map[armcontainerservice.Code]string{armcontainerservice.CodeStopped: "Stopping", armcontainerservice.CodeRunning: "Starting"}[now]
+		} else if u := existing.Status.Upgrade; action == "Updating" && u != nil && u.Phase == "Failed" && existing.Spec.NodeImageTarget != "" {
+			// As on AKS, a PUT resumes a node image upgrade that failed
+			// part-way (a drain timed out), with the settings it carries.
+			action = slipwayv1.ActionUpgradeNodeImage
 		}
 	} else if powerCode(props) == armcontainerservice.CodeStopped {
 		return invalidParameter("agentPoolProfile.powerState", "A new agent pool cannot be created stopped.")
@@ -209,10 +309,12 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 		pool = existing
 		pool.Spec.Properties = runtime.RawExtension{Raw: raw}
 		pool.Spec.Operation = ref
+		pool.Spec.UpgradeExtras = extras
 		pool.Annotations[ETagAnnotation] = newOperationID()
 		err = s.cfg.Client.Update(ctx, pool)
 	} else {
 		pool = NewAgentPoolObject(mc, name, raw, ref)
+		pool.Spec.UpgradeExtras = extras
 		err = s.cfg.Client.Create(ctx, pool)
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
@@ -222,7 +324,7 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	out, err := s.renderAgentPool(mc, pool)
+	out, err := s.renderAgentPool(r.Context(), mc, pool)
 	if err != nil {
 		return err
 	}
@@ -344,6 +446,14 @@ func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return err
+	}
+	latest, err := s.cfg.Images.Latest(r.Context(), string(deref(props.OSSKU)))
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolUpgradeProfile{
 		ID:   to.Ptr(pool.Spec.ResourceID + "/upgradeProfiles/default"),
 		Name: to.Ptr("default"),
@@ -352,7 +462,7 @@ func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Reque
 			KubernetesVersion:      to.Ptr(strings.TrimPrefix(version.Kubernetes, "v")),
 			OSType:                 to.Ptr(armcontainerservice.OSTypeLinux),
 			Upgrades:               []*armcontainerservice.AgentPoolUpgradeProfilePropertiesUpgradesItem{},
-			LatestNodeImageVersion: to.Ptr(nodepool.DefaultNodeImage),
+			LatestNodeImageVersion: to.Ptr(latest.Name()),
 		},
 	})
 	return nil

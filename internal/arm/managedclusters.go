@@ -167,7 +167,7 @@ func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster
 	}
 	p.AgentPoolProfiles = nil
 	for i := range pools {
-		props, err := s.renderPoolProperties(mc, &pools[i])
+		props, err := s.renderPoolProperties(ctx, mc, &pools[i])
 		if err != nil {
 			return nil, err
 		}
@@ -177,6 +177,11 @@ func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster
 		}
 		profile.Name = to.Ptr(pools[i].Spec.Name)
 		p.AgentPoolProfiles = append(p.AgentPoolProfiles, &profile)
+		// az aks upgrade --node-image-only starts every pool's upgrade and
+		// shows the cluster upgrading while they run.
+		if *p.ProvisioningState == "Succeeded" && busyWith(pools[i].Spec.Operation, pools[i].Status.CompletedOperation) == slipwayv1.ActionUpgradeNodeImage {
+			p.ProvisioningState = to.Ptr(slipwayv1.ActionUpgradeNodeImage)
+		}
 	}
 	return &out, nil
 }

@@ -184,6 +184,9 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p pa
 	if op.Status.Error != nil {
 		body["error"] = op.Status.Error
 	}
+	if op.Status.Upgrade != nil {
+		body["properties"] = map[string]any{"upgradeStatus": upgradeStatus(op.Status.Upgrade)}
+	}
 	if status == slipwayv1.OperationInProgress {
 		w.Header().Set("Retry-After", s.retryAfter())
 	}

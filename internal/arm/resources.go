@@ -233,7 +233,7 @@ func (s *Server) renderByID(ctx context.Context, id string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.renderAgentPool(mc, pool)
+		return s.renderAgentPool(ctx, mc, pool)
 	}
 	return nil, fmt.Errorf("cannot render resource %s", id)
 }
@@ -253,14 +253,23 @@ const maxBody = 4 << 20
 // decodeBody decodes a JSON request body into v. Errors name the field, as
 // the SDK models' own unmarshalling reports them.
 func decodeBody(r *http.Request, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	data, err := readBody(r)
 	if err != nil {
-		return badRequest("InvalidRequestContent", "", "The request content could not be read: %v", err)
-	}
-	if len(data) > maxBody {
-		return badRequest("RequestContentTooLarge", "", "The request content is larger than %d bytes.", maxBody)
+		return err
 	}
 	return decodeJSON(data, v)
+}
+
+// readBody reads a request body, bounded.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, badRequest("InvalidRequestContent", "", "The request content could not be read: %v", err)
+	}
+	if len(data) > maxBody {
+		return nil, badRequest("RequestContentTooLarge", "", "The request content is larger than %d bytes.", maxBody)
+	}
+	return data, nil
 }
 
 func decodeJSON(data []byte, v any) error {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/slipway-dev/slipway/internal/identity"
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 )
 
 // Credentials gives the kubeconfigs of hosted clusters.
@@ -41,6 +42,8 @@ type Config struct {
 	Signer      *identity.Signer
 	Principals  identity.Principals
 	Credentials Credentials
+	// Images is the node image catalog.
+	Images *nodeimage.Catalog
 	// RetryAfter is what long-running operations tell clients to wait
 	// between polls.
 	RetryAfter time.Duration
@@ -167,6 +170,14 @@ func (s *Server) routeTable() []route {
 		r("POST", routePool+"/abort", aks, s.abortAgentPool),
 		r("GET", routePool+"/upgradeprofiles/default", aks, s.getAgentPoolUpgradeProfile),
 		r("POST", routePool+"/deletemachines", aks, s.deleteMachines),
+		r("POST", routePool+"/upgradenodeimageversion", aks, s.upgradeNodeImageVersion),
+		r("GET", routeCluster+"/maintenanceconfigurations", aks, s.listMaintenanceConfigurations),
+		r("GET", routeCluster+"/maintenanceconfigurations/{config}", aks, s.getMaintenanceConfiguration),
+		r("PUT", routeCluster+"/maintenanceconfigurations/{config}", aks, s.putMaintenanceConfiguration),
+		r("DELETE", routeCluster+"/maintenanceconfigurations/{config}", aks, s.deleteMaintenanceConfiguration),
+		r("GET", routeCluster+"/nodeosupgraderuns", aks, s.listNodeOSUpgradeRuns),
+		r("GET", routeProvider+"/locations/{loc}/nodeimageversions", aks, s.listNodeImageVersions),
+		r("POST", routeProvider+"/locations/{loc}/nodeimageversions/publish", aks, s.publishNodeImage),
 		r("POST", routePool+"/machines/{machine}/simulateeviction", aks, s.simulateEviction),
 		r("GET", routePool+"/machines", aks, s.listMachines),
 		r("GET", routePool+"/machines/{machine}", aks, s.getMachine),

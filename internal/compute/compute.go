@@ -48,9 +48,22 @@ type Provider interface {
 	// Start starts a deallocated VM on a new host: an Ephemeral OS disk
 	// comes back empty, a Managed one as it was.
 	Start(ctx context.Context, cluster, name string, disk armcontainerservice.OSDiskType) error
+	// Reimage gives a VM a fresh OS disk from vm's image (labels and node
+	// info) and boots it; its node keeps its name and stays NotReady until
+	// vm.ReadyAt. Nothing on the old OS disk survives.
+	Reimage(ctx context.Context, cluster string, vm Instance) error
+	// Reboot restarts a VM; its node is NotReady until readyAt. The OS disk
+	// keeps its contents, less the reboot-required marker: the reboot
+	// applies the patches that set it.
+	Reboot(ctx context.Context, cluster, name string, readyAt time.Time) error
 }
 
 // OSDiskMarkerAnnotation stands for what is on a node's OS disk: a workload
 // or an in-place patch writes it there (as a node annotation), and it lasts
 // exactly as long as the disk's contents would.
 const OSDiskMarkerAnnotation = "slipway.dev/os-disk-marker"
+
+// RebootRequiredAnnotation stands for /var/run/reboot-required on a node's
+// OS disk: in-place OS patching (the Unmanaged upgrade channel) writes it,
+// and a reboot or a reimage clears it.
+const RebootRequiredAnnotation = "slipway.dev/reboot-required"

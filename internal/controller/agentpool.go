@@ -29,6 +29,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/timing"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -50,6 +51,8 @@ type AgentPoolReconciler struct {
 	// SpotEvictionRate is how many evictions a Spot VM suffers per hour of
 	// simulated time, on average; 0 means only the simulated ones.
 	SpotEvictionRate float64
+	// Images is the node image catalog: new pools get the latest image.
+	Images *nodeimage.Catalog
 }
 
 // SetupWithManager registers the reconciler.
@@ -93,11 +96,14 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if working && op.Action == "Deleting" && pool.DeletionTimestamp == nil {
 		return ctrl.Result{}, nil // the delete itself follows the operation's recording
 	}
+	canceled := false
 	if working {
-		if canceled, err := aborted(ctx, r.Client, op); err != nil || canceled {
-			if err != nil {
-				return ctrl.Result{}, err
-			}
+		if canceled, err = aborted(ctx, r.Client, op); err != nil {
+			return ctrl.Result{}, err
+		}
+		// An upgrade under way winds down first (see upgradeNodeImage):
+		// no node is left half-reimaged or cordoned.
+		if canceled && !upgradeStarted(pool) {
 			return ctrl.Result{}, r.finish(ctx, pool, "Canceled", nil)
 		}
 	}
@@ -163,58 +169,41 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		want = int(*props.Count) // an eviction may have shrunk the scale set
 	}
 	instances = slices.DeleteFunc(instances, func(idx int) bool { return slices.Contains(removed, byInstance[idx].Name) })
+	image, err := r.poolImage(ctx, pool, &props)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if pool.DeletionTimestamp == nil && upgrading(op, working) {
+		u := upgradeRun{r: r, mc: mc, pool: pool, props: &props, cs: cs, cluster: cluster, canceled: canceled}
+		return u.step(ctx)
+	}
+	if u := pool.Status.Upgrade; u != nil && pool.DeletionTimestamp == nil {
+		want += len(u.Surge) // surge nodes kept for quarantined ones stay
+	}
 	// Scale in: highest instances go first, as VMSS scale-in does, each
 	// cordoned and drained first (in parallel: the Eviction API keeps every
 	// PodDisruptionBudget however many drains run); a deleted pool's nodes
 	// go the same way.
 	if len(instances) > want {
-		victims := instances[want:]
-		blocked := make([]bool, len(victims))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(parallelNodeOps)
-		for i, idx := range victims {
-			node := byInstance[idx].Name
-			g.Go(func() error {
-				if err := cordonAndDrain(gctx, cs, node, drainAttempt); err != nil {
-					log.FromContext(ctx).Info("Drain blocked, retrying", "node", node, "err", err.Error())
-					blocked[i] = true
-					return nil
-				}
-				return r.Compute.Delete(gctx, cluster, node)
-			})
+		var victims []string
+		for _, idx := range instances[want:] {
+			victims = append(victims, byInstance[idx].Name)
 		}
-		if err := g.Wait(); err != nil {
-			return ctrl.Result{}, err
-		}
-		if slices.Contains(blocked, true) {
-			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		if blocked, err := r.drainAndDelete(ctx, cs, cluster, victims); err != nil || blocked {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, err
 		}
 		instances = instances[:want]
 	}
 	// Scale out: new instances take the next IDs.
-	hash := armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name)
 	next := 0
 	if len(instances) > 0 {
 		next = instances[len(instances)-1] + 1
-	}
-	var nodeRG struct {
-		Location   string `json:"location"`
-		Properties struct {
-			NodeResourceGroup string `json:"nodeResourceGroup"`
-		} `json:"properties"`
-	}
-	json.Unmarshal(mc.Spec.Resource.Raw, &nodeRG)
-	image := pool.Status.NodeImageVersion
-	if image == "" {
-		image = nodepool.DefaultNodeImage
 	}
 	if len(instances) < want {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(parallelNodeOps)
 		for ; len(instances) < want; next++ {
-			spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: hash, Instance: next, Cluster: nodeRG.Properties.NodeResourceGroup, Location: nodeRG.Location,
-				NodeImage: image, KubeVersion: version.Kubernetes, Properties: &props}
-			node := spec.Node()
+			node := vmOf(mc, pool, &props, next, image)
 			node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
 			g.Go(func() error { return r.Compute.Create(gctx, cluster, node) })
 			instances = append(instances, next)
@@ -254,8 +243,8 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}
 	sort.Strings(names)
-	changed := strings.Join(names, ",") != strings.Join(pool.Status.Nodes, ",") || ready != pool.Status.ReadyNodes || pool.Status.NodeImageVersion != image
-	pool.Status.Nodes, pool.Status.ReadyNodes, pool.Status.NodeImageVersion = names, ready, image
+	changed := strings.Join(names, ",") != strings.Join(pool.Status.Nodes, ",") || ready != pool.Status.ReadyNodes || pool.Status.NodeImageVersion != image.Name()
+	pool.Status.Nodes, pool.Status.ReadyNodes, pool.Status.NodeImageVersion = names, ready, image.Name()
 	if working && len(names) == want && int(ready) == want {
 		return ctrl.Result{}, r.finish(ctx, pool, "Succeeded", nil)
 	}
@@ -271,6 +260,29 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{RequeueAfter: spotTick}, r.evictAtRandom(ctx, pool, names)
 	}
 	return ctrl.Result{}, nil
+}
+
+// poolImage is the image the pool's nodes run: the one it has, or the
+// latest for its OS SKU when it has none yet.
+func (r *AgentPoolReconciler) poolImage(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties) (nodeimage.Image, error) {
+	if pool.Status.NodeImageVersion != "" {
+		return r.Images.Resolve(ctx, pool.Status.NodeImageVersion)
+	}
+	return r.Images.Latest(ctx, string(deref(props.OSSKU)))
+}
+
+// vmOf is instance i of the pool's scale set, on image.
+func vmOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepool.Properties, instance int, image nodeimage.Image) compute.Instance {
+	var cluster struct {
+		Location   string `json:"location"`
+		Properties struct {
+			NodeResourceGroup string `json:"nodeResourceGroup"`
+		} `json:"properties"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
+	return nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), Instance: instance,
+		Cluster: cluster.Properties.NodeResourceGroup, Location: cluster.Location,
+		Image: image, KubeVersion: version.Kubernetes, Properties: props}.Node()
 }
 
 // spotTick is how often a Spot pool rolls the dice for random evictions.

@@ -2,10 +2,15 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
@@ -16,19 +21,37 @@ import (
 // holding a worker.
 const drainAttempt = 15 * time.Second
 
+// Drain pacing. kubectl's drain retries a refused eviction after 5 s and
+// checks for evicted pods once a second; simulated pods go in milliseconds,
+// so at those fixed intervals the drains, not the VMs, would set the pace
+// of an upgrade.
+const (
+	evictRetry   = 200 * time.Millisecond
+	deletionPoll = 50 * time.Millisecond
+)
+
+// errDrainTimeout says a drain attempt ended with pods still on the node.
+var errDrainTimeout = errors.New("drain attempt timed out")
+
 // cordonAndDrain cordons a node and evicts its pods through the Eviction
-// API, so PodDisruptionBudgets are honoured, as kubectl drain does.
+// API, so PodDisruptionBudgets are honoured, as kubectl drain does: the
+// drain library picks the pods (DaemonSet pods stay, bare pods go: the VM
+// under them does) and evicts them; the wait for them to go is ours, at a
+// pace that suits simulated pods.
 func cordonAndDrain(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	h := &drain.Helper{
-		Ctx:                 ctx,
-		Client:              cs,
-		Force:               true, // bare pods go too: the VM under them does
-		GracePeriodSeconds:  -1,
-		IgnoreAllDaemonSets: true,
-		DeleteEmptyDirData:  true,
-		Timeout:             timeout,
-		Out:                 io.Discard,
-		ErrOut:              io.Discard,
+		Ctx:                  ctx,
+		Client:               cs,
+		Force:                true,
+		GracePeriodSeconds:   -1,
+		IgnoreAllDaemonSets:  true,
+		DeleteEmptyDirData:   true,
+		Timeout:              timeout,
+		EvictErrorRetryDelay: evictRetry,
+		Out:                  io.Discard,
+		ErrOut:               io.Discard,
 	}
 	node, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -37,8 +60,46 @@ func cordonAndDrain(ctx context.Context, cs kubernetes.Interface, name string, t
 	if err := drain.RunCordonOrUncordon(h, node, true); err != nil {
 		return fmt.Errorf("cordoning %s: %w", name, err)
 	}
-	if err := drain.RunNodeDrain(h, name); err != nil {
+	list, errs := h.GetPodsForDeletion(name)
+	if len(errs) > 0 {
+		return fmt.Errorf("draining %s: %w", name, errors.Join(errs...))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, pod := range list.Pods() {
+		g.Go(func() error { return evict(gctx, h, cs, pod) })
+	}
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("draining %s: %w", name, err)
 	}
 	return nil
+}
+
+// evict evicts one pod, retrying while a PodDisruptionBudget refuses, and
+// waits until it is gone.
+func evict(ctx context.Context, h *drain.Helper, cs kubernetes.Interface, pod corev1.Pod) error {
+	for {
+		err := h.EvictPod(pod, policyv1.SchemeGroupVersion)
+		if err == nil || apierrors.IsNotFound(err) {
+			break
+		}
+		if !apierrors.IsTooManyRequests(err) {
+			return fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("evicting %s/%s: %w: %v", pod.Namespace, pod.Name, errDrainTimeout, err)
+		case <-time.After(evictRetry):
+		}
+	}
+	for {
+		p, err := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || err == nil && p.UID != pod.UID {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s/%s to go: %w", pod.Namespace, pod.Name, errDrainTimeout)
+		case <-time.After(deletionPoll):
+		}
+	}
 }

@@ -48,7 +48,7 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(notice), metav1.PatchOptions{}); err != nil {
 			return removed, false, err
 		}
-		r.event(ctx, cs, name, "Preempt", "Spot VM is being evicted: Azure needs the capacity back")
+		nodeEvent(ctx, cs, name, corev1.EventTypeWarning, "Preempt", "Spot VM is being evicted: Azure needs the capacity back")
 		if err := cordonAndDrain(ctx, cs, name, drainAttempt); err != nil {
 			log.FromContext(ctx).Info("Eviction drain blocked, retrying", "node", name, "err", err.Error())
 			return removed, true, nil
@@ -101,13 +101,20 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 	return removed, false, r.Client.Status().Update(ctx, pool)
 }
 
-// event records a Kubernetes event about a node in its cluster.
+// event records a normal Kubernetes event about a node in its cluster.
 func (r *AgentPoolReconciler) event(ctx context.Context, cs kubernetes.Interface, node, reason, message string) {
+	nodeEvent(ctx, cs, node, corev1.EventTypeNormal, reason, message)
+}
+
+// nodeEvent records a Kubernetes event about a node, as AKS's node
+// operations do (reasons Surge, Drain, Upgrade, Reboot, Preempt). Events are
+// best effort: one lost must not fail the operation.
+func nodeEvent(ctx context.Context, cs kubernetes.Interface, node, eventType, reason, message string) {
 	now := metav1.Now()
 	_, _ = cs.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{GenerateName: node + ".", Namespace: metav1.NamespaceDefault},
 		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node), APIVersion: "v1"},
-		Reason:         reason, Message: message, Type: corev1.EventTypeWarning,
+		Reason:         reason, Message: message, Type: eventType,
 		Source:         corev1.EventSource{Component: "slipway"},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 	}, metav1.CreateOptions{})

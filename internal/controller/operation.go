@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -43,19 +44,24 @@ func operationStatus(ctx context.Context, c client.Client, id string) (string, e
 // endOperation records how an operation ended, unless it already has (an
 // abort ends it first).
 func endOperation(ctx context.Context, c client.Client, id, status string, e *slipwayv1.ErrorDetail) error {
-	op := &slipwayv1.Operation{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
-		return nil
-	}
-	now := metav1.Now()
-	op.Status.Status, op.Status.EndTime, op.Status.Error, op.Status.PercentComplete = status, &now, e, 100
-	if op.Status.StartTime.IsZero() {
-		op.Status.StartTime = op.CreationTimestamp
-	}
-	if err := c.Status().Update(ctx, op); err != nil {
+	// Retried on conflict: the operation's progress is written by the same
+	// controller, and a cached read may trail that write.
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		op := &slipwayv1.Operation{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
+			return nil
+		}
+		now := metav1.Now()
+		op.Status.Status, op.Status.EndTime, op.Status.Error, op.Status.PercentComplete = status, &now, e, 100
+		if op.Status.StartTime.IsZero() {
+			op.Status.StartTime = op.CreationTimestamp
+		}
+		return c.Status().Update(ctx, op)
+	})
+	if err != nil {
 		return fmt.Errorf("ending operation %s: %w", id, err)
 	}
 	return nil

@@ -18,7 +18,11 @@ import (
 // Catalog is every node image: the shipped history plus what operators
 // published since, stored as NodeImage objects in the management plane.
 type Catalog struct {
-	Client client.Client
+	// Reader reads the published images. It should not be a cache: an
+	// image is used the moment it is published.
+	Reader client.Reader
+	// Writer publishes images; only Publish needs it.
+	Writer client.Writer
 }
 
 // ErrNotNewer says a published version is not newer than the family's
@@ -29,7 +33,7 @@ var ErrNotNewer = errors.New("not newer than the latest image")
 func (c *Catalog) List(ctx context.Context, f Family) ([]Image, error) {
 	images := Shipped(f)
 	var published slipwayv1.NodeImageList
-	if err := c.Client.List(ctx, &published, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelImageFamily: f.Prefix}); err != nil {
+	if err := c.Reader.List(ctx, &published, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelImageFamily: f.Prefix}); err != nil {
 		return nil, fmt.Errorf("listing published node images: %w", err)
 	}
 	for _, p := range published.Items {
@@ -113,7 +117,7 @@ func (c *Catalog) Publish(ctx context.Context, osSKU, version string) (Image, er
 		},
 		Spec: slipwayv1.NodeImageSpec{Family: f.Prefix, Version: img.Version.String(), KernelVersion: img.Kernel, Released: metav1.NewTime(img.Released)},
 	}
-	if err := c.Client.Create(ctx, obj); err != nil {
+	if err := c.Writer.Create(ctx, obj); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return Image{}, fmt.Errorf("node image %s: %w", img.Name(), ErrNotNewer)
 		}

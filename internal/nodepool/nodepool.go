@@ -23,9 +23,6 @@ const (
 	DefaultVMSize  = "Standard_DS2_v2"
 	DefaultMaxPods = 110
 	DefaultOSDisk  = 128
-	// DefaultNodeImage is the node image new pools get until the node
-	// image catalog says otherwise.
-	DefaultNodeImage = "AKSUbuntu-2204gen2containerd-202511.14.0"
 )
 
 // Invalid is a validation failure, in AKS's terms.

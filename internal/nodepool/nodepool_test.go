@@ -7,6 +7,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 )
 
 func TestOSDisk(t *testing.T) {
@@ -138,14 +140,19 @@ func TestNode(t *testing.T) {
 	if err := Normalize(p); err != nil {
 		t.Fatal(err)
 	}
-	n := NodeSpec{Pool: "np", Hash: "12345678", Instance: 3, Cluster: "MC_rg_c_eastus", Location: "eastus", NodeImage: "img", KubeVersion: "1.36.3", Properties: p}.Node()
+	family, _ := nodeimage.FamilyOf("Ubuntu")
+	image := nodeimage.Shipped(family)[0]
+	n := NodeSpec{Pool: "np", Hash: "12345678", Instance: 3, Cluster: "MC_rg_c_eastus", Location: "eastus", Image: image, KubeVersion: "1.36.3", Properties: p}.Node()
+	if n.NodeInfo.KernelVersion != image.Kernel || n.NodeInfo.OSImage != "Ubuntu 22.04.5 LTS" {
+		t.Errorf("node info %+v", n.NodeInfo)
+	}
 	if n.Name != "aks-np-12345678-vmss000003" {
 		t.Errorf("name %s", n.Name)
 	}
 	for k, v := range map[string]string{
 		"agentpool": "np", "kubernetes.azure.com/mode": "system", "kubernetes.azure.com/storageprofile": "ephemeral",
 		"node.kubernetes.io/instance-type": "Standard_D8s_v3", "topology.kubernetes.io/zone": "eastus-2", "team": "a",
-		"kubernetes.azure.com/node-image-version": "img", "kubernetes.azure.com/cluster": "MC_rg_c_eastus",
+		"kubernetes.azure.com/node-image-version": image.Name(), "kubernetes.azure.com/cluster": "MC_rg_c_eastus",
 	} {
 		if n.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, n.Labels[k], v)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/slipway-dev/slipway/internal/compute"
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
 
@@ -59,7 +60,7 @@ type NodeSpec struct {
 	Instance    int
 	Cluster     string // the cluster's node resource group, as AKS labels it
 	Location    string
-	NodeImage   string
+	Image       nodeimage.Image
 	KubeVersion string
 	Properties  *Properties
 }
@@ -76,7 +77,7 @@ func (n NodeSpec) Node() compute.Instance {
 		"kubernetes.azure.com/mode":                               strings.ToLower(string(deref(p.Mode))),
 		"kubernetes.azure.com/role":                               "agent",
 		"kubernetes.azure.com/cluster":                            n.Cluster,
-		"kubernetes.azure.com/node-image-version":                 n.NodeImage,
+		"kubernetes.azure.com/node-image-version":                 n.Image.Name(),
 		"kubernetes.azure.com/os-sku":                             string(deref(p.OSSKU)),
 		"kubernetes.azure.com/storageprofile":                     strings.ToLower(string(deref(p.OSDiskType))),
 		"topology.kubernetes.io/region":                           n.Location,
@@ -112,8 +113,8 @@ func (n NodeSpec) Node() compute.Instance {
 		Capacity:    capacity,
 		Allocatable: allocatable(size, capacity, deref(p.MaxPods)),
 		NodeInfo: corev1.NodeSystemInfo{
-			OSImage:                 "Ubuntu 22.04.5 LTS",
-			KernelVersion:           "5.15.0-1079-azure",
+			OSImage:                 n.Image.Family.OSImage,
+			KernelVersion:           n.Image.Kernel,
 			ContainerRuntimeVersion: "containerd://1.7.27-1",
 			KubeletVersion:          "v" + strings.TrimPrefix(n.KubeVersion, "v"),
 			OperatingSystem:         "linux",

@@ -11,6 +11,7 @@ package simnode
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +23,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	nodefast "sigs.k8s.io/kwok/kustomize/stage/node/fast"
 	nodeheartbeat "sigs.k8s.io/kwok/kustomize/stage/node/heartbeat-with-lease"
@@ -298,6 +301,53 @@ func (k *Kubelets) SetReady(ctx context.Context, name string) error {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}}}`, notReadyReason, notReadyMessage)
 	if _, err := k.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("marking node %s Ready: %w", name, err)
+	}
+	return nil
+}
+
+// Boot restarts a node's kubelet, as a VM reboot or reimage does: the node
+// reports NotReady (reason KubeletNotReady) with a new boot ID until
+// readyAt, when KWOK's node-initialize stage makes it Ready again. labels
+// are merged into the node's, annotations set (a nil value removes one),
+// and nodeInfo, if given, replaces what the node reports.
+func (k *Kubelets) Boot(ctx context.Context, name string, readyAt time.Time, labels map[string]string, annotations map[string]*string, nodeInfo *corev1.NodeSystemInfo) error {
+	meta := map[string]any{ReadyAtAnnotation: readyAt.UTC().Format(time.RFC3339Nano)}
+	for key, v := range annotations {
+		if v == nil {
+			meta[key] = nil
+		} else {
+			meta[key] = *v
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "annotations": meta}})
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("booting node %s: %w", name, err)
+	}
+	bootID := string(uuid.NewUUID())
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := k.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		for i, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				node.Status.Conditions[i] = corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse,
+					Reason: "KubeletNotReady", Message: "the node is rebooting", LastHeartbeatTime: now, LastTransitionTime: now}
+			}
+		}
+		if nodeInfo != nil {
+			node.Status.NodeInfo = *nodeInfo
+		}
+		node.Status.NodeInfo.BootID = bootID
+		_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("booting node %s: %w", name, err)
 	}
 	return nil
 }

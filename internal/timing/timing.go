@@ -58,3 +58,15 @@ func (m Model) Reimage(disk armcontainerservice.OSDiskType) time.Duration {
 	}
 	return m.scaled(ReimageManaged + BootManaged)
 }
+
+// Reboot is how long a VM takes to restart: its boot alone.
+func (m Model) Reboot(disk armcontainerservice.OSDiskType) time.Duration {
+	if ephemeral(disk) {
+		return m.scaled(BootEphemeral)
+	}
+	return m.scaled(BootManaged)
+}
+
+// Scaled scales a real-world duration (a drain timeout, a soak) to the
+// simulation's clock.
+func (m Model) Scaled(d time.Duration) time.Duration { return m.scaled(d) }

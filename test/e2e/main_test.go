@@ -50,7 +50,11 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
-		os.RemoveAll(shared.dataDir)
+		if code == 0 {
+			os.RemoveAll(shared.dataDir)
+		} else {
+			fmt.Fprintf(os.Stderr, "kept the failed run's data directory (serve.log is there): %s\n", shared.dataDir)
+		}
 	}
 	os.Exit(code)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,4 +94,24 @@ func (p *Provider) Start(ctx context.Context, cluster, name string, disk armcont
 		}
 	}
 	return k.SetReady(ctx, name)
+}
+
+// Reimage boots the node on a fresh OS disk: the image's labels and node
+// info, and none of the old disk's markers.
+func (p *Provider) Reimage(ctx context.Context, cluster string, vm compute.Instance) error {
+	_, k, err := p.kubelets(cluster)
+	if err != nil {
+		return err
+	}
+	wiped := map[string]*string{compute.OSDiskMarkerAnnotation: nil, compute.RebootRequiredAnnotation: nil}
+	return k.Boot(ctx, vm.Name, vm.ReadyAt, vm.Labels, wiped, &vm.NodeInfo)
+}
+
+// Reboot boots the node again on the same OS disk.
+func (p *Provider) Reboot(ctx context.Context, cluster, name string, readyAt time.Time) error {
+	_, k, err := p.kubelets(cluster)
+	if err != nil {
+		return err
+	}
+	return k.Boot(ctx, name, readyAt, nil, map[string]*string{compute.RebootRequiredAnnotation: nil}, nil)
 }

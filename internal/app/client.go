@@ -1,0 +1,106 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// HTTPClient returns an HTTP client that trusts the server's CA (and only
+// it: Slipway's endpoints are all it talks to).
+func (c *Connection) HTTPClient() (*http.Client, error) {
+	pem, err := os.ReadFile(c.CACertFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading Slipway's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no certificate", c.CACertFile)
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
+// Cloud is the azcore cloud configuration of this Slipway.
+func (c *Connection) Cloud() cloud.Configuration {
+	return cloud.Configuration{
+		ActiveDirectoryAuthorityHost: c.AuthorityHost,
+		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: c.ARMEndpoint, Audience: c.Audience},
+		},
+	}
+}
+
+// Credential logs in as the connection's principal.
+func (c *Connection) Credential(hc *http.Client) (azcore.TokenCredential, error) {
+	return azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, c.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            policy.ClientOptions{Cloud: c.Cloud(), Transport: hc},
+		DisableInstanceDiscovery: true,
+	})
+}
+
+// PublishNodeImage tells the Slipway serving dataDir that a newer node image
+// of osSKU came out (version, or else the next weekly release), and returns
+// its full name.
+func PublishNodeImage(ctx context.Context, dataDir, osSKU, version string) (string, error) {
+	conn, err := ReadConnection(filepath.Join(dataDir, "connection.json"))
+	if err != nil {
+		return "", fmt.Errorf("finding the server over %s (is slipway serve running there?): %w", dataDir, err)
+	}
+	hc, err := conn.HTTPClient()
+	if err != nil {
+		return "", err
+	}
+	cred, err := conn.Credential(hc)
+	if err != nil {
+		return "", err
+	}
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{conn.Audience + ".default"}})
+	if err != nil {
+		return "", fmt.Errorf("logging in to %s: %w", conn.ARMEndpoint, err)
+	}
+	body, _ := json.Marshal(map[string]string{"osSku": osSKU, "version": version})
+	url := fmt.Sprintf("%s/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/nodeImageVersions/publish?api-version=2025-02-01",
+		strings.TrimSuffix(conn.ARMEndpoint, "/"), conn.SubscriptionID, conn.Location)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("publishing the node image: %w", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
+			return "", fmt.Errorf("publishing the node image: %s: %s", e.Error.Code, e.Error.Message)
+		}
+		return "", fmt.Errorf("publishing the node image: HTTP %d: %s", resp.StatusCode, data)
+	}
+	var out struct {
+		FullName string `json:"fullName"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return "", fmt.Errorf("publishing the node image: %w", err)
+	}
+	return out.FullName, nil
+}

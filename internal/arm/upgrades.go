@@ -1,0 +1,356 @@
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/maintenance"
+	"github.com/slipway-dev/slipway/internal/nodeimage"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+)
+
+// upgradeNodeImageVersion is POST .../agentPools/{p}/upgradeNodeImageVersion:
+// roll the pool's nodes to the latest image of its OS SKU, Kubernetes
+// version unchanged. Other pools of the cluster may be upgrading their node
+// images meanwhile: az aks upgrade --node-image-only starts them all at once.
+func (s *Server) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	mc, pool, err := s.lookupPool(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := s.clusterBusyExcept(ctx, mc, slipwayv1.ActionUpgradeNodeImage, pool.Spec.Name); err != nil {
+		return err
+	}
+	if a := busyWith(pool.Spec.Operation, pool.Status.CompletedOperation); a != "" {
+		return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", pool.Spec.Name, a)
+	}
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return err
+	}
+	if mc.Spec.Stopped || powerCode(&props) == armcontainerservice.CodeStopped {
+		return operationNotAllowed("Operation is not allowed: the agent pool %s is stopped; start it before upgrading its node image.", pool.Spec.Name)
+	}
+	latest, err := s.cfg.Images.Latest(ctx, string(deref(props.OSSKU)))
+	if err != nil {
+		return invalidParameter("agentPoolProfile.osSKU", "%v", err)
+	}
+	op, err := s.startOperation(ctx, pool.Spec.ResourceID, slipwayv1.ActionUpgradeNodeImage, clusterLocation(mc), false)
+	if err != nil {
+		return err
+	}
+	pool.Spec.NodeImageTarget = latest.Name()
+	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
+	if err := s.cfg.Client.Update(ctx, pool); err != nil {
+		if apierrors.IsConflict(err) {
+			s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+			return operationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+		}
+		return err
+	}
+	out, err := s.renderAgentPool(ctx, mc, pool)
+	if err != nil {
+		return err
+	}
+	s.accepted(w, r, op, providerContainerService, true)
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}
+
+// clusterBusyExcept is clusterBusy, except that pools other than self
+// running action do not block.
+func (s *Server) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedCluster, action, self string) error {
+	if a := busyWith(mc.Spec.Operation, mc.Status.CompletedOperation); a != "" {
+		return operationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
+	}
+	pools, err := s.poolsOf(ctx, mc)
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" && p.Spec.Name != self && a != action {
+			return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
+		}
+	}
+	return nil
+}
+
+// parseUpgradeExtras reads the upgradeSettings fields newer than the SDK's
+// models from a pool's request JSON (properties.upgradeSettings), and
+// validates them as AKS does.
+func parseUpgradeExtras(body []byte, props *nodepool.Properties) (*slipwayv1.UpgradeExtras, error) {
+	var raw struct {
+		Properties struct {
+			UpgradeSettings struct {
+				MaxUnavailable          *string `json:"maxUnavailable"`
+				UndrainableNodeBehavior *string `json:"undrainableNodeBehavior"`
+			} `json:"upgradeSettings"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, nil // the SDK's decoding already reported what is wrong
+	}
+	us := raw.Properties.UpgradeSettings
+	e := &slipwayv1.UpgradeExtras{MaxUnavailable: deref(us.MaxUnavailable), UndrainableNodeBehavior: deref(us.UndrainableNodeBehavior)}
+	if e.MaxUnavailable != "" && !validCountOrPercent(e.MaxUnavailable) {
+		return nil, invalidParameter("agentPoolProfile.upgradeSettings.maxUnavailable", "The value of parameter agentPoolProfile.upgradeSettings.maxUnavailable is invalid: %q is neither a whole number nor a percentage.", e.MaxUnavailable)
+	}
+	switch e.UndrainableNodeBehavior {
+	case "", "Cordon", "Schedule":
+	default:
+		return nil, invalidParameter("agentPoolProfile.upgradeSettings.undrainableNodeBehavior", "The value of parameter agentPoolProfile.upgradeSettings.undrainableNodeBehavior is invalid: %q. Allowed values are Cordon and Schedule.", e.UndrainableNodeBehavior)
+	}
+	if props.UpgradeSettings != nil && props.UpgradeSettings.MaxSurge != nil && *props.UpgradeSettings.MaxSurge != "" && !validCountOrPercent(*props.UpgradeSettings.MaxSurge) {
+		return nil, invalidParameter("agentPoolProfile.upgradeSettings.maxSurge", "The value of parameter agentPoolProfile.upgradeSettings.maxSurge is invalid: %q is neither a whole number nor a percentage.", *props.UpgradeSettings.MaxSurge)
+	}
+	if *e == (slipwayv1.UpgradeExtras{}) {
+		return nil, nil
+	}
+	return e, nil
+}
+
+func validCountOrPercent(v string) bool {
+	n, pct := strings.CutSuffix(v, "%")
+	i, err := strconv.Atoi(n)
+	return err == nil && i >= 0 && (!pct || i <= 100)
+}
+
+// nodeImageVersion is an entry of the location's node image list, in the
+// shape of AKS's nodeImageVersions API (2024-10-02-preview and later).
+type nodeImageVersion struct {
+	FullName      string `json:"fullName"`
+	OS            string `json:"os"`
+	SKU           string `json:"sku"`
+	Version       string `json:"version"`
+	OSImage       string `json:"osImage,omitempty"`
+	KernelVersion string `json:"kernelVersion,omitempty"`
+	Released      string `json:"released,omitempty"`
+}
+
+func nodeImageVersionOf(img nodeimage.Image) nodeImageVersion {
+	os, sku, _ := strings.Cut(img.Family.Prefix, "-")
+	return nodeImageVersion{FullName: img.Name(), OS: os, SKU: sku, Version: img.Version.String(),
+		OSImage: img.Family.OSImage, KernelVersion: img.Kernel, Released: img.Released.Format("2006-01-02")}
+}
+
+// listNodeImageVersions is GET .../locations/{loc}/nodeImageVersions.
+func (s *Server) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _ params) error {
+	value := []nodeImageVersion{}
+	for _, sku := range []string{"Ubuntu2204", "Ubuntu2404", "AzureLinux3", "CBLMariner"} {
+		f, _ := nodeimage.FamilyOf(sku)
+		images, err := s.cfg.Images.List(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		for _, img := range images {
+			value = append(value, nodeImageVersionOf(img))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	return nil
+}
+
+// publishNodeImage is POST .../locations/{loc}/nodeImageVersions/publish,
+// Slipway's own: an operator announces that a newer image of an OS SKU came
+// out (body {"osSku": "...", "version": "YYYYMM.DD.rev"}, both optional:
+// Ubuntu, the next weekly release).
+func (s *Server) publishNodeImage(w http.ResponseWriter, r *http.Request, _ params) error {
+	var in struct {
+		OSSKU   string `json:"osSku"`
+		Version string `json:"version"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &in); err != nil {
+			return err
+		}
+	}
+	img, err := s.cfg.Images.Publish(r.Context(), in.OSSKU, in.Version)
+	switch {
+	case errors.Is(err, nodeimage.ErrNotNewer):
+		return newError(http.StatusConflict, "Conflict", "version", "%v", err)
+	case err != nil && strings.Contains(err.Error(), "node image"):
+		return invalidParameter("osSku", "%v", err)
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, nodeImageVersionOf(img))
+	return nil
+}
+
+const maintenanceConfigurationType = "Microsoft.ContainerService/managedClusters/maintenanceConfigurations"
+
+func renderMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, c slipwayv1.MaintenanceConfiguration) (*armcontainerservice.MaintenanceConfiguration, error) {
+	var props armcontainerservice.MaintenanceConfigurationProperties
+	if err := json.Unmarshal(c.Properties.Raw, &props); err != nil {
+		return nil, err
+	}
+	return &armcontainerservice.MaintenanceConfiguration{
+		ID: to.Ptr(mc.Spec.ResourceID + "/maintenanceConfigurations/" + c.Name), Name: to.Ptr(c.Name),
+		Type: to.Ptr(maintenanceConfigurationType), Properties: &props,
+	}, nil
+}
+
+func (s *Server) listMaintenanceConfigurations(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	value := []*armcontainerservice.MaintenanceConfiguration{}
+	for _, c := range mc.Spec.MaintenanceConfigurations {
+		out, err := renderMaintenanceConfiguration(mc, c)
+		if err != nil {
+			return err
+		}
+		value = append(value, out)
+	}
+	writeJSON(w, http.StatusOK, armcontainerservice.MaintenanceConfigurationListResult{Value: value})
+	return nil
+}
+
+func findMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, name string) int {
+	for i, c := range mc.Spec.MaintenanceConfigurations {
+		if strings.EqualFold(c.Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Server) getMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	i := findMaintenanceConfiguration(mc, p["config"])
+	if i < 0 {
+		return newError(http.StatusNotFound, "NotFound", "", "The maintenance configuration %s of cluster %s was not found.", p["config"], mc.Spec.ResourceID)
+	}
+	out, err := renderMaintenanceConfiguration(mc, mc.Spec.MaintenanceConfigurations[i])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// putMaintenanceConfiguration stores a maintenance configuration; it takes
+// effect at once, with no long-running operation, as on AKS.
+func (s *Server) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	name, ok := maintenance.CanonicalName(p["config"])
+	if !ok {
+		return invalidParameter("name", "The maintenance configuration name %q is not supported: use default, %s or %s.", p["config"], maintenance.AutoUpgrade, maintenance.NodeOSUpgrade)
+	}
+	var in armcontainerservice.MaintenanceConfiguration
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	if err := maintenance.Validate(name, in.Properties); err != nil {
+		var inv *maintenance.Invalid
+		if errors.As(err, &inv) {
+			return invalidParameter(inv.Target, "%s", inv.Message)
+		}
+		return err
+	}
+	raw, err := json.Marshal(in.Properties)
+	if err != nil {
+		return err
+	}
+	entry := slipwayv1.MaintenanceConfiguration{Name: name, Properties: runtime.RawExtension{Raw: raw}}
+	created := false
+	var mc *slipwayv1.ManagedCluster
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if mc, err = s.lookupCluster(ctx, p["rg"], p["cluster"]); err != nil {
+			return err
+		}
+		if i := findMaintenanceConfiguration(mc, name); i >= 0 {
+			mc.Spec.MaintenanceConfigurations[i] = entry
+		} else {
+			mc.Spec.MaintenanceConfigurations, created = append(mc.Spec.MaintenanceConfigurations, entry), true
+		}
+		return s.cfg.Client.Update(ctx, mc)
+	})
+	if err != nil {
+		return err
+	}
+	out, err := renderMaintenanceConfiguration(mc, entry)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+func (s *Server) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	found := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+		if err != nil {
+			return err
+		}
+		i := findMaintenanceConfiguration(mc, p["config"])
+		if found = i >= 0; !found {
+			return nil
+		}
+		mc.Spec.MaintenanceConfigurations = append(mc.Spec.MaintenanceConfigurations[:i], mc.Spec.MaintenanceConfigurations[i+1:]...)
+		return s.cfg.Client.Update(ctx, mc)
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// listNodeOSUpgradeRuns is GET .../managedClusters/{c}/nodeOSUpgradeRuns,
+// Slipway's own: what the node OS auto-upgrade scheduler found and did, so
+// an upgrade that did not happen says why.
+func (s *Server) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request, p params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	value := []map[string]any{}
+	for i := len(mc.Status.AutoUpgradeRuns) - 1; i >= 0; i-- {
+		run := mc.Status.AutoUpgradeRuns[i]
+		props := map[string]any{
+			"channel": run.Channel, "status": run.Status, "message": run.Message,
+			"detected": run.Detected.UTC().Format(time.RFC3339), "pools": run.Pools,
+		}
+		for key, t := range map[string]*metav1.Time{"nextWindow": run.NextWindow, "startTime": run.StartTime, "endTime": run.EndTime} {
+			if t != nil {
+				props[key] = t.UTC().Format(time.RFC3339)
+			}
+		}
+		value = append(value, map[string]any{
+			"id": mc.Spec.ResourceID + "/nodeOSUpgradeRuns/" + run.ID, "name": run.ID,
+			"type": "Microsoft.ContainerService/managedClusters/nodeOSUpgradeRuns", "properties": props,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	return nil
+}
