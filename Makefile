@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -42,3 +42,8 @@ bench-arm: build
 # A User pool 0 -> 100 -> 1000 -> 0: nodes per second, and serve's memory.
 bench-scale: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkScalePool -benchtime 1x -timeout 30m ./test/e2e
+
+# Node image upgrades of 10, 100 and 500 nodes at maxSurge 1, 33% and 100%,
+# against the least time the VM timing model allows.
+bench-upgrade: build
+	SLIPWAY_E2E_TIME_SCALE=0.01 SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkNodeImageUpgrade -benchtime 1x -timeout 90m ./test/e2e

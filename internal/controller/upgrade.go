@@ -309,17 +309,19 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 		}
 		// Record the names first: a crash after the creates must find
 		// them as surge nodes, not as nodes of the pool.
+		st.PhaseStarted = metav1.Now()
 		if err := u.save(ctx); err != nil {
 			return ctrl.Result{}, err
 		}
 		if err := g.Wait(); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		return ctrl.Result{RequeueAfter: u.r.Timing.NodeReady(deref(u.props.OSDiskType))}, nil
 	}
 	for _, name := range st.Surge {
 		if n := u.nodes[name]; n == nil || !ready(n) {
-			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			back := time.Until(st.PhaseStarted.Add(u.r.Timing.NodeReady(deref(u.props.OSDiskType))))
+			return ctrl.Result{RequeueAfter: max(back, readyPoll)}, nil
 		}
 	}
 	st.Phase, st.PhaseStarted = phaseDraining, metav1.Now()
@@ -343,45 +345,52 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 		size := max(1, len(st.Surge)-len(st.Quarantined)+s.unavailable)
 		st.Batch = todo[:min(size, len(todo))]
 		st.PhaseStarted = metav1.Now()
-		for _, n := range st.Batch {
-			u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Draining node %s for the node image upgrade to %s", n, st.Target))
+		// Recorded before any drain: a restart finds the batch.
+		if err := u.save(ctx); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{RequeueAfter: soon}, u.save(ctx)
+		u.forEach(ctx, st.Batch, func(ctx context.Context, n string) error {
+			u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Draining node %s for the node image upgrade to %s", n, st.Target))
+			return nil
+		})
 	}
 	timeout := u.r.Timing.Scaled(s.drainTimeout)
 	left := time.Until(st.PhaseStarted.Add(timeout))
+	// Past the timeout, one more short attempt tells the nodes that are
+	// drained from those that are still blocked.
+	attempt := min(drainAttempt, max(left, 0)+time.Second)
 	blocked := make([]bool, len(st.Batch))
-	if left > 0 {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(parallelNodeOps)
-		for i, name := range st.Batch {
-			if u.nodes[name] == nil {
-				continue
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelNodeOps)
+	for i, name := range st.Batch {
+		if u.nodes[name] == nil {
+			continue
+		}
+		g.Go(func() error {
+			if err := cordonAndDrain(gctx, u.cs, name, attempt); err != nil {
+				blocked[i] = true
 			}
-			g.Go(func() error {
-				if err := cordonAndDrain(gctx, u.cs, name, min(drainAttempt, left+time.Second)); err != nil {
-					blocked[i] = true
-				}
+			return nil
+		})
+	}
+	g.Wait()
+	if !slices.Contains(blocked, true) {
+		if d := s.soak; d > 0 {
+			u.forEach(ctx, st.Batch, func(ctx context.Context, n string) error {
+				u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Soak duration %s after draining node %s", d, n))
 				return nil
 			})
-		}
-		g.Wait()
-		if !slices.Contains(blocked, true) {
-			if d := s.soak; d > 0 {
-				for _, n := range st.Batch {
-					u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Soak duration %s after draining node %s", d, n))
-				}
-			}
 			st.Phase, st.PhaseStarted = phaseSoaking, metav1.Now()
 			return ctrl.Result{RequeueAfter: soon}, u.save(ctx)
 		}
-		if time.Until(st.PhaseStarted.Add(timeout)) > 0 {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+		st.Phase, st.PhaseStarted = phaseReimaging, metav1.Now()
+		if err := u.save(ctx); err != nil {
+			return ctrl.Result{}, err
 		}
-	} else {
-		for i := range blocked {
-			blocked[i] = true // past the timeout: whatever is left is blocked
-		}
+		return u.reimage(ctx)
+	}
+	if time.Until(st.PhaseStarted.Add(timeout)) > 0 {
+		return ctrl.Result{RequeueAfter: soon}, nil
 	}
 	// The drain timeout passed with nodes still holding pods.
 	var stuck []string
@@ -474,20 +483,30 @@ func isDaemonSetPod(p *corev1.Pod) bool {
 func (u *upgradeRun) reimage(ctx context.Context) (ctrl.Result, error) {
 	st := u.pool.Status.Upgrade
 	done, err := u.reimageBatch(ctx)
-	if err != nil || !done {
-		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !done {
+		// The model says when the VMs are back; no point looking sooner.
+		back := time.Until(st.PhaseStarted.Add(u.r.Timing.Reimage(deref(u.props.OSDiskType))))
+		return ctrl.Result{RequeueAfter: max(back, readyPoll)}, nil
 	}
 	if err := u.uncordonBatch(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, n := range st.Batch {
+	u.forEach(ctx, st.Batch, func(ctx context.Context, n string) error {
 		u.r.event(ctx, u.cs, n, "Upgrade", fmt.Sprintf("Successfully reimaged node %s with image %s", n, st.Target))
-	}
+		return nil
+	})
 	st.Upgraded += int32(len(st.Batch))
 	st.Batch = nil
 	st.Phase, st.PhaseStarted = phaseDraining, metav1.Now()
 	return ctrl.Result{RequeueAfter: soon}, u.save(ctx)
 }
+
+// readyPoll is how often an upgrade looks for nodes it waits on, once the
+// timing model says they should be back.
+const readyPoll = 25 * time.Millisecond
 
 // reimageBatch reimages the batch's nodes not yet on the target image and
 // reports whether all of them are back and Ready.
@@ -498,42 +517,54 @@ func (u *upgradeRun) reimageBatch(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	disk := deref(u.props.OSDiskType)
+	var todo []string
 	done := true
 	for _, name := range st.Batch {
 		n := u.nodes[name]
-		if n == nil {
-			continue
-		}
-		if n.Labels[labelNodeImage] != st.Target {
-			instance, _ := nodepool.InstanceOf(name)
-			vm := vmOf(u.mc, u.pool, u.props, instance, image)
-			vm.ReadyAt = time.Now().Add(u.r.Timing.Reimage(disk))
-			if err := u.r.Compute.Reimage(ctx, u.cluster, vm); err != nil {
-				return false, err
-			}
-			u.r.event(ctx, u.cs, name, "Upgrade", fmt.Sprintf("Reimaging node %s with image %s", name, st.Target))
+		switch {
+		case n == nil:
+		case n.Labels[labelNodeImage] != st.Target:
+			todo = append(todo, name)
 			done = false
-			continue
-		}
-		if !ready(n) {
+		case !ready(n):
 			done = false
 		}
 	}
-	return done, nil
+	err = u.forEach(ctx, todo, func(ctx context.Context, name string) error {
+		instance, _ := nodepool.InstanceOf(name)
+		vm := vmOf(u.mc, u.pool, u.props, instance, image)
+		vm.ReadyAt = time.Now().Add(u.r.Timing.Reimage(disk))
+		if err := u.r.Compute.Reimage(ctx, u.cluster, vm); err != nil {
+			return err
+		}
+		u.r.event(ctx, u.cs, name, "Upgrade", fmt.Sprintf("Reimaging node %s with image %s", name, st.Target))
+		return nil
+	})
+	return done, err
+}
+
+// forEach runs fn for each node, as many at once as a scale set works on.
+func (u *upgradeRun) forEach(ctx context.Context, nodes []string, fn func(context.Context, string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelNodeOps)
+	for _, n := range nodes {
+		g.Go(func() error { return fn(gctx, n) })
+	}
+	return g.Wait()
 }
 
 // uncordonBatch makes the batch's nodes schedulable again.
 func (u *upgradeRun) uncordonBatch(ctx context.Context) error {
 	patch := fmt.Sprintf(`{"spec":{"unschedulable":null},"metadata":{"labels":{%q:null}}}`, labelUpgradeStatus)
-	for _, name := range u.pool.Status.Upgrade.Batch {
+	return u.forEach(ctx, u.pool.Status.Upgrade.Batch, func(ctx context.Context, name string) error {
 		if u.nodes[name] == nil {
-			continue
+			return nil
 		}
 		if _, err := u.cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("uncordoning %s: %w", name, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // removeSurge drains and deletes the surge nodes once every node is on the
@@ -565,7 +596,7 @@ func (u *upgradeRun) cancel(ctx context.Context) (ctrl.Result, error) {
 	for _, name := range st.Batch {
 		n := u.nodes[name]
 		if n != nil && n.Labels[labelNodeImage] == st.Target && !ready(n) {
-			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			return ctrl.Result{RequeueAfter: readyPoll}, nil
 		}
 	}
 	if err := u.uncordonBatch(ctx); err != nil {

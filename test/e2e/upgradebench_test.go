@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/timing"
+)
+
+// BenchmarkNodeImageUpgrade times node image upgrades of pools of 10, 100
+// and 500 Managed-disk nodes at maxSurge 1, 33% and 100%, each running one
+// pod per node, and prints each next to the least the timing model allows:
+// the surge nodes' provisioning plus one reimage per batch (batches =
+// nodes / surge, rounded up). Run it with a time scale at which the
+// simulated VMs, not Slipway, set the pace:
+//
+//	make bench-upgrade   (SLIPWAY_E2E_TIME_SCALE=0.01)
+func BenchmarkNodeImageUpgrade(b *testing.B) {
+	t := &testing.T{}
+	s := serve(t)
+	scale, err := strconv.ParseFloat(cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005"), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	model := timing.Model{Scale: scale}
+	c := newClients(t, s)
+	ctx := context.Background()
+	const group, name = "upgradebench-rg", "upgradebench-aks"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx, poll); err != nil {
+		b.Fatal(err)
+	}
+	cs := adminClient(t, c, group, name)
+	fmt.Printf("time scale %g: reimage %.2fs, new node %.2fs (Managed OS disk)\n", scale, model.Reimage(armcontainerservice.OSDiskTypeManaged).Seconds(), model.NodeReady(armcontainerservice.OSDiskTypeManaged).Seconds())
+	fmt.Printf("%6s %8s %6s %8s %9s %9s %6s\n", "nodes", "maxSurge", "surge", "batches", "wall s", "min s", "ratio")
+	for i := 0; i < b.N; i++ {
+		for _, size := range []int32{10, 100, 500} {
+			poolName := fmt.Sprintf("b%d", size)
+			created, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+				Count: to.Ptr(size), VMSize: to.Ptr("Standard_DS2_v2"), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser)}}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := created.PollUntilDone(ctx, poll); err != nil {
+				b.Fatal(err)
+			}
+			workload(b, cs, poolName, size)
+			for _, surge := range []string{"1", "33%", "100%"} {
+				got, err := c.pools.Get(ctx, group, name, poolName, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got.Properties.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr(surge)}
+				up, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, got.AgentPool, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := up.PollUntilDone(ctx, poll); err != nil {
+					b.Fatal(err)
+				}
+				image := s.publish(t, "Ubuntu")
+				start := time.Now()
+				if _, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, poolName, nil); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					got, err := c.pools.Get(ctx, group, name, poolName, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if state := *got.Properties.ProvisioningState; state != "UpgradingNodeImageVersion" {
+						if state != "Succeeded" || *got.Properties.NodeImageVersion != image {
+							b.Fatalf("upgrade of %s ended %s on %s", poolName, state, *got.Properties.NodeImageVersion)
+						}
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				wall := time.Since(start)
+				n := int(size)
+				s := surgeCount(surge, n)
+				batches := (n + s - 1) / s
+				least := model.NodeReady(armcontainerservice.OSDiskTypeManaged) + time.Duration(batches)*model.Reimage(armcontainerservice.OSDiskTypeManaged)
+				ratio := wall.Seconds() / least.Seconds()
+				fmt.Printf("%6d %8s %6d %8d %9.1f %9.1f %6.2f\n", n, surge, s, batches, wall.Seconds(), least.Seconds(), ratio)
+				b.ReportMetric(ratio, fmt.Sprintf("ratio-%d-nodes-surge-%s", n, surge))
+			}
+			del, err := c.pools.BeginDelete(ctx, group, name, poolName, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := del.PollUntilDone(ctx, poll); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// surgeCount is maxSurge resolved against a pool's size, as AKS does.
+func surgeCount(v string, size int) int {
+	if pct, ok := cutPercent(v); ok {
+		return int(math.Ceil(pct * float64(size) / 100))
+	}
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+func cutPercent(v string) (float64, bool) {
+	if len(v) == 0 || v[len(v)-1] != '%' {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(v[:len(v)-1], 64)
+	return f, err == nil
+}
+
+// workload runs one pod per node of a pool, so that drains have pods to
+// move.
+func workload(b *testing.B, cs kubernetes.Interface, pool string, replicas int32) {
+	labels := map[string]string{"app": "bench-" + pool}
+	_, err := cs.AppsV1().Deployments("default").Create(context.Background(), &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-" + pool},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: to.Ptr(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					NodeSelector: map[string]string{"agentpool": pool},
+					Containers:   []corev1.Container{{Name: "app", Image: "nginx"}},
+				},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if n, err := readyPods(context.Background(), cs, "app=bench-"+pool); err == nil && n == int(replicas) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.Fatalf("the %d pods of %s did not become Ready", replicas, pool)
+}
