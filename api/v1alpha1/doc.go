@@ -30,6 +30,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Operation{}, &OperationList{},
 		&ServicePrincipal{}, &ServicePrincipalList{},
 		&NodeImage{}, &NodeImageList{},
+		&RoleAssignment{}, &RoleAssignmentList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

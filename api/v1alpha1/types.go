@@ -429,3 +429,41 @@ type NodeImageList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NodeImage `json:"items"`
 }
+
+// LabelPrincipal indexes role assignments by the principal's object ID.
+const LabelPrincipal = "slipway.dev/principal"
+
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.spec.scope`
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleDefinitionID`
+// +kubebuilder:printcolumn:name="Principal",type=string,JSONPath=`.spec.principalID`
+
+// RoleAssignment grants a role to a principal at a scope (a subscription,
+// a resource group or a resource) and every scope below it. Its name is the
+// assignment's GUID.
+type RoleAssignment struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec RoleAssignmentSpec `json:"spec"`
+}
+
+// RoleAssignmentSpec is an ARM role assignment's properties.
+type RoleAssignmentSpec struct {
+	// Scope is the ARM ID the assignment applies at, as first spelled.
+	Scope string `json:"scope"`
+	// RoleDefinitionID is the role's full definition ID.
+	RoleDefinitionID string `json:"roleDefinitionID"`
+	PrincipalID      string `json:"principalID"`
+	PrincipalType    string `json:"principalType,omitempty"`
+	Description      string `json:"description,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// RoleAssignmentList is a list of RoleAssignments.
+type RoleAssignmentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RoleAssignment `json:"items"`
+}

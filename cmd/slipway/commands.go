@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,7 +29,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand())
 	return root
 }
 
@@ -149,4 +151,86 @@ apply it in their maintenance windows.`,
 func defaultDataDir() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".slipway")
+}
+
+func newAZLoginCommand() *cobra.Command {
+	o := app.AZLoginOptions{}
+	cmd := &cobra.Command{
+		Use:   "az-login",
+		Short: "Point the az CLI at the server running over --data-dir and log in",
+		Long: `az-login registers Slipway as an az cloud (or updates it), selects it, and logs
+in with the bootstrap service principal. az must trust Slipway's CA: az-login
+writes a bundle of the system's roots plus that CA, and prints the line that
+points az at it, so that
+
+    eval "$(slipway az-login)"
+
+leaves the shell ready for az. What it does goes to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Log = cmd.ErrOrStderr()
+			bundle, err := app.AZLogin(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "export REQUESTS_CA_BUNDLE=%s\n", bundle)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
+	cmd.Flags().StringVar(&o.Cloud, "cloud", "Slipway", "the name to register the cloud under")
+	cmd.Flags().StringVar(&o.AZ, "az", "az", "the az executable")
+	return cmd
+}
+
+func newServicePrincipalCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "sp", Short: "Manage service principals: identities that log in with a secret"}
+	var dataDir, name string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a service principal and print it with its secret (shown this once)",
+		Long: `create makes a service principal on the server running over --data-dir and prints
+{"appId","objectId","displayName","tenant","password"}, as az ad sp create-for-rbac
+does. Only a hash of the password is kept. The principal can do nothing until it
+is given a role, e.g.:
+
+    az role assignment create --assignee-object-id OBJECT_ID \
+        --assignee-principal-type ServicePrincipal --role Reader --scope SCOPE`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sp, err := app.CreateServicePrincipal(cmd.Context(), dataDir, name)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), sp)
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "the principal's display name")
+	create.MarkFlagRequired("name")
+	var appID string
+	secret := &cobra.Command{
+		Use:   "add-secret",
+		Short: "Give a service principal one more secret and print it (shown this once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sp, err := app.AddServicePrincipalSecret(cmd.Context(), dataDir, appID)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), sp)
+		},
+	}
+	secret.Flags().StringVar(&appID, "app-id", "", "the principal's application (client) ID")
+	secret.MarkFlagRequired("app-id")
+	for _, c := range []*cobra.Command{create, secret} {
+		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

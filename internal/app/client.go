@@ -52,55 +52,92 @@ func (c *Connection) Credential(hc *http.Client) (azcore.TokenCredential, error)
 	})
 }
 
-// PublishNodeImage tells the Slipway serving dataDir that a newer node image
-// of osSKU came out (version, or else the next weekly release), and returns
-// its full name.
-func PublishNodeImage(ctx context.Context, dataDir, osSKU, version string) (string, error) {
+// call makes an ARM call to the Slipway serving dataDir as its bootstrap
+// principal and decodes the answer into out.
+func call(ctx context.Context, dataDir, method, path string, in, out any) error {
 	conn, err := ReadConnection(filepath.Join(dataDir, "connection.json"))
 	if err != nil {
-		return "", fmt.Errorf("finding the server over %s (is slipway serve running there?): %w", dataDir, err)
+		return fmt.Errorf("finding the server over %s (is slipway serve running there?): %w", dataDir, err)
 	}
 	hc, err := conn.HTTPClient()
 	if err != nil {
-		return "", err
+		return err
 	}
 	cred, err := conn.Credential(hc)
 	if err != nil {
-		return "", err
+		return err
 	}
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{conn.Audience + ".default"}})
 	if err != nil {
-		return "", fmt.Errorf("logging in to %s: %w", conn.ARMEndpoint, err)
+		return fmt.Errorf("logging in to %s: %w", conn.ARMEndpoint, err)
 	}
-	body, _ := json.Marshal(map[string]string{"osSku": osSKU, "version": version})
-	url := fmt.Sprintf("%s/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/nodeImageVersions/publish?api-version=2025-02-01",
-		strings.TrimSuffix(conn.ARMEndpoint, "/"), conn.SubscriptionID, conn.Location)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	body, _ := json.Marshal(in)
+	path = strings.NewReplacer("{sub}", conn.SubscriptionID, "{loc}", conn.Location).Replace(path)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(conn.ARMEndpoint, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("publishing the node image: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode >= 300 {
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-			return "", fmt.Errorf("publishing the node image: %s: %s", e.Error.Code, e.Error.Message)
+			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
 		}
-		return "", fmt.Errorf("publishing the node image: HTTP %d: %s", resp.StatusCode, data)
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
 	}
+	return json.Unmarshal(data, out)
+}
+
+// PublishNodeImage tells the Slipway serving dataDir that a newer node image
+// of osSKU came out (version, or else the next weekly release), and returns
+// its full name.
+func PublishNodeImage(ctx context.Context, dataDir, osSKU, version string) (string, error) {
 	var out struct {
 		FullName string `json:"fullName"`
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
+	err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{loc}/nodeImageVersions/publish?api-version=2025-02-01",
+		map[string]string{"osSku": osSKU, "version": version}, &out)
+	if err != nil {
 		return "", fmt.Errorf("publishing the node image: %w", err)
 	}
 	return out.FullName, nil
+}
+
+// ServicePrincipal is a service principal as the API returns it; Password
+// is there only when it was just made.
+type ServicePrincipal struct {
+	AppID       string `json:"appId"`
+	ObjectID    string `json:"objectId"`
+	DisplayName string `json:"displayName"`
+	Tenant      string `json:"tenant"`
+	Password    string `json:"password,omitempty"`
+}
+
+// CreateServicePrincipal makes a service principal with a first secret.
+func CreateServicePrincipal(ctx context.Context, dataDir, name string) (*ServicePrincipal, error) {
+	var out ServicePrincipal
+	if err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals?api-version=2025-02-01",
+		map[string]string{"displayName": name}, &out); err != nil {
+		return nil, fmt.Errorf("creating service principal %q: %w", name, err)
+	}
+	return &out, nil
+}
+
+// AddServicePrincipalSecret gives a principal one more secret.
+func AddServicePrincipalSecret(ctx context.Context, dataDir, appID string) (*ServicePrincipal, error) {
+	var out ServicePrincipal
+	if err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals/"+appID+"/addPassword?api-version=2025-02-01",
+		struct{}{}, &out); err != nil {
+		return nil, fmt.Errorf("adding a secret to %s: %w", appID, err)
+	}
+	return &out, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -133,6 +134,11 @@ func Serve(ctx context.Context, o Options) error {
 	if err := (&identity.Store{Client: direct}).Ensure(ctx, conn.ClientID, conn.ObjectID, "slipway-bootstrap", conn.ClientSecret); err != nil {
 		return err
 	}
+	// The bootstrap principal owns the subscription; it grants everyone
+	// else their roles.
+	if err := arm.EnsureRoleAssignment(ctx, direct, identity.GUID([]byte(conn.ObjectID + "owner")[:16]), "/subscriptions/"+conn.SubscriptionID, conn.ObjectID, authz.Owner, conn.SubscriptionID); err != nil {
+		return fmt.Errorf("granting the bootstrap principal Owner: %w", err)
+	}
 	signer, err := identity.NewSigner(identity.SignerOptions{
 		KeyFile:  filepath.Join(o.DataDir, "identity", "signing-key.pem"),
 		Issuers:  []string{identity.ADFSIssuer(base), identity.TenantIssuer(base, conn.TenantID)},
@@ -145,6 +151,9 @@ func Serve(ctx context.Context, o Options) error {
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
 		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
 		Credentials: credentials{clusters}, Images: &nodeimage.Catalog{Reader: direct, Writer: direct},
+		// Assignments are read through the cache: like ARM's, a new one
+		// takes effect a moment after it is made.
+		Authorizer: &authz.Authorizer{Client: mgr.GetClient()}, PrincipalStore: &identity.Store{Client: direct},
 	})
 	vms := &sim.Provider{Clusters: clusters}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{

@@ -161,6 +161,9 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p pa
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(r.Context(), readAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
+		return err
+	}
 	if err := s.settle(r.Context(), op); err != nil {
 		return err
 	}
@@ -199,6 +202,9 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p pa
 func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p params) error {
 	op, err := s.getOperation(r.Context(), p["op"])
 	if err != nil {
+		return err
+	}
+	if err := s.authorize(r.Context(), readAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
 		return err
 	}
 	if err := s.settle(r.Context(), op); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/identity"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	Credentials Credentials
 	// Images is the node image catalog.
 	Images *nodeimage.Catalog
+	// Authorizer checks every call against the role assignments; nil
+	// lets every authenticated caller do everything.
+	Authorizer *authz.Authorizer
+	// PrincipalStore creates service principals and their secrets.
+	PrincipalStore *identity.Store
 	// RetryAfter is what long-running operations tell clients to wait
 	// between polls.
 	RetryAfter time.Duration
@@ -122,6 +128,8 @@ type route struct {
 	handler handlerFunc
 	// provider is the resource provider whose api-versions apply.
 	provider string
+	// authorizeInHandler says the handler authorizes the call itself.
+	authorizeInHandler bool
 }
 
 // Route patterns: a resource group, a managed cluster, an agent pool, and
@@ -138,7 +146,7 @@ func (s *Server) routeTable() []route {
 		return route{method: method, segs: strings.Split(pattern, "/"), handler: h, provider: provider}
 	}
 	res, aks := providerResources, providerContainerService
-	return []route{
+	routes := []route{
 		r("GET", "subscriptions", res, s.listSubscriptions),
 		r("GET", "subscriptions/{sub}", res, s.getSubscription),
 		r("GET", "subscriptions/{sub}/resourcegroups", res, s.listResourceGroups),
@@ -147,8 +155,8 @@ func (s *Server) routeTable() []route {
 		r("HEAD", routeGroup, res, s.headResourceGroup),
 		r("PATCH", routeGroup, res, s.patchResourceGroup),
 		r("DELETE", routeGroup, res, s.deleteResourceGroup),
-		r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operations/{op}", res, s.getOperationStatus),
-		r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operationresults/{op}", res, s.getOperationResult),
+		inHandler(r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operations/{op}", res, s.getOperationStatus)),
+		inHandler(r("GET", "subscriptions/{sub}/providers/microsoft.resources/locations/{loc}/operationresults/{op}", res, s.getOperationResult)),
 
 		r("GET", routeProvider+"/managedclusters", aks, s.listManagedClusters),
 		r("GET", routeGroup+"/providers/microsoft.containerservice/managedclusters", aks, s.listManagedClusters),
@@ -182,10 +190,31 @@ func (s *Server) routeTable() []route {
 		r("GET", routePool+"/machines", aks, s.listMachines),
 		r("GET", routePool+"/machines/{machine}", aks, s.getMachine),
 		r("GET", routeProvider+"/locations/{loc}/kubernetesversions", aks, s.listKubernetesVersions),
-		r("GET", routeProvider+"/locations/{loc}/orchestrators", aks, s.listOrchestrators),
-		r("GET", routeProvider+"/locations/{loc}/operations/{op}", aks, s.getOperationStatus),
-		r("GET", routeProvider+"/locations/{loc}/operationresults/{op}", aks, s.getOperationResult),
+		r("GET", routeProvider+"/locations/{loc}/orchestrators", providerOrchestrators, s.listOrchestrators),
+		inHandler(r("GET", routeProvider+"/locations/{loc}/operations/{op}", aks, s.getOperationStatus)),
+		inHandler(r("GET", routeProvider+"/locations/{loc}/operationresults/{op}", aks, s.getOperationResult)),
+		r("POST", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals", providerIdentity, s.createServicePrincipal),
+		r("GET", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals", providerIdentity, s.listServicePrincipals),
+		r("POST", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals/{app}/addpassword", providerIdentity, s.addPassword),
 	}
+	for _, scope := range roleScopes {
+		auth := scope + "/providers/microsoft.authorization"
+		routes = append(routes,
+			r("GET", auth+"/roleassignments", providerAuthorization, s.listRoleAssignments),
+			r("GET", auth+"/roleassignments/{assignment}", providerAuthorization, s.getRoleAssignment),
+			r("PUT", auth+"/roleassignments/{assignment}", providerAuthorization, s.putRoleAssignment),
+			r("DELETE", auth+"/roleassignments/{assignment}", providerAuthorization, s.deleteRoleAssignment),
+			r("GET", auth+"/roledefinitions", providerAuthorization, s.listRoleDefinitions),
+			r("GET", auth+"/roledefinitions/{role}", providerAuthorization, s.getRoleDefinition),
+		)
+	}
+	return routes
+}
+
+// inHandler marks a route whose handler authorizes the call itself.
+func inHandler(rt route) route {
+	rt.authorizeInHandler = true
+	return rt
 }
 
 func (rt route) match(segs []string) (params, bool) {
@@ -240,6 +269,10 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, newError(http.StatusNotFound, "SubscriptionNotFound", "", "The subscription '%s' could not be found.", sub))
 		return
 	}
+	if err := s.authorizeRoute(r, matched, p); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if err := matched.handler(w, r, p); err != nil {
 		writeError(w, r, err)
 	}
@@ -272,6 +305,9 @@ func (s *Server) authenticate(r *http.Request) (*identity.Claims, error) {
 const (
 	providerResources        = "Microsoft.Resources"
 	providerContainerService = "Microsoft.ContainerService"
+	// providerIdentity is Slipway's own: service principals and their
+	// secrets, which Entra ID's Graph API manages on Azure.
+	providerIdentity = "Slipway.Identity"
 )
 
 // ContainerServiceAPIVersions are the Microsoft.ContainerService api-versions
@@ -286,13 +322,22 @@ var ContainerServiceAPIVersions = []string{
 	"2025-09-01", "2025-10-01",
 }
 
+// providerOrchestrators is the orchestrators list of Microsoft.ContainerService,
+// which az aks get-versions still reads at its own, older api-version.
+const providerOrchestrators = "Microsoft.ContainerService/orchestrators"
+
+var orchestratorsAPIVersions = []string{"2017-09-30", "2019-04-01", "2019-08-01"}
+
 var dateVersion = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
 
 func checkAPIVersion(provider, v string) error {
 	if v == "" {
 		return badRequest("MissingApiVersionParameter", "", "The api-version query parameter (?api-version=) is required for all requests.")
 	}
-	if provider == providerContainerService {
+	if provider == providerOrchestrators && slices.Contains(orchestratorsAPIVersions, v) {
+		return nil
+	}
+	if provider == providerContainerService || provider == providerOrchestrators {
 		if !slices.Contains(ContainerServiceAPIVersions, v) {
 			return badRequest("InvalidApiVersionParameter", "", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(ContainerServiceAPIVersions, ","))
 		}

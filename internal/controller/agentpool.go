@@ -174,7 +174,10 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	if pool.DeletionTimestamp == nil && upgrading(op, working) {
-		u := upgradeRun{r: r, mc: mc, pool: pool, props: &props, cs: cs, cluster: cluster, canceled: canceled}
+		u := upgradeRun{r: r, mc: mc, pool: pool, props: &props, cs: cs, cluster: cluster, canceled: canceled, nodes: map[string]*corev1.Node{}}
+		for i := range nodes.Items {
+			u.nodes[nodes.Items[i].Name] = &nodes.Items[i]
+		}
 		return u.step(ctx)
 	}
 	if u := pool.Status.Upgrade; u != nil && pool.DeletionTimestamp == nil {

@@ -85,7 +85,7 @@ type upgradeRun struct {
 	cs       kubernetes.Interface
 	cluster  string
 	canceled bool
-
+	// nodes are the pool's nodes as the reconcile listed them.
 	nodes map[string]*corev1.Node
 }
 
@@ -97,14 +97,6 @@ func (u *upgradeRun) step(ctx context.Context) (ctrl.Result, error) {
 	st := pool.Status.Upgrade
 	if st == nil || st.OperationID != pool.Spec.Operation.ID {
 		return ctrl.Result{RequeueAfter: soon}, u.begin(ctx)
-	}
-	list, err := u.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + pool.Spec.Name})
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	u.nodes = map[string]*corev1.Node{}
-	for i := range list.Items {
-		u.nodes[list.Items[i].Name] = &list.Items[i]
 	}
 	if u.canceled && st.Phase != phaseCanceling {
 		st.Phase, st.PhaseStarted = phaseCanceling, metav1.Now()

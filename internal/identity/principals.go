@@ -101,3 +101,42 @@ func NewGUID() string {
 	rand.Read(b)
 	return GUID(b)
 }
+
+// Create makes a new service principal with one secret, which it returns:
+// only its hash is kept, so it is shown this once.
+func (s *Store) Create(ctx context.Context, displayName string) (*slipwayv1.ServicePrincipal, string, error) {
+	secret, hash := NewSecret()
+	appID := NewGUID()
+	sp := &slipwayv1.ServicePrincipal{
+		ObjectMeta: metav1.ObjectMeta{Name: appID, Namespace: slipwayv1.Namespace},
+		Spec: slipwayv1.ServicePrincipalSpec{AppID: appID, ObjectID: NewGUID(), DisplayName: displayName,
+			Secrets: []slipwayv1.SecretHash{hash}},
+	}
+	if err := s.Client.Create(ctx, sp); err != nil {
+		return nil, "", fmt.Errorf("creating service principal %q: %w", displayName, err)
+	}
+	return sp, secret, nil
+}
+
+// AddSecret gives a principal one more secret and returns it (once).
+func (s *Store) AddSecret(ctx context.Context, appID string) (*slipwayv1.ServicePrincipal, string, error) {
+	sp := &slipwayv1.ServicePrincipal{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(appID)}, sp); err != nil {
+		return nil, "", err
+	}
+	secret, hash := NewSecret()
+	sp.Spec.Secrets = append(sp.Spec.Secrets, hash)
+	if err := s.Client.Update(ctx, sp); err != nil {
+		return nil, "", fmt.Errorf("adding a secret to %s: %w", appID, err)
+	}
+	return sp, secret, nil
+}
+
+// List lists the service principals.
+func (s *Store) List(ctx context.Context) ([]slipwayv1.ServicePrincipal, error) {
+	var list slipwayv1.ServicePrincipalList
+	if err := s.Client.List(ctx, &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}

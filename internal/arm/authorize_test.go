@@ -1,0 +1,51 @@
+package arm
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPermissions checks that routes map to the actions and scopes ARM
+// uses, which role definitions are written against.
+func TestPermissions(t *testing.T) {
+	s := New(Config{SubscriptionID: "s1"})
+	const sub = "/subscriptions/s1"
+	const rg = sub + "/resourceGroups/rg1"
+	const mc = rg + "/providers/Microsoft.ContainerService/managedClusters/aks1"
+	for _, tc := range []struct {
+		method, path, action, scope string
+	}{
+		{"GET", "subscriptions/s1/resourcegroups/rg1", "Microsoft.Resources/subscriptions/resourceGroups/read", rg},
+		{"PUT", "subscriptions/s1/resourceGroups/rg1", "Microsoft.Resources/subscriptions/resourceGroups/write", rg},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters", "Microsoft.ContainerService/managedClusters/read", rg},
+		{"GET", "subscriptions/s1/providers/Microsoft.ContainerService/managedClusters", "Microsoft.ContainerService/managedClusters/read", sub},
+		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1", "Microsoft.ContainerService/managedClusters/write", mc},
+		{"DELETE", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1", "Microsoft.ContainerService/managedClusters/delete", mc},
+		{"POST", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/listClusterUserCredential", "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action", mc},
+		{"POST", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/listClusterAdminCredential", "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action", mc},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1", "Microsoft.ContainerService/managedClusters/agentPools/read", mc + "/agentPools/np1"},
+		{"POST", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1/upgradeNodeImageVersion", "Microsoft.ContainerService/managedClusters/agentPools/upgradeNodeImageVersion/action", mc + "/agentPools/np1"},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1/upgradeProfiles/default", "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles/read", mc + "/agentPools/np1"},
+		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/0b4c", "Microsoft.Authorization/roleAssignments/write", rg + "/providers/Microsoft.Authorization/roleAssignments/0b4c"},
+	} {
+		segs := strings.Split(tc.path, "/")
+		found := false
+		for _, rt := range s.routes {
+			p, ok := rt.match(segs)
+			if !ok || rt.method != tc.method {
+				continue
+			}
+			found = true
+			action, scope := rt.permission(tc.method, p)
+			if action != tc.action || !strings.EqualFold(scope, tc.scope) {
+				t.Errorf("%s %s: %s at %s, want %s at %s", tc.method, tc.path, action, scope, tc.action, tc.scope)
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: no route", tc.method, tc.path)
+		}
+	}
+	if got := readAction(mc + "/agentPools/np1"); got != "Microsoft.ContainerService/managedClusters/agentPools/read" {
+		t.Errorf("readAction = %s", got)
+	}
+}

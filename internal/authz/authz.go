@@ -1,0 +1,183 @@
+// Package authz is Azure RBAC as ARM does it: built-in role definitions
+// (actions and notActions with wildcards), role assignments of a role to a
+// principal at a scope, inherited by every scope below it, and the check
+// every ARM call goes through.
+package authz
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+)
+
+// Role is a role definition.
+type Role struct {
+	// ID is the role's GUID, the same in every Azure tenant.
+	ID          string
+	Name        string
+	Description string
+	Actions     []string
+	NotActions  []string
+}
+
+// The built-in roles Slipway knows, with Azure's GUIDs and permissions.
+var (
+	Owner = Role{ID: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", Name: "Owner",
+		Description: "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+		Actions:     []string{"*"}}
+	Contributor = Role{ID: "b24988ac-6180-42a0-ab88-20f7382dd24c", Name: "Contributor",
+		Description: "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.",
+		Actions:     []string{"*"},
+		NotActions: []string{"Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action",
+			"Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete"}}
+	Reader = Role{ID: "acdd72a7-3385-48ef-bd42-f606fba81ae7", Name: "Reader",
+		Description: "View all resources, but does not allow you to make any changes.",
+		Actions:     []string{"*/read"}}
+	AKSClusterAdmin = Role{ID: "0ab0b1a8-8aac-4efd-b8c2-3ee1fb270be8", Name: "Azure Kubernetes Service Cluster Admin Role",
+		Description: "List cluster admin credential action.",
+		Actions: []string{"Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
+			"Microsoft.ContainerService/managedClusters/accessProfiles/listCredential/action",
+			"Microsoft.ContainerService/managedClusters/read", "Microsoft.ContainerService/managedClusters/runcommand/action"}}
+	AKSClusterUser = Role{ID: "4abbcc35-e782-43d8-92c5-2d3f1bd2253f", Name: "Azure Kubernetes Service Cluster User Role",
+		Description: "List cluster user credential action.",
+		Actions: []string{"Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
+			"Microsoft.ContainerService/managedClusters/read"}}
+)
+
+// BuiltIn lists the built-in roles.
+var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser}
+
+// RoleByID finds a built-in role by GUID, or by a role definition ID that
+// ends in one (/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}).
+func RoleByID(id string) (Role, bool) {
+	guid := id[strings.LastIndex(id, "/")+1:]
+	for _, r := range BuiltIn {
+		if strings.EqualFold(r.ID, guid) {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// RoleByName finds a built-in role by its name.
+func RoleByName(name string) (Role, bool) {
+	for _, r := range BuiltIn {
+		if strings.EqualFold(r.Name, name) {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// Allows says whether the role grants action: an Actions pattern matches
+// and no NotActions pattern does.
+func (r Role) Allows(action string) bool {
+	for _, n := range r.NotActions {
+		if match(n, action) {
+			return false
+		}
+	}
+	for _, a := range r.Actions {
+		if match(a, action) {
+			return true
+		}
+	}
+	return false
+}
+
+// match matches an action against an RBAC pattern, case-insensitively: "*"
+// stands for any run of characters, as in "*/read" or
+// "Microsoft.Authorization/*/Write".
+func match(pattern, action string) bool {
+	p, a := strings.ToLower(pattern), strings.ToLower(action)
+	parts := strings.Split(p, "*")
+	if len(parts) == 1 {
+		return p == a
+	}
+	if !strings.HasPrefix(a, parts[0]) {
+		return false
+	}
+	a = a[len(parts[0]):]
+	for _, part := range parts[1 : len(parts)-1] {
+		i := strings.Index(a, part)
+		if i < 0 {
+			return false
+		}
+		a = a[i+len(part):]
+	}
+	return strings.HasSuffix(a, parts[len(parts)-1])
+}
+
+// Covers says whether an assignment at scope applies at target: the same
+// scope or one below it (segment-wise, case-insensitively).
+func Covers(scope, target string) bool {
+	s, t := normalize(scope), normalize(target)
+	return s == "" || s == t || strings.HasPrefix(t, s+"/")
+}
+
+// normalize lower-cases a scope and trims its slashes; "/" is "".
+func normalize(scope string) string {
+	return strings.ToLower(strings.Trim(scope, "/"))
+}
+
+// Denied is an authorization failure, with what ARM's message needs.
+type Denied struct {
+	AppID, ObjectID, Action, Scope string
+}
+
+func (d *Denied) Error() string {
+	return fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+		d.AppID, d.ObjectID, d.Action, d.Scope)
+}
+
+// Authorizer checks calls against the role assignments stored in the
+// management plane.
+type Authorizer struct {
+	Client client.Reader
+}
+
+// Assignments lists a principal's role assignments.
+func (a *Authorizer) Assignments(ctx context.Context, objectID string) ([]slipwayv1.RoleAssignment, error) {
+	var list slipwayv1.RoleAssignmentList
+	if err := a.Client.List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelPrincipal: strings.ToLower(objectID)}); err != nil {
+		return nil, fmt.Errorf("listing role assignments: %w", err)
+	}
+	return list.Items, nil
+}
+
+// Authorize returns nil if one of the principal's assignments at scope or
+// above grants action, and a *Denied otherwise.
+func (a *Authorizer) Authorize(ctx context.Context, appID, objectID, action, scope string) error {
+	assignments, err := a.Assignments(ctx, objectID)
+	if err != nil {
+		return err
+	}
+	for _, ra := range assignments {
+		if !Covers(ra.Spec.Scope, scope) {
+			continue
+		}
+		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && role.Allows(action) {
+			return nil
+		}
+	}
+	return &Denied{AppID: appID, ObjectID: objectID, Action: action, Scope: scope}
+}
+
+// CanReadSomething says whether the principal holds any assignment inside
+// scope or above it: ARM lists a subscription to anyone with a role in it.
+func (a *Authorizer) CanReadSomething(ctx context.Context, objectID, scope string) (bool, error) {
+	assignments, err := a.Assignments(ctx, objectID)
+	if err != nil {
+		return false, err
+	}
+	for _, ra := range assignments {
+		if Covers(ra.Spec.Scope, scope) || Covers(scope, ra.Spec.Scope) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
