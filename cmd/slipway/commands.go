@@ -222,7 +222,20 @@ is given a role, e.g.:
 	}
 	secret.Flags().StringVar(&appID, "app-id", "", "the principal's application (client) ID")
 	secret.MarkFlagRequired("app-id")
-	for _, c := range []*cobra.Command{create, secret} {
+	rotate := &cobra.Command{
+		Use:   "rotate-signing-key",
+		Short: "Sign tokens with a new key from now on (tokens already issued stay valid until they expire)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kid, err := app.RotateSigningKey(cmd.Context(), dataDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "signing with key %s\n", kid)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{create, secret, rotate} {
 		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
 		cmd.AddCommand(c)
 	}

@@ -141,3 +141,15 @@ func AddServicePrincipalSecret(ctx context.Context, dataDir, appID string) (*Ser
 	}
 	return &out, nil
 }
+
+// RotateSigningKey makes the Slipway serving dataDir sign tokens with a new
+// key; tokens already issued stay valid until they expire.
+func RotateSigningKey(ctx context.Context, dataDir string) (string, error) {
+	var out struct {
+		KeyID string `json:"keyId"`
+	}
+	if err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Slipway.Identity/rotateSigningKey?api-version=2025-02-01", struct{}{}, &out); err != nil {
+		return "", fmt.Errorf("rotating the signing key: %w", err)
+	}
+	return out.KeyID, nil
+}

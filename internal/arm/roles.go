@@ -328,3 +328,15 @@ func (s *Server) addPassword(w http.ResponseWriter, r *http.Request, p params) e
 	writeJSON(w, http.StatusOK, s.renderPrincipal(sp, secret))
 	return nil
 }
+
+// rotateSigningKey is POST .../providers/Slipway.Identity/rotateSigningKey:
+// tokens are signed with a new key from now on; those already issued stay
+// valid until they expire.
+func (s *Server) rotateSigningKey(w http.ResponseWriter, _ *http.Request, _ params) error {
+	kid, err := s.cfg.Signer.Rotate()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"keyId": kid})
+	return nil
+}

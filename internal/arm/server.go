@@ -196,6 +196,7 @@ func (s *Server) routeTable() []route {
 		r("POST", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals", providerIdentity, s.createServicePrincipal),
 		r("GET", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals", providerIdentity, s.listServicePrincipals),
 		r("POST", "subscriptions/{sub}/providers/slipway.identity/serviceprincipals/{app}/addpassword", providerIdentity, s.addPassword),
+		r("POST", "subscriptions/{sub}/providers/slipway.identity/rotatesigningkey", providerIdentity, s.rotateSigningKey),
 	}
 	for _, scope := range roleScopes {
 		auth := scope + "/providers/microsoft.authorization"

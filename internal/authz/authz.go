@@ -33,7 +33,10 @@ var (
 		Description: "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.",
 		Actions:     []string{"*"},
 		NotActions: []string{"Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action",
-			"Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete"}}
+			"Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete",
+			// Slipway's identities stand in for Entra ID, which Azure RBAC
+			// roles do not reach: only an Owner manages them here.
+			"Slipway.Identity/*"}}
 	Reader = Role{ID: "acdd72a7-3385-48ef-bd42-f606fba81ae7", Name: "Reader",
 		Description: "View all resources, but does not allow you to make any changes.",
 		Actions:     []string{"*/read"}}

@@ -85,8 +85,7 @@ func (e *Endpoints) discovery(w http.ResponseWriter, issuer, tokenURL, authorize
 }
 
 func (e *Endpoints) keys(w http.ResponseWriter, _ *http.Request) {
-	pub, kid := e.Signer.PublicKey()
-	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}}})
+	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: e.Signer.PublicKeys()})
 }
 
 // token is the client-credentials grant.

@@ -5,7 +5,6 @@
 package identity
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -43,12 +43,18 @@ type Claims struct {
 // Signer issues and verifies tokens. Its key lives in a file of the data
 // directory (mode 0600), so tokens stay valid across restarts.
 type Signer struct {
-	key      *ecdsa.PrivateKey
-	keyID    string
-	signer   jose.Signer
+	keyFile  string
 	issuers  []string
 	audience string
 	now      func() time.Time
+
+	mu     sync.RWMutex
+	key    *ecdsa.PrivateKey
+	keyID  string
+	signer jose.Signer
+	// retired are keys rotated out, by key ID: tokens they signed stay
+	// valid until they expire.
+	retired map[string]*ecdsa.PublicKey
 }
 
 // SignerOptions configure a Signer.
@@ -64,31 +70,133 @@ type SignerOptions struct {
 	Now func() time.Time
 }
 
-// NewSigner loads or creates the signing key.
+// NewSigner loads or creates the signing key, and the keys rotated out
+// within a token's lifetime.
 func NewSigner(o SignerOptions) (*Signer, error) {
 	if len(o.Issuers) == 0 || o.Audience == "" {
 		return nil, errors.New("identity: a signer needs issuers and an audience")
-	}
-	key, err := loadOrCreateKey(o.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(der)
-	kid := base64.RawURLEncoding.EncodeToString(sum[:12])
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
 	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Signer{key: key, keyID: kid, signer: signer, issuers: o.Issuers, audience: o.Audience, now: now}, nil
+	s := &Signer{keyFile: o.KeyFile, issuers: o.Issuers, audience: o.Audience, now: now, retired: map[string]*ecdsa.PublicKey{}}
+	key, err := loadOrCreateKey(o.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.use(key); err != nil {
+		return nil, err
+	}
+	if err := s.loadRetired(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// keyID derives a key's ID from its public key.
+func keyID(pub *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:12]), nil
+}
+
+// use makes key the signing key.
+func (s *Signer) use(key *ecdsa.PrivateKey) error {
+	kid, err := keyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	s.mu.Lock()
+	s.key, s.keyID, s.signer = key, kid, signer
+	s.mu.Unlock()
+	return nil
+}
+
+// retiredDir holds the public keys rotated out, one PEM file per key ID.
+func (s *Signer) retiredDir() string { return filepath.Join(filepath.Dir(s.keyFile), "retired-keys") }
+
+// loadRetired loads the keys retired within a token's lifetime and deletes
+// older ones: no unexpired token can need them.
+func (s *Signer) loadRetired() error {
+	entries, err := os.ReadDir(s.retiredDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(s.retiredDir(), e.Name())
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if s.now().Sub(info.ModTime()) > TokenLifetime+time.Hour {
+			os.Remove(path)
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return fmt.Errorf("identity: %s: no PEM data", path)
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("identity: %s: %w", path, err)
+		}
+		if ec, ok := pub.(*ecdsa.PublicKey); ok {
+			kid, _ := keyID(ec)
+			s.retired[kid] = ec
+		}
+	}
+	return nil
+}
+
+// Rotate replaces the signing key with a new one. Tokens the old key
+// signed stay valid until they expire: its public key is kept (on disk
+// too, so a restart keeps it) for a token's lifetime.
+func (s *Signer) Rotate() (string, error) {
+	s.mu.RLock()
+	old, oldID := s.key, s.keyID
+	s.mu.RUnlock()
+	der, err := x509.MarshalPKIXPublicKey(&old.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(s.retiredDir(), 0o700); err != nil {
+		return "", fmt.Errorf("identity: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(s.retiredDir(), oldID+".pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		return "", fmt.Errorf("identity: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	if err := writeKey(s.keyFile, key); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.retired[oldID] = &old.PublicKey
+	s.mu.Unlock()
+	if err := s.use(key); err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.keyID, nil
 }
 
 func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
@@ -115,17 +223,22 @@ func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return key, writeKey(path, key)
+}
+
+// writeKey stores a private key, readable by its owner only.
+func writeKey(path string, key *ecdsa.PrivateKey) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		return fmt.Errorf("identity: %w", err)
 	}
-	return key, nil
+	return nil
 }
 
 // Issue signs an access token for a principal.
@@ -144,7 +257,10 @@ func (s *Signer) Issue(tenantID, appID, objectID, audience string) (string, time
 		},
 		TenantID: tenantID, AppID: appID, ObjectID: objectID, IdType: "app",
 	}
-	tok, err := jwt.Signed(s.signer).Claims(c).Serialize()
+	s.mu.RLock()
+	signer := s.signer
+	s.mu.RUnlock()
+	tok, err := jwt.Signed(signer).Claims(c).Serialize()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing token: %w", err)
 	}
@@ -165,8 +281,20 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, ErrInvalidToken
 	}
+	if len(parsed.Headers) != 1 {
+		return nil, ErrInvalidToken
+	}
+	s.mu.RLock()
+	pub := s.retired[parsed.Headers[0].KeyID]
+	if parsed.Headers[0].KeyID == s.keyID {
+		pub = &s.key.PublicKey
+	}
+	s.mu.RUnlock()
+	if pub == nil {
+		return nil, ErrInvalidToken
+	}
 	var c Claims
-	if err := parsed.Claims(&s.key.PublicKey, &c); err != nil {
+	if err := parsed.Claims(pub, &c); err != nil {
 		return nil, ErrInvalidToken
 	}
 	known := false
@@ -201,8 +329,17 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 // and "https://management.azure.com" are the same audience to ARM.
 func NormalizeAudience(a string) string { return strings.TrimRight(a, "/") }
 
-// PublicKey returns the key that verifies tokens, with its key ID.
-func (s *Signer) PublicKey() (crypto.PublicKey, string) { return &s.key.PublicKey, s.keyID }
+// PublicKeys returns the keys that verify tokens: the signing key and the
+// ones retired within a token's lifetime.
+func (s *Signer) PublicKeys() []jose.JSONWebKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := []jose.JSONWebKey{{Key: &s.key.PublicKey, KeyID: s.keyID, Algorithm: string(jose.ES256), Use: "sig"}}
+	for kid, pub := range s.retired {
+		keys = append(keys, jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
+	}
+	return keys
+}
 
 func newID() string {
 	b := make([]byte, 16)

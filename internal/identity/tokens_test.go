@@ -109,3 +109,63 @@ func tamper(tok string) string {
 	parts[1] = string(p)
 	return strings.Join(parts, ".")
 }
+
+// TestKeyRotation: after a rotation new tokens carry the new key, tokens of
+// the old key stay valid until they expire (across a restart too), and the
+// key files stay private.
+func TestKeyRotation(t *testing.T) {
+	now := time.Now()
+	keyFile := filepath.Join(t.TempDir(), "identity", "signing-key.pem")
+	s := newTestSigner(t, keyFile, &now)
+	old, _, err := s.Issue("tenant", "app", "obj", "https://management.slipway.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(keyFile)
+	kid, err := s.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(keyFile)
+	if string(before) == string(after) {
+		t.Fatal("the key file did not change")
+	}
+	fresh, _, err := s.Issue("tenant", "app", "obj", "https://management.slipway.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"old": old, "new": fresh} {
+		if _, err := s.Verify(tok); err != nil {
+			t.Errorf("%s token after rotation: %v", name, err)
+		}
+	}
+	if len(s.PublicKeys()) != 2 || s.PublicKeys()[0].KeyID != kid {
+		t.Errorf("published keys %v, want the new one first and the old one", s.PublicKeys())
+	}
+	// A restart keeps the retired key.
+	restarted := newTestSigner(t, keyFile, &now)
+	if _, err := restarted.Verify(old); err != nil {
+		t.Errorf("old token after a restart: %v", err)
+	}
+	// Old tokens still expire.
+	later := now.Add(TokenLifetime + time.Minute)
+	expiring := newTestSigner(t, keyFile, &later)
+	if _, err := expiring.Verify(old); !errors.Is(err, ErrExpiredToken) {
+		t.Errorf("old token past its expiry: %v", err)
+	}
+	for _, f := range []string{keyFile, filepath.Join(filepath.Dir(keyFile), "retired-keys")} {
+		entries, _ := os.ReadDir(f)
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is mode %v, want no group or other access", f, info.Mode().Perm())
+		}
+		for _, e := range entries {
+			if i, _ := e.Info(); i.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s/%s is mode %v", f, e.Name(), i.Mode().Perm())
+			}
+		}
+	}
+}
