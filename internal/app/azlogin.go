@@ -94,7 +94,7 @@ func AZLogin(ctx context.Context, o AZLoginOptions) (string, error) {
 	if _, err := az("cloud", "set", "-n", o.Cloud); err != nil {
 		return "", err
 	}
-	if _, err := az("login", "--service-principal", "-u", conn.ClientID, "-p", conn.ClientSecret, "--tenant", conn.TenantID, "-o", "none"); err != nil {
+	if _, err := az("login", "--service-principal", "--username", conn.ClientID, "--password="+conn.ClientSecret, "--tenant", conn.TenantID, "-o", "none"); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(o.Log, "logged in to subscription %s as the bootstrap principal %s\n", conn.SubscriptionID, conn.ClientID)

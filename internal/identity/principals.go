@@ -47,12 +47,17 @@ func (s *Store) Authenticate(ctx context.Context, appID, secret string) (string,
 	return "", ErrBadCredentials
 }
 
-// NewSecret makes a random client secret and its stored form.
+// NewSecret makes a random client secret and its stored form. Secrets
+// never start with '-': command lines (az login -p) would take them for a
+// flag.
 func NewSecret() (string, slipwayv1.SecretHash) {
 	raw := make([]byte, 32)
-	rand.Read(raw)
-	secret := base64.RawURLEncoding.EncodeToString(raw)
-	return secret, HashFor(secret)
+	for {
+		rand.Read(raw)
+		if secret := base64.RawURLEncoding.EncodeToString(raw); secret[0] != '-' {
+			return secret, HashFor(secret)
+		}
+	}
 }
 
 // HashFor returns the stored form of a given secret.

@@ -190,7 +190,9 @@ func TestAZ(t *testing.T) {
 		owner.run("rest", "--method", "put", "--url", s.conn.ARMEndpoint+strings.TrimPrefix(scope, "/")+"/providers/Microsoft.Authorization/roleAssignments/"+newGUID()+"?api-version=2022-04-01",
 			"--body", body, "-o", "none")
 		var assignments struct {
-			Value []struct{ Properties struct{ PrincipalID, Scope string } }
+			Value []struct {
+				Properties struct{ PrincipalID, Scope string }
+			}
 		}
 		owner.json(&assignments, "rest", "--method", "get", "--url", s.conn.ARMEndpoint+strings.TrimPrefix(scope, "/")+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01")
 		found := false
@@ -211,7 +213,7 @@ func TestAZ(t *testing.T) {
 		reader.env = append(reader.env, "AZURE_CONFIG_DIR="+reader.config)
 		reader.run("cloud", "register", "-n", "Slipway", "--endpoint-resource-manager", s.conn.ARMEndpoint)
 		reader.run("cloud", "set", "-n", "Slipway")
-		reader.run("login", "--service-principal", "-u", sp.AppID, "-p", sp.Password, "--tenant", sp.Tenant, "-o", "none")
+		reader.run("login", "--service-principal", "--username", sp.AppID, "--password="+sp.Password, "--tenant", sp.Tenant, "-o", "none")
 		var listed []struct{ Name string }
 		reader.json(&listed, "aks", "list", "-g", group)
 		if !containsName(listed, name) {

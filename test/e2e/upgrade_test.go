@@ -52,11 +52,8 @@ func (s *server) getJSON(t *testing.T, path string, out any) {
 	}
 }
 
-// guarded runs a Deployment of replicas pods on pool, with a
-// PodDisruptionBudget of minAvailable.
-func guarded(t *testing.T, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32) {
-	t.Helper()
-	ctx := context.Background()
+// deploy creates a Deployment of replicas pods labelled app=name on a pool.
+func deploy(ctx context.Context, cs kubernetes.Interface, name, pool string, replicas int32) error {
 	labels := map[string]string{"app": name}
 	_, err := cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -72,10 +69,37 @@ func guarded(t *testing.T, cs kubernetes.Interface, name, pool string, replicas,
 			},
 		},
 	}, metav1.CreateOptions{})
+	return err
+}
+
+// setUpgradeSettings PUTs a pool's upgrade settings through the SDK.
+func setUpgradeSettings(t *testing.T, c clients, group, cluster, name string, settings *armcontainerservice.AgentPoolUpgradeSettings) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := c.pools.Get(ctx, group, cluster, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, &policyv1.PodDisruptionBudget{
+	got.Properties.UpgradeSettings = settings
+	up, err := c.pools.BeginCreateOrUpdate(ctx, group, cluster, name, got.AgentPool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// guarded runs a Deployment of replicas pods on pool, with a
+// PodDisruptionBudget of minAvailable.
+func guarded(t *testing.T, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32) {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{"app": name}
+	if err := deploy(ctx, cs, name, pool, replicas); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: to.Ptr(intstr.FromInt32(minAvailable)), Selector: &metav1.LabelSelector{MatchLabels: labels}},
 	}, metav1.CreateOptions{})
@@ -239,18 +263,7 @@ func TestNodeImageUpgrade(t *testing.T) {
 	})
 
 	t.Run("maxSurge 50% adds three nodes at once", func(t *testing.T) {
-		got, err := c.pools.Get(ctx, group, name, "roll", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got.Properties.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr("50%")}
-		up, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "roll", got.AgentPool, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := up.PollUntilDone(ctx, poll); err != nil {
-			t.Fatal(err)
-		}
+		setUpgradeSettings(t, c, group, name, "roll", &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr("50%")})
 		image := s.publish(t, "AzureLinux")
 		w := watch(cs, "web", "roll")
 		res, err := upgradePool(t, c, group, name, "roll")
@@ -326,19 +339,8 @@ func TestNodeImageUpgrade(t *testing.T) {
 	})
 
 	t.Run("abort leaves a consistent pool", func(t *testing.T) {
-		got, err := c.pools.Get(ctx, group, name, "roll", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// A soak between batches keeps the upgrade running long enough.
-		got.Properties.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr("1"), NodeSoakDurationInMinutes: to.Ptr[int32](10)}
-		up, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "roll", got.AgentPool, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := up.PollUntilDone(ctx, poll); err != nil {
-			t.Fatal(err)
-		}
+		setUpgradeSettings(t, c, group, name, "roll", &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr("1"), NodeSoakDurationInMinutes: to.Ptr[int32](10)})
 		image := s.publish(t, "AzureLinux")
 		if _, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, "roll", nil); err != nil {
 			t.Fatal(err)

@@ -7,15 +7,13 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/timing"
@@ -53,8 +51,19 @@ func BenchmarkNodeImageUpgrade(b *testing.B) {
 	cs := adminClient(t, c, group, name)
 	fmt.Printf("time scale %g: reimage %.2fs, new node %.2fs (Managed OS disk)\n", scale, model.Reimage(armcontainerservice.OSDiskTypeManaged).Seconds(), model.NodeReady(armcontainerservice.OSDiskTypeManaged).Seconds())
 	fmt.Printf("%6s %8s %6s %8s %9s %9s %6s\n", "nodes", "maxSurge", "surge", "batches", "wall s", "min s", "ratio")
+	sizes := []int32{10, 100, 500}
+	if v := os.Getenv("SLIPWAY_BENCH_UPGRADE_SIZES"); v != "" { // e.g. "10,100"
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sizes = append(sizes, int32(n))
+		}
+	}
 	for i := 0; i < b.N; i++ {
-		for _, size := range []int32{10, 100, 500} {
+		for _, size := range sizes {
 			poolName := fmt.Sprintf("b%d", size)
 			created, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
 				Count: to.Ptr(size), VMSize: to.Ptr("Standard_DS2_v2"), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser)}}, nil)
@@ -66,18 +75,7 @@ func BenchmarkNodeImageUpgrade(b *testing.B) {
 			}
 			workload(b, cs, poolName, size)
 			for _, surge := range []string{"1", "33%", "100%"} {
-				got, err := c.pools.Get(ctx, group, name, poolName, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got.Properties.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr(surge)}
-				up, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, got.AgentPool, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := up.PollUntilDone(ctx, poll); err != nil {
-					b.Fatal(err)
-				}
+				setUpgradeSettings(t, c, group, name, poolName, &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr(surge)})
 				image := s.publish(t, "Ubuntu")
 				start := time.Now()
 				if _, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, poolName, nil); err != nil {
@@ -136,22 +134,7 @@ func cutPercent(v string) (float64, bool) {
 // workload runs one pod per node of a pool, so that drains have pods to
 // move.
 func workload(b *testing.B, cs kubernetes.Interface, pool string, replicas int32) {
-	labels := map[string]string{"app": "bench-" + pool}
-	_, err := cs.AppsV1().Deployments("default").Create(context.Background(), &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench-" + pool},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: to.Ptr(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{"agentpool": pool},
-					Containers:   []corev1.Container{{Name: "app", Image: "nginx"}},
-				},
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := deploy(context.Background(), cs, "bench-"+pool, pool, replicas); err != nil {
 		b.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Minute)
