@@ -159,10 +159,10 @@ func Serve(ctx context.Context, o Options) error {
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
 		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
-			Images: &nodeimage.Catalog{Reader: mgr.GetAPIReader()}},
+			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
-			Images: &nodeimage.Catalog{Reader: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
+			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {

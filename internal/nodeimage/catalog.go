@@ -18,9 +18,12 @@ import (
 // Catalog is every node image: the shipped history plus what operators
 // published since, stored as NodeImage objects in the management plane.
 type Catalog struct {
-	// Reader reads the published images. It should not be a cache: an
-	// image is used the moment it is published.
+	// Reader reads the published images; it may be a cache.
 	Reader client.Reader
+	// Fresh, if set, is asked when Reader does not know an image that
+	// Resolve is asked for: a cache may trail an image published a moment
+	// ago.
+	Fresh client.Reader
 	// Writer publishes images; only Publish needs it.
 	Writer client.Writer
 }
@@ -31,9 +34,13 @@ var ErrNotNewer = errors.New("not newer than the latest image")
 
 // List returns a family's images, oldest first.
 func (c *Catalog) List(ctx context.Context, f Family) ([]Image, error) {
+	return c.list(ctx, c.Reader, f)
+}
+
+func (c *Catalog) list(ctx context.Context, r client.Reader, f Family) ([]Image, error) {
 	images := Shipped(f)
 	var published slipwayv1.NodeImageList
-	if err := c.Reader.List(ctx, &published, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelImageFamily: f.Prefix}); err != nil {
+	if err := r.List(ctx, &published, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelImageFamily: f.Prefix}); err != nil {
 		return nil, fmt.Errorf("listing published node images: %w", err)
 	}
 	for _, p := range published.Items {
@@ -72,14 +79,20 @@ func (c *Catalog) Resolve(ctx context.Context, name string) (Image, error) {
 		if f.Prefix != prefix {
 			continue
 		}
-		images, err := c.List(ctx, f)
-		if err != nil {
-			return Image{}, err
+		readers := []client.Reader{c.Reader}
+		if c.Fresh != nil {
+			readers = append(readers, c.Fresh)
 		}
-		for _, img := range images {
-			if img.Version.Compare(v) == 0 {
-				img.Patch = patch
-				return img, nil
+		for _, r := range readers {
+			images, err := c.list(ctx, r, f)
+			if err != nil {
+				return Image{}, err
+			}
+			for _, img := range images {
+				if img.Version.Compare(v) == 0 {
+					img.Patch = patch
+					return img, nil
+				}
 			}
 		}
 		return Image{Family: f, Version: v, Patch: patch}, nil

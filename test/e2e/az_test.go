@@ -145,6 +145,12 @@ func TestAZ(t *testing.T) {
 	if spot.Count != 0 || spot.ProvisioningState != "Succeeded" {
 		t.Errorf("spot pool scaled to 0: %+v", spot)
 	}
+	var zero agentPool
+	az.json(&zero, "aks", "nodepool", "add", "-g", group, "--cluster-name", name, "-n", "zero", "--node-count", "0")
+	if zero.Count != 0 || zero.ProvisioningState != "Succeeded" {
+		t.Errorf("user pool added with 0 nodes: %+v", zero)
+	}
+	az.run("aks", "nodepool", "delete", "-g", group, "--cluster-name", name, "-n", "zero")
 	var pools []agentPool
 	az.json(&pools, "aks", "nodepool", "list", "-g", group, "--cluster-name", name)
 	if len(pools) != 3 {
