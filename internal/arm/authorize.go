@@ -100,24 +100,33 @@ func (s *Server) authorize(ctx context.Context, action, scope string) error {
 	return err
 }
 
-// authorizeRoute authorizes a routed request. Subscriptions are listed to
-// anyone holding a role in them; operation status is authorized in its
+// authorizeRoute authorizes a routed request. The subscription is shown to
+// anyone holding a role in it; operation status is authorized in its
 // handler, against the resource the operation acts on.
 func (s *Server) authorizeRoute(r *http.Request, rt *route, p params) error {
 	if rt.authorizeInHandler {
 		return nil
 	}
 	action, scope := rt.permission(r.Method, p)
-	if action == "Microsoft.Resources/subscriptions/read" && s.cfg.Authorizer != nil {
-		c, _ := r.Context().Value(claimsKey{}).(*identity.Claims)
-		if c != nil {
-			ok, err := s.cfg.Authorizer.CanReadSomething(r.Context(), c.ObjectID, "/subscriptions/"+s.cfg.SubscriptionID)
-			if err != nil || ok {
-				return err
-			}
+	if action == "Microsoft.Resources/subscriptions/read" {
+		ok, err := s.holdsRole(r)
+		if err != nil || ok || scope == "/" {
+			return err // the list filters itself
 		}
 	}
 	return s.authorize(r.Context(), action, scope)
+}
+
+// holdsRole says whether the caller holds any role in the subscription.
+func (s *Server) holdsRole(r *http.Request) (bool, error) {
+	if s.cfg.Authorizer == nil {
+		return true, nil
+	}
+	c, _ := r.Context().Value(claimsKey{}).(*identity.Claims)
+	if c == nil {
+		return false, nil
+	}
+	return s.cfg.Authorizer.CanReadSomething(r.Context(), c.ObjectID, "/subscriptions/"+s.cfg.SubscriptionID)
 }
 
 // readAction is the read action on the resource an ID names.

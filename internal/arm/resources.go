@@ -30,8 +30,17 @@ func (s *Server) subscription() map[string]any {
 	}
 }
 
+// listSubscriptions lists the subscription to callers holding a role in it,
+// and nothing to others, as ARM does (az login then says "No subscriptions
+// found").
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ params) error {
-	writeJSON(w, http.StatusOK, map[string]any{"value": []any{s.subscription()}})
+	value := []any{}
+	if ok, err := s.holdsRole(r); err != nil {
+		return err
+	} else if ok {
+		value = append(value, s.subscription())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 

@@ -43,6 +43,10 @@ const (
 // step of a long upgrade.)
 const soon = 5 * time.Millisecond
 
+// provisioningStateOf is the pool's provisioning state after an upgrade
+// that ended in a phase.
+var provisioningStateOf = map[string]string{phaseSucceeded: "Succeeded", phaseFailed: "Failed", phaseCanceled: "Canceled"}
+
 // AKS's upgrade defaults (upgradeSettings in the API reference).
 const (
 	defaultMaxSurge     = "10%"
@@ -123,8 +127,7 @@ func (u *upgradeRun) step(ctx context.Context) (ctrl.Result, error) {
 	case phaseSucceeded, phaseFailed, phaseCanceled:
 		// Ended, but the operation's end was not recorded (a conflict or
 		// a crash came between): record it again.
-		state := map[string]string{phaseSucceeded: "Succeeded", phaseFailed: "Failed", phaseCanceled: "Canceled"}[st.Phase]
-		return ctrl.Result{}, u.r.finish(ctx, pool, state, pool.Status.ProvisioningError)
+		return ctrl.Result{}, u.r.finish(ctx, pool, provisioningStateOf[st.Phase], pool.Status.ProvisioningError)
 	}
 	return ctrl.Result{}, fmt.Errorf("pool %s: unknown upgrade phase %q", pool.Spec.ResourceID, st.Phase)
 }
@@ -619,8 +622,7 @@ func (u *upgradeRun) end(ctx context.Context, phase string, e *slipwayv1.ErrorDe
 	if err := u.save(ctx); err != nil {
 		return err
 	}
-	state := map[string]string{phaseSucceeded: "Succeeded", phaseFailed: "Failed", phaseCanceled: "Canceled"}[phase]
-	return u.r.finish(ctx, u.pool, state, e)
+	return u.r.finish(ctx, u.pool, provisioningStateOf[phase], e)
 }
 
 // drainAndDelete drains nodes (in parallel, PDBs honoured) and deletes

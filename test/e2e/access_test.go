@@ -96,7 +96,13 @@ func TestAccessControl(t *testing.T) {
 
 	t.Run("a principal with no role may do nothing", func(t *testing.T) {
 		nobody := s.newPrincipal(t, "nobody")
-		status, e := s.do(t, "GET", clusterPath+api, s.tokenFor(t, nobody), nil)
+		tok := s.tokenFor(t, nobody)
+		var subs struct{ Value []any }
+		s.getJSONAs(t, tok, "subscriptions?api-version=2022-12-01", &subs)
+		if len(subs.Value) != 0 {
+			t.Errorf("a principal with no role sees subscriptions %v", subs.Value)
+		}
+		status, e := s.do(t, "GET", clusterPath+api, tok, nil)
 		want := fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/read' over scope '%s' or the scope is invalid.", nobody.AppID, nobody.ObjectID, *mc.ID)
 		if status != http.StatusForbidden || e.Code != "AuthorizationFailed" || !strings.HasPrefix(strings.ToLower(e.Message), strings.ToLower(want)) {
 			t.Errorf("GET without a role: %d %+v", status, e)

@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -143,6 +144,19 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil || len(nodes.Items) != 3 {
 			t.Fatalf("nodes: %d %v", len(nodes.Items), err)
+		}
+		// A lock left by a node that is gone must not hold the reboots up.
+		gone := "aks-gone-00000000-vmss000099"
+		leases := cs.CoordinationV1().Leases("kube-system")
+		lease, err := leases.Get(ctx, "slipway-reboot-0", metav1.GetOptions{})
+		if err == nil {
+			lease.Spec.HolderIdentity = &gone
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		} else {
+			_, err = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "slipway-reboot-0"}, Spec: coordinationv1.LeaseSpec{HolderIdentity: &gone}}, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 		boots := map[string]string{}
 		for _, n := range nodes.Items {

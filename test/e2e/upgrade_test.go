@@ -34,11 +34,17 @@ func (s *server) publish(t *testing.T, osSKU string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// getJSON GETs an ARM path and decodes the body.
+// getJSON GETs an ARM path as the bootstrap principal and decodes the body.
 func (s *server) getJSON(t *testing.T, path string, out any) {
 	t.Helper()
+	s.getJSONAs(t, s.token(t), path, out)
+}
+
+// getJSONAs GETs an ARM path with a token and decodes the body.
+func (s *server) getJSONAs(t *testing.T, token, path string, out any) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", s.conn.ARMEndpoint+path, nil)
-	req.Header.Set("Authorization", "Bearer "+s.token(t))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
