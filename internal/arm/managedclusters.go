@@ -109,6 +109,13 @@ func (s *Server) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]s
 // clusterBusy says which operation, on the cluster or one of its pools,
 // blocks a new one.
 func (s *Server) clusterBusy(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+	return s.clusterBusyExcept(ctx, mc, "", "")
+}
+
+// clusterBusyExcept is clusterBusy, except that pools other than self
+// running action do not block (pools upgrade their node images side by
+// side: az aks upgrade --node-image-only starts them all at once).
+func (s *Server) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedCluster, action, self string) error {
 	if a := busyWith(mc.Spec.Operation, mc.Status.CompletedOperation); a != "" {
 		return operationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
 	}
@@ -117,7 +124,7 @@ func (s *Server) clusterBusy(ctx context.Context, mc *slipwayv1.ManagedCluster) 
 		return err
 	}
 	for _, p := range pools {
-		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" {
+		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" && !(action != "" && a == action && p.Spec.Name != self) {
 			return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
 		}
 	}

@@ -1,7 +1,6 @@
 package arm
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -68,24 +67,6 @@ func (s *Server) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request,
 	}
 	s.accepted(w, r, op, providerContainerService, true)
 	writeJSON(w, http.StatusAccepted, out)
-	return nil
-}
-
-// clusterBusyExcept is clusterBusy, except that pools other than self
-// running action do not block.
-func (s *Server) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedCluster, action, self string) error {
-	if a := busyWith(mc.Spec.Operation, mc.Status.CompletedOperation); a != "" {
-		return operationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
-	}
-	pools, err := s.poolsOf(ctx, mc)
-	if err != nil {
-		return err
-	}
-	for _, p := range pools {
-		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" && p.Spec.Name != self && a != action {
-			return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
-		}
-	}
 	return nil
 }
 

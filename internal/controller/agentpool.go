@@ -205,8 +205,9 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if len(instances) < want {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(parallelNodeOps)
+		vm := vmsOf(mc, pool, &props, image)
 		for ; len(instances) < want; next++ {
-			node := vmOf(mc, pool, &props, next, image)
+			node := vm(next)
 			node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
 			g.Go(func() error { return r.Compute.Create(gctx, cluster, node) })
 			instances = append(instances, next)
@@ -274,8 +275,10 @@ func (r *AgentPoolReconciler) poolImage(ctx context.Context, pool *slipwayv1.Age
 	return r.Images.Latest(ctx, string(deref(props.OSSKU)))
 }
 
-// vmOf is instance i of the pool's scale set, on image.
-func vmOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepool.Properties, instance int, image nodeimage.Image) compute.Instance {
+// vmsOf returns the pool's scale-set instances on image, by instance
+// number. The cluster's JSON is read once, not once per VM: a scale-out or
+// an upgrade makes hundreds.
+func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepool.Properties, image nodeimage.Image) func(instance int) compute.Instance {
 	var cluster struct {
 		Location   string `json:"location"`
 		Properties struct {
@@ -283,9 +286,14 @@ func vmOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepo
 		} `json:"properties"`
 	}
 	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
-	return nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), Instance: instance,
+	spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name),
 		Cluster: cluster.Properties.NodeResourceGroup, Location: cluster.Location,
-		Image: image, KubeVersion: version.Kubernetes, Properties: props}.Node()
+		Image: image, KubeVersion: version.Kubernetes, Properties: props}
+	return func(instance int) compute.Instance {
+		s := spec
+		s.Instance = instance
+		return s.Node()
+	}
 }
 
 // spotTick is how often a Spot pool rolls the dice for random evictions.

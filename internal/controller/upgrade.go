@@ -290,8 +290,9 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(parallelNodeOps)
+		vms := vmsOf(u.mc, u.pool, u.props, image)
 		for ; len(st.Surge) < want; next++ {
-			vm := vmOf(u.mc, u.pool, u.props, next, image)
+			vm := vms(next)
 			vm.ReadyAt = time.Now().Add(u.r.Timing.NodeReady(deref(u.props.OSDiskType)))
 			st.Surge = append(st.Surge, vm.Name)
 			g.Go(func() error {
@@ -525,9 +526,10 @@ func (u *upgradeRun) reimageBatch(ctx context.Context) (bool, error) {
 			done = false
 		}
 	}
+	vms := vmsOf(u.mc, u.pool, u.props, image)
 	err = u.forEach(ctx, todo, func(ctx context.Context, name string) error {
 		instance, _ := nodepool.InstanceOf(name)
-		vm := vmOf(u.mc, u.pool, u.props, instance, image)
+		vm := vms(instance)
 		vm.ReadyAt = time.Now().Add(u.r.Timing.Reimage(disk))
 		if err := u.r.Compute.Reimage(ctx, u.cluster, vm); err != nil {
 			return err

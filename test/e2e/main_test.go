@@ -5,8 +5,6 @@ package e2e
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -150,27 +148,19 @@ func (s *server) stop() {
 	}
 }
 
+// httpClientFor trusts conn's CA, as clients of Slipway must.
 func (s *server) httpClientFor(conn *app.Connection) *http.Client {
-	pem, err := os.ReadFile(conn.CACertFile)
+	hc, err := conn.HTTPClient()
 	if err != nil {
-		return http.DefaultClient
+		return http.DefaultClient // not written yet: the caller retries
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	return hc
 }
 
 func (s *server) httpClient() *http.Client { return s.httpClientFor(s.conn) }
 
 // cloudConfig points the SDK at Slipway.
-func (s *server) cloudConfig() cloud.Configuration {
-	return cloud.Configuration{
-		ActiveDirectoryAuthorityHost: s.conn.AuthorityHost,
-		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: s.conn.ARMEndpoint, Audience: s.conn.Audience},
-		},
-	}
-}
+func (s *server) cloudConfig() cloud.Configuration { return s.conn.Cloud() }
 
 // credential is an azidentity client-secret credential against Slipway's
 // token endpoint, in the tenant (Entra ID) shape.

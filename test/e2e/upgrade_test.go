@@ -150,9 +150,14 @@ func watch(cs kubernetes.Interface, app, pool string) *watcher {
 	return w
 }
 
+// finish stops sampling. A watcher that never got a sample reports 0
+// Ready pods, so that it fails the checks rather than passing them.
 func (w *watcher) finish() (minReady, maxNodes int) {
 	close(w.stop)
 	w.done.Wait()
+	if w.maxNodes == 0 {
+		return 0, 0
+	}
 	return w.minReady, w.maxNodes
 }
 
