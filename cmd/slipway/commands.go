@@ -185,20 +185,35 @@ leaves the shell ready for az. What it does goes to stderr.`,
 
 func newServicePrincipalCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "sp", Short: "Manage service principals: identities that log in with a secret"}
-	var dataDir, name string
+	var dataDir, name, appID, keyID, endDate string
+	end := func() (time.Time, error) {
+		if endDate == "" {
+			return time.Time{}, nil
+		}
+		t, err := time.Parse(time.RFC3339, endDate)
+		if err != nil {
+			if d, derr := time.Parse("2006-01-02", endDate); derr == nil {
+				return d, nil
+			}
+			return time.Time{}, fmt.Errorf("--end-date %q: give a date (2027-01-31) or an RFC 3339 time", endDate)
+		}
+		return t, nil
+	}
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a service principal and print it with its secret (shown this once)",
 		Long: `create makes a service principal on the server running over --data-dir and prints
-{"appId","objectId","displayName","tenant","password"}, as az ad sp create-for-rbac
-does. Only a hash of the password is kept. The principal can do nothing until it
-is given a role, e.g.:
-
-    az role assignment create --assignee-object-id OBJECT_ID \
-        --assignee-principal-type ServicePrincipal --role Reader --scope SCOPE`,
+{"appId","objectId","displayName","tenant","password","keyId"}, as az ad sp
+create-for-rbac does. Only a hash of the password is kept; it expires at
+--end-date (default: in two years, as Entra's). keyId names the secret for
+sp remove-secret. The principal can do nothing until it is given a role.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sp, err := app.CreateServicePrincipal(cmd.Context(), dataDir, name)
+			e, err := end()
+			if err != nil {
+				return err
+			}
+			sp, err := app.CreateServicePrincipal(cmd.Context(), dataDir, name, e)
 			if err != nil {
 				return err
 			}
@@ -207,21 +222,55 @@ is given a role, e.g.:
 	}
 	create.Flags().StringVar(&name, "name", "", "the principal's display name")
 	create.MarkFlagRequired("name")
-	var appID string
 	secret := &cobra.Command{
 		Use:   "add-secret",
-		Short: "Give a service principal one more secret and print it (shown this once)",
+		Short: "Give a service principal one more secret and print it with its keyId (shown this once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sp, err := app.AddServicePrincipalSecret(cmd.Context(), dataDir, appID)
+			e, err := end()
+			if err != nil {
+				return err
+			}
+			sp, err := app.AddServicePrincipalSecret(cmd.Context(), dataDir, appID, e)
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), sp)
 		},
 	}
-	secret.Flags().StringVar(&appID, "app-id", "", "the principal's application (client) ID")
-	secret.MarkFlagRequired("app-id")
+	for _, c := range []*cobra.Command{create, secret} {
+		c.Flags().StringVar(&endDate, "end-date", "", "when the secret expires (a date or RFC 3339 time; default in two years)")
+	}
+	remove := &cobra.Command{
+		Use:   "remove-secret",
+		Short: "Revoke one secret of a service principal: token requests with it are refused from now on",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sp, err := app.RemoveServicePrincipalSecret(cmd.Context(), dataDir, appID, keyID)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), sp)
+		},
+	}
+	remove.Flags().StringVar(&keyID, "key-id", "", "the keyId of the secret to revoke (sp create and add-secret print it)")
+	remove.MarkFlagRequired("key-id")
+	del := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete a service principal with its secrets and role assignments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := app.DeleteServicePrincipal(cmd.Context(), dataDir, appID); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted service principal %s\n", appID)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{secret, remove, del} {
+		c.Flags().StringVar(&appID, "app-id", "", "the principal's application (client) ID")
+		c.MarkFlagRequired("app-id")
+	}
 	rotate := &cobra.Command{
 		Use:   "rotate-signing-key",
 		Short: "Sign tokens with a new key from now on (tokens already issued stay valid until they expire)",
@@ -235,7 +284,7 @@ is given a role, e.g.:
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{create, secret, rotate} {
+	for _, c := range []*cobra.Command{create, secret, remove, del, rotate} {
 		c.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
 		cmd.AddCommand(c)
 	}

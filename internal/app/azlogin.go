@@ -9,6 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
 )
@@ -94,9 +98,71 @@ func AZLogin(ctx context.Context, o AZLoginOptions) (string, error) {
 	if _, err := az("cloud", "set", "-n", o.Cloud); err != nil {
 		return "", err
 	}
-	if _, err := az("login", "--service-principal", "--username", conn.ClientID, "--password="+conn.ClientSecret, "--tenant", conn.TenantID, "-o", "none"); err != nil {
+	// The secret is typed at az's password prompt on a terminal of our
+	// own, never put on its command line, where every local user could
+	// read it in ps.
+	fmt.Fprintf(o.Log, "az login --service-principal --username %s --tenant %s (password typed at its prompt)\n", conn.ClientID, conn.TenantID)
+	env := append(os.Environ(), "REQUESTS_CA_BUNDLE="+bundlePath, "AZURE_CORE_COLLECT_TELEMETRY=false")
+	if err := typePassword(ctx, o.AZ, env, conn.ClientSecret, "login", "--service-principal", "--username", conn.ClientID, "--tenant", conn.TenantID, "-o", "none"); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(o.Log, "logged in to subscription %s as the bootstrap principal %s\n", conn.SubscriptionID, conn.ClientID)
 	return bundlePath, nil
+}
+
+// passwordPromptWait bounds how long az may take to ask for the password
+// (it loads its command modules first) and then to log in.
+const passwordPromptWait = 2 * time.Minute
+
+// typePassword runs az with a pseudo-terminal as its terminal and types
+// secret at its "Password:" prompt. az reads a password it was not given
+// on the command line from its terminal (getpass), with echo off.
+func typePassword(ctx context.Context, azPath string, env []string, secret string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, passwordPromptWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, azPath, args...)
+	cmd.Env = env
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		return fmt.Errorf("starting az on a terminal: %w", err)
+	}
+	defer tty.Close()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	prompted := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		once := sync.Once{}
+		for {
+			n, err := tty.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			seen := strings.Contains(out.String(), "Password:")
+			mu.Unlock()
+			if seen {
+				once.Do(func() { close(prompted) })
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-prompted:
+		if _, err := tty.Write([]byte(secret + "\r")); err != nil {
+			return fmt.Errorf("typing the password: %w", err)
+		}
+	case err := <-waited:
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("az %s ended before asking for the password: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	if err := <-waited; err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("az %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(strings.ReplaceAll(out.String(), secret, "***")))
+	}
+	return nil
 }

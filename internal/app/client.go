@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,9 @@ func call(ctx context.Context, dataDir, method, path string, in, out any) error 
 		}
 		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
 	}
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
 	return json.Unmarshal(data, out)
 }
 
@@ -113,33 +117,73 @@ func PublishNodeImage(ctx context.Context, dataDir, osSKU, version string) (stri
 }
 
 // ServicePrincipal is a service principal as the API returns it; Password
-// is there only when it was just made.
+// (and the KeyID that names it) is there only when it was just made.
 type ServicePrincipal struct {
 	AppID       string `json:"appId"`
 	ObjectID    string `json:"objectId"`
 	DisplayName string `json:"displayName"`
 	Tenant      string `json:"tenant"`
 	Password    string `json:"password,omitempty"`
+	KeyID       string `json:"keyId,omitempty"`
+	// PasswordCredentials describe every secret, without its value.
+	PasswordCredentials []PasswordCredential `json:"passwordCredentials"`
 }
 
-// CreateServicePrincipal makes a service principal with a first secret.
-func CreateServicePrincipal(ctx context.Context, dataDir, name string) (*ServicePrincipal, error) {
+// PasswordCredential describes one secret of a principal.
+type PasswordCredential struct {
+	KeyID       string `json:"keyId"`
+	Hint        string `json:"hint"`
+	EndDateTime string `json:"endDateTime,omitempty"`
+}
+
+func principalsPath(rest string) string {
+	return "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals" + rest + "?api-version=2025-02-01"
+}
+
+// CreateServicePrincipal makes a service principal with a first secret,
+// valid until end (zero: two years, Entra's default).
+func CreateServicePrincipal(ctx context.Context, dataDir, name string, end time.Time) (*ServicePrincipal, error) {
 	var out ServicePrincipal
-	if err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals?api-version=2025-02-01",
-		map[string]string{"displayName": name}, &out); err != nil {
+	body := map[string]string{"displayName": name}
+	if !end.IsZero() {
+		body["endDateTime"] = end.UTC().Format(time.RFC3339)
+	}
+	if err := call(ctx, dataDir, http.MethodPost, principalsPath(""), body, &out); err != nil {
 		return nil, fmt.Errorf("creating service principal %q: %w", name, err)
 	}
 	return &out, nil
 }
 
-// AddServicePrincipalSecret gives a principal one more secret.
-func AddServicePrincipalSecret(ctx context.Context, dataDir, appID string) (*ServicePrincipal, error) {
+// AddServicePrincipalSecret gives a principal one more secret, valid until
+// end (zero: two years).
+func AddServicePrincipalSecret(ctx context.Context, dataDir, appID string, end time.Time) (*ServicePrincipal, error) {
 	var out ServicePrincipal
-	if err := call(ctx, dataDir, http.MethodPost, "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals/"+appID+"/addPassword?api-version=2025-02-01",
-		struct{}{}, &out); err != nil {
+	body := map[string]string{}
+	if !end.IsZero() {
+		body["endDateTime"] = end.UTC().Format(time.RFC3339)
+	}
+	if err := call(ctx, dataDir, http.MethodPost, principalsPath("/"+url.PathEscape(appID)+"/addPassword"), body, &out); err != nil {
 		return nil, fmt.Errorf("adding a secret to %s: %w", appID, err)
 	}
 	return &out, nil
+}
+
+// RemoveServicePrincipalSecret revokes one secret of a principal.
+func RemoveServicePrincipalSecret(ctx context.Context, dataDir, appID, keyID string) (*ServicePrincipal, error) {
+	var out ServicePrincipal
+	if err := call(ctx, dataDir, http.MethodPost, principalsPath("/"+url.PathEscape(appID)+"/removePassword"), map[string]string{"keyId": keyID}, &out); err != nil {
+		return nil, fmt.Errorf("removing secret %s of %s: %w", keyID, appID, err)
+	}
+	return &out, nil
+}
+
+// DeleteServicePrincipal deletes a principal, its secrets and its role
+// assignments.
+func DeleteServicePrincipal(ctx context.Context, dataDir, appID string) error {
+	if err := call(ctx, dataDir, http.MethodDelete, principalsPath("/"+url.PathEscape(appID)), nil, nil); err != nil {
+		return fmt.Errorf("deleting service principal %s: %w", appID, err)
+	}
+	return nil
 }
 
 // RotateSigningKey makes the Slipway serving dataDir sign tokens with a new

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -29,7 +33,15 @@ type Endpoints struct {
 	TenantID   string
 	Signer     *Signer
 	Principals Principals
+	// Limiter throttles clients whose secrets keep failing; nil means a
+	// default one.
+	Limiter *FailureLimiter
+	once    sync.Once
 }
+
+// maxTokenForm bounds a token request's body: a client-credentials form is
+// a few hundred bytes, and the endpoint answers anyone.
+const maxTokenForm = 64 << 10
 
 // ADFSIssuer and TenantIssuer are the issuers of the two shapes.
 func ADFSIssuer(base string) string { return base + "/adfs" }
@@ -90,6 +102,7 @@ func (e *Endpoints) keys(w http.ResponseWriter, _ *http.Request) {
 
 // token is the client-credentials grant.
 func (e *Endpoints) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 	if err := r.ParseForm(); err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must be form-encoded.")
 		return
@@ -103,8 +116,18 @@ func (e *Endpoints) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain client_id and client_secret.")
 		return
 	}
+	limiter := e.limiter()
+	if wait := limiter.Wait(appID); wait > 0 {
+		// Entra answers a client that keeps failing with 429 and a
+		// Retry-After; a correct secret waits too, or guessing could go on.
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "AADSTS50196: The server terminated an operation because it encountered a client request loop; too many failed attempts for app '"+appID+"'. Retry later.")
+		return
+	}
 	objectID, err := e.Principals.Authenticate(r.Context(), appID, secret)
 	if errors.Is(err, ErrBadCredentials) {
+		limiter.Failed(appID)
+		slog.Warn("Refusing client credentials", "appId", appID, "remote", r.RemoteAddr)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+appID+"'.")
 		return
 	}
@@ -112,8 +135,11 @@ func (e *Endpoints) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "AADSTS50000: There was an error issuing a token.")
 		return
 	}
-	audience := strings.TrimSuffix(strings.Fields(r.PostForm.Get("scope") + " ")[0], "/.default")
-	if audience == "" {
+	limiter.Succeeded(appID)
+	audience := ""
+	if scopes := strings.Fields(r.PostForm.Get("scope")); len(scopes) > 0 {
+		audience = strings.TrimSuffix(scopes[0], "/.default")
+	} else {
 		audience = r.PostForm.Get("resource") // ADFS's v1 form
 	}
 	if NormalizeAudience(audience) != NormalizeAudience(e.Signer.audience) {
@@ -142,4 +168,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+func (e *Endpoints) limiter() *FailureLimiter {
+	e.once.Do(func() {
+		if e.Limiter == nil {
+			e.Limiter = NewFailureLimiter(5, time.Second, time.Minute)
+		}
+	})
+	return e.Limiter
 }

@@ -7,12 +7,15 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -59,6 +62,10 @@ func NewSecret() (string, slipwayv1.SecretHash) {
 		}
 	}
 }
+
+// SecretLifetime is how long a new secret is valid unless asked otherwise:
+// Entra's default for addPassword.
+const SecretLifetime = 2 * 365 * 24 * time.Hour
 
 // HashFor returns the stored form of a given secret.
 func HashFor(secret string) slipwayv1.SecretHash {
@@ -107,10 +114,32 @@ func NewGUID() string {
 	return GUID(b)
 }
 
-// Create makes a new service principal with one secret, which it returns:
-// only its hash is kept, so it is shown this once.
-func (s *Store) Create(ctx context.Context, displayName string) (*slipwayv1.ServicePrincipal, string, error) {
+// ErrNotFound says a principal or secret does not exist.
+var ErrNotFound = errors.New("not found")
+
+// expiring is a new secret's stored form, valid until end (zero: the
+// default lifetime).
+func expiring(end time.Time) (string, slipwayv1.SecretHash, error) {
+	now := time.Now()
+	if end.IsZero() {
+		end = now.Add(SecretLifetime)
+	}
+	if !end.After(now) {
+		return "", slipwayv1.SecretHash{}, fmt.Errorf("endDateTime %s is in the past", end.UTC().Format(time.RFC3339))
+	}
 	secret, hash := NewSecret()
+	hash.Expires = &metav1.Time{Time: end.UTC().Truncate(time.Second)}
+	return secret, hash, nil
+}
+
+// Create makes a new service principal with one secret, which it returns:
+// only its hash is kept, so it is shown this once. The secret expires at
+// end (zero: after SecretLifetime).
+func (s *Store) Create(ctx context.Context, displayName string, end time.Time) (*slipwayv1.ServicePrincipal, string, error) {
+	secret, hash, err := expiring(end)
+	if err != nil {
+		return nil, "", err
+	}
 	appID := NewGUID()
 	sp := &slipwayv1.ServicePrincipal{
 		ObjectMeta: metav1.ObjectMeta{Name: appID, Namespace: slipwayv1.Namespace},
@@ -123,18 +152,68 @@ func (s *Store) Create(ctx context.Context, displayName string) (*slipwayv1.Serv
 	return sp, secret, nil
 }
 
-// AddSecret gives a principal one more secret and returns it (once).
-func (s *Store) AddSecret(ctx context.Context, appID string) (*slipwayv1.ServicePrincipal, string, error) {
+// AddSecret gives a principal one more secret, valid until end (zero:
+// after SecretLifetime), and returns it (once) with its key ID.
+func (s *Store) AddSecret(ctx context.Context, appID string, end time.Time) (*slipwayv1.ServicePrincipal, string, string, error) {
+	secret, hash, err := expiring(end)
+	if err != nil {
+		return nil, "", "", err
+	}
+	sp, err := s.update(ctx, appID, func(sp *slipwayv1.ServicePrincipal) error {
+		sp.Spec.Secrets = append(sp.Spec.Secrets, hash)
+		return nil
+	})
+	if err != nil {
+		return nil, "", "", fmt.Errorf("adding a secret to %s: %w", appID, err)
+	}
+	return sp, secret, hash.KeyID, nil
+}
+
+// RemoveSecret revokes one secret of a principal: token requests with it
+// are refused from then on.
+func (s *Store) RemoveSecret(ctx context.Context, appID, keyID string) (*slipwayv1.ServicePrincipal, error) {
+	return s.update(ctx, appID, func(sp *slipwayv1.ServicePrincipal) error {
+		i := slices.IndexFunc(sp.Spec.Secrets, func(h slipwayv1.SecretHash) bool { return strings.EqualFold(h.KeyID, keyID) })
+		if i < 0 {
+			return fmt.Errorf("secret %s of %s: %w", keyID, appID, ErrNotFound)
+		}
+		sp.Spec.Secrets = slices.Delete(sp.Spec.Secrets, i, i+1)
+		return nil
+	})
+}
+
+// Delete deletes a principal, its secrets with it; it returns the deleted
+// principal so its role assignments can go too.
+func (s *Store) Delete(ctx context.Context, appID string) (*slipwayv1.ServicePrincipal, error) {
 	sp := &slipwayv1.ServicePrincipal{}
 	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(appID)}, sp); err != nil {
-		return nil, "", err
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("service principal %s: %w", appID, ErrNotFound)
+		}
+		return nil, err
 	}
-	secret, hash := NewSecret()
-	sp.Spec.Secrets = append(sp.Spec.Secrets, hash)
-	if err := s.Client.Update(ctx, sp); err != nil {
-		return nil, "", fmt.Errorf("adding a secret to %s: %w", appID, err)
+	if err := s.Client.Delete(ctx, sp); client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("deleting service principal %s: %w", appID, err)
 	}
-	return sp, secret, nil
+	return sp, nil
+}
+
+// update changes a principal, retrying on conflict.
+func (s *Store) update(ctx context.Context, appID string, change func(*slipwayv1.ServicePrincipal) error) (*slipwayv1.ServicePrincipal, error) {
+	sp := &slipwayv1.ServicePrincipal{}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(appID)}, sp); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("service principal %s: %w", appID, ErrNotFound)
+			}
+			return err
+		}
+		if err := change(sp); err != nil {
+			return err
+		}
+		return s.Client.Update(ctx, sp)
+	})
+	return sp, err
 }
 
 // List lists the service principals.

@@ -52,10 +52,23 @@ type Signer struct {
 	key    *ecdsa.PrivateKey
 	keyID  string
 	signer jose.Signer
-	// retired are keys rotated out, by key ID: tokens they signed stay
-	// valid until they expire.
-	retired map[string]*ecdsa.PublicKey
+	// retired are keys rotated out, by key ID: tokens they signed before
+	// their rotation stay valid until they expire, and no longer.
+	retired map[string]retiredKey
+	// rotating serialises rotations, so the key in memory is the key on
+	// disk.
+	rotating sync.Mutex
 }
+
+// retiredKey is a public key rotated out at a time.
+type retiredKey struct {
+	pub *ecdsa.PublicKey
+	at  time.Time
+}
+
+// maxSkew is the clock difference tolerated between Slipway and itself
+// across a restart, for a token's issue time.
+const maxSkew = 5 * time.Minute
 
 // SignerOptions configure a Signer.
 type SignerOptions struct {
@@ -80,7 +93,7 @@ func NewSigner(o SignerOptions) (*Signer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Signer{keyFile: o.KeyFile, issuers: o.Issuers, audience: o.Audience, now: now, retired: map[string]*ecdsa.PublicKey{}}
+	s := &Signer{keyFile: o.KeyFile, issuers: o.Issuers, audience: o.Audience, now: now, retired: map[string]retiredKey{}}
 	key, err := loadOrCreateKey(o.KeyFile)
 	if err != nil {
 		return nil, err
@@ -140,7 +153,9 @@ func (s *Signer) loadRetired() error {
 		if err != nil {
 			continue
 		}
-		if s.now().Sub(info.ModTime()) > TokenLifetime+time.Hour {
+		// The file is written when its key is retired: its time is
+		// the rotation's.
+		if s.now().Sub(info.ModTime()) > TokenLifetime {
 			os.Remove(path)
 			continue
 		}
@@ -158,7 +173,7 @@ func (s *Signer) loadRetired() error {
 		}
 		if ec, ok := pub.(*ecdsa.PublicKey); ok {
 			kid, _ := keyID(ec)
-			s.retired[kid] = ec
+			s.retired[kid] = retiredKey{pub: ec, at: info.ModTime()}
 		}
 	}
 	return nil
@@ -168,6 +183,8 @@ func (s *Signer) loadRetired() error {
 // signed stay valid until they expire: its public key is kept (on disk
 // too, so a restart keeps it) for a token's lifetime.
 func (s *Signer) Rotate() (string, error) {
+	s.rotating.Lock()
+	defer s.rotating.Unlock()
 	s.mu.RLock()
 	old, oldID := s.key, s.keyID
 	s.mu.RUnlock()
@@ -188,8 +205,9 @@ func (s *Signer) Rotate() (string, error) {
 	if err := writeKey(s.keyFile, key); err != nil {
 		return "", err
 	}
+	s.forgetRetired(s.now())
 	s.mu.Lock()
-	s.retired[oldID] = &old.PublicKey
+	s.retired[oldID] = retiredKey{pub: &old.PublicKey, at: s.now()}
 	s.mu.Unlock()
 	if err := s.use(key); err != nil {
 		return "", err
@@ -284,10 +302,15 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	if len(parsed.Headers) != 1 {
 		return nil, ErrInvalidToken
 	}
+	now := s.now()
+	kid := parsed.Headers[0].KeyID
+	var pub *ecdsa.PublicKey
+	var retiredAt time.Time
 	s.mu.RLock()
-	pub := s.retired[parsed.Headers[0].KeyID]
-	if parsed.Headers[0].KeyID == s.keyID {
+	if kid == s.keyID {
 		pub = &s.key.PublicKey
+	} else if r, ok := s.retired[kid]; ok {
+		pub, retiredAt = r.pub, r.at
 	}
 	s.mu.RUnlock()
 	if pub == nil {
@@ -296,6 +319,21 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	var c Claims
 	if err := parsed.Claims(pub, &c); err != nil {
 		return nil, ErrInvalidToken
+	}
+	// Every token Slipway issues says when, and lives TokenLifetime: one
+	// that claims more was not issued by Slipway.
+	if c.IssuedAt == nil || c.Expiry == nil || c.IssuedAt.Time().After(now.Add(maxSkew)) ||
+		c.Expiry.Time().Sub(c.IssuedAt.Time()) > TokenLifetime+time.Minute {
+		return nil, ErrInvalidToken
+	}
+	// A retired key vouches only for tokens issued before it was retired
+	// (those stay valid until they expire); whoever still holds it can
+	// mint nothing new.
+	if !retiredAt.IsZero() {
+		if c.IssuedAt.Time().After(retiredAt) || !now.Before(retiredAt.Add(TokenLifetime)) {
+			s.forgetRetired(now)
+			return nil, ErrInvalidToken
+		}
 	}
 	known := false
 	for _, iss := range s.issuers {
@@ -315,8 +353,7 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	if !audOK {
 		return nil, ErrWrongAudience
 	}
-	now := s.now()
-	if c.Expiry == nil || !now.Before(c.Expiry.Time()) {
+	if !now.Before(c.Expiry.Time()) {
 		return nil, ErrExpiredToken
 	}
 	if c.NotBefore != nil && now.Before(c.NotBefore.Time()) {
@@ -335,8 +372,8 @@ func (s *Signer) PublicKeys() []jose.JSONWebKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	keys := []jose.JSONWebKey{{Key: &s.key.PublicKey, KeyID: s.keyID, Algorithm: string(jose.ES256), Use: "sig"}}
-	for kid, pub := range s.retired {
-		keys = append(keys, jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
+	for kid, r := range s.retired {
+		keys = append(keys, jose.JSONWebKey{Key: r.pub, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
 	}
 	return keys
 }
@@ -345,4 +382,17 @@ func newID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// forgetRetired drops retired keys no unexpired token can need, from
+// memory and disk.
+func (s *Signer) forgetRetired(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for kid, r := range s.retired {
+		if !now.Before(r.at.Add(TokenLifetime)) {
+			delete(s.retired, kid)
+			os.Remove(filepath.Join(s.retiredDir(), kid+".pem"))
+		}
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 func newTestSigner(t *testing.T, keyFile string, now *time.Time) *Signer {
@@ -147,11 +150,14 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := restarted.Verify(old); err != nil {
 		t.Errorf("old token after a restart: %v", err)
 	}
-	// Old tokens still expire.
+	// Old tokens still expire, and the retired key goes with them.
 	later := now.Add(TokenLifetime + time.Minute)
 	expiring := newTestSigner(t, keyFile, &later)
-	if _, err := expiring.Verify(old); !errors.Is(err, ErrExpiredToken) {
+	if _, err := expiring.Verify(old); !errors.Is(err, ErrExpiredToken) && !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("old token past its expiry: %v", err)
+	}
+	if n := len(expiring.PublicKeys()); n != 1 {
+		t.Errorf("a token's lifetime after the rotation, %d keys are published, want only the signing key", n)
 	}
 	for _, f := range []string{keyFile, filepath.Join(filepath.Dir(keyFile), "retired-keys")} {
 		entries, _ := os.ReadDir(f)
@@ -168,4 +174,81 @@ func TestKeyRotation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRetiredKeyMintsNothing: whoever holds a key that was rotated out
+// (it leaked, and that is why it was rotated) cannot use it to sign new
+// tokens, nor tokens that live longer than Slipway's.
+func TestRetiredKeyMintsNothing(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "identity", "signing-key.pem")
+	s := newTestSigner(t, keyFile, &now)
+	leaked, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leakedFile := filepath.Join(dir, "leaked.pem")
+	if err := os.WriteFile(leakedFile, leaked, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const aud = "https://management.slipway.local/"
+	before, _, _ := s.Issue("tenant", "app", "obj", aud)
+	if _, err := s.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	mint := func(at time.Time) string {
+		forger := newTestSigner(t, leakedFile, &at)
+		tok, _, err := forger.Issue("tenant", "app", "obj", aud)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := s.Verify(before); err != nil {
+		t.Errorf("a token issued before the rotation: %v", err)
+	}
+	if _, err := s.Verify(mint(now.Add(2 * time.Second))); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a token minted with the retired key after the rotation: %v, want ErrInvalidToken", err)
+	}
+	// Backdating the token does not make it live longer than Slipway's own.
+	backdated := mint(now.Add(-time.Minute))
+	if _, err := s.Verify(backdated); err != nil {
+		t.Errorf("a backdated token within the retired key's window: %v", err)
+	}
+	later := now.Add(TokenLifetime + time.Second)
+	s.now = func() time.Time { return later }
+	if _, err := s.Verify(backdated); err == nil {
+		t.Error("a retired key's token accepted a token's lifetime after the rotation")
+	}
+	// A token that claims a longer life than Slipway gives is refused,
+	// whatever key signed it.
+	long := newTestSigner(t, keyFile, &now)
+	long.now = func() time.Time { return now }
+	tok := signLongLived(t, keyFile, aud)
+	if _, err := long.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a 10-year token signed with the current key: %v, want ErrInvalidToken", err)
+	}
+}
+
+// signLongLived signs, with the key in keyFile, a token valid for ten years.
+func signLongLived(t *testing.T, keyFile, aud string) string {
+	t.Helper()
+	key, err := loadOrCreateKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := keyID(&key.PublicKey)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c := Claims{Claims: jwt.Claims{Issuer: "https://127.0.0.1:8443/adfs", Audience: jwt.Audience{aud}, IssuedAt: jwt.NewNumericDate(now),
+		Expiry: jwt.NewNumericDate(now.Add(10 * 365 * 24 * time.Hour))}, ObjectID: "obj"}
+	tok, err := jwt.Signed(sig).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
