@@ -32,9 +32,21 @@ type OperationRef struct {
 	Action string `json:"action"`
 }
 
-// ActionUpgradeNodeImage is the provisioning state of a pool whose node
-// image is being upgraded (and of its cluster meanwhile).
-const ActionUpgradeNodeImage = "UpgradingNodeImageVersion"
+// The actions an operation carries out, as the provisioning state a
+// resource shows while it runs.
+const (
+	ActionCreating = "Creating"
+	ActionUpdating = "Updating"
+	ActionScaling  = "Scaling"
+	ActionDeleting = "Deleting"
+	ActionStarting = "Starting"
+	ActionStopping = "Stopping"
+	// ActionCanceling is the state of an abort's own operation.
+	ActionCanceling = "Canceling"
+	// ActionUpgradeNodeImage is the provisioning state of a pool whose node
+	// image is being upgraded (and of its cluster meanwhile).
+	ActionUpgradeNodeImage = "UpgradingNodeImageVersion"
+)
 
 // ErrorDetail is an ARM error.
 type ErrorDetail struct {

@@ -23,6 +23,10 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
+	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
+	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
+	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
@@ -136,7 +140,7 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	// The bootstrap principal owns the subscription; it grants everyone
 	// else their roles.
-	if err := arm.EnsureRoleAssignment(ctx, direct, identity.GUID([]byte(conn.ObjectID + "owner")[:16]), "/subscriptions/"+conn.SubscriptionID, conn.ObjectID, authz.Owner, conn.SubscriptionID); err != nil {
+	if err := authorization.EnsureRoleAssignment(ctx, direct, identity.GUID([]byte(conn.ObjectID + "owner")[:16]), "/subscriptions/"+conn.SubscriptionID, conn.ObjectID, authz.Owner, conn.SubscriptionID); err != nil {
 		return fmt.Errorf("granting the bootstrap principal Owner: %w", err)
 	}
 	signer, err := identity.NewSigner(identity.SignerOptions{
@@ -150,18 +154,24 @@ func Serve(ctx context.Context, o Options) error {
 	front := arm.New(arm.Config{
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
 		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
-		Credentials: credentials{clusters}, Images: &nodeimage.Catalog{Reader: direct, Writer: direct},
 		// Assignments are read through the cache: like ARM's, a new one
 		// takes effect a moment after it is made.
-		Authorizer: &authz.Authorizer{Client: mgr.GetClient()}, PrincipalStore: &identity.Store{Client: direct},
+		Authorizer: &authz.Authorizer{Client: mgr.GetClient()},
 	})
+	// The resource providers. Authorization comes last: role assignments
+	// attach to the resource types the others registered.
+	resources.Register(front)
+	containerservice.Register(front, credentials{clusters}, &nodeimage.Catalog{Reader: direct, Writer: direct})
+	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
+	authorization.Register(front)
+
 	vms := &sim.Provider{Clusters: clusters}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
-		&controller.ClusterReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, FQDN: arm.ClusterFQDN, NewAgentPool: arm.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
+		&controller.ClusterReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, FQDN: containerservice.ClusterFQDN, NewAgentPool: containerservice.NewAgentPoolObject},
+		&controller.AgentPoolReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
-		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), StartOperation: front.StartOperation},
-		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
+		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation},
+		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
 	} {
@@ -170,13 +180,42 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}
 
+	// The informers the front door reads through, made before the cache
+	// starts so that waiting for it to sync covers them.
+	for _, obj := range []client.Object{&slipwayv1.RoleAssignment{}, &slipwayv1.ServicePrincipal{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(ctx) }()
 
-	srv := &http.Server{Handler: front.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
+	// The token endpoint and the authorizer read through the manager's
+	// cache: serving before it has synced would answer the first requests
+	// after a restart with 500s.
+	syncCtx, syncDone := context.WithTimeout(ctx, 2*time.Minute)
+	synced := mgr.GetCache().WaitForCacheSync(syncCtx)
+	syncDone()
+	if !synced {
+		if err := <-mgrDoneOrNil(mgrDone); err != nil {
+			return fmt.Errorf("controllers stopped before their caches synced: %w", err)
+		}
+		return fmt.Errorf("the management plane's caches did not sync")
+	}
+
+	srv := &http.Server{Handler: front.Handler(), TLSConfig: tlsCfg,
+		// Slow or idle clients are cut off: with --listen beyond
+		// loopback, connections held open would exhaust the server.
+		// No body Slipway takes needs more than seconds to send, and no
+		// answer more than seconds to write.
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 90 * time.Second,
+		// net/http logs recovered panics and TLS handshake failures
+		// here; they are worth seeing.
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.ServeTLS(listener, "", "") }()
 
@@ -208,6 +247,18 @@ func Serve(ctx context.Context, o Options) error {
 	cancel()
 	fmt.Fprintln(o.Out, "Stopping Slipway: the clusters' control planes stop and start again with it")
 	return err
+}
+
+// mgrDoneOrNil yields the manager's result if it has ended, else nil.
+func mgrDoneOrNil(done chan error) chan error {
+	out := make(chan error, 1)
+	select {
+	case err := <-done:
+		out <- err
+	default:
+		out <- nil
+	}
+	return out
 }
 
 // credentials adapts the hosting layer to the ARM layer's needs.

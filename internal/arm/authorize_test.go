@@ -1,14 +1,30 @@
-package arm
+package arm_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
+	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
+	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
+	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
 )
+
+// allProviders is the core with every provider registered, as serve has it.
+func allProviders() *arm.Server {
+	s := arm.New(arm.Config{SubscriptionID: "s1"})
+	resources.Register(s)
+	containerservice.Register(s, nil, nil)
+	slipwayidentity.Register(s, nil, nil)
+	authorization.Register(s)
+	return s
+}
 
 // TestPermissions checks that routes map to the actions and scopes ARM
 // uses, which role definitions are written against.
 func TestPermissions(t *testing.T) {
-	s := New(Config{SubscriptionID: "s1"})
+	s := allProviders()
 	const sub = "/subscriptions/s1"
 	const rg = sub + "/resourceGroups/rg1"
 	const mc = rg + "/providers/Microsoft.ContainerService/managedClusters/aks1"
@@ -28,24 +44,16 @@ func TestPermissions(t *testing.T) {
 		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1/upgradeProfiles/default", "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles/read", mc + "/agentPools/np1"},
 		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/0b4c", "Microsoft.Authorization/roleAssignments/write", rg + "/providers/Microsoft.Authorization/roleAssignments/0b4c"},
 	} {
-		segs := strings.Split(tc.path, "/")
-		found := false
-		for _, rt := range s.routes {
-			p, ok := rt.match(segs)
-			if !ok || rt.method != tc.method {
-				continue
-			}
-			found = true
-			action, scope := rt.permission(tc.method, p)
-			if action != tc.action || !strings.EqualFold(scope, tc.scope) {
-				t.Errorf("%s %s: %s at %s, want %s at %s", tc.method, tc.path, action, scope, tc.action, tc.scope)
-			}
-		}
-		if !found {
+		action, scope, ok := s.Permission(tc.method, tc.path)
+		if !ok {
 			t.Errorf("%s %s: no route", tc.method, tc.path)
+			continue
+		}
+		if action != tc.action || !strings.EqualFold(scope, tc.scope) {
+			t.Errorf("%s %s: %s at %s, want %s at %s", tc.method, tc.path, action, scope, tc.action, tc.scope)
 		}
 	}
-	if got := readAction(mc + "/agentPools/np1"); got != "Microsoft.ContainerService/managedClusters/agentPools/read" {
+	if got := s.ReadAction(mc + "/agentPools/np1"); got != "Microsoft.ContainerService/managedClusters/agentPools/read" {
 		t.Errorf("readAction = %s", got)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // Error is an ARM error: an HTTP status and the body
 // {"error":{"code","message","target"}}. Every failure a client sees goes
-// through it, once, in writeError.
+// through it, once, in WriteError.
 type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
@@ -20,44 +20,68 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-func newError(status int, code, target, format string, args ...any) *Error {
+// NewError is an ARM error with a formatted message.
+func NewError(status int, code, target, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
 }
 
-func badRequest(code, target, format string, args ...any) *Error {
-	return newError(http.StatusBadRequest, code, target, format, args...)
+// BadRequest is a 400 with the given code.
+func BadRequest(code, target, format string, args ...any) *Error {
+	return NewError(http.StatusBadRequest, code, target, format, args...)
 }
 
-// invalidParameter is AKS's usual validation error.
-func invalidParameter(target, format string, args ...any) *Error {
-	return badRequest("InvalidParameter", target, format, args...)
+// InvalidParameter is the usual validation error of ARM resource providers.
+func InvalidParameter(target, format string, args ...any) *Error {
+	return BadRequest("InvalidParameter", target, format, args...)
 }
 
-func resourceNotFound(typ, name, group string) *Error {
-	return newError(http.StatusNotFound, "ResourceNotFound", "",
+// ResourceNotFound is ARM's 404 for a resource of a group.
+func ResourceNotFound(typ, name, group string) *Error {
+	return NewError(http.StatusNotFound, "ResourceNotFound", "",
 		"The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", typ, name, group)
 }
 
-func resourceGroupNotFound(group string) *Error {
-	return newError(http.StatusNotFound, "ResourceGroupNotFound", "", "Resource group '%s' could not be found.", group)
+// ResourceGroupNotFound is ARM's 404 for a missing group.
+func ResourceGroupNotFound(group string) *Error {
+	return NewError(http.StatusNotFound, "ResourceGroupNotFound", "", "Resource group '%s' could not be found.", group)
 }
 
-func operationNotAllowed(format string, args ...any) *Error {
-	return newError(http.StatusConflict, "OperationNotAllowed", "", format, args...)
+// OperationNotAllowed is the 409 a busy resource answers.
+func OperationNotAllowed(format string, args ...any) *Error {
+	return NewError(http.StatusConflict, "OperationNotAllowed", "", format, args...)
 }
 
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
+// AnotherOperationInProgress is AKS's 409 for a write while another
+// operation on the cluster runs.
+func AnotherOperationInProgress() *Error {
+	return OperationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+}
+
+// IsNotFound says whether err is an ARM 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// WriteError writes err as ARM's error body. An error that is not an ARM
+// error is logged and answered as a 500 without its text.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		slog.Error("ARM request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerError",
-			Message: "The server encountered an internal error. Please retry the request."}
+		if tooLarge(err) {
+			e = BadRequest("RequestContentTooLarge", "", "The request content is too large to be stored.")
+		} else {
+			slog.Error("ARM request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerError",
+				Message: "The server encountered an internal error. Please retry the request."}
+		}
 	}
 	w.Header().Set("x-ms-error-code", e.Code)
-	writeJSON(w, e.Status, map[string]*Error{"error": e})
+	WriteJSON(w, e.Status, map[string]*Error{"error": e})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as the JSON body of a response.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	if v != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,13 +13,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 )
 
-// newOperationID returns a GUID, as ARM operation IDs are.
-func newOperationID() string {
+// NewOperationID returns a GUID, as ARM operation IDs are (and eTags).
+func NewOperationID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	b[6] = b[6]&0x0f | 0x40
@@ -26,12 +28,12 @@ func newOperationID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// startOperation records a new operation. It is written before the resource
+// StartOperation records a new operation. It is written before the resource
 // that names it, so a crash in between leaves only an orphan operation (which
 // ends Failed), never a resource waiting on an operation that does not exist.
-func (s *Server) startOperation(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error) {
+func (s *Server) StartOperation(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error) {
 	op := &slipwayv1.Operation{
-		ObjectMeta: metav1.ObjectMeta{Name: newOperationID(), Namespace: slipwayv1.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: NewOperationID(), Namespace: slipwayv1.Namespace},
 		Spec: slipwayv1.OperationSpec{
 			SubscriptionID: s.cfg.SubscriptionID, Location: location,
 			ResourceID: resourceID, Action: action, Deletes: deletes,
@@ -47,40 +49,56 @@ func (s *Server) startOperation(ctx context.Context, resourceID, action, locatio
 	return op, nil
 }
 
-// finishOperation ends an operation the front door can finish itself.
-func (s *Server) finishOperation(ctx context.Context, op *slipwayv1.Operation, status string, e *slipwayv1.ErrorDetail) error {
-	now := metav1.Now()
-	op.Status.Status, op.Status.EndTime, op.Status.Error, op.Status.PercentComplete = status, &now, e, 100
-	return s.cfg.Client.Status().Update(ctx, op)
+// FinishOperation ends an operation the front door can finish itself,
+// unless something else (its controller, an abort) ended it first: then op
+// is refreshed to how it ended. Conflicts with a concurrent progress write
+// are retried, never answered as a 500.
+func (s *Server) FinishOperation(ctx context.Context, op *slipwayv1.Operation, status string, e *slipwayv1.ErrorDetail) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
+			return nil
+		}
+		now := metav1.Now()
+		op.Status.Status, op.Status.EndTime, op.Status.Error, op.Status.PercentComplete = status, &now, e, 100
+		err := s.cfg.Client.Status().Update(ctx, op)
+		if apierrors.IsConflict(err) {
+			if gerr := s.cfg.Client.Get(ctx, client.ObjectKeyFromObject(op), op); gerr != nil {
+				return gerr
+			}
+		}
+		return err
+	})
 }
 
-// operationURLs are the Azure-AsyncOperation and Location URLs of an
+// OperationURLs are the Azure-AsyncOperation and Location URLs of an
 // operation, with the api-version of the request that started it.
-func (s *Server) operationURLs(r *http.Request, op *slipwayv1.Operation, provider string) (async, location string) {
+func (s *Server) OperationURLs(r *http.Request, op *slipwayv1.Operation, provider string) (async, location string) {
 	base := fmt.Sprintf("%s/subscriptions/%s/providers/%s/locations/%s", s.cfg.BaseURL, s.cfg.SubscriptionID, provider, op.Spec.Location)
-	q := "?api-version=" + url.QueryEscape(r.URL.Query().Get("api-version"))
+	q := "?api-version=" + url.QueryEscape(apiVersion(r))
 	return base + "/operations/" + op.Name + q, base + "/operationresults/" + op.Name + q
 }
 
-// accepted writes the headers of a started long-running operation.
-func (s *Server) accepted(w http.ResponseWriter, r *http.Request, op *slipwayv1.Operation, provider string, withLocation bool) {
-	async, loc := s.operationURLs(r, op, provider)
+// Accepted writes the headers of a started long-running operation.
+func (s *Server) Accepted(w http.ResponseWriter, r *http.Request, op *slipwayv1.Operation, provider string, withLocation bool) {
+	async, loc := s.OperationURLs(r, op, provider)
 	w.Header().Set("Azure-AsyncOperation", async)
 	if withLocation {
 		w.Header().Set("Location", loc)
 	}
-	w.Header().Set("Retry-After", s.retryAfter())
+	w.Header().Set("Retry-After", s.RetryAfter())
 }
 
-func (s *Server) retryAfter() string {
+// RetryAfter is the Retry-After header of running operations.
+func (s *Server) RetryAfter() string {
 	return strconv.Itoa(max(1, int(s.cfg.RetryAfter/time.Second)))
 }
 
-func (s *Server) getOperation(ctx context.Context, id string) (*slipwayv1.Operation, error) {
+// GetOperation reads an operation by its ID.
+func (s *Server) GetOperation(ctx context.Context, id string) (*slipwayv1.Operation, error) {
 	op := &slipwayv1.Operation{}
 	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(id)}, op)
 	if apierrors.IsNotFound(err) {
-		return nil, newError(http.StatusNotFound, "NotFound", "", "Operation %s was not found.", id)
+		return nil, NewError(http.StatusNotFound, "NotFound", "", "Operation %s was not found.", id)
 	}
 	if err != nil {
 		return nil, err
@@ -105,63 +123,111 @@ func (s *Server) settle(ctx context.Context, op *slipwayv1.Operation) error {
 	if !op.Spec.Deletes && time.Since(op.CreationTimestamp.Time) <= orphanAfter {
 		return nil // nothing to settle yet: spare every poll the lookups
 	}
-	current, err := s.currentOperation(ctx, op.Spec.ResourceID)
+	res, err := s.resolve(ctx, op.Spec.ResourceID)
 	switch {
-	case isNotFound(err) && op.Spec.Deletes:
-		return s.finishOperation(ctx, op, slipwayv1.OperationSucceeded, nil)
-	case isNotFound(err) && time.Since(op.CreationTimestamp.Time) > orphanAfter:
-		return s.finishOperation(ctx, op, slipwayv1.OperationFailed, &slipwayv1.ErrorDetail{Code: "ResourceNotFound", Message: "The resource of this operation no longer exists."})
+	case IsNotFound(err) && op.Spec.Deletes:
+		return s.FinishOperation(ctx, op, slipwayv1.OperationSucceeded, nil)
+	case IsNotFound(err) && time.Since(op.CreationTimestamp.Time) > orphanAfter:
+		return s.FinishOperation(ctx, op, slipwayv1.OperationFailed, &slipwayv1.ErrorDetail{Code: "ResourceNotFound", Message: "The resource of this operation no longer exists."})
 	case err != nil:
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			return nil
 		}
 		return err
-	case current != op.Name && time.Since(op.CreationTimestamp.Time) > orphanAfter:
-		return s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "Another operation on the resource took over from this one."})
+	case res.Operation != op.Name && time.Since(op.CreationTimestamp.Time) > orphanAfter:
+		return s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "Another operation on the resource took over from this one."})
 	}
 	return nil
 }
 
-// currentOperation returns the ID of the operation a resource names.
-func (s *Server) currentOperation(ctx context.Context, id string) (string, error) {
+// A ResourceType is a kind of resource a provider serves, as the core needs
+// to know it to answer the operations that act on it.
+type ResourceType struct {
+	// Pattern is the route of one resource, spelled as ARM spells it.
+	Pattern string
+	// Lookup finds the resource the pattern's parameters name: a 404
+	// *Error when it does not exist.
+	Lookup func(ctx context.Context, p Params) (*Resource, error)
+	// OperationProperties, if set, gives the properties an operation
+	// status shows for an operation on such a resource (an upgrade's
+	// progress), or nil.
+	OperationProperties func(op *slipwayv1.Operation) any
+}
+
+// Resource is what the core knows of one resource.
+type Resource struct {
+	// ID is the resource's ID as it was created.
+	ID string
+	// Operation is the ID of the operation the resource names, or "".
+	Operation string
+	// Render returns the resource as a GET shows it.
+	Render func(ctx context.Context) (any, error)
+}
+
+// ResourceType registers a kind of resource operations can act on.
+func (s *Server) ResourceType(t ResourceType) {
+	t2 := t
+	s.types = append(s.types, &t2)
+	for _, seg := range strings.Split(t.Pattern, "/") {
+		if !strings.HasPrefix(seg, "{") {
+			s.canonical[strings.ToLower(seg)] = seg
+		}
+	}
+}
+
+// Lookup finds the resource an ARM ID names through the provider that
+// registered its type: a 404 *Error when it does not exist.
+func (s *Server) Lookup(ctx context.Context, id string) (*Resource, error) { return s.resolve(ctx, id) }
+
+// ResourcePatterns are the route patterns of every registered resource
+// type, in registration order: the scopes extension resources (role
+// assignments) attach to.
+func (s *Server) ResourcePatterns() []string {
+	var out []string
+	for _, t := range s.types {
+		out = append(out, t.Pattern)
+	}
+	return out
+}
+
+// resolve finds the resource an ARM ID names through its provider.
+func (s *Server) resolve(ctx context.Context, id string) (*Resource, error) {
 	segs := strings.Split(strings.Trim(id, "/"), "/")
-	var ref *slipwayv1.OperationRef
-	switch len(segs) {
-	case 4:
-		g, err := s.lookupResourceGroup(ctx, segs[3])
-		if err != nil {
-			return "", err
+	for _, t := range s.types {
+		if p, ok := (route{segs: strings.Split(t.Pattern, "/")}).match(segs); ok {
+			return t.Lookup(ctx, p)
 		}
-		ref = g.Spec.Operation
-	case 8, 10:
-		mc, err := s.lookupCluster(ctx, segs[3], segs[7])
-		if err != nil {
-			return "", err
-		}
-		ref = mc.Spec.Operation
-		if len(segs) == 10 {
-			pool, err := s.lookupAgentPool(ctx, mc, segs[9])
-			if err != nil {
-				return "", err
-			}
-			ref = pool.Spec.Operation
-		}
-	default:
-		return "", fmt.Errorf("operation on unknown resource %s", id)
 	}
-	if ref == nil {
-		return "", nil
+	return nil, fmt.Errorf("no provider serves resource %s", id)
+}
+
+func (s *Server) typeOf(id string) *ResourceType {
+	segs := strings.Split(strings.Trim(id, "/"), "/")
+	for _, t := range s.types {
+		if _, ok := (route{segs: strings.Split(t.Pattern, "/")}).match(segs); ok {
+			return t
+		}
 	}
-	return ref.ID, nil
+	return nil
+}
+
+// OperationRoutes registers the operation status (Azure-AsyncOperation)
+// and result (Location) routes of a provider namespace.
+func (s *Server) OperationRoutes(namespace string, versions APIVersions) {
+	base := "subscriptions/{sub}/providers/" + namespace + "/locations/{loc}/"
+	s.Handle("GET", base+"operations/{op}", versions, s.getOperationStatus, AuthorizeInHandler)
+	s.Handle("GET", base+"operationresults/{op}", versions, func(w http.ResponseWriter, r *http.Request, p Params) error {
+		return s.getOperationResult(w, r, p, namespace)
+	}, AuthorizeInHandler)
 }
 
 // getOperationStatus is the Azure-AsyncOperation URL.
-func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p params) error {
-	op, err := s.getOperation(r.Context(), p["op"])
+func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p Params) error {
+	op, err := s.GetOperation(r.Context(), p["op"])
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(r.Context(), readAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
+	if err := s.Authorize(r.Context(), s.ReadAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
 		return err
 	}
 	if err := s.settle(r.Context(), op); err != nil {
@@ -187,24 +253,26 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p pa
 	if op.Status.Error != nil {
 		body["error"] = op.Status.Error
 	}
-	if op.Status.Upgrade != nil {
-		body["properties"] = map[string]any{"upgradeStatus": upgradeStatus(op.Status.Upgrade)}
+	if t := s.typeOf(op.Spec.ResourceID); t != nil && t.OperationProperties != nil {
+		if props := t.OperationProperties(op); props != nil {
+			body["properties"] = props
+		}
 	}
 	if status == slipwayv1.OperationInProgress {
-		w.Header().Set("Retry-After", s.retryAfter())
+		w.Header().Set("Retry-After", s.RetryAfter())
 	}
-	writeJSON(w, http.StatusOK, body)
+	WriteJSON(w, http.StatusOK, body)
 	return nil
 }
 
 // getOperationResult is the Location URL: 202 while the operation runs,
 // then the resource (200), nothing for a delete (204), or the error.
-func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p params) error {
-	op, err := s.getOperation(r.Context(), p["op"])
+func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p Params, namespace string) error {
+	op, err := s.GetOperation(r.Context(), p["op"])
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(r.Context(), readAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
+	if err := s.Authorize(r.Context(), s.ReadAction(op.Spec.ResourceID), op.Spec.ResourceID); err != nil {
 		return err
 	}
 	if err := s.settle(r.Context(), op); err != nil {
@@ -212,9 +280,9 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p pa
 	}
 	switch op.Status.Status {
 	case "", slipwayv1.OperationInProgress:
-		_, loc := s.operationURLs(r, op, providerFromURL(r.URL.Path))
+		_, loc := s.OperationURLs(r, op, namespace)
 		w.Header().Set("Location", loc)
-		w.Header().Set("Retry-After", s.retryAfter())
+		w.Header().Set("Retry-After", s.RetryAfter())
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	case slipwayv1.OperationSucceeded:
@@ -222,11 +290,15 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p pa
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		body, err := s.renderByID(r.Context(), op.Spec.ResourceID)
+		res, err := s.resolve(r.Context(), op.Spec.ResourceID)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, body)
+		body, err := res.Render(r.Context())
+		if err != nil {
+			return err
+		}
+		WriteJSON(w, http.StatusOK, body)
 		return nil
 	default:
 		e := op.Status.Error
@@ -237,31 +309,45 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p pa
 	}
 }
 
-func providerFromURL(path string) string {
-	if strings.Contains(strings.ToLower(path), "/microsoft.resources/") {
-		return providerResources
-	}
-	return providerContainerService
-}
-
-// StartOperation records a new operation for a controller that starts one
-// itself (a resource group deleting its clusters).
-func (s *Server) StartOperation(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error) {
-	return s.startOperation(ctx, resourceID, action, location, deletes)
-}
-
-// acceptUpdate stores obj, whose spec now names op, and answers 202 with the
-// operation's URLs. A concurrent change to obj means another operation got
-// there first: 409, as AKS answers.
-func (s *Server) acceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation) error {
+// AcceptUpdate stores obj, whose spec now names op, and answers 202 with
+// the operation's URLs. A concurrent change to obj means another operation
+// got there first: 409, as AKS answers.
+func (s *Server) AcceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation, namespace string) error {
 	if err := s.cfg.Client.Update(r.Context(), obj); err != nil {
 		if apierrors.IsConflict(err) {
-			s.finishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
-			return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+			if ferr := s.FinishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."}); ferr != nil {
+				slog.Warn("Ending a refused operation", "operation", op.Name, "err", ferr)
+			}
+			return AnotherOperationInProgress()
 		}
 		return err
 	}
-	s.accepted(w, r, op, providerContainerService, true)
+	s.Accepted(w, r, op, namespace, true)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// DeleteWithOperation records a delete operation on obj, then deletes obj;
+// its controller's finalizer carries the delete out and ends the operation.
+// Should the process die between the two writes, the controller finds the
+// Deleting operation on an object not being deleted and deletes it itself.
+func (s *Server) DeleteWithOperation(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, resourceID, location string) (*slipwayv1.Operation, error) {
+	op, err := s.StartOperation(ctx, resourceID, slipwayv1.ActionDeleting, location, true)
+	if err != nil {
+		return nil, err
+	}
+	return op, s.RecordDelete(ctx, obj, ref, op)
+}
+
+// RecordDelete records a started delete operation on obj, then deletes
+// obj (see DeleteWithOperation).
+func (s *Server) RecordDelete(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, op *slipwayv1.Operation) error {
+	*ref = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionDeleting}
+	if err := s.cfg.Client.Update(ctx, obj); err != nil {
+		if ferr := s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "The resource changed while the delete was recorded."}); ferr != nil {
+			slog.Warn("Ending a refused operation", "operation", op.Name, "err", ferr)
+		}
+		return err
+	}
+	return client.IgnoreNotFound(s.cfg.Client.Delete(ctx, obj))
 }

@@ -184,3 +184,35 @@ func (a *Authorizer) CanReadSomething(ctx context.Context, objectID, scope strin
 	}
 	return false, nil
 }
+
+// DeleteAssignmentsUnder deletes the role assignments at scope and below
+// it, as ARM does when the resource at scope is deleted: a resource made
+// later under the same name must not inherit them.
+func DeleteAssignmentsUnder(ctx context.Context, c client.Client, scope string) error {
+	var list slipwayv1.RoleAssignmentList
+	if err := c.List(ctx, &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		return fmt.Errorf("listing role assignments under %s: %w", scope, err)
+	}
+	for i := range list.Items {
+		if ra := &list.Items[i]; Covers(scope, ra.Spec.Scope) {
+			if err := c.Delete(ctx, ra); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting role assignment %s at %s: %w", ra.Name, ra.Spec.Scope, err)
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteAssignmentsOf deletes every role assignment of a principal.
+func DeleteAssignmentsOf(ctx context.Context, c client.Client, objectID string) error {
+	var list slipwayv1.RoleAssignmentList
+	if err := c.List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelPrincipal: strings.ToLower(objectID)}); err != nil {
+		return fmt.Errorf("listing role assignments of %s: %w", objectID, err)
+	}
+	for i := range list.Items {
+		if err := c.Delete(ctx, &list.Items[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting role assignment %s: %w", list.Items[i].Name, err)
+		}
+	}
+	return nil
+}

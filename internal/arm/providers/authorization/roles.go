@@ -1,4 +1,4 @@
-package arm
+package authorization
 
 import (
 	"context"
@@ -12,55 +12,87 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/authz"
 )
 
-// Route patterns of the three scopes roles apply at.
-var roleScopes = []string{"subscriptions/{sub}", routeGroup, routeCluster}
+// Namespace is the provider's namespace.
+const Namespace = "Microsoft.Authorization"
 
-const providerAuthorization = "Microsoft.Authorization"
+// APIVersions are the Microsoft.Authorization api-versions served.
+var APIVersions = arm.DatedVersions("2022-04-01")
 
-// scopeOf is the scope a Microsoft.Authorization request addresses, once
-// checked to exist.
-func (s *Server) scopeOf(ctx context.Context, p params) (string, error) {
-	scope := "/subscriptions/" + s.cfg.SubscriptionID
-	if rg, ok := p["rg"]; ok {
-		g, err := s.lookupResourceGroup(ctx, rg)
-		if err != nil {
-			return "", err
-		}
-		scope += "/resourceGroups/" + g.Spec.Name
-	}
-	if name, ok := p["cluster"]; ok {
-		mc, err := s.lookupCluster(ctx, p["rg"], name)
-		if err != nil {
-			return "", err
-		}
-		scope = mc.Spec.ResourceID
-	}
-	return scope, nil
+// Provider serves Microsoft.Authorization: role definitions and role
+// assignments.
+type Provider struct {
+	*arm.Server
 }
 
-func (s *Server) roleDefinitionID(_ string, r authz.Role) string {
-	return "/subscriptions/" + s.cfg.SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/" + r.ID
+// Register adds role definitions and assignments at the subscription and at
+// every resource type registered so far: call it after the providers whose
+// resources take role assignments.
+func Register(core *arm.Server) *Provider {
+	s := &Provider{Server: core}
+	scopes := append([]string{"subscriptions/{sub}"}, core.ResourcePatterns()...)
+	for _, scope := range scopes {
+		auth := scope + "/providers/Microsoft.Authorization"
+		h := func(method, path string, fn scopedHandler) {
+			core.Handle(method, auth+path, APIVersions, s.at(scope, fn))
+		}
+		h("GET", "/roleAssignments", s.listRoleAssignments)
+		h("GET", "/roleAssignments/{assignment}", s.getRoleAssignment)
+		h("PUT", "/roleAssignments/{assignment}", s.putRoleAssignment)
+		h("DELETE", "/roleAssignments/{assignment}", s.deleteRoleAssignment)
+		h("GET", "/roleDefinitions", s.listRoleDefinitions)
+		h("GET", "/roleDefinitions/{role}", s.getRoleDefinition)
+	}
+	return s
 }
 
-func (s *Server) renderRoleDefinition(r authz.Role) map[string]any {
+// scopedHandler serves a request at a scope that exists.
+type scopedHandler func(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error
+
+// at resolves the scope a request addresses (pattern, filled in from p)
+// and checks it exists before calling h.
+func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+		segs := strings.Split(pattern, "/")
+		for i, seg := range segs {
+			if strings.HasPrefix(seg, "{") {
+				segs[i] = p[strings.Trim(seg, "{}")]
+			}
+		}
+		scope := "/" + strings.Join(segs, "/")
+		if len(segs) > 2 {
+			res, err := s.Lookup(r.Context(), scope)
+			if err != nil {
+				return err
+			}
+			scope = res.ID
+		} else {
+			scope = "/subscriptions/" + s.SubscriptionID()
+		}
+		return h(w, r, p, scope)
+	}
+}
+
+func (s *Provider) roleDefinitionID(_ string, r authz.Role) string {
+	return "/subscriptions/" + s.SubscriptionID() + "/providers/Microsoft.Authorization/roleDefinitions/" + r.ID
+}
+
+func (s *Provider) renderRoleDefinition(r authz.Role) map[string]any {
 	return map[string]any{
 		"id": s.roleDefinitionID("", r), "name": r.ID, "type": "Microsoft.Authorization/roleDefinitions",
 		"properties": map[string]any{
 			"roleName": r.Name, "description": r.Description, "type": "BuiltInRole", "assignableScopes": []string{"/"},
-			"permissions": []map[string]any{{"actions": r.Actions, "notActions": nonNil(r.NotActions), "dataActions": []string{}, "notDataActions": []string{}}},
+			"permissions": []map[string]any{{"actions": r.Actions, "notActions": append([]string{}, r.NotActions...), "dataActions": []string{}, "notDataActions": []string{}}},
 		},
 	}
 }
 
 var roleNameFilter = regexp.MustCompile(`(?i)roleName\s+eq\s+'([^']*)'`)
 
-func (s *Server) listRoleDefinitions(w http.ResponseWriter, r *http.Request, p params) error {
-	if _, err := s.scopeOf(r.Context(), p); err != nil {
-		return err
-	}
+func (s *Provider) listRoleDefinitions(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	want := ""
 	if m := roleNameFilter.FindStringSubmatch(r.URL.Query().Get("$filter")); m != nil {
 		want = m[1]
@@ -71,19 +103,16 @@ func (s *Server) listRoleDefinitions(w http.ResponseWriter, r *http.Request, p p
 			value = append(value, s.renderRoleDefinition(role))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 
-func (s *Server) getRoleDefinition(w http.ResponseWriter, r *http.Request, p params) error {
-	if _, err := s.scopeOf(r.Context(), p); err != nil {
-		return err
-	}
+func (s *Provider) getRoleDefinition(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	role, ok := authz.RoleByID(p["role"])
 	if !ok {
-		return newError(http.StatusNotFound, "RoleDefinitionDoesNotExist", "", "The specified role definition with ID '%s' does not exist.", p["role"])
+		return arm.NewError(http.StatusNotFound, "RoleDefinitionDoesNotExist", "", "The specified role definition with ID '%s' does not exist.", p["role"])
 	}
-	writeJSON(w, http.StatusOK, s.renderRoleDefinition(role))
+	arm.WriteJSON(w, http.StatusOK, s.renderRoleDefinition(role))
 	return nil
 }
 
@@ -101,25 +130,21 @@ func renderRoleAssignment(ra *slipwayv1.RoleAssignment) map[string]any {
 	}
 }
 
-func (s *Server) lookupRoleAssignment(ctx context.Context, scope, name string) (*slipwayv1.RoleAssignment, error) {
+func (s *Provider) lookupRoleAssignment(ctx context.Context, scope, name string) (*slipwayv1.RoleAssignment, error) {
 	ra := &slipwayv1.RoleAssignment{}
-	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(name)}, ra)
+	err := s.Client().Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(name)}, ra)
 	if apierrors.IsNotFound(err) || err == nil && !strings.EqualFold(ra.Spec.Scope, scope) {
-		return nil, newError(http.StatusNotFound, "RoleAssignmentNotFound", "", "The role assignment '%s' is not found.", name)
+		return nil, arm.NewError(http.StatusNotFound, "RoleAssignmentNotFound", "", "The role assignment '%s' is not found.", name)
 	}
 	return ra, err
 }
 
-func (s *Server) getRoleAssignment(w http.ResponseWriter, r *http.Request, p params) error {
-	scope, err := s.scopeOf(r.Context(), p)
-	if err != nil {
-		return err
-	}
+func (s *Provider) getRoleAssignment(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	ra, err := s.lookupRoleAssignment(r.Context(), scope, p["assignment"])
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, renderRoleAssignment(ra))
+	arm.WriteJSON(w, http.StatusOK, renderRoleAssignment(ra))
 	return nil
 }
 
@@ -128,11 +153,7 @@ var principalFilter = regexp.MustCompile(`(?i)(?:principalId|assignedTo\()\s*(?:
 // listRoleAssignments lists the assignments that apply at the scope (at it
 // and above) and, unless $filter=atScope(), those below it; a principalId
 // filter narrows them to one principal.
-func (s *Server) listRoleAssignments(w http.ResponseWriter, r *http.Request, p params) error {
-	scope, err := s.scopeOf(r.Context(), p)
-	if err != nil {
-		return err
-	}
+func (s *Provider) listRoleAssignments(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	filter := r.URL.Query().Get("$filter")
 	atScope := strings.Contains(strings.ToLower(filter), "atscope()")
 	principal := ""
@@ -144,7 +165,7 @@ func (s *Server) listRoleAssignments(w http.ResponseWriter, r *http.Request, p p
 	if principal != "" {
 		opts = append(opts, client.MatchingLabels{slipwayv1.LabelPrincipal: principal})
 	}
-	if err := s.cfg.Client.List(r.Context(), &list, opts...); err != nil {
+	if err := s.Client().List(r.Context(), &list, opts...); err != nil {
 		return err
 	}
 	value := []map[string]any{}
@@ -154,22 +175,18 @@ func (s *Server) listRoleAssignments(w http.ResponseWriter, r *http.Request, p p
 			value = append(value, renderRoleAssignment(ra))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 
 // putRoleAssignment grants a role: ARM's PUT of
 // {properties:{roleDefinitionId, principalId, principalType}}. Assignments
 // cannot be changed, only deleted and made again.
-func (s *Server) putRoleAssignment(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) putRoleAssignment(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	ctx := r.Context()
-	scope, err := s.scopeOf(ctx, p)
-	if err != nil {
-		return err
-	}
 	name := strings.ToLower(p["assignment"])
 	if !guidPattern.MatchString(name) {
-		return badRequest("InvalidRoleAssignmentId", "", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", p["assignment"])
+		return arm.BadRequest("InvalidRoleAssignmentId", "", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", p["assignment"])
 	}
 	var in struct {
 		Properties struct {
@@ -179,16 +196,16 @@ func (s *Server) putRoleAssignment(w http.ResponseWriter, r *http.Request, p par
 			Description      string `json:"description"`
 		} `json:"properties"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := arm.DecodeBody(r, &in); err != nil {
 		return err
 	}
 	props := in.Properties
 	role, ok := authz.RoleByID(props.RoleDefinitionID)
 	if !ok {
-		return badRequest("RoleDefinitionDoesNotExist", "", "The specified role definition with ID '%s' does not exist.", props.RoleDefinitionID)
+		return arm.BadRequest("RoleDefinitionDoesNotExist", "", "The specified role definition with ID '%s' does not exist.", props.RoleDefinitionID)
 	}
 	if !guidPattern.MatchString(props.PrincipalID) {
-		return badRequest("InvalidPrincipalId", "", "A valid principal ID must be provided for role assignment.")
+		return arm.BadRequest("InvalidPrincipalId", "", "A valid principal ID must be provided for role assignment.")
 	}
 	if props.PrincipalType == "" {
 		props.PrincipalType = "ServicePrincipal"
@@ -201,48 +218,44 @@ func (s *Server) putRoleAssignment(w http.ResponseWriter, r *http.Request, p par
 	}
 	// The same role for the same principal at the same scope exists once.
 	var existing slipwayv1.RoleAssignmentList
-	if err := s.cfg.Client.List(ctx, &existing, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelPrincipal: ra.Spec.PrincipalID}); err != nil {
+	if err := s.Client().List(ctx, &existing, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelPrincipal: ra.Spec.PrincipalID}); err != nil {
 		return err
 	}
 	for _, e := range existing.Items {
 		same := strings.EqualFold(e.Spec.Scope, scope) && strings.EqualFold(e.Spec.RoleDefinitionID, ra.Spec.RoleDefinitionID)
 		switch {
 		case e.Name == name && same:
-			writeJSON(w, http.StatusCreated, renderRoleAssignment(&e))
+			arm.WriteJSON(w, http.StatusCreated, renderRoleAssignment(&e))
 			return nil
 		case e.Name == name:
-			return newError(http.StatusConflict, "RoleAssignmentUpdateNotPermitted", "", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+			return arm.NewError(http.StatusConflict, "RoleAssignmentUpdateNotPermitted", "", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
 		case same:
-			return newError(http.StatusConflict, "RoleAssignmentExists", "", "The role assignment already exists. The ID of the existing role assignment is %s.", e.Name)
+			return arm.NewError(http.StatusConflict, "RoleAssignmentExists", "", "The role assignment already exists. The ID of the existing role assignment is %s.", e.Name)
 		}
 	}
-	if err := s.cfg.Client.Create(ctx, ra); err != nil {
+	if err := s.Client().Create(ctx, ra); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return newError(http.StatusConflict, "RoleAssignmentUpdateNotPermitted", "", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+			return arm.NewError(http.StatusConflict, "RoleAssignmentUpdateNotPermitted", "", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
 		}
 		return err
 	}
-	writeJSON(w, http.StatusCreated, renderRoleAssignment(ra))
+	arm.WriteJSON(w, http.StatusCreated, renderRoleAssignment(ra))
 	return nil
 }
 
-func (s *Server) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p params) error {
-	scope, err := s.scopeOf(r.Context(), p)
-	if err != nil {
-		return err
-	}
+func (s *Provider) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 	ra, err := s.lookupRoleAssignment(r.Context(), scope, p["assignment"])
-	if isNotFound(err) || apierrors.IsNotFound(err) {
+	if arm.IsNotFound(err) || apierrors.IsNotFound(err) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Client.Delete(r.Context(), ra); client.IgnoreNotFound(err) != nil {
+	if err := s.Client().Delete(r.Context(), ra); client.IgnoreNotFound(err) != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, renderRoleAssignment(ra))
+	arm.WriteJSON(w, http.StatusOK, renderRoleAssignment(ra))
 	return nil
 }
 
@@ -259,84 +272,5 @@ func EnsureRoleAssignment(ctx context.Context, c client.Client, name, scope, pri
 	if err := c.Create(ctx, ra); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return nil
-}
-
-// servicePrincipal is how a service principal reads in the API; the
-// password only in the answer that made it.
-type servicePrincipal struct {
-	AppID       string `json:"appId"`
-	ObjectID    string `json:"objectId"`
-	DisplayName string `json:"displayName"`
-	Tenant      string `json:"tenant"`
-	Password    string `json:"password,omitempty"`
-	// SecretHints are the first characters of each secret, as Entra shows.
-	SecretHints []string `json:"secretHints"`
-}
-
-func (s *Server) renderPrincipal(sp *slipwayv1.ServicePrincipal, password string) servicePrincipal {
-	out := servicePrincipal{AppID: sp.Spec.AppID, ObjectID: sp.Spec.ObjectID, DisplayName: sp.Spec.DisplayName, Tenant: s.cfg.TenantID, Password: password, SecretHints: []string{}}
-	for _, h := range sp.Spec.Secrets {
-		out.SecretHints = append(out.SecretHints, h.Hint+"***")
-	}
-	return out
-}
-
-// createServicePrincipal is POST .../providers/Slipway.Identity/servicePrincipals
-// with {"displayName"}: a new principal and its first secret, shown once.
-func (s *Server) createServicePrincipal(w http.ResponseWriter, r *http.Request, _ params) error {
-	var in struct {
-		DisplayName string `json:"displayName"`
-	}
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	if strings.TrimSpace(in.DisplayName) == "" {
-		return invalidParameter("displayName", "A service principal needs a displayName.")
-	}
-	sp, secret, err := s.cfg.PrincipalStore.Create(r.Context(), in.DisplayName)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, s.renderPrincipal(sp, secret))
-	return nil
-}
-
-func (s *Server) listServicePrincipals(w http.ResponseWriter, r *http.Request, _ params) error {
-	sps, err := s.cfg.PrincipalStore.List(r.Context())
-	if err != nil {
-		return err
-	}
-	value := []servicePrincipal{}
-	for i := range sps {
-		value = append(value, s.renderPrincipal(&sps[i], ""))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
-	return nil
-}
-
-// addPassword is POST .../servicePrincipals/{app}/addPassword: one more
-// secret, shown once.
-func (s *Server) addPassword(w http.ResponseWriter, r *http.Request, p params) error {
-	sp, secret, err := s.cfg.PrincipalStore.AddSecret(r.Context(), p["app"])
-	if apierrors.IsNotFound(err) {
-		return newError(http.StatusNotFound, "NotFound", "", "Service principal %s was not found.", p["app"])
-	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.renderPrincipal(sp, secret))
-	return nil
-}
-
-// rotateSigningKey is POST .../providers/Slipway.Identity/rotateSigningKey:
-// tokens are signed with a new key from now on; those already issued stay
-// valid until they expire.
-func (s *Server) rotateSigningKey(w http.ResponseWriter, _ *http.Request, _ params) error {
-	kid, err := s.cfg.Signer.Rotate()
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"keyId": kid})
 	return nil
 }

@@ -1,8 +1,9 @@
-package arm
+package containerservice
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,16 +17,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
-func (s *Server) lookupAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, name string) (*slipwayv1.AgentPool, error) {
+func (s *Provider) lookupAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, name string) (*slipwayv1.AgentPool, error) {
 	pool := &slipwayv1.AgentPool{}
-	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + name)}, pool)
+	err := s.Client().Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + name)}, pool)
 	if apierrors.IsNotFound(err) {
-		return nil, newError(http.StatusNotFound, "NotFound", "", "The agent pool %s of cluster %s was not found.", name, mc.Spec.ResourceID)
+		return nil, arm.NewError(http.StatusNotFound, "NotFound", "", "The agent pool %s of cluster %s was not found.", name, mc.Spec.ResourceID)
 	}
 	if err != nil {
 		return nil, err
@@ -34,7 +36,7 @@ func (s *Server) lookupAgentPool(ctx context.Context, mc *slipwayv1.ManagedClust
 }
 
 // lookupPool finds the pool a request names, through its cluster.
-func (s *Server) lookupPool(ctx context.Context, p params) (*slipwayv1.ManagedCluster, *slipwayv1.AgentPool, error) {
+func (s *Provider) lookupPool(ctx context.Context, p arm.Params) (*slipwayv1.ManagedCluster, *slipwayv1.AgentPool, error) {
 	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
 	if err != nil {
 		return nil, nil, err
@@ -47,7 +49,7 @@ func (s *Server) lookupPool(ctx context.Context, p params) (*slipwayv1.ManagedCl
 }
 
 // renderPoolProperties builds the properties a client sees.
-func (s *Server) renderPoolProperties(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
+func (s *Provider) renderPoolProperties(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*nodepool.Properties, error) {
 	var p nodepool.Properties
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &p); err != nil {
 		return nil, err
@@ -57,14 +59,19 @@ func (s *Server) renderPoolProperties(ctx context.Context, mc *slipwayv1.Managed
 	image := pool.Status.NodeImageVersion
 	if image == "" {
 		// Not provisioned yet: it will get the latest.
-		latest, err := s.cfg.Images.Latest(ctx, string(deref(p.OSSKU)))
-		if err != nil {
-			return nil, err
+		// A stored pool always renders: a catalog problem leaves the
+		// field empty rather than failing every read and list that
+		// includes the pool.
+		if latest, err := s.images.Latest(ctx, string(deref(p.OSSKU))); err == nil {
+			image = latest.Name()
+		} else {
+			slog.Warn("No node image for a pool", "pool", pool.Spec.ResourceID, "err", err)
 		}
-		image = latest.Name()
 	}
-	p.NodeImageVersion = to.Ptr(image)
-	if etag := pool.Annotations[ETagAnnotation]; etag != "" {
+	if image != "" {
+		p.NodeImageVersion = to.Ptr(image)
+	}
+	if etag := pool.Annotations[arm.ETagAnnotation]; etag != "" {
 		p.ETag = to.Ptr(etag)
 	}
 	if p.PowerState == nil {
@@ -82,7 +89,7 @@ func (s *Server) renderPoolProperties(ctx context.Context, mc *slipwayv1.Managed
 	return &p, nil
 }
 
-func (s *Server) renderAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*agentPoolView, error) {
+func (s *Provider) renderAgentPool(ctx context.Context, mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool) (*agentPoolView, error) {
 	props, err := s.renderPoolProperties(ctx, mc, pool)
 	if err != nil {
 		return nil, err
@@ -176,7 +183,7 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listAgentPools(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -193,11 +200,11 @@ func (s *Server) listAgentPools(w http.ResponseWriter, r *http.Request, p params
 		}
 		value = append(value, ap)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 
-func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
@@ -206,11 +213,11 @@ func (s *Server) getAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	arm.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
 	if err != nil {
@@ -220,12 +227,12 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err := nodepool.ValidateName(name); err != nil {
 		return fromInvalid(err)
 	}
-	body, err := readBody(r)
+	body, err := arm.ReadBody(r)
 	if err != nil {
 		return err
 	}
 	var in armcontainerservice.AgentPool
-	if err := decodeJSON(body, &in); err != nil {
+	if err := arm.DecodeJSON(body, &in); err != nil {
 		return err
 	}
 	props := in.Properties
@@ -238,21 +245,21 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	}
 	existing, err := s.lookupAgentPool(ctx, mc, name)
 	exists := err == nil
-	if err != nil && !isNotFound(err) {
+	if err != nil && !arm.IsNotFound(err) {
 		return err
 	}
 	etag := ""
 	if exists {
-		etag = existing.Annotations[ETagAnnotation]
+		etag = existing.Annotations[arm.ETagAnnotation]
 	}
-	if err := checkETag(r, etag, exists); err != nil {
+	if err := arm.CheckETag(r, etag, exists); err != nil {
 		return err
 	}
 	if err := s.clusterBusy(ctx, mc); err != nil {
 		return err
 	}
 	if mc.DeletionTimestamp != nil {
-		return operationNotAllowed("Operation is not allowed: the cluster is being deleted.")
+		return arm.OperationNotAllowed("Operation is not allowed: the cluster is being deleted.")
 	}
 	if err := nodepool.Normalize(props); err != nil {
 		return fromInvalid(err)
@@ -270,7 +277,7 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 			return fromInvalid(err)
 		}
 		if *old.Mode == armcontainerservice.AgentPoolModeSystem && *props.Mode != armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, name) {
-			return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfile.mode", "Must define at least one system pool.")
+			return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfile.mode", "Must define at least one system pool.")
 		}
 	}
 	raw, err := json.Marshal(props)
@@ -293,14 +300,17 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 			action = slipwayv1.ActionUpgradeNodeImage
 		}
 	} else if powerCode(props) == armcontainerservice.CodeStopped {
-		return invalidParameter("agentPoolProfile.powerState", "A new agent pool cannot be created stopped.")
+		return arm.InvalidParameter("agentPoolProfile.powerState", "A new agent pool cannot be created stopped.")
 	}
 	if powerCode(props) == armcontainerservice.CodeStopped && *props.Mode == armcontainerservice.AgentPoolModeSystem && !otherRunningSystemPool(pools, name) {
-		return invalidParameter("agentPoolProfile.powerState", "The agent pool %s is the cluster's last running system pool and cannot be stopped.", name)
+		return arm.InvalidParameter("agentPoolProfile.powerState", "The agent pool %s is the cluster's last running system pool and cannot be stopped.", name)
 	}
 	id := mc.Spec.ResourceID + "/agentPools/" + name
-	op, err := s.startOperation(ctx, id, action, clusterLocation(mc), false)
+	op, err := s.StartOperation(ctx, id, action, clusterLocation(mc), false)
 	if err != nil {
+		return err
+	}
+	if err := s.claim(ctx, mc, op, name, func(mc *slipwayv1.ManagedCluster) error { return s.clusterBusy(ctx, mc) }); err != nil {
 		return err
 	}
 	ref := &slipwayv1.OperationRef{ID: op.Name, Action: action}
@@ -310,16 +320,16 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 		pool.Spec.Properties = runtime.RawExtension{Raw: raw}
 		pool.Spec.Operation = ref
 		pool.Spec.UpgradeExtras = extras
-		pool.Annotations[ETagAnnotation] = newOperationID()
-		err = s.cfg.Client.Update(ctx, pool)
+		pool.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
+		err = s.Client().Update(ctx, pool)
 	} else {
 		pool = NewAgentPoolObject(mc, name, raw, ref)
 		pool.Spec.UpgradeExtras = extras
-		err = s.cfg.Client.Create(ctx, pool)
+		err = s.Client().Create(ctx, pool)
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
-		return operationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+		s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+		return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 	}
 	if err != nil {
 		return err
@@ -328,12 +338,12 @@ func (s *Server) putAgentPool(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	s.accepted(w, r, op, providerContainerService, false)
+	s.Accepted(w, r, op, Namespace, false)
 	status := http.StatusOK
 	if !exists {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, out)
+	arm.WriteJSON(w, status, out)
 	return nil
 }
 
@@ -348,7 +358,7 @@ func NewAgentPoolObject(mc *slipwayv1.ManagedCluster, name string, properties []
 				slipwayv1.LabelResourceGroup: mc.Labels[slipwayv1.LabelResourceGroup],
 				slipwayv1.LabelCluster:       mc.Name,
 			},
-			Annotations: map[string]string{ETagAnnotation: newOperationID()},
+			Annotations: map[string]string{arm.ETagAnnotation: arm.NewOperationID()},
 			Finalizers:  []string{slipwayv1.Finalizer},
 		},
 		Spec: slipwayv1.AgentPoolSpec{ResourceID: id, Cluster: mc.Name, Name: name,
@@ -390,14 +400,14 @@ func otherSystemPool(pools []slipwayv1.AgentPool, except string) bool {
 	return false
 }
 
-func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) deleteAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
 	if err != nil {
 		return err
 	}
 	pool, err := s.lookupAgentPool(ctx, mc, p["pool"])
-	if isNotFound(err) {
+	if arm.IsNotFound(err) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -406,7 +416,7 @@ func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p param
 	}
 	var op *slipwayv1.Operation
 	if pool.DeletionTimestamp != nil && pool.Spec.Operation != nil && pool.Spec.Operation.Action == "Deleting" {
-		op, err = s.getOperation(ctx, pool.Spec.Operation.ID)
+		op, err = s.GetOperation(ctx, pool.Spec.Operation.ID)
 	} else {
 		if err := s.clusterBusy(ctx, mc); err != nil {
 			return err
@@ -418,22 +428,29 @@ func (s *Server) deleteAgentPool(w http.ResponseWriter, r *http.Request, p param
 		var props nodepool.Properties
 		json.Unmarshal(pool.Spec.Properties.Raw, &props)
 		if deref(props.Mode) == armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, pool.Spec.Name) {
-			return badRequest("OperationNotAllowed", "agentPoolName", "The agent pool %s is the cluster's last system pool and cannot be deleted. A cluster must have at least one system pool.", pool.Spec.Name)
+			return arm.BadRequest("OperationNotAllowed", "agentPoolName", "The agent pool %s is the cluster's last system pool and cannot be deleted. A cluster must have at least one system pool.", pool.Spec.Name)
 		}
-		op, err = s.deleteWithOperation(ctx, pool, &pool.Spec.Operation, pool.Spec.ResourceID, clusterLocation(mc))
+		op, err = s.StartOperation(ctx, pool.Spec.ResourceID, slipwayv1.ActionDeleting, clusterLocation(mc), true)
+		if err != nil {
+			return err
+		}
+		if err := s.claim(ctx, mc, op, pool.Spec.Name, func(mc *slipwayv1.ManagedCluster) error { return s.clusterBusy(ctx, mc) }); err != nil {
+			return err
+		}
+		err = s.RecordDelete(ctx, pool, &pool.Spec.Operation, op)
 	}
 	if apierrors.IsConflict(err) {
-		return operationNotAllowed("Operation is not allowed: the agent pool changed while it was being deleted; retry.")
+		return arm.OperationNotAllowed("Operation is not allowed: the agent pool changed while it was being deleted; retry.")
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	s.accepted(w, r, op, providerContainerService, true)
+	s.Accepted(w, r, op, Namespace, true)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
-func (s *Server) abortAgentPool(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) abortAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	_, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
@@ -441,7 +458,7 @@ func (s *Server) abortAgentPool(w http.ResponseWriter, r *http.Request, p params
 	return s.abort(w, r, pool.Spec.Operation, pool.Status.CompletedOperation)
 }
 
-func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	_, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
@@ -450,11 +467,11 @@ func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Reque
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
 		return err
 	}
-	latest, err := s.cfg.Images.Latest(r.Context(), string(deref(props.OSSKU)))
+	latest, err := s.images.Latest(r.Context(), string(deref(props.OSSKU)))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolUpgradeProfile{
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.AgentPoolUpgradeProfile{
 		ID:   to.Ptr(pool.Spec.ResourceID + "/upgradeProfiles/default"),
 		Name: to.Ptr("default"),
 		Type: to.Ptr(armid.AgentPoolType + "/upgradeProfiles"),
@@ -468,7 +485,7 @@ func (s *Server) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Reque
 	return nil
 }
 
-func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, []*armcontainerservice.Machine, error) {
+func (s *Provider) machines(ctx context.Context, p arm.Params) (*slipwayv1.AgentPool, []*armcontainerservice.Machine, error) {
 	_, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
 		return nil, nil, err
@@ -491,7 +508,7 @@ func (s *Server) machines(ctx context.Context, p params) (*slipwayv1.AgentPool, 
 	return pool, out, nil
 }
 
-func (s *Server) listMachines(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listMachines(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	_, ms, err := s.machines(r.Context(), p)
 	if err != nil {
 		return err
@@ -499,44 +516,44 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request, p params) 
 	if ms == nil {
 		ms = []*armcontainerservice.Machine{}
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.MachineListResult{Value: ms})
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.MachineListResult{Value: ms})
 	return nil
 }
 
-func (s *Server) getMachine(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getMachine(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	_, ms, err := s.machines(r.Context(), p)
 	if err != nil {
 		return err
 	}
 	for _, m := range ms {
 		if strings.EqualFold(*m.Name, p["machine"]) {
-			writeJSON(w, http.StatusOK, m)
+			arm.WriteJSON(w, http.StatusOK, m)
 			return nil
 		}
 	}
-	return newError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", p["machine"], p["pool"])
+	return arm.NewError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", p["machine"], p["pool"])
 }
 
 // deleteMachines removes named machines from a pool, draining each first;
 // the pool's count goes down by as many.
-func (s *Server) deleteMachines(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) deleteMachines(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
 		return err
 	}
 	var body armcontainerservice.AgentPoolDeleteMachinesParameter
-	if err := decodeBody(r, &body); err != nil {
+	if err := arm.DecodeBody(r, &body); err != nil {
 		return err
 	}
 	if len(body.MachineNames) == 0 {
-		return invalidParameter("machineNames", "The value of parameter machineNames is invalid: name at least one machine.")
+		return arm.InvalidParameter("machineNames", "The value of parameter machineNames is invalid: name at least one machine.")
 	}
 	var names []string
 	for _, m := range body.MachineNames {
 		name := deref(m)
 		if !slices.Contains(pool.Status.Nodes, name) {
-			return invalidParameter("machineNames", "The value of parameter machineNames is invalid: machine %s is not in agent pool %s.", name, pool.Spec.Name)
+			return arm.InvalidParameter("machineNames", "The value of parameter machineNames is invalid: machine %s is not in agent pool %s.", name, pool.Spec.Name)
 		}
 		if !slices.Contains(names, name) {
 			names = append(names, name)
@@ -551,27 +568,30 @@ func (s *Server) deleteMachines(w http.ResponseWriter, r *http.Request, p params
 	}
 	count := deref(props.Count) - int32(len(names))
 	if *props.Mode == armcontainerservice.AgentPoolModeSystem && count < 1 {
-		return invalidParameter("machineNames", "agentPoolProfile.count would be %d. A system pool needs at least one node.", count)
+		return arm.InvalidParameter("machineNames", "agentPoolProfile.count would be %d. A system pool needs at least one node.", count)
 	}
 	props.Count = to.Ptr(max(count, 0))
 	raw, err := json.Marshal(&props)
 	if err != nil {
 		return err
 	}
-	op, err := s.startOperation(ctx, pool.Spec.ResourceID, "Scaling", clusterLocation(mc), false)
+	op, err := s.StartOperation(ctx, pool.Spec.ResourceID, slipwayv1.ActionScaling, clusterLocation(mc), false)
 	if err != nil {
+		return err
+	}
+	if err := s.claim(ctx, mc, op, pool.Spec.Name, func(mc *slipwayv1.ManagedCluster) error { return s.clusterBusy(ctx, mc) }); err != nil {
 		return err
 	}
 	pool.Spec.Properties.Raw = raw
 	pool.Spec.DeleteMachines = names
-	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Scaling"}
-	return s.acceptUpdate(w, r, pool, op)
+	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionScaling}
+	return s.AcceptUpdate(w, r, pool, op, Namespace)
 }
 
 // simulateEviction evicts a Spot machine, as VMSS's simulateEviction does:
 // 204 at once, the eviction itself follows (notice, drain, then delete or
 // deallocate per the pool's eviction policy).
-func (s *Server) simulateEviction(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) simulateEviction(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	_, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
@@ -582,17 +602,17 @@ func (s *Server) simulateEviction(w http.ResponseWriter, r *http.Request, p para
 		return err
 	}
 	if deref(props.ScaleSetPriority) != armcontainerservice.ScaleSetPrioritySpot {
-		return badRequest("OperationNotAllowed", "agentPoolName", "Agent pool %s is not a Spot pool: only Spot VMs can be evicted.", pool.Spec.Name)
+		return arm.BadRequest("OperationNotAllowed", "agentPoolName", "Agent pool %s is not a Spot pool: only Spot VMs can be evicted.", pool.Spec.Name)
 	}
 	machine := p["machine"]
 	if !slices.Contains(pool.Status.Nodes, machine) {
-		return newError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", machine, pool.Spec.Name)
+		return arm.NewError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", machine, pool.Spec.Name)
 	}
 	if !slices.Contains(pool.Spec.Evictions, machine) && !slices.Contains(pool.Status.Deallocated, machine) {
 		pool.Spec.Evictions = append(pool.Spec.Evictions, machine)
-		if err := s.cfg.Client.Update(ctx, pool); err != nil {
+		if err := s.Client().Update(ctx, pool); err != nil {
 			if apierrors.IsConflict(err) {
-				return operationNotAllowed("Operation is not allowed: the agent pool changed meanwhile; retry.")
+				return arm.OperationNotAllowed("Operation is not allowed: the agent pool changed meanwhile; retry.")
 			}
 			return err
 		}

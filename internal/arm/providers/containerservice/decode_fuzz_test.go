@@ -1,4 +1,4 @@
-package arm
+package containerservice
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 
+	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
@@ -17,17 +18,17 @@ import (
 // that decodes again. Seeds are in testdata/fuzz/FuzzNormalizeCluster.
 func FuzzNormalizeCluster(f *testing.F) {
 	f.Add([]byte(`{"location":"local","properties":{"dnsPrefix":"aks1","kubernetesVersion":"","agentPoolProfiles":[{"name":"nodepool1","count":1,"mode":"System","vmSize":"Standard_DS2_v2"}]}}`))
-	s := &Server{cfg: Config{SubscriptionID: "00000000-0000-0000-0000-000000000001"}}
+	s := &Provider{Server: arm.New(arm.Config{SubscriptionID: "00000000-0000-0000-0000-000000000001", Location: "local"})}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var in armcontainerservice.ManagedCluster
-		if err := decodeJSON(body, &in); err != nil {
-			if _, ok := err.(*Error); !ok {
+		if err := arm.DecodeJSON(body, &in); err != nil {
+			if _, ok := err.(*arm.Error); !ok {
 				t.Fatalf("decode error is not an ARM error: %v", err)
 			}
 			return
 		}
 		if err := s.normalizeCluster(context.Background(), "rg", "aks", &in, nil); err != nil {
-			if _, ok := err.(*Error); !ok {
+			if _, ok := err.(*arm.Error); !ok {
 				t.Fatalf("validation error is not an ARM error: %v", err)
 			}
 			return

@@ -1,10 +1,11 @@
-package arm
+package containerservice
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,28 +18,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
 )
 
-// ETagAnnotation holds a resource's current eTag.
-const ETagAnnotation = "slipway.dev/etag"
-
 var clusterName = regexp.MustCompile(`^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$`)
 
-func (s *Server) clusterID(group, name string) string {
-	return armid.ManagedCluster(s.cfg.SubscriptionID, group, name)
+func (s *Provider) clusterID(group, name string) string {
+	return armid.ManagedCluster(s.SubscriptionID(), group, name)
 }
 
-func (s *Server) lookupCluster(ctx context.Context, group, name string) (*slipwayv1.ManagedCluster, error) {
+func (s *Provider) lookupCluster(ctx context.Context, group, name string) (*slipwayv1.ManagedCluster, error) {
 	mc := &slipwayv1.ManagedCluster{}
-	err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(s.clusterID(group, name))}, mc)
+	err := s.Client().Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(s.clusterID(group, name))}, mc)
 	if apierrors.IsNotFound(err) {
-		if _, gerr := s.lookupResourceGroup(ctx, group); gerr != nil {
+		if _, gerr := s.LookupResourceGroup(ctx, group); gerr != nil {
 			return nil, gerr
 		}
-		return nil, resourceNotFound(armid.ManagedClusterType, name, group)
+		return nil, arm.ResourceNotFound(armid.ManagedClusterType, name, group)
 	}
 	if err != nil {
 		return nil, err
@@ -53,20 +52,6 @@ func clusterLocation(mc *slipwayv1.ManagedCluster) string {
 	}
 	json.Unmarshal(mc.Spec.Resource.Raw, &r)
 	return r.Location
-}
-
-// deleteWithOperation records a delete operation on obj, then deletes obj;
-// its controller's finalizer carries the delete out and ends the operation.
-func (s *Server) deleteWithOperation(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, resourceID, location string) (*slipwayv1.Operation, error) {
-	op, err := s.startOperation(ctx, resourceID, "Deleting", location, true)
-	if err != nil {
-		return nil, err
-	}
-	*ref = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
-	if err := s.cfg.Client.Update(ctx, obj); err != nil {
-		return nil, err
-	}
-	return op, s.cfg.Client.Delete(ctx, obj)
 }
 
 // busyWith returns the in-progress action of an object, or "".
@@ -90,9 +75,9 @@ func provisioningState(op *slipwayv1.OperationRef, completed, ended string) stri
 }
 
 // poolsOf lists the agent pool objects of a cluster.
-func (s *Server) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]slipwayv1.AgentPool, error) {
+func (s *Provider) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]slipwayv1.AgentPool, error) {
 	var list slipwayv1.AgentPoolList
-	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+	if err := s.Client().List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
 		return nil, err
 	}
 	// In the order they were made, as AKS lists them.
@@ -108,16 +93,21 @@ func (s *Server) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]s
 
 // clusterBusy says which operation, on the cluster or one of its pools,
 // blocks a new one.
-func (s *Server) clusterBusy(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+func (s *Provider) clusterBusy(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
 	return s.clusterBusyExcept(ctx, mc, "", "")
 }
 
 // clusterBusyExcept is clusterBusy, except that pools other than self
 // running action do not block (pools upgrade their node images side by
 // side: az aks upgrade --node-image-only starts them all at once).
-func (s *Server) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedCluster, action, self string) error {
+func (s *Provider) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedCluster, action, self string) error {
 	if a := busyWith(mc.Spec.Operation, mc.Status.CompletedOperation); a != "" {
-		return operationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
+		return arm.OperationNotAllowed("Operation is not allowed: Another operation (%s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", a)
+	}
+	if a, pool, err := s.claimBusy(ctx, mc); err != nil {
+		return err
+	} else if a != "" && !(action != "" && a == action && pool != "" && pool != self) {
+		return arm.OperationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", pool, a)
 	}
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
@@ -125,14 +115,14 @@ func (s *Server) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedClu
 	}
 	for _, p := range pools {
 		if a := busyWith(p.Spec.Operation, p.Status.CompletedOperation); a != "" && !(action != "" && a == action && p.Spec.Name != self) {
-			return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
+			return arm.OperationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", p.Spec.Name, a)
 		}
 	}
 	return nil
 }
 
 // renderCluster builds the ARM ManagedCluster a client sees.
-func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
+func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
 	var out armcontainerservice.ManagedCluster
 	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
 		return nil, fmt.Errorf("stored cluster %s: %w", mc.Name, err)
@@ -144,7 +134,7 @@ func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster
 	id := mc.Spec.ResourceID
 	segs := strings.Split(id, "/")
 	out.ID, out.Name, out.Type = to.Ptr(id), to.Ptr(segs[len(segs)-1]), to.Ptr(armid.ManagedClusterType)
-	if etag := mc.Annotations[ETagAnnotation]; etag != "" {
+	if etag := mc.Annotations[arm.ETagAnnotation]; etag != "" {
 		out.ETag = to.Ptr(etag)
 	}
 	p.ProvisioningState = to.Ptr(provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState))
@@ -166,7 +156,7 @@ func (s *Server) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster
 	p.ServicePrincipalProfile.Secret = nil
 	if out.Identity != nil && out.Identity.Type != nil && *out.Identity.Type == armcontainerservice.ResourceIdentityTypeSystemAssigned {
 		out.Identity.PrincipalID = to.Ptr(guidFrom(id + "/identity"))
-		out.Identity.TenantID = to.Ptr(s.cfg.TenantID)
+		out.Identity.TenantID = to.Ptr(s.TenantID())
 	}
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
@@ -224,16 +214,16 @@ func convert(from, to any) error {
 	return json.Unmarshal(data, to)
 }
 
-func (s *Server) listManagedClusters(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listManagedClusters(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace)}
 	if group, ok := p["rg"]; ok {
-		if _, err := s.lookupResourceGroup(r.Context(), group); err != nil {
+		if _, err := s.LookupResourceGroup(r.Context(), group); err != nil {
 			return err
 		}
 		opts = append(opts, client.MatchingLabels{slipwayv1.LabelResourceGroup: armid.Label(group)})
 	}
 	var list slipwayv1.ManagedClusterList
-	if err := s.cfg.Client.List(r.Context(), &list, opts...); err != nil {
+	if err := s.Client().List(r.Context(), &list, opts...); err != nil {
 		return err
 	}
 	value := []*armcontainerservice.ManagedCluster{}
@@ -244,11 +234,11 @@ func (s *Server) listManagedClusters(w http.ResponseWriter, r *http.Request, p p
 		}
 		value = append(value, mc)
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.ManagedClusterListResult{Value: value})
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.ManagedClusterListResult{Value: value})
 	return nil
 }
 
-func (s *Server) getManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -257,65 +247,62 @@ func (s *Server) getManagedCluster(w http.ResponseWriter, r *http.Request, p par
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	arm.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// checkETag applies If-Match and If-None-Match.
-func checkETag(r *http.Request, current string, exists bool) error {
-	if m := r.Header.Get("If-Match"); m != "" {
-		if !exists || (m != "*" && strings.Trim(m, `"`) != current) {
-			return newError(http.StatusPreconditionFailed, "PreconditionFailed", "", "The condition specified by If-Match (%s) was not met: the resource's eTag is %q.", m, current)
-		}
-	}
-	if m := r.Header.Get("If-None-Match"); m != "" && exists {
-		if m == "*" || strings.Trim(m, `"`) == current {
-			return newError(http.StatusPreconditionFailed, "PreconditionFailed", "", "The condition specified by If-None-Match (%s) was not met: the resource exists.", m)
-		}
-	}
-	return nil
-}
-
-func (s *Server) putManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	group, name := p["rg"], p["cluster"]
 	if !clusterName.MatchString(name) {
-		return invalidParameter("resourceName", "The value of parameter resourceName is invalid: %q. It must be 1-63 letters, digits, '-' and '_', starting and ending with a letter or digit.", name)
+		return arm.InvalidParameter("resourceName", "The value of parameter resourceName is invalid: %q. It must be 1-63 letters, digits, '-' and '_', starting and ending with a letter or digit.", name)
 	}
-	if _, err := s.lookupResourceGroup(ctx, group); err != nil {
+	if _, err := s.WritableResourceGroup(ctx, group); err != nil {
 		return err
 	}
 	var in armcontainerservice.ManagedCluster
-	if err := decodeBody(r, &in); err != nil {
+	if err := arm.DecodeBody(r, &in); err != nil {
 		return err
 	}
 	existing, err := s.lookupCluster(ctx, group, name)
 	exists := err == nil
-	if err != nil && !isNotFound(err) {
+	if err != nil && !arm.IsNotFound(err) {
 		return err
 	}
 	etag := ""
 	if exists {
-		etag = existing.Annotations[ETagAnnotation]
+		etag = existing.Annotations[arm.ETagAnnotation]
 	}
-	if err := checkETag(r, etag, exists); err != nil {
+	if err := arm.CheckETag(r, etag, exists); err != nil {
 		return err
 	}
 	if exists && existing.DeletionTimestamp != nil {
-		return operationNotAllowed("Operation is not allowed: Another operation (Deleting) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+		return arm.OperationNotAllowed("Operation is not allowed: Another operation (Deleting) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 	}
 	var old *armcontainerservice.ManagedCluster
+	var pools []slipwayv1.AgentPool
 	if exists {
 		if err := s.clusterBusy(ctx, existing); err != nil {
 			return err
 		}
 		old = &armcontainerservice.ManagedCluster{}
 		if err := json.Unmarshal(existing.Spec.Resource.Raw, old); err != nil {
+			return fmt.Errorf("stored cluster %s: %w", existing.Spec.ResourceID, err)
+		}
+		if pools, err = s.poolsOf(ctx, existing); err != nil {
 			return err
 		}
 	}
 	if err := s.normalizeCluster(ctx, group, name, &in, old); err != nil {
 		return err
+	}
+	if err := checkPoolUpdates(in.Properties.AgentPoolProfiles, pools); err != nil {
+		return err
+	}
+	if !exists {
+		if err := s.checkNewNodeResourceGroup(ctx, *in.Properties.NodeResourceGroup); err != nil {
+			return err
+		}
 	}
 	raw, err := json.Marshal(&in)
 	if err != nil {
@@ -326,7 +313,7 @@ func (s *Server) putManagedCluster(w http.ResponseWriter, r *http.Request, p par
 		action = "Updating"
 	}
 	id := s.clusterID(group, name)
-	op, err := s.startOperation(ctx, id, action, *in.Location, false)
+	op, err := s.StartOperation(ctx, id, action, *in.Location, false)
 	if err != nil {
 		return err
 	}
@@ -336,26 +323,26 @@ func (s *Server) putManagedCluster(w http.ResponseWriter, r *http.Request, p par
 		mc = existing
 		mc.Spec.Resource = runtime.RawExtension{Raw: raw}
 		mc.Spec.Operation = ref
-		mc.Annotations[ETagAnnotation] = newOperationID()
-		err = s.cfg.Client.Update(ctx, mc)
+		mc.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
+		err = s.Client().Update(ctx, mc)
 	} else {
 		mc = &slipwayv1.ManagedCluster{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: armid.ObjectName(id), Namespace: slipwayv1.Namespace,
 				Labels: map[string]string{
-					slipwayv1.LabelSubscription:  armid.Label(s.cfg.SubscriptionID),
+					slipwayv1.LabelSubscription:  armid.Label(s.SubscriptionID()),
 					slipwayv1.LabelResourceGroup: armid.Label(group),
 				},
-				Annotations: map[string]string{ETagAnnotation: newOperationID()},
+				Annotations: map[string]string{arm.ETagAnnotation: arm.NewOperationID()},
 				Finalizers:  []string{slipwayv1.Finalizer},
 			},
 			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Operation: ref},
 		}
-		err = s.cfg.Client.Create(ctx, mc)
+		err = s.Client().Create(ctx, mc)
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
-		return operationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+		s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+		return arm.OperationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 	}
 	if err != nil {
 		return err
@@ -371,42 +358,48 @@ func (s *Server) putManagedCluster(w http.ResponseWriter, r *http.Request, p par
 			ap.ProvisioningState = to.Ptr(action)
 		}
 	}
-	s.accepted(w, r, op, providerContainerService, false)
+	s.Accepted(w, r, op, Namespace, false)
 	status := http.StatusOK
 	if !exists {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, out)
+	arm.WriteJSON(w, status, out)
 	return nil
 }
 
 // normalizeCluster validates a PUT body and applies AKS's defaults. old is
 // the stored cluster on update.
-func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, old *armcontainerservice.ManagedCluster) error {
+func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in, old *armcontainerservice.ManagedCluster) error {
 	if in.Location == nil || *in.Location == "" {
 		if old == nil {
-			return badRequest("LocationRequired", "location", "The location property is required for this definition.")
+			return arm.BadRequest("LocationRequired", "location", "The location property is required for this definition.")
 		}
 		in.Location = old.Location
 	}
-	in.Location = to.Ptr(normalizeLocation(*in.Location))
+	in.Location = to.Ptr(arm.NormalizeLocation(*in.Location))
+	if *in.Location != s.Location() && (old == nil || *in.Location != *old.Location) {
+		return arm.BadRequest("LocationNotAvailableForResourceType", "location", "The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.", *in.Location, armid.ManagedClusterType, s.Location())
+	}
 	if old != nil && *in.Location != *old.Location {
-		return invalidParameter("location", "Changing property 'location' is not allowed: the cluster is in %s.", *old.Location)
+		return arm.InvalidParameter("location", "Changing property 'location' is not allowed: the cluster is in %s.", *old.Location)
 	}
 	in.ID, in.Name, in.Type, in.SystemData, in.ETag = nil, nil, nil, nil, nil
 	if in.Properties == nil {
-		return invalidParameter("properties", "The request must have properties.")
+		return arm.InvalidParameter("properties", "The request must have properties.")
 	}
 	p := in.Properties
 	if p.DNSPrefix == nil || *p.DNSPrefix == "" {
 		if old != nil {
 			p.DNSPrefix = old.Properties.DNSPrefix
 		} else {
-			p.DNSPrefix = to.Ptr(defaultDNSPrefix(name, group, s.cfg.SubscriptionID))
+			p.DNSPrefix = to.Ptr(defaultDNSPrefix(name, group, s.SubscriptionID()))
 		}
 	}
+	if old == nil && !dnsPrefixPattern.MatchString(*p.DNSPrefix) {
+		return arm.InvalidParameter("dnsPrefix", "The value of parameter dnsPrefix is invalid: %q. It must be 1-54 letters, digits and hyphens, starting and ending with a letter or digit. Please see https://aka.ms/aks-naming-rules for more details.", *p.DNSPrefix)
+	}
 	if old != nil && !strings.EqualFold(*p.DNSPrefix, deref(old.Properties.DNSPrefix)) {
-		return &Error{Status: http.StatusBadRequest, Code: "PropertyChangeNotAllowed", Target: "dnsPrefix",
+		return &arm.Error{Status: http.StatusBadRequest, Code: "PropertyChangeNotAllowed", Target: "dnsPrefix",
 			Message: fmt.Sprintf("Changing property 'dnsPrefix' is not allowed. Provided value is %s, please use current value %s.", *p.DNSPrefix, deref(old.Properties.DNSPrefix))}
 	}
 	if p.KubernetesVersion == nil || *p.KubernetesVersion == "" {
@@ -421,6 +414,14 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 		} else {
 			p.NodeResourceGroup = to.Ptr(fmt.Sprintf("MC_%s_%s_%s", group, name, *in.Location))
 		}
+	}
+	if old == nil {
+		if err := checkNodeResourceGroupName(group, *p.NodeResourceGroup); err != nil {
+			return err
+		}
+	} else if !strings.EqualFold(*p.NodeResourceGroup, deref(old.Properties.NodeResourceGroup)) {
+		return &arm.Error{Status: http.StatusBadRequest, Code: "PropertyChangeNotAllowed", Target: "nodeResourceGroup",
+			Message: fmt.Sprintf("Changing property 'nodeResourceGroup' is not allowed. Provided value is %s, please use current value %s.", *p.NodeResourceGroup, deref(old.Properties.NodeResourceGroup))}
 	}
 	if p.EnableRBAC == nil {
 		p.EnableRBAC = to.Ptr(true)
@@ -448,7 +449,19 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 		np.ServiceCidr = to.Ptr("10.0.0.0/16")
 	}
 	if np.DNSServiceIP == nil || *np.DNSServiceIP == "" {
+		// The service CIDR's tenth address, as AKS picks it.
 		np.DNSServiceIP = to.Ptr("10.0.0.10")
+		if svc, err := netip.ParsePrefix(*np.ServiceCidr); err == nil && svc.Addr().Is4() {
+			a := svc.Masked().Addr().As4()
+			a[3] += 10
+			np.DNSServiceIP = to.Ptr(netip.AddrFrom4(a).String())
+		}
+	}
+	if err := checkEnums(in); err != nil {
+		return err
+	}
+	if err := checkNetwork(np); err != nil {
+		return err
 	}
 	p.ProvisioningState, p.PowerState, p.Fqdn, p.AzurePortalFQDN, p.CurrentKubernetesVersion = nil, nil, nil, nil, nil
 	p.MaxAgentPools, p.PrivateFQDN, p.ResourceUID = nil, nil, nil
@@ -456,20 +469,20 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 	// Agent pools: required on create; on update, those listed are created
 	// or updated and the others left alone, as AKS does.
 	if old == nil && len(p.AgentPoolProfiles) == 0 {
-		return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+		return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
 	}
 	seen := map[string]bool{}
 	hasSystem := false
 	for i, ap := range p.AgentPoolProfiles {
 		if ap == nil {
-			return invalidParameter("agentPoolProfiles", "The value of parameter agentPoolProfiles is invalid: an entry is null.")
+			return arm.InvalidParameter("agentPoolProfiles", "The value of parameter agentPoolProfiles is invalid: an entry is null.")
 		}
 		poolName := deref(ap.Name)
 		if err := nodepool.ValidateName(poolName); err != nil {
 			return fromInvalid(err)
 		}
 		if seen[poolName] {
-			return invalidParameter("agentPoolProfile.name", "The value of parameter agentPoolProfile.name is invalid: pool %s is listed twice.", poolName)
+			return arm.InvalidParameter("agentPoolProfile.name", "The value of parameter agentPoolProfile.name is invalid: pool %s is listed twice.", poolName)
 		}
 		seen[poolName] = true
 		var props nodepool.Properties
@@ -480,7 +493,7 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 			return fromInvalid(err)
 		}
 		if old == nil && i == 0 && *props.ScaleSetPriority == armcontainerservice.ScaleSetPrioritySpot {
-			return invalidParameter("agentPoolProfile.scaleSetPriority", "The value of parameter agentPoolProfile.scaleSetPriority is invalid. Error details: the cluster's first (default) node pool cannot be a Spot pool.")
+			return arm.InvalidParameter("agentPoolProfile.scaleSetPriority", "The value of parameter agentPoolProfile.scaleSetPriority is invalid. Error details: the cluster's first (default) node pool cannot be a Spot pool.")
 		}
 		if *props.Mode == armcontainerservice.AgentPoolModeSystem {
 			hasSystem = true
@@ -491,7 +504,7 @@ func (s *Server) normalizeCluster(ctx context.Context, group, name string, in, o
 		ap.Name = to.Ptr(poolName)
 	}
 	if old == nil && !hasSystem {
-		return badRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+		return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
 	}
 	return nil
 }
@@ -507,7 +520,7 @@ func defaultDNSPrefix(name, group, sub string) string {
 
 func fromInvalid(err error) error {
 	if inv, ok := err.(*nodepool.Invalid); ok {
-		return &Error{Status: http.StatusBadRequest, Code: inv.Code, Target: inv.Target, Message: inv.Message}
+		return &arm.Error{Status: http.StatusBadRequest, Code: inv.Code, Target: inv.Target, Message: inv.Message}
 	}
 	return err
 }
@@ -521,19 +534,19 @@ func deref[T any](p *T) T {
 }
 
 // patchManagedCluster updates tags, the one thing PATCH changes.
-func (s *Server) patchManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) patchManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
 	if err != nil {
 		return err
 	}
-	if err := checkETag(r, mc.Annotations[ETagAnnotation], true); err != nil {
+	if err := arm.CheckETag(r, mc.Annotations[arm.ETagAnnotation], true); err != nil {
 		return err
 	}
 	var body struct {
 		Tags map[string]*string `json:"tags"`
 	}
-	if err := decodeBody(r, &body); err != nil {
+	if err := arm.DecodeBody(r, &body); err != nil {
 		return err
 	}
 	var stored armcontainerservice.ManagedCluster
@@ -546,10 +559,10 @@ func (s *Server) patchManagedCluster(w http.ResponseWriter, r *http.Request, p p
 		return err
 	}
 	mc.Spec.Resource = runtime.RawExtension{Raw: raw}
-	mc.Annotations[ETagAnnotation] = newOperationID()
-	if err := s.cfg.Client.Update(ctx, mc); err != nil {
+	mc.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
+	if err := s.Client().Update(ctx, mc); err != nil {
 		if apierrors.IsConflict(err) {
-			return operationNotAllowed("Operation is not allowed: the cluster changed while its tags were updated; retry.")
+			return arm.OperationNotAllowed("Operation is not allowed: the cluster changed while its tags were updated; retry.")
 		}
 		return err
 	}
@@ -557,16 +570,16 @@ func (s *Server) patchManagedCluster(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	arm.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // deleteManagedCluster starts the deletion; it takes over from any running
 // operation, as AKS lets a delete do.
-func (s *Server) deleteManagedCluster(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) deleteManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
-	if isNotFound(err) {
+	if arm.IsNotFound(err) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -575,24 +588,24 @@ func (s *Server) deleteManagedCluster(w http.ResponseWriter, r *http.Request, p 
 	}
 	var op *slipwayv1.Operation
 	if mc.DeletionTimestamp != nil && mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
-		op, err = s.getOperation(ctx, mc.Spec.Operation.ID)
+		op, err = s.GetOperation(ctx, mc.Spec.Operation.ID)
 	} else {
-		op, err = s.deleteWithOperation(ctx, mc, &mc.Spec.Operation, mc.Spec.ResourceID, clusterLocation(mc))
+		op, err = s.DeleteWithOperation(ctx, mc, &mc.Spec.Operation, mc.Spec.ResourceID, clusterLocation(mc))
 	}
 	if apierrors.IsConflict(err) {
-		return operationNotAllowed("Operation is not allowed: the cluster changed while it was being deleted; retry.")
+		return arm.OperationNotAllowed("Operation is not allowed: the cluster changed while it was being deleted; retry.")
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	s.accepted(w, r, op, providerContainerService, true)
+	s.Accepted(w, r, op, Namespace, true)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
 // startStopCluster is POST .../start and .../stop.
-func (s *Server) startStopCluster(stop bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) startStopCluster(stop bool) arm.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 		ctx := r.Context()
 		mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
 		if err != nil {
@@ -605,18 +618,18 @@ func (s *Server) startStopCluster(stop bool) handlerFunc {
 		if stop {
 			action = "Stopping"
 		}
-		op, err := s.startOperation(ctx, mc.Spec.ResourceID, action, clusterLocation(mc), false)
+		op, err := s.StartOperation(ctx, mc.Spec.ResourceID, action, clusterLocation(mc), false)
 		if err != nil {
 			return err
 		}
 		mc.Spec.Stopped = stop
 		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: action}
-		return s.acceptUpdate(w, r, mc, op)
+		return s.AcceptUpdate(w, r, mc, op, Namespace)
 	}
 }
 
 // abortCluster is POST .../abort.
-func (s *Server) abortCluster(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) abortCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -626,58 +639,58 @@ func (s *Server) abortCluster(w http.ResponseWriter, r *http.Request, p params) 
 
 // abort cancels a running operation: the controller that owns it sees the
 // operation Canceled and stops at the next safe point.
-func (s *Server) abort(w http.ResponseWriter, r *http.Request, ref *slipwayv1.OperationRef, completed string) error {
+func (s *Provider) abort(w http.ResponseWriter, r *http.Request, ref *slipwayv1.OperationRef, completed string) error {
 	if busyWith(ref, completed) == "" {
-		return newError(http.StatusConflict, "OperationNotAllowed", "", "There is no operation in progress to abort.")
+		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "There is no operation in progress to abort.")
 	}
-	op, err := s.getOperation(r.Context(), ref.ID)
+	op, err := s.GetOperation(r.Context(), ref.ID)
 	if err != nil {
 		return err
 	}
 	if op.Status.Status != "" && op.Status.Status != slipwayv1.OperationInProgress {
-		return newError(http.StatusConflict, "OperationNotAllowed", "", "The operation already ended %s and cannot be aborted.", op.Status.Status)
+		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "The operation already ended %s and cannot be aborted.", op.Status.Status)
 	}
-	if err := s.finishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The operation was aborted by the user."}); err != nil {
+	if err := s.FinishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The operation was aborted by the user."}); err != nil {
 		return err
 	}
-	abortOp, err := s.startOperation(r.Context(), op.Spec.ResourceID, "Canceling", op.Spec.Location, false)
+	abortOp, err := s.StartOperation(r.Context(), op.Spec.ResourceID, "Canceling", op.Spec.Location, false)
 	if err != nil {
 		return err
 	}
-	if err := s.finishOperation(r.Context(), abortOp, slipwayv1.OperationSucceeded, nil); err != nil {
+	if err := s.FinishOperation(r.Context(), abortOp, slipwayv1.OperationSucceeded, nil); err != nil {
 		return err
 	}
-	s.accepted(w, r, abortOp, providerContainerService, true)
+	s.Accepted(w, r, abortOp, Namespace, true)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
-func (s *Server) listCredential(admin bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listCredential(admin bool) arm.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 		group, name := p["rg"], p["cluster"]
 		mc, err := s.lookupCluster(r.Context(), group, name)
 		if err != nil {
 			return err
 		}
 		if mc.Status.HostedCluster == "" {
-			return newError(http.StatusConflict, "OperationNotAllowed", "", "The cluster's control plane is not provisioned yet; retry when the cluster has been created.")
+			return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "The cluster's control plane is not provisioned yet; retry when the cluster has been created.")
 		}
 		credName, user, ctxName := "clusterUser", "clusterUser_"+group+"_"+name, name
 		if admin {
 			credName, user, ctxName = "clusterAdmin", "clusterAdmin_"+group+"_"+name, name+"-admin"
 		}
-		kubeconfig, err := s.cfg.Credentials.Kubeconfig(mc.Status.HostedCluster, admin, name, user, ctxName)
+		kubeconfig, err := s.credentials.Kubeconfig(mc.Status.HostedCluster, admin, name, user, ctxName)
 		if err != nil {
 			return err
 		}
 		// Value is []byte: encoding/json writes it as standard base64, which
 		// is what the SDK and az decode.
-		writeJSON(w, http.StatusOK, armcontainerservice.CredentialResults{Kubeconfigs: []*armcontainerservice.CredentialResult{{Name: to.Ptr(credName), Value: kubeconfig}}})
+		arm.WriteJSON(w, http.StatusOK, armcontainerservice.CredentialResults{Kubeconfigs: []*armcontainerservice.CredentialResult{{Name: to.Ptr(credName), Value: kubeconfig}}})
 		return nil
 	}
 }
 
-func (s *Server) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -704,16 +717,16 @@ func (s *Server) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Request
 			Upgrades: []*armcontainerservice.ManagedClusterPoolUpgradeProfileUpgradesItem{},
 		})
 	}
-	writeJSON(w, http.StatusOK, prof)
+	arm.WriteJSON(w, http.StatusOK, prof)
 	return nil
 }
 
-func (s *Server) getAvailableAgentPoolVersions(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getAvailableAgentPoolVersions(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.AgentPoolAvailableVersions{
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.AgentPoolAvailableVersions{
 		ID:   to.Ptr(mc.Spec.ResourceID + "/availableagentpoolversions"),
 		Name: to.Ptr("default"),
 		Type: to.Ptr(armid.ManagedClusterType + "/availableagentpoolversions"),
@@ -724,9 +737,9 @@ func (s *Server) getAvailableAgentPoolVersions(w http.ResponseWriter, r *http.Re
 	return nil
 }
 
-func (s *Server) listKubernetesVersions(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listKubernetesVersions(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	full := strings.TrimPrefix(version.Kubernetes, "v")
-	writeJSON(w, http.StatusOK, armcontainerservice.KubernetesVersionListResult{Values: []*armcontainerservice.KubernetesVersion{{
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.KubernetesVersionListResult{Values: []*armcontainerservice.KubernetesVersion{{
 		Version: to.Ptr(version.KubernetesMinor()), IsDefault: to.Ptr(true), IsPreview: to.Ptr(false),
 		Capabilities:  &armcontainerservice.KubernetesVersionCapabilities{SupportPlan: []*armcontainerservice.KubernetesSupportPlan{to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)}},
 		PatchVersions: map[string]*armcontainerservice.KubernetesPatchVersion{full: {Upgrades: []*string{}}},
@@ -736,9 +749,9 @@ func (s *Server) listKubernetesVersions(w http.ResponseWriter, r *http.Request, 
 
 // listOrchestrators is the older API az aks get-versions uses; the SDK
 // no longer models it.
-func (s *Server) listOrchestrators(w http.ResponseWriter, r *http.Request, p params) error {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id":   fmt.Sprintf("/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/orchestrators", s.cfg.SubscriptionID, p["loc"]),
+func (s *Provider) listOrchestrators(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	arm.WriteJSON(w, http.StatusOK, map[string]any{
+		"id":   fmt.Sprintf("/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/orchestrators", s.SubscriptionID(), p["loc"]),
 		"name": "default",
 		"type": "Microsoft.ContainerService/locations/orchestrators",
 		"properties": map[string]any{"orchestrators": []any{map[string]any{

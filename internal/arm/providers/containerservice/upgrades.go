@@ -1,10 +1,9 @@
-package arm
+package containerservice
 
 import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/maintenance"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/nodepool"
@@ -25,7 +25,7 @@ import (
 // roll the pool's nodes to the latest image of its OS SKU, Kubernetes
 // version unchanged. Other pools of the cluster may be upgrading their node
 // images meanwhile: az aks upgrade --node-image-only starts them all at once.
-func (s *Server) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	mc, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
@@ -35,29 +35,34 @@ func (s *Server) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request,
 		return err
 	}
 	if a := busyWith(pool.Spec.Operation, pool.Status.CompletedOperation); a != "" {
-		return operationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", pool.Spec.Name, a)
+		return arm.OperationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", pool.Spec.Name, a)
 	}
 	var props nodepool.Properties
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
 		return err
 	}
 	if mc.Spec.Stopped || powerCode(&props) == armcontainerservice.CodeStopped {
-		return operationNotAllowed("Operation is not allowed: the agent pool %s is stopped; start it before upgrading its node image.", pool.Spec.Name)
+		return arm.OperationNotAllowed("Operation is not allowed: the agent pool %s is stopped; start it before upgrading its node image.", pool.Spec.Name)
 	}
-	latest, err := s.cfg.Images.Latest(ctx, string(deref(props.OSSKU)))
+	latest, err := s.images.Latest(ctx, string(deref(props.OSSKU)))
 	if err != nil {
-		return invalidParameter("agentPoolProfile.osSKU", "%v", err)
+		return arm.InvalidParameter("agentPoolProfile.osSKU", "%v", err)
 	}
-	op, err := s.startOperation(ctx, pool.Spec.ResourceID, slipwayv1.ActionUpgradeNodeImage, clusterLocation(mc), false)
+	op, err := s.StartOperation(ctx, pool.Spec.ResourceID, slipwayv1.ActionUpgradeNodeImage, clusterLocation(mc), false)
 	if err != nil {
+		return err
+	}
+	if err := s.claim(ctx, mc, op, pool.Spec.Name, func(mc *slipwayv1.ManagedCluster) error {
+		return s.clusterBusyExcept(ctx, mc, slipwayv1.ActionUpgradeNodeImage, pool.Spec.Name)
+	}); err != nil {
 		return err
 	}
 	pool.Spec.NodeImageTarget = latest.Name()
 	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
-	if err := s.cfg.Client.Update(ctx, pool); err != nil {
+	if err := s.Client().Update(ctx, pool); err != nil {
 		if apierrors.IsConflict(err) {
-			s.finishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
-			return operationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+			s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+			return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 		}
 		return err
 	}
@@ -65,8 +70,8 @@ func (s *Server) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	s.accepted(w, r, op, providerContainerService, true)
-	writeJSON(w, http.StatusAccepted, out)
+	s.Accepted(w, r, op, Namespace, true)
+	arm.WriteJSON(w, http.StatusAccepted, out)
 	return nil
 }
 
@@ -87,27 +92,21 @@ func parseUpgradeExtras(body []byte, props *nodepool.Properties) (*slipwayv1.Upg
 	}
 	us := raw.Properties.UpgradeSettings
 	e := &slipwayv1.UpgradeExtras{MaxUnavailable: deref(us.MaxUnavailable), UndrainableNodeBehavior: deref(us.UndrainableNodeBehavior)}
-	if e.MaxUnavailable != "" && !validCountOrPercent(e.MaxUnavailable) {
-		return nil, invalidParameter("agentPoolProfile.upgradeSettings.maxUnavailable", "The value of parameter agentPoolProfile.upgradeSettings.maxUnavailable is invalid: %q is neither a whole number nor a percentage.", e.MaxUnavailable)
+	if e.MaxUnavailable != "" && !nodepool.ValidCountOrPercent(e.MaxUnavailable) {
+		return nil, arm.InvalidParameter("agentPoolProfile.upgradeSettings.maxUnavailable", "The value of parameter agentPoolProfile.upgradeSettings.maxUnavailable is invalid: %q is neither a whole number nor a percentage.", e.MaxUnavailable)
 	}
 	switch e.UndrainableNodeBehavior {
 	case "", "Cordon", "Schedule":
 	default:
-		return nil, invalidParameter("agentPoolProfile.upgradeSettings.undrainableNodeBehavior", "The value of parameter agentPoolProfile.upgradeSettings.undrainableNodeBehavior is invalid: %q. Allowed values are Cordon and Schedule.", e.UndrainableNodeBehavior)
+		return nil, arm.InvalidParameter("agentPoolProfile.upgradeSettings.undrainableNodeBehavior", "The value of parameter agentPoolProfile.upgradeSettings.undrainableNodeBehavior is invalid: %q. Allowed values are Cordon and Schedule.", e.UndrainableNodeBehavior)
 	}
-	if props.UpgradeSettings != nil && props.UpgradeSettings.MaxSurge != nil && *props.UpgradeSettings.MaxSurge != "" && !validCountOrPercent(*props.UpgradeSettings.MaxSurge) {
-		return nil, invalidParameter("agentPoolProfile.upgradeSettings.maxSurge", "The value of parameter agentPoolProfile.upgradeSettings.maxSurge is invalid: %q is neither a whole number nor a percentage.", *props.UpgradeSettings.MaxSurge)
+	if props.UpgradeSettings != nil && props.UpgradeSettings.MaxSurge != nil && *props.UpgradeSettings.MaxSurge != "" && !nodepool.ValidCountOrPercent(*props.UpgradeSettings.MaxSurge) {
+		return nil, arm.InvalidParameter("agentPoolProfile.upgradeSettings.maxSurge", "The value of parameter agentPoolProfile.upgradeSettings.maxSurge is invalid: %q is neither a whole number nor a percentage.", *props.UpgradeSettings.MaxSurge)
 	}
 	if *e == (slipwayv1.UpgradeExtras{}) {
 		return nil, nil
 	}
 	return e, nil
-}
-
-func validCountOrPercent(v string) bool {
-	n, pct := strings.CutSuffix(v, "%")
-	i, err := strconv.Atoi(n)
-	return err == nil && i >= 0 && (!pct || i <= 100)
 }
 
 // nodeImageVersion is an entry of the location's node image list, in the
@@ -129,11 +128,11 @@ func nodeImageVersionOf(img nodeimage.Image) nodeImageVersion {
 }
 
 // listNodeImageVersions is GET .../locations/{loc}/nodeImageVersions.
-func (s *Server) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _ params) error {
+func (s *Provider) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _ arm.Params) error {
 	value := []nodeImageVersion{}
 	for _, sku := range []string{"Ubuntu2204", "Ubuntu2404", "AzureLinux3", "CBLMariner"} {
 		f, _ := nodeimage.FamilyOf(sku)
-		images, err := s.cfg.Images.List(r.Context(), f)
+		images, err := s.images.List(r.Context(), f)
 		if err != nil {
 			return err
 		}
@@ -141,7 +140,7 @@ func (s *Server) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _
 			value = append(value, nodeImageVersionOf(img))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }
 
@@ -149,26 +148,26 @@ func (s *Server) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _
 // Slipway's own: an operator announces that a newer image of an OS SKU came
 // out (body {"osSku": "...", "version": "YYYYMM.DD.rev"}, both optional:
 // Ubuntu, the next weekly release).
-func (s *Server) publishNodeImage(w http.ResponseWriter, r *http.Request, _ params) error {
+func (s *Provider) publishNodeImage(w http.ResponseWriter, r *http.Request, _ arm.Params) error {
 	var in struct {
 		OSSKU   string `json:"osSku"`
 		Version string `json:"version"`
 	}
 	if r.ContentLength != 0 {
-		if err := decodeBody(r, &in); err != nil {
+		if err := arm.DecodeBody(r, &in); err != nil {
 			return err
 		}
 	}
-	img, err := s.cfg.Images.Publish(r.Context(), in.OSSKU, in.Version)
+	img, err := s.images.Publish(r.Context(), in.OSSKU, in.Version)
 	switch {
 	case errors.Is(err, nodeimage.ErrNotNewer):
-		return newError(http.StatusConflict, "Conflict", "version", "%v", err)
+		return arm.NewError(http.StatusConflict, "Conflict", "version", "%v", err)
 	case err != nil && strings.Contains(err.Error(), "node image"):
-		return invalidParameter("osSku", "%v", err)
+		return arm.InvalidParameter("osSku", "%v", err)
 	case err != nil:
 		return err
 	}
-	writeJSON(w, http.StatusOK, nodeImageVersionOf(img))
+	arm.WriteJSON(w, http.StatusOK, nodeImageVersionOf(img))
 	return nil
 }
 
@@ -185,7 +184,7 @@ func renderMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, c slipwayv1.Ma
 	}, nil
 }
 
-func (s *Server) listMaintenanceConfigurations(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listMaintenanceConfigurations(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -198,7 +197,7 @@ func (s *Server) listMaintenanceConfigurations(w http.ResponseWriter, r *http.Re
 		}
 		value = append(value, out)
 	}
-	writeJSON(w, http.StatusOK, armcontainerservice.MaintenanceConfigurationListResult{Value: value})
+	arm.WriteJSON(w, http.StatusOK, armcontainerservice.MaintenanceConfigurationListResult{Value: value})
 	return nil
 }
 
@@ -211,39 +210,39 @@ func findMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, name string) int
 	return -1
 }
 
-func (s *Server) getMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) getMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
 	}
 	i := findMaintenanceConfiguration(mc, p["config"])
 	if i < 0 {
-		return newError(http.StatusNotFound, "NotFound", "", "The maintenance configuration %s of cluster %s was not found.", p["config"], mc.Spec.ResourceID)
+		return arm.NewError(http.StatusNotFound, "NotFound", "", "The maintenance configuration %s of cluster %s was not found.", p["config"], mc.Spec.ResourceID)
 	}
 	out, err := renderMaintenanceConfiguration(mc, mc.Spec.MaintenanceConfigurations[i])
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	arm.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // putMaintenanceConfiguration stores a maintenance configuration; it takes
 // effect at once, with no long-running operation, as on AKS.
-func (s *Server) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	name, ok := maintenance.CanonicalName(p["config"])
 	if !ok {
-		return invalidParameter("name", "The maintenance configuration name %q is not supported: use default, %s or %s.", p["config"], maintenance.AutoUpgrade, maintenance.NodeOSUpgrade)
+		return arm.InvalidParameter("name", "The maintenance configuration name %q is not supported: use default, %s or %s.", p["config"], maintenance.AutoUpgrade, maintenance.NodeOSUpgrade)
 	}
 	var in armcontainerservice.MaintenanceConfiguration
-	if err := decodeBody(r, &in); err != nil {
+	if err := arm.DecodeBody(r, &in); err != nil {
 		return err
 	}
 	if err := maintenance.Validate(name, in.Properties); err != nil {
 		var inv *maintenance.Invalid
 		if errors.As(err, &inv) {
-			return invalidParameter(inv.Target, "%s", inv.Message)
+			return arm.InvalidParameter(inv.Target, "%s", inv.Message)
 		}
 		return err
 	}
@@ -264,7 +263,7 @@ func (s *Server) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Requ
 		} else {
 			mc.Spec.MaintenanceConfigurations, created = append(mc.Spec.MaintenanceConfigurations, entry), true
 		}
-		return s.cfg.Client.Update(ctx, mc)
+		return s.Client().Update(ctx, mc)
 	})
 	if err != nil {
 		return err
@@ -277,11 +276,11 @@ func (s *Server) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Requ
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, out)
+	arm.WriteJSON(w, status, out)
 	return nil
 }
 
-func (s *Server) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ctx := r.Context()
 	found := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -294,7 +293,7 @@ func (s *Server) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.R
 			return nil
 		}
 		mc.Spec.MaintenanceConfigurations = append(mc.Spec.MaintenanceConfigurations[:i], mc.Spec.MaintenanceConfigurations[i+1:]...)
-		return s.cfg.Client.Update(ctx, mc)
+		return s.Client().Update(ctx, mc)
 	})
 	if err != nil {
 		return err
@@ -310,7 +309,7 @@ func (s *Server) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.R
 // listNodeOSUpgradeRuns is GET .../managedClusters/{c}/nodeOSUpgradeRuns,
 // Slipway's own: what the node OS auto-upgrade scheduler found and did, so
 // an upgrade that did not happen says why.
-func (s *Server) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request, p params) error {
+func (s *Provider) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
 	if err != nil {
 		return err
@@ -332,6 +331,6 @@ func (s *Server) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request, p
 			"type": "Microsoft.ContainerService/managedClusters/nodeOSUpgradeRuns", "properties": props,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
 	return nil
 }

@@ -1,0 +1,171 @@
+package containerservice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/nodepool"
+)
+
+// dnsPrefixPattern is AKS's rule for dnsPrefix: it becomes a DNS label of
+// the API server's name (and a SAN of its certificate).
+var dnsPrefixPattern = regexp.MustCompile(`^[a-zA-Z0-9]$|^[a-zA-Z0-9][-a-zA-Z0-9]{0,52}[a-zA-Z0-9]$`)
+
+// nodeResourceGroupPattern is ARM's rule for group names, which the node
+// resource group becomes.
+var nodeResourceGroupPattern = regexp.MustCompile(`^[-\w._()]{1,80}$`)
+
+// checkNodeResourceGroupName applies AKS's naming rules to a new cluster's
+// node resource group: a valid group name, not the cluster's own group.
+func checkNodeResourceGroupName(group, name string) error {
+	if !nodeResourceGroupPattern.MatchString(name) || strings.HasSuffix(name, ".") {
+		return arm.InvalidParameter("nodeResourceGroup", "The value of parameter nodeResourceGroup is invalid: %q. It must be 1-80 characters of letters, digits, '_', '-', '.', '(' and ')', and not end in '.'.", name)
+	}
+	if strings.EqualFold(name, group) {
+		return arm.InvalidParameter("nodeResourceGroup", "The value of parameter nodeResourceGroup is invalid: it cannot be the cluster's own resource group %s.", group)
+	}
+	return nil
+}
+
+// checkNewNodeResourceGroup refuses a node resource group that exists:
+// AKS creates that group and owns it.
+func (s *Provider) checkNewNodeResourceGroup(ctx context.Context, name string) error {
+	if _, err := s.LookupResourceGroup(ctx, name); err == nil {
+		return arm.InvalidParameter("nodeResourceGroup", "The value of parameter nodeResourceGroup is invalid: the resource group %s already exists; AKS creates the node resource group and it must be new.", name)
+	} else if !arm.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// checkEnums refuses the values of the cluster's enumerations that AKS
+// does not know (the model's types are plain strings).
+func checkEnums(in *armcontainerservice.ManagedCluster) error {
+	oneOf := func(target, got string, allowed ...string) error {
+		if got == "" || slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, got) }) {
+			return nil
+		}
+		return arm.InvalidParameter(target, "The value of parameter %s is invalid: %q. Allowed values are %s.", target, got, strings.Join(allowed, ", "))
+	}
+	var errs []error
+	if sku := in.SKU; sku != nil {
+		errs = append(errs,
+			oneOf("sku.name", string(deref(sku.Name)), "Base", "Automatic"),
+			oneOf("sku.tier", string(deref(sku.Tier)), "Free", "Standard", "Premium"))
+	}
+	if id := in.Identity; id != nil {
+		errs = append(errs, oneOf("identity.type", string(deref(id.Type)), "SystemAssigned", "UserAssigned", "None"))
+	}
+	if au := in.Properties.AutoUpgradeProfile; au != nil {
+		errs = append(errs,
+			oneOf("autoUpgradeProfile.upgradeChannel", string(deref(au.UpgradeChannel)), "rapid", "stable", "patch", "node-image", "none"),
+			oneOf("autoUpgradeProfile.nodeOSUpgradeChannel", string(deref(au.NodeOSUpgradeChannel)), "None", "Unmanaged", "NodeImage", "SecurityPatch"))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkNetwork applies AKS's rules to the network profile: known plugins
+// and policies, well-formed CIDRs that do not overlap, and a DNS service
+// address inside the service CIDR that is not its first.
+func checkNetwork(np *armcontainerservice.NetworkProfile) error {
+	switch plugin := deref(np.NetworkPlugin); plugin {
+	case armcontainerservice.NetworkPluginKubenet, armcontainerservice.NetworkPluginAzure, armcontainerservice.NetworkPluginNone:
+	default:
+		return arm.InvalidParameter("networkProfile.networkPlugin", "The value of parameter networkProfile.networkPlugin is invalid: %q. Allowed values are azure, kubenet and none.", plugin)
+	}
+	switch pol := deref(np.NetworkPolicy); pol {
+	case "", armcontainerservice.NetworkPolicyNone, armcontainerservice.NetworkPolicyCalico, armcontainerservice.NetworkPolicyAzure, armcontainerservice.NetworkPolicyCilium:
+	default:
+		return arm.InvalidParameter("networkProfile.networkPolicy", "The value of parameter networkProfile.networkPolicy is invalid: %q. Allowed values are none, calico, azure and cilium.", pol)
+	}
+	prefix := func(target, v string) (netip.Prefix, error) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil || !p.Addr().Is4() || p.Masked() != p {
+			return netip.Prefix{}, arm.InvalidParameter("networkProfile."+target, "The value of parameter networkProfile.%s is invalid: %q is not an IPv4 CIDR.", target, v)
+		}
+		if p.Bits() < 8 || p.Bits() > 28 {
+			return netip.Prefix{}, arm.InvalidParameter("networkProfile."+target, "The value of parameter networkProfile.%s is invalid: %q must have a prefix length between /8 and /28.", target, v)
+		}
+		return p, nil
+	}
+	pod, err := prefix("podCidr", deref(np.PodCidr))
+	if err != nil {
+		return err
+	}
+	svc, err := prefix("serviceCidr", deref(np.ServiceCidr))
+	if err != nil {
+		return err
+	}
+	if pod.Overlaps(svc) {
+		return arm.InvalidParameter("networkProfile.serviceCidr", "The value of parameter networkProfile.serviceCidr is invalid: service CIDR %s overlaps the pod CIDR %s.", svc, pod)
+	}
+	dns, err := netip.ParseAddr(deref(np.DNSServiceIP))
+	if err != nil || !dns.Is4() {
+		return arm.InvalidParameter("networkProfile.dnsServiceIP", "The value of parameter networkProfile.dnsServiceIP is invalid: %q is not an IPv4 address.", deref(np.DNSServiceIP))
+	}
+	if !svc.Contains(dns) || dns == svc.Addr().Next() || dns == svc.Addr() {
+		return arm.InvalidParameter("networkProfile.dnsServiceIP", "The value of parameter networkProfile.dnsServiceIP is invalid: %s must be within the service CIDR %s and not its first address.", dns, svc)
+	}
+	if _, _, err := net.ParseCIDR(svc.String()); err != nil {
+		return fmt.Errorf("service CIDR %s: %w", svc, err)
+	}
+	return nil
+}
+
+// checkPoolUpdates applies to the pools a cluster PUT lists the rules a
+// pool's own PUT applies: what cannot change does not, and the cluster
+// keeps a running System pool.
+func checkPoolUpdates(profiles []*armcontainerservice.ManagedClusterAgentPoolProfile, existing []slipwayv1.AgentPool) error {
+	type pool struct{ system, running bool }
+	after := map[string]pool{}
+	for _, e := range existing {
+		var old nodepool.Properties
+		if err := json.Unmarshal(e.Spec.Properties.Raw, &old); err != nil {
+			return fmt.Errorf("stored pool %s: %w", e.Spec.ResourceID, err)
+		}
+		after[e.Spec.Name] = pool{system: deref(old.Mode) == armcontainerservice.AgentPoolModeSystem, running: powerCode(&old) == armcontainerservice.CodeRunning}
+		for _, ap := range profiles {
+			if deref(ap.Name) != e.Spec.Name {
+				continue
+			}
+			var props nodepool.Properties
+			if err := convert(ap, &props); err != nil {
+				return err
+			}
+			if err := nodepool.ValidateUpdate(&old, &props); err != nil {
+				return fromInvalid(err)
+			}
+		}
+	}
+	for _, ap := range profiles {
+		var props nodepool.Properties
+		if err := convert(ap, &props); err != nil {
+			return err
+		}
+		after[deref(ap.Name)] = pool{system: deref(props.Mode) == armcontainerservice.AgentPoolModeSystem, running: powerCode(&props) == armcontainerservice.CodeRunning}
+	}
+	for _, p := range after {
+		if p.system && p.running {
+			return nil
+		}
+	}
+	if len(existing) == 0 {
+		return nil // a new cluster: normalizeCluster requires its System pool
+	}
+	return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+}
