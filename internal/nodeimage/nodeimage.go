@@ -50,7 +50,12 @@ func FamilyOf(osSKU string) (Family, error) {
 	case "cblmariner":
 		return cblMariner, nil
 	}
-	return Family{}, fmt.Errorf("no Linux node images for OS SKU %q: the SKUs with images are Ubuntu, Ubuntu2204, Ubuntu2404, AzureLinux, AzureLinux3 and CBLMariner", osSKU)
+	return Family{}, fmt.Errorf("no Linux node images for OS SKU %q: the SKUs with images are %s", osSKU, strings.Join(LinuxOSSKUs(), ", "))
+}
+
+// LinuxOSSKUs are the OS SKUs that have node images.
+func LinuxOSSKUs() []string {
+	return []string{"Ubuntu", "Ubuntu2204", "Ubuntu2404", "AzureLinux", "AzureLinux3", "CBLMariner"}
 }
 
 // Image is one released node image.

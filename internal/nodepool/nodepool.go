@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/version"
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
@@ -246,6 +249,9 @@ func Validate(p *Properties) error {
 			return invalid("agentPoolProfile.nodeTaints", "The value of parameter agentPoolProfile.nodeTaints is invalid: %v", err)
 		}
 	}
+	if err := validateFields(p); err != nil {
+		return err
+	}
 	if p.MaxPods != nil && (*p.MaxPods < 10 || *p.MaxPods > 250) {
 		return invalid("agentPoolProfile.maxPods", "The value of parameter agentPoolProfile.maxPods is invalid: %d is outside 10-250.", *p.MaxPods)
 	}
@@ -269,6 +275,90 @@ func Validate(p *Properties) error {
 		}
 	}
 	return nil
+}
+
+// validateFields checks the values AKS refuses that the model's types
+// allow: enums, label keys Kubernetes would refuse, zones, ranges.
+func validateFields(p *Properties) error {
+	if _, err := nodeimage.FamilyOf(string(deref(p.OSSKU))); err != nil {
+		return invalid("agentPoolProfile.osSKU", "The value of parameter agentPoolProfile.osSKU is invalid: %q. Allowed values for Linux are %s.", deref(p.OSSKU), strings.Join(nodeimage.LinuxOSSKUs(), ", "))
+	}
+	switch prio := deref(p.ScaleSetPriority); prio {
+	case armcontainerservice.ScaleSetPriorityRegular, armcontainerservice.ScaleSetPrioritySpot:
+	default:
+		return invalid("agentPoolProfile.scaleSetPriority", "The value of parameter agentPoolProfile.scaleSetPriority is invalid: %q. Allowed values are Regular and Spot.", prio)
+	}
+	if t := deref(p.Type); t != armcontainerservice.AgentPoolTypeVirtualMachineScaleSets {
+		return invalid("agentPoolProfile.type", "The value of parameter agentPoolProfile.type is invalid: %q. Slipway's node pools are VirtualMachineScaleSets.", t)
+	}
+	if p.PowerState != nil {
+		switch c := deref(p.PowerState.Code); c {
+		case armcontainerservice.CodeRunning, armcontainerservice.CodeStopped:
+		default:
+			return invalid("agentPoolProfile.powerState.code", "The value of parameter agentPoolProfile.powerState.code is invalid: %q. Allowed values are Running and Stopped.", c)
+		}
+	}
+	for _, z := range p.AvailabilityZones {
+		if z := deref(z); z != "1" && z != "2" && z != "3" {
+			return invalid("agentPoolProfile.availabilityZones", "The value of parameter agentPoolProfile.availabilityZones is invalid: zone %q does not exist in this location. Allowed zones are 1, 2 and 3.", z)
+		}
+	}
+	for k, v := range p.NodeLabels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return invalid("agentPoolProfile.nodeLabels", "The value of parameter agentPoolProfile.nodeLabels is invalid: label key %q: %s.", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(deref(v)); len(errs) > 0 {
+			return invalid("agentPoolProfile.nodeLabels", "The value of parameter agentPoolProfile.nodeLabels is invalid: the value of label %q: %s.", k, strings.Join(errs, "; "))
+		}
+		if reservedLabel(k) {
+			return invalid("agentPoolProfile.nodeLabels", "The value of parameter agentPoolProfile.nodeLabels is invalid: label %q is in a namespace AKS reserves (kubernetes.io, k8s.io, kubernetes.azure.com).", k)
+		}
+	}
+	if p.MinCount != nil && (*p.MinCount < 0 || *p.MinCount > 1000) {
+		return invalid("agentPoolProfile.minCount", "The value of parameter agentPoolProfile.minCount is invalid: %d is outside 0-1000.", *p.MinCount)
+	}
+	if p.MaxCount != nil && (*p.MaxCount < 0 || *p.MaxCount > 1000) {
+		return invalid("agentPoolProfile.maxCount", "The value of parameter agentPoolProfile.maxCount is invalid: %d is outside 0-1000.", *p.MaxCount)
+	}
+	if p.MinCount != nil && p.MaxCount != nil && *p.MinCount > *p.MaxCount {
+		return invalid("agentPoolProfile.minCount", "The value of parameter agentPoolProfile.minCount is invalid: minCount %d is greater than maxCount %d.", *p.MinCount, *p.MaxCount)
+	}
+	if us := p.UpgradeSettings; us != nil {
+		if v := deref(us.MaxSurge); v != "" && !ValidCountOrPercent(v) {
+			return invalid("agentPoolProfile.upgradeSettings.maxSurge", "The value of parameter agentPoolProfile.upgradeSettings.maxSurge is invalid: %q is neither a whole number nor a percentage.", v)
+		}
+		if d := us.DrainTimeoutInMinutes; d != nil && (*d < 1 || *d > 1440) {
+			return invalid("agentPoolProfile.upgradeSettings.drainTimeoutInMinutes", "The value of parameter agentPoolProfile.upgradeSettings.drainTimeoutInMinutes is invalid: %d is outside 1-1440.", *d)
+		}
+		if d := us.NodeSoakDurationInMinutes; d != nil && (*d < 0 || *d > 30) {
+			return invalid("agentPoolProfile.upgradeSettings.nodeSoakDurationInMinutes", "The value of parameter agentPoolProfile.upgradeSettings.nodeSoakDurationInMinutes is invalid: %d is outside 0-30.", *d)
+		}
+	}
+	return nil
+}
+
+// reservedLabel says whether a node label key is in a namespace that AKS
+// and the kubelet keep for themselves; the labels Slipway sets on its own
+// (the Spot label) are allowed back in, as az echoes them.
+func reservedLabel(k string) bool {
+	prefix, _, found := strings.Cut(k, "/")
+	if !found || k == SpotLabel {
+		return false
+	}
+	for _, ns := range []string{"kubernetes.io", "k8s.io", "kubernetes.azure.com"} {
+		if prefix == ns || strings.HasSuffix(prefix, "."+ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidCountOrPercent says whether v is a node count or a percentage, as
+// maxSurge and maxUnavailable take.
+func ValidCountOrPercent(v string) bool {
+	n, pct := strings.CutSuffix(v, "%")
+	i, err := strconv.Atoi(n)
+	return err == nil && i >= 0 && (!pct || i <= 100)
 }
 
 // ValidateVersion accepts the Kubernetes version Slipway carries, as x.y or
