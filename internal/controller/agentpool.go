@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -42,7 +43,10 @@ const parallelNodeOps = 16
 // AgentPoolReconciler keeps a pool's nodes in its cluster: as many as its
 // count, labelled and sized as AKS's.
 type AgentPoolReconciler struct {
-	Client  client.Client
+	Client client.Client
+	// Fresh reads from the API server, for what the cache may not have
+	// seen yet.
+	Fresh   client.Reader
 	Hosting Hosting
 	// Compute owns the VMs behind the pools.
 	Compute compute.Provider
@@ -93,17 +97,22 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	op := pool.Spec.Operation
 	working := busy(op, pool.Status.CompletedOperation)
-	if working && op.Action == "Deleting" && pool.DeletionTimestamp == nil {
-		return ctrl.Result{}, nil // the delete itself follows the operation's recording
+	if working {
+		if issued, err := finishRecordedDelete(ctx, r.Client, pool, op); issued || err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	canceled := false
 	if working {
-		if canceled, err = aborted(ctx, r.Client, op); err != nil {
+		if canceled, err = aborted(ctx, r.Client, r.Fresh, op); err != nil {
 			return ctrl.Result{}, err
 		}
 		// An upgrade under way winds down first (see upgradeNodeImage):
 		// no node is left half-reimaged or cordoned.
 		if canceled && !upgradeStarted(pool) {
+			if err := r.dropDeleteMachines(ctx, pool); err != nil {
+				return ctrl.Result{}, err
+			}
 			return ctrl.Result{}, r.finish(ctx, pool, "Canceled", nil)
 		}
 	}
@@ -161,9 +170,12 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return ctrl.Result{}, nil
 		}
 	}
-	removed, blocked, err := r.removeNamedMachines(ctx, pool, &props, cs, cluster, byInstance)
-	if err != nil || blocked {
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
+	removed, wait, err := r.removeNamedMachines(ctx, pool, &props, cs, cluster, byInstance, canceled)
+	if err != nil || wait {
+		return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, err
+	}
+	if working && pool.Status.CompletedOperation == op.ID {
+		return ctrl.Result{}, nil // removeNamedMachines ended the operation
 	}
 	if pool.DeletionTimestamp == nil && props.Count != nil {
 		want = int(*props.Count) // an eviction may have shrunk the scale set
@@ -325,6 +337,26 @@ func evictionProbability(rate float64, tick time.Duration, scale float64) float6
 		return 0
 	}
 	return 1 - math.Exp(-rate*tick.Hours()/scale)
+}
+
+// dropDeleteMachines forgets the machines an aborted deleteMachines had not
+// removed yet: they stay, and count for the pool again.
+func (r *AgentPoolReconciler) dropDeleteMachines(ctx context.Context, pool *slipwayv1.AgentPool) error {
+	if len(pool.Spec.DeleteMachines) == 0 {
+		return nil
+	}
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	props.Count = to.Ptr(deref(props.Count) + int32(len(pool.Spec.DeleteMachines)))
+	pool.Spec.DeleteMachines = nil
+	status := pool.Status.DeepCopy()
+	if err := r.savePoolSpec(ctx, pool, &props); err != nil {
+		return err
+	}
+	pool.Status = *status
+	return nil
 }
 
 func deref[T any](p *T) T {

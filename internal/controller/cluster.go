@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/nodepool"
@@ -29,7 +30,10 @@ import (
 
 // ClusterReconciler runs a managed cluster's control plane.
 type ClusterReconciler struct {
-	Client  client.Client
+	Client client.Client
+	// Fresh reads from the API server, for what the cache may not have
+	// seen yet.
+	Fresh   client.Reader
 	Hosting Hosting
 	// Compute owns the clusters' VMs.
 	Compute compute.Provider
@@ -67,11 +71,12 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	op := mc.Spec.Operation
 	working := busy(op, mc.Status.CompletedOperation)
-	if working && op.Action == "Deleting" {
-		return ctrl.Result{}, nil // the delete itself follows the operation's recording
+	if working && op.Action == slipwayv1.ActionDeleting {
+		_, err := finishRecordedDelete(ctx, r.Client, mc, op)
+		return ctrl.Result{}, err
 	}
 	if working {
-		if canceled, err := aborted(ctx, r.Client, op); err != nil || canceled {
+		if canceled, err := aborted(ctx, r.Client, r.Fresh, op); err != nil || canceled {
 			if err != nil {
 				return ctrl.Result{}, err
 			}
@@ -243,6 +248,11 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 			return err
 		}
 	}
+	// Access granted at the cluster goes with it: a cluster made later
+	// under the same name must not inherit it.
+	if err := authz.DeleteAssignmentsUnder(ctx, r.Client, mc.Spec.ResourceID); err != nil {
+		return err
+	}
 	// The object goes before the operation ends, so that a client that
 	// sees the delete succeed never finds the cluster again. A crash in
 	// between is settled by the ARM layer, which reports a delete whose
@@ -251,7 +261,7 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 	if err := client.IgnoreNotFound(r.Client.Update(ctx, mc)); err != nil {
 		return err
 	}
-	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == "Deleting" {
+	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == slipwayv1.ActionDeleting {
 		return endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
 	}
 	return nil

@@ -7,11 +7,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -23,38 +26,58 @@ import (
 // Preempt notice would be seen on the VM.
 const EvictionNoticeAnnotation = "slipway.dev/eviction-notice"
 
+// spotEvictionNotice is how long Azure gives a Spot VM between its
+// eviction notice (Scheduled Events' Preempt) and taking it away, whatever
+// runs on it; scaled by the timing model like every VM duration.
+const spotEvictionNotice = 30 * time.Second
+
 // removeNamedMachines carries out deleteMachines and simulated Spot
-// evictions: each named machine is drained (Eviction API, PDBs honoured),
-// then deleted, or deallocated for a Spot pool with the Deallocate policy.
-// It returns the machines it removed, and whether a drain is still blocked.
-func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, cluster string, byInstance map[int]*corev1.Node) (removed []string, blocked bool, err error) {
+// evictions. A Spot eviction drains (Eviction API, PDBs honoured) for at
+// most the notice Azure gives, then the VM goes whatever still runs on it:
+// deleted, or deallocated under the Deallocate policy. deleteMachines
+// drains each machine within the pool's drain timeout, then deletes it; a
+// drain that a PodDisruptionBudget blocks past that fails the operation
+// and gives the pool its count back. Intent is recorded before any VM is
+// deleted, so a crash or a conflicting write never loses the count.
+// It returns the machines it removed, and whether to come back later.
+func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties, cs kubernetes.Interface, cluster string, byInstance map[int]*corev1.Node, canceled bool) (removed []string, wait bool, err error) {
 	if len(pool.Spec.DeleteMachines) == 0 && len(pool.Spec.Evictions) == 0 {
 		return nil, false, nil
 	}
-	exists := func(name string) bool {
+	node := func(name string) *corev1.Node {
 		for _, n := range byInstance {
 			if n.Name == name {
-				return true
+				return n
 			}
 		}
-		return false
+		return nil
 	}
-	deallocate := props.ScaleSetEvictionPolicy != nil && *props.ScaleSetEvictionPolicy == armcontainerservice.ScaleSetEvictionPolicyDeallocate
-	for _, name := range pool.Spec.Evictions {
-		if !exists(name) || slices.Contains(pool.Status.Deallocated, name) {
+	deallocate := deref(props.ScaleSetEvictionPolicy) == armcontainerservice.ScaleSetEvictionPolicyDeallocate
+	for _, name := range slices.Clone(pool.Spec.Evictions) {
+		n := node(name)
+		if n == nil || slices.Contains(pool.Status.Deallocated, name) {
 			continue
 		}
-		notice := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, EvictionNoticeAnnotation, time.Now().UTC().Format(time.RFC3339))
-		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(notice), metav1.PatchOptions{}); err != nil {
+		noticed, err := r.evictionNotice(ctx, cs, n)
+		if err != nil {
 			return removed, false, err
 		}
-		nodeEvent(ctx, cs, name, corev1.EventTypeWarning, "Preempt", "Spot VM is being evicted: Azure needs the capacity back")
-		if err := cordonAndDrain(ctx, cs, name, drainAttempt); err != nil {
-			log.FromContext(ctx).Info("Eviction drain blocked, retrying", "node", name, "err", err.Error())
-			return removed, true, nil
+		grace := r.Timing.Scaled(spotEvictionNotice) - time.Since(noticed)
+		if grace > 0 {
+			if err := cordonAndDrain(ctx, cs, name, min(grace, drainAttempt)); err != nil {
+				log.FromContext(ctx).Info("Draining an evicted Spot VM", "node", name, "err", err.Error())
+				return removed, true, nil
+			}
+		} else {
+			// Azure takes the VM back now; what still runs on it goes
+			// with it, PodDisruptionBudget or not.
+			nodeEvent(ctx, cs, name, corev1.EventTypeWarning, "Preempt", "Spot VM evicted at the end of its notice with pods still on it")
 		}
 		if deallocate {
 			if err := r.Compute.Deallocate(ctx, cluster, name, "the Spot VM was evicted and deallocated"); err != nil {
+				return removed, false, err
+			}
+			if err := deletePodsOn(ctx, cs, name); err != nil {
 				return removed, false, err
 			}
 			pool.Status.Deallocated = append(pool.Status.Deallocated, name)
@@ -63,23 +86,58 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			}
 			continue
 		}
+		// The scale set loses the instance: the pool's count goes down by
+		// one. That is recorded first, with the machine moved to the ones
+		// to delete, so the delete below is redone, not lost, if anything
+		// stops it.
+		if c := deref(props.Count); c > 0 {
+			props.Count = to.Ptr(c - 1)
+		}
+		pool.Spec.Evictions = slices.DeleteFunc(pool.Spec.Evictions, func(e string) bool { return e == name })
+		pool.Spec.DeleteMachines = append(pool.Spec.DeleteMachines, name)
+		if err := r.savePoolSpec(ctx, pool, props); err != nil {
+			return removed, false, err
+		}
 		if err := r.Compute.Delete(ctx, cluster, name); err != nil {
 			return removed, false, err
 		}
-		removed = append(removed, name)
-		// The scale set lost the instance: its capacity goes down by one,
-		// and so does the pool's count.
-		if c := *props.Count; c > 0 {
-			props.Count = &[]int32{c - 1}[0]
+		if err := deletePodsOn(ctx, cs, name); err != nil {
+			return removed, false, err
 		}
+		removed = append(removed, name)
 	}
+	var pending []string
 	for _, name := range pool.Spec.DeleteMachines {
-		if !exists(name) {
+		if node(name) == nil || slices.Contains(removed, name) {
+			continue
+		}
+		if canceled {
+			pending = append(pending, name)
 			continue
 		}
 		if err := cordonAndDrain(ctx, cs, name, drainAttempt); err != nil {
-			log.FromContext(ctx).Info("Drain blocked, retrying", "node", name, "err", err.Error())
-			return removed, true, nil
+			started, serr := r.operationStart(ctx, pool)
+			if serr != nil {
+				return removed, false, serr
+			}
+			if time.Since(started) < r.Timing.Scaled(drainTimeoutOf(props)) {
+				log.FromContext(ctx).Info("Drain blocked, retrying", "node", name, "err", err.Error())
+				return removed, true, nil
+			}
+			// Out of time: the machines not yet deleted stay, the pool
+			// gets their count back, and the operation fails saying why.
+			reason := explainDrainFailure(ctx, cs, name, err)
+			for _, rest := range pool.Spec.DeleteMachines {
+				if node(rest) != nil && !slices.Contains(removed, rest) {
+					pending = append(pending, rest)
+				}
+			}
+			props.Count = to.Ptr(deref(props.Count) + int32(len(pending)))
+			pool.Spec.DeleteMachines = nil
+			if err := r.savePoolSpec(ctx, pool, props); err != nil {
+				return removed, false, err
+			}
+			return removed, false, r.finish(ctx, pool, "Failed", &slipwayv1.ErrorDetail{Code: "DrainFailed", Message: reason})
 		}
 		if err := r.Compute.Delete(ctx, cluster, name); err != nil {
 			return removed, false, err
@@ -87,18 +145,91 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 		removed = append(removed, name)
 		pool.Status.Deallocated = slices.DeleteFunc(pool.Status.Deallocated, func(n string) bool { return n == name })
 	}
-	raw, err := json.Marshal(props)
-	if err != nil {
-		return removed, false, err
+	if canceled && len(pending) > 0 {
+		// An abort stops a deleteMachines: the machines left stay, and
+		// count for the pool again.
+		props.Count = to.Ptr(deref(props.Count) + int32(len(pending)))
 	}
+	pool.Spec.Evictions = slices.DeleteFunc(pool.Spec.Evictions, func(e string) bool { return node(e) == nil || slices.Contains(pool.Status.Deallocated, e) })
+	pool.Spec.DeleteMachines = nil
 	status := pool.Status.DeepCopy()
-	pool.Spec.Properties.Raw = raw
-	pool.Spec.Evictions, pool.Spec.DeleteMachines = nil, nil
-	if err := r.Client.Update(ctx, pool); err != nil {
+	if err := r.savePoolSpec(ctx, pool, props); err != nil {
 		return removed, false, err
 	}
 	pool.Status = *status
 	return removed, false, r.Client.Status().Update(ctx, pool)
+}
+
+// savePoolSpec writes a pool's properties and spec.
+func (r *AgentPoolReconciler) savePoolSpec(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties) error {
+	raw, err := json.Marshal(props)
+	if err != nil {
+		return err
+	}
+	pool.Spec.Properties.Raw = raw
+	if err := r.Client.Update(ctx, pool); err != nil {
+		return fmt.Errorf("recording pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	return nil
+}
+
+// evictionNotice announces a Spot eviction on its node (once) and returns
+// when it was announced: the notice is kept on the node, so a restart does
+// not give the VM a new grace period.
+func (r *AgentPoolReconciler) evictionNotice(ctx context.Context, cs kubernetes.Interface, n *corev1.Node) (time.Time, error) {
+	if at, err := time.Parse(time.RFC3339Nano, n.Annotations[EvictionNoticeAnnotation]); err == nil {
+		return at, nil
+	}
+	now := time.Now().UTC()
+	notice := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, EvictionNoticeAnnotation, now.Format(time.RFC3339Nano))
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(notice), metav1.PatchOptions{}); err != nil {
+		return time.Time{}, fmt.Errorf("announcing the eviction of %s: %w", n.Name, err)
+	}
+	nodeEvent(ctx, cs, n.Name, corev1.EventTypeWarning, "Preempt", "Spot VM is being evicted: Azure needs the capacity back")
+	return now, nil
+}
+
+// deletePodsOn deletes what still runs on a node whose VM is gone, as the
+// node lifecycle controller would once the node's grace ran out: nothing
+// stays bound to a machine that no longer runs it.
+func deletePodsOn(ctx context.Context, cs kubernetes.Interface, node string) error {
+	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return fmt.Errorf("listing the pods of %s: %w", node, err)
+	}
+	for _, p := range pods.Items {
+		if err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: to.Ptr[int64](0)}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting pod %s/%s of %s: %w", p.Namespace, p.Name, node, err)
+		}
+	}
+	return nil
+}
+
+// operationStart is when the pool's running operation started, from the
+// operation itself, so a timeout counts across restarts.
+func (r *AgentPoolReconciler) operationStart(ctx context.Context, pool *slipwayv1.AgentPool) (time.Time, error) {
+	op := &slipwayv1.Operation{}
+	if pool.Spec.Operation == nil {
+		return time.Now(), nil
+	}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: pool.Spec.Operation.ID}, op); err != nil {
+		if apierrors.IsNotFound(err) {
+			return time.Now(), nil
+		}
+		return time.Time{}, err
+	}
+	if !op.Status.StartTime.IsZero() {
+		return op.Status.StartTime.Time, nil
+	}
+	return op.CreationTimestamp.Time, nil
+}
+
+// drainTimeoutOf is the pool's drainTimeoutInMinutes, or AKS's default.
+func drainTimeoutOf(props *nodepool.Properties) time.Duration {
+	if us := props.UpgradeSettings; us != nil && us.DrainTimeoutInMinutes != nil && *us.DrainTimeoutInMinutes > 0 {
+		return time.Duration(*us.DrainTimeoutInMinutes) * time.Minute
+	}
+	return defaultDrainTimeout
 }
 
 // event records a normal Kubernetes event about a node in its cluster.
@@ -122,7 +253,7 @@ func nodeEvent(ctx context.Context, cs kubernetes.Interface, node, eventType, re
 
 // isPowerOp says whether the pool's running operation starts or stops it.
 func isPowerOp(op *slipwayv1.OperationRef, working bool) bool {
-	return working && (op.Action == "Starting" || op.Action == "Stopping")
+	return working && (op.Action == slipwayv1.ActionStarting || op.Action == slipwayv1.ActionStopping)
 }
 
 // setPower deallocates every VM of a stopped pool (drained first, node left
@@ -136,8 +267,25 @@ func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.Agen
 		switch {
 		case !running && !deallocated:
 			if err := cordonAndDrain(ctx, cs, n.Name, drainAttempt); err != nil {
-				log.FromContext(ctx).Info("Drain blocked, retrying", "node", n.Name, "err", err.Error())
-				return false, nil
+				started, serr := r.operationStart(ctx, pool)
+				if serr != nil {
+					return false, serr
+				}
+				if time.Since(started) < r.Timing.Scaled(drainTimeoutOf(props)) {
+					log.FromContext(ctx).Info("Drain blocked, retrying", "node", n.Name, "err", err.Error())
+					return false, nil
+				}
+				// The stop failed: the pool runs on (its stopped VMs
+				// start again), and the operation says why.
+				reason := explainDrainFailure(ctx, cs, n.Name, err)
+				props.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeRunning)}
+				if err := r.savePoolSpec(ctx, pool, props); err != nil {
+					return false, err
+				}
+				if err := r.Client.Status().Update(ctx, pool); err != nil && !apierrors.IsConflict(err) {
+					return false, err
+				}
+				return false, r.finish(ctx, pool, "Failed", &slipwayv1.ErrorDetail{Code: "DrainFailed", Message: reason})
 			}
 			if err := r.Compute.Deallocate(ctx, cluster, n.Name, "the agent pool was stopped"); err != nil {
 				return false, err

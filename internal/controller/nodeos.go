@@ -34,7 +34,10 @@ import (
 // waiting for a window, started, ended), so an upgrade that did not happen
 // says why.
 type NodeOSUpgradeReconciler struct {
-	Client  client.Client
+	Client client.Client
+	// Fresh reads from the API server, for what the cache may not have
+	// seen yet.
+	Fresh   client.Reader
 	Hosting Hosting
 	Compute compute.Provider
 	Images  *nodeimage.Catalog
@@ -370,20 +373,29 @@ func (r *NodeOSUpgradeReconciler) start(ctx context.Context, mc *slipwayv1.Manag
 		if err != nil {
 			return err
 		}
+		// The run names each pool's operation before the pool is told to
+		// upgrade: a crash or a conflict in between leaves an operation
+		// follow() reads as it ends, never a pool upgrading that the run
+		// reports as never started.
+		for i := range run.Pools {
+			if run.Pools[i].Name == t.pool.Spec.Name {
+				run.Pools[i].OperationID, run.Pools[i].Status = op.Name, slipwayv1.OperationInProgress
+			}
+		}
+		if err := r.Client.Status().Update(ctx, mc); err != nil {
+			endOperation(ctx, r.Client, op.Name, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The node OS upgrade run could not record this pool's upgrade."})
+			return err
+		}
+		run = &mc.Status.AutoUpgradeRuns[len(mc.Status.AutoUpgradeRuns)-1]
 		t.pool.Spec.NodeImageTarget = t.to.Name()
 		t.pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
 		if err := r.Client.Update(ctx, t.pool); err != nil {
 			endOperation(ctx, r.Client, op.Name, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
 			return err
 		}
-		for i := range run.Pools {
-			if run.Pools[i].Name == t.pool.Spec.Name {
-				run.Pools[i].OperationID, run.Pools[i].Status = op.Name, slipwayv1.OperationInProgress
-			}
-		}
 		log.FromContext(ctx).Info("Node OS auto-upgrade started", "pool", t.pool.Spec.ResourceID, "to", t.to.Name(), "operation", op.Name)
 	}
-	return r.Client.Status().Update(ctx, mc)
+	return nil
 }
 
 // follow watches a started run's operations and records how it ended.
@@ -398,7 +410,7 @@ func (r *NodeOSUpgradeReconciler) follow(ctx context.Context, mc *slipwayv1.Mana
 			failed++
 			continue
 		}
-		status, err := operationStatus(ctx, r.Client, p.OperationID)
+		status, err := operationStatus(ctx, r.Client, r.Fresh, p.OperationID)
 		if err != nil {
 			return err
 		}

@@ -25,10 +25,17 @@ type Hosting interface {
 }
 
 // operationStatus returns an operation's status; a missing operation counts
-// as canceled, so nothing waits on it forever.
-func operationStatus(ctx context.Context, c client.Client, id string) (string, error) {
+// as canceled, so nothing waits on it forever. The cache may not have seen
+// an operation the front door has just written (the operation and its
+// resource are watched separately, with no order between them), so a miss
+// in c is confirmed by fresh, a read from the API server, before anything
+// is concluded from it.
+func operationStatus(ctx context.Context, c client.Client, fresh client.Reader, id string) (string, error) {
 	op := &slipwayv1.Operation{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op)
+	if apierrors.IsNotFound(err) && fresh != nil {
+		err = fresh.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: id}, op)
+	}
 	if apierrors.IsNotFound(err) {
 		return slipwayv1.OperationCanceled, nil
 	}
@@ -39,6 +46,20 @@ func operationStatus(ctx context.Context, c client.Client, id string) (string, e
 		return slipwayv1.OperationInProgress, nil
 	}
 	return op.Status.Status, nil
+}
+
+// finishRecordedDelete issues the delete of an object whose spec records a
+// Deleting operation but that is not being deleted: the front door writes
+// the operation and then deletes, and a crash or a failed call between the
+// two must not leave the operation running for ever.
+func finishRecordedDelete(ctx context.Context, c client.Client, obj client.Object, ref *slipwayv1.OperationRef) (bool, error) {
+	if ref == nil || ref.Action != slipwayv1.ActionDeleting || obj.GetDeletionTimestamp() != nil {
+		return false, nil
+	}
+	if err := c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return true, fmt.Errorf("issuing the recorded delete of %s: %w", obj.GetName(), err)
+	}
+	return true, nil
 }
 
 // endOperation records how an operation ended, unless it already has (an
@@ -86,8 +107,8 @@ func busy(ref *slipwayv1.OperationRef, completed string) bool {
 
 // aborted reports whether the running operation ref was canceled (by an
 // abort, or lost), so its controller stops at this safe point.
-func aborted(ctx context.Context, c client.Client, ref *slipwayv1.OperationRef) (bool, error) {
-	status, err := operationStatus(ctx, c, ref.ID)
+func aborted(ctx context.Context, c client.Client, fresh client.Reader, ref *slipwayv1.OperationRef) (bool, error) {
+	status, err := operationStatus(ctx, c, fresh, ref.ID)
 	return status == slipwayv1.OperationCanceled, err
 }
 

@@ -10,11 +10,15 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/authz"
 )
 
 // ResourceGroupReconciler deletes what a deleted resource group holds.
 type ResourceGroupReconciler struct {
 	Client client.Client
+	// Fresh reads from the API server: the last look for clusters before
+	// the group goes must not miss one the cache has not seen.
+	Fresh client.Reader
 	// StartOperation records a new operation, as the ARM layer does.
 	StartOperation func(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error)
 }
@@ -30,11 +34,14 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if issued, err := finishRecordedDelete(ctx, r.Client, g, g.Spec.Operation); issued || err != nil {
+		return ctrl.Result{}, err
+	}
 	if g.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(g, slipwayv1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	var clusters slipwayv1.ManagedClusterList
-	if err := r.Client.List(ctx, &clusters, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelResourceGroup: armid.Label(g.Spec.Name)}); err != nil {
+	if err := r.Fresh.List(ctx, &clusters, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelResourceGroup: armid.Label(g.Spec.Name)}); err != nil {
 		return ctrl.Result{}, err
 	}
 	for i := range clusters.Items {
@@ -42,11 +49,11 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if mc.DeletionTimestamp != nil {
 			continue
 		}
-		op, err := r.StartOperation(ctx, mc.Spec.ResourceID, "Deleting", g.Spec.Location, true)
+		op, err := r.StartOperation(ctx, mc.Spec.ResourceID, slipwayv1.ActionDeleting, g.Spec.Location, true)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: "Deleting"}
+		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionDeleting}
 		if err := r.Client.Update(ctx, mc); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -56,6 +63,9 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if len(clusters.Items) > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if err := authz.DeleteAssignmentsUnder(ctx, r.Client, armid.ResourceGroup(g.Spec.SubscriptionID, g.Spec.Name)); err != nil {
+		return ctrl.Result{}, err
 	}
 	controllerutil.RemoveFinalizer(g, slipwayv1.Finalizer)
 	if err := client.IgnoreNotFound(r.Client.Update(ctx, g)); err != nil {

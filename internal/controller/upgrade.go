@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
@@ -288,13 +290,23 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 				next = i + 1
 			}
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(parallelNodeOps)
 		vms := vmsOf(u.mc, u.pool, u.props, image)
+		var surge []compute.Instance
 		for ; len(st.Surge) < want; next++ {
 			vm := vms(next)
 			vm.ReadyAt = time.Now().Add(u.r.Timing.NodeReady(deref(u.props.OSDiskType)))
 			st.Surge = append(st.Surge, vm.Name)
+			surge = append(surge, vm)
+		}
+		// Record the names before any VM is made: a crash after the
+		// creates must find them as surge nodes, not as nodes of the pool.
+		st.PhaseStarted = metav1.Now()
+		if err := u.save(ctx); err != nil {
+			return ctrl.Result{}, err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallelNodeOps)
+		for _, vm := range surge {
 			g.Go(func() error {
 				if err := u.r.Compute.Create(gctx, u.cluster, vm); err != nil {
 					return err
@@ -302,12 +314,6 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 				u.r.event(gctx, u.cs, vm.Name, "Surge", fmt.Sprintf("Created a surge node %s with image %s for the node image upgrade", vm.Name, st.Target))
 				return nil
 			})
-		}
-		// Record the names first: a crash after the creates must find
-		// them as surge nodes, not as nodes of the pool.
-		st.PhaseStarted = metav1.Now()
-		if err := u.save(ctx); err != nil {
-			return ctrl.Result{}, err
 		}
 		if err := g.Wait(); err != nil {
 			return ctrl.Result{}, err
@@ -437,10 +443,16 @@ const (
 	undrainableSchedule undrainableNodeBehavior = "Schedule"
 )
 
-// drainFailure explains, in AKS's words, why a node would not drain: the
-// pod still on it and the PodDisruptionBudget that keeps it there.
+// drainFailure explains, in AKS's words, why a node would not drain.
 func (u *upgradeRun) drainFailure(ctx context.Context, node string) string {
-	pods, err := u.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	return explainDrainFailure(ctx, u.cs, node, nil)
+}
+
+// explainDrainFailure explains, in AKS's words, why a node would not drain:
+// the pod still on it and the PodDisruptionBudget that keeps it there, or
+// else the last error the drain met.
+func explainDrainFailure(ctx context.Context, cs kubernetes.Interface, node string, last error) string {
+	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
 	if err != nil {
 		return fmt.Sprintf("Drain node %s failed: %v", node, err)
 	}
@@ -448,7 +460,7 @@ func (u *upgradeRun) drainFailure(ctx context.Context, node string) string {
 		if pod.DeletionTimestamp != nil || isDaemonSetPod(&pod) {
 			continue
 		}
-		pdbs, err := u.cs.PolicyV1().PodDisruptionBudgets(pod.Namespace).List(ctx, metav1.ListOptions{})
+		pdbs, err := cs.PolicyV1().PodDisruptionBudgets(pod.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue
 		}
@@ -461,6 +473,9 @@ func (u *upgradeRun) drainFailure(ctx context.Context, node string) string {
 			return fmt.Sprintf("Drain node %s failed when evicting pod %s failed with Too Many Requests error. This is often caused by a restrictive Pod Disruption Budget (PDB) policy. See http://aka.ms/aks/debugdrainfailures. Original error: Cannot evict pod as it would violate the pod's disruption budget.. PDB debug info: %s/%s blocked by pdb %s with %d unready pods.",
 				node, pod.Name, pod.Namespace, pod.Name, pdb.Name, unready)
 		}
+	}
+	if last != nil && !errors.Is(last, errDrainTimeout) {
+		return fmt.Sprintf("Drain node %s failed: %v. See http://aka.ms/aks/debugdrainfailures.", node, last)
 	}
 	return fmt.Sprintf("Drain node %s did not finish within the drain timeout. See http://aka.ms/aks/debugdrainfailures.", node)
 }
