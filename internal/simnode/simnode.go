@@ -319,7 +319,13 @@ func (k *Kubelets) Boot(ctx context.Context, name string, readyAt time.Time, lab
 			meta[key] = *v
 		}
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "annotations": meta}})
+	metadata := map[string]any{"annotations": meta}
+	// In a merge patch a null "labels" deletes them all: a reboot, which
+	// changes no label, must not send one.
+	if labels != nil {
+		metadata["labels"] = labels
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
 		return err
 	}
