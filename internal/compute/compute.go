@@ -38,6 +38,7 @@ type Instance struct {
 // (its hosted control plane) the VMs join.
 type Provider interface {
 	// Create provisions a VM; its node joins the cluster once booted.
+	// Creating a VM that exists is not an error (a restart redoes creates).
 	Create(ctx context.Context, cluster string, vm Instance) error
 	// Delete deletes a VM and its node. Deleting a VM that is gone is not
 	// an error.

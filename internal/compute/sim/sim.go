@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -52,10 +53,17 @@ func (p *Provider) Create(ctx context.Context, cluster string, vm compute.Instan
 	if err != nil {
 		return err
 	}
-	return k.Register(ctx, simnode.Node{
+	err = k.Register(ctx, simnode.Node{
 		Name: vm.Name, Labels: vm.Labels, Taints: vm.Taints, Capacity: vm.Capacity, Allocatable: vm.Allocatable,
 		NodeInfo: vm.NodeInfo, ProviderID: vm.ProviderID, InternalIP: vm.InternalIP, ReadyAt: vm.ReadyAt,
 	})
+	// Creating a VM is idempotent, as a scale set's PUT of an instance is:
+	// a controller that recorded a VM, made it and died before it could
+	// record that, makes it again after a restart.
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 // Delete removes the VM's node.
