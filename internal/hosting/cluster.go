@@ -35,7 +35,7 @@ type record struct {
 	Ports   Ports     `json:"ports"`
 	Created time.Time `json:"created"`
 	// Running is the desired state: a cluster that was running when
-	// Slipway went away is started again by Host.Resume.
+	// Slipway went away is started again by its controller (Cluster.Start).
 	Running bool `json:"running"`
 	// APIOnly clusters run etcd and kube-apiserver only.
 	APIOnly bool `json:"apiOnly,omitempty"`

@@ -5,7 +5,7 @@
 // simulated kubelets of its nodes.
 //
 // The data directory is the source of truth: a cluster that was running when
-// Slipway died (even by kill -9) is found there and started again by Resume,
+// Slipway died (even by kill -9) is found there and started again by Start,
 // with its etcd data, certificates and ports unchanged.
 package hosting
 
@@ -56,7 +56,7 @@ type Host struct {
 }
 
 // New opens the data directory and loads the clusters recorded in it,
-// without starting any; see Resume.
+// without starting any: serve's cluster controller starts each.
 func New(opts Options) (*Host, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("hosting: no data directory")
@@ -117,20 +117,6 @@ func New(opts Options) (*Host, error) {
 }
 
 func (h *Host) clustersDir() string { return filepath.Join(h.dataDir, "clusters") }
-
-// Resume starts every cluster that was running when the host last went
-// away. It starts them all and returns the errors of those that failed.
-func (h *Host) Resume(ctx context.Context) error {
-	var errs []error
-	for _, c := range h.List() {
-		if c.rec.Running {
-			if err := c.Start(ctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // ClusterSpec describes a new cluster.
 type ClusterSpec struct {
@@ -275,7 +261,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 }
 
 // Close stops every cluster's processes but keeps their desired state, so
-// that the next Resume over the same data directory starts them again.
+// that the next Start over the same data directory starts them again.
 func (h *Host) Close() {
 	var wg sync.WaitGroup
 	for _, c := range h.List() {

@@ -301,11 +301,16 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		h2 := newHost(t, dir, PortRange{First: 21000, Last: 21099})
 		defer h2.Close()
-		if err := h2.Resume(ctx); err != nil {
-			t.Fatal(err)
-		}
+		// As serve's cluster controller does: find the cluster on disk,
+		// start it if it is not running.
 		c2, err := h2.Get("life")
 		if err != nil {
+			t.Fatal(err)
+		}
+		if c2.Running() {
+			t.Fatal("a cluster found on disk is running before anyone started it")
+		}
+		if err := c2.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if c2.Endpoint() != oldEndpoint {
