@@ -5,6 +5,8 @@ package main
 import (
 	"os"
 
+	"github.com/spf13/pflag"
+
 	"github.com/slipway-dev/slipway/internal/components"
 )
 
@@ -14,6 +16,10 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "component" {
 		os.Exit(components.Run(os.Args[2], os.Args[3:]))
 	}
+	// The embedded components register process-wide flags when their
+	// packages load (component-base's --version=vX.Y.Z sets the version
+	// they report); cobra would offer them on Slipway's own commands.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	if err := newRootCommand().Execute(); err != nil {
 		os.Exit(1)
 	}

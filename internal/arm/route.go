@@ -73,17 +73,10 @@ func (s *Server) canon(seg string) string {
 }
 
 // pathSegments splits a request path into ARM segments. A segment may not
-// contain an encoded slash, be empty, or be a dot segment: ARM refuses
-// them, and accepting them would let %2F stand for a separator that a proxy
-// in front of Slipway did not see.
+// be empty or a dot segment (cleanPath already refused encoded
+// separators).
 func pathSegments(r *http.Request) ([]string, error) {
-	raw := r.URL.EscapedPath()
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	for _, rs := range strings.Split(strings.Trim(raw, "/"), "/") {
-		if strings.Contains(strings.ToLower(rs), "%2f") || strings.Contains(strings.ToLower(rs), "%5c") {
-			return nil, BadRequest("InvalidRequestUri", "", "The request URI is invalid: a path segment contains an encoded '/' or '\\'.")
-		}
-	}
 	for _, seg := range segs {
 		if seg == "" || seg == "." || seg == ".." {
 			return nil, BadRequest("InvalidRequestUri", "", "The request URI is invalid: it has an empty or dot path segment.")
@@ -96,10 +89,17 @@ func pathSegments(r *http.Request) ([]string, error) {
 // routing: az asks for //metadata/endpoints, and http.ServeMux would answer
 // a path like that with a redirect instead. The escaped form is kept so
 // that pathSegments can refuse encoded separators.
+//
+// A path with an encoded '/' or '\' is refused: ARM refuses it, and
+// decoding it would let %2F stand for a separator that a proxy in front of
+// Slipway never saw.
 func cleanPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, raw := collapse(r.URL.Path), collapse(r.URL.RawPath)
-		r.URL.Path, r.URL.RawPath = p, raw
+		if raw := strings.ToLower(r.URL.EscapedPath()); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+			WriteError(w, r, BadRequest("InvalidRequestUri", "", "The request URI is invalid: a path segment contains an encoded '/' or '\\'."))
+			return
+		}
+		r.URL.Path, r.URL.RawPath = collapse(r.URL.Path), ""
 		next.ServeHTTP(w, r)
 	})
 }

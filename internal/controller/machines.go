@@ -70,7 +70,11 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			}
 		} else {
 			// Azure takes the VM back now; what still runs on it goes
-			// with it, PodDisruptionBudget or not.
+			// with it, PodDisruptionBudget or not. Nothing new lands on it.
+			cordon := []byte(`{"spec":{"unschedulable":true}}`)
+			if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, cordon, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return removed, false, fmt.Errorf("cordoning evicted node %s: %w", name, err)
+			}
 			nodeEvent(ctx, cs, name, corev1.EventTypeWarning, "Preempt", "Spot VM evicted at the end of its notice with pods still on it")
 		}
 		if deallocate {

@@ -12,6 +12,7 @@ package maintenance
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ func Validate(name string, p *Properties) error {
 			if t == nil || t.Day == nil {
 				return invalid("properties.timeInWeek.day", "Each timeInWeek entry needs a day.")
 			}
+			if !validDay(*t.Day) {
+				return invalid("properties.timeInWeek.day", "The value of parameter timeInWeek.day is invalid: %q. Allowed values are Monday to Sunday.", *t.Day)
+			}
 			for _, h := range t.HourSlots {
 				if h == nil || *h < 0 || *h > 23 {
 					return invalid("properties.timeInWeek.hourSlots", "Hour slots must be between 0 and 23.")
@@ -120,8 +124,8 @@ func Validate(name string, p *Properties) error {
 			return invalid("properties.maintenanceWindow.schedule.daily.intervalDays", "intervalDays must be between 1 and 7.")
 		}
 	case s.Weekly != nil:
-		if s.Weekly.DayOfWeek == nil {
-			return invalid("properties.maintenanceWindow.schedule.weekly.dayOfWeek", "A weekly schedule needs dayOfWeek.")
+		if s.Weekly.DayOfWeek == nil || !validDay(*s.Weekly.DayOfWeek) {
+			return invalid("properties.maintenanceWindow.schedule.weekly.dayOfWeek", "A weekly schedule needs dayOfWeek, Monday to Sunday.")
 		}
 		if interval(s.Weekly.IntervalWeeks) > 4 {
 			return invalid("properties.maintenanceWindow.schedule.weekly.intervalWeeks", "intervalWeeks must be between 1 and 4.")
@@ -133,6 +137,12 @@ func Validate(name string, p *Properties) error {
 	case s.RelativeMonthly != nil:
 		if s.RelativeMonthly.DayOfWeek == nil || s.RelativeMonthly.WeekIndex == nil {
 			return invalid("properties.maintenanceWindow.schedule.relativeMonthly", "A relativeMonthly schedule needs dayOfWeek and weekIndex.")
+		}
+		if !validDay(*s.RelativeMonthly.DayOfWeek) {
+			return invalid("properties.maintenanceWindow.schedule.relativeMonthly.dayOfWeek", "The value of parameter dayOfWeek is invalid: %q. Allowed values are Monday to Sunday.", *s.RelativeMonthly.DayOfWeek)
+		}
+		if !slices.Contains(armcontainerservice.PossibleTypeValues(), *s.RelativeMonthly.WeekIndex) {
+			return invalid("properties.maintenanceWindow.schedule.relativeMonthly.weekIndex", "The value of parameter weekIndex is invalid: %q. Allowed values are First, Second, Third, Fourth and Last.", *s.RelativeMonthly.WeekIndex)
 		}
 	}
 	return nil
@@ -313,4 +323,9 @@ func openInWeek(p *Properties, now time.Time) (bool, time.Time) {
 		}
 	}
 	return false, time.Time{}
+}
+
+// validDay says whether d names a day of the week, as the API spells them.
+func validDay(d armcontainerservice.WeekDay) bool {
+	return slices.Contains(armcontainerservice.PossibleWeekDayValues(), d)
 }

@@ -3,6 +3,7 @@ package containerservice
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -248,6 +249,16 @@ func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 	if err != nil && !arm.IsNotFound(err) {
 		return err
 	}
+	if exists {
+		// Absent properties keep their values, as AKS keeps them: its
+		// own examples stop a pool with a body of powerState alone.
+		if props, err = mergeAbsent(existing.Spec.Properties.Raw, body); err != nil {
+			return err
+		}
+		if extras == nil {
+			extras = existing.Spec.UpgradeExtras
+		}
+	}
 	etag := ""
 	if exists {
 		etag = existing.Annotations[arm.ETagAnnotation]
@@ -345,6 +356,27 @@ func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 	}
 	arm.WriteJSON(w, status, out)
 	return nil
+}
+
+// mergeAbsent overlays the properties a pool PUT's body carries on the
+// stored ones: the SDK's models set only the fields present in the JSON.
+func mergeAbsent(stored, body []byte) (*nodepool.Properties, error) {
+	var merged nodepool.Properties
+	if err := json.Unmarshal(stored, &merged); err != nil {
+		return nil, fmt.Errorf("stored pool: %w", err)
+	}
+	var in struct {
+		Properties json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, arm.DecodeJSON(body, &in) // an ARM error for the body
+	}
+	if len(in.Properties) > 0 && string(in.Properties) != "null" {
+		if err := arm.DecodeJSON(in.Properties, &merged); err != nil {
+			return nil, err
+		}
+	}
+	return &merged, nil
 }
 
 // NewAgentPoolObject builds the management object of a new pool.

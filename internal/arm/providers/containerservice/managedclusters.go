@@ -485,6 +485,10 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 			return arm.InvalidParameter("agentPoolProfile.name", "The value of parameter agentPoolProfile.name is invalid: pool %s is listed twice.", poolName)
 		}
 		seen[poolName] = true
+		if old == nil && i == 0 && (ap.Mode == nil || *ap.Mode == "") {
+			// A new cluster's first pool is its System pool unless told.
+			ap.Mode = to.Ptr(armcontainerservice.AgentPoolModeSystem)
+		}
 		var props nodepool.Properties
 		if err := convert(ap, &props); err != nil {
 			return err
