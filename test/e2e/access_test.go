@@ -23,7 +23,7 @@ import (
 // principal is a service principal made through slipway sp create.
 type principal struct{ AppID, ObjectID, Password, Tenant string }
 
-func (s *server) newPrincipal(t *testing.T, name string) principal {
+func (s *server) newPrincipal(t testing.TB, name string) principal {
 	t.Helper()
 	out, err := exec.Command(s.bin, "sp", "create", "--name", name, "--data-dir", s.dataDir).Output()
 	if err != nil {
@@ -37,7 +37,7 @@ func (s *server) newPrincipal(t *testing.T, name string) principal {
 }
 
 // tokenFor logs a principal in with azidentity.
-func (s *server) tokenFor(t *testing.T, p principal) string {
+func (s *server) tokenFor(t testing.TB, p principal) string {
 	t.Helper()
 	conn := *s.conn
 	conn.ClientID, conn.ClientSecret = p.AppID, p.Password
@@ -53,7 +53,7 @@ func (s *server) tokenFor(t *testing.T, p principal) string {
 }
 
 // assign grants a built-in role (by GUID) to a principal at scope.
-func (s *server) assign(t *testing.T, roleID, principalID, scope string) {
+func (s *server) assign(t testing.TB, roleID, principalID, scope string) {
 	t.Helper()
 	body := map[string]any{"properties": map[string]any{
 		"roleDefinitionId": "/subscriptions/" + s.conn.SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/" + roleID,
@@ -185,11 +185,22 @@ func TestAccessControl(t *testing.T) {
 
 	t.Run("TLS 1.2 or later only", func(t *testing.T) {
 		host := strings.TrimSuffix(strings.TrimPrefix(s.conn.ARMEndpoint, "https://"), "/")
-		conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
+		// MinVersion must be set too: a Go client whose MaxVersion is
+		// below its default minimum offers nothing and never connects,
+		// which would pass whatever the server accepts.
+		conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 		if err == nil {
 			conn.Close()
-			t.Error("a TLS 1.1 handshake succeeded")
+			t.Fatal("a TLS 1.1 handshake succeeded")
 		}
+		if !strings.Contains(err.Error(), "protocol version") {
+			t.Errorf("TLS 1.1 refused with %q, want the server's protocol version alert", err)
+		}
+		conn, err = tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("a TLS 1.2 handshake failed: %v", err)
+		}
+		conn.Close()
 	})
 
 	t.Run("no secret in responses or logs", func(t *testing.T) {
@@ -202,6 +213,9 @@ func TestAccessControl(t *testing.T) {
 		}
 		list, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(list), sp.AppID) {
+			t.Fatalf("listing service principals: %d, the new principal listed: %v", resp.StatusCode, strings.Contains(string(list), sp.AppID))
+		}
 		status, _ := s.do(t, "GET", clusterPath+api, s.token(t), nil)
 		got, err := c.clusters.Get(ctx, group, name, nil)
 		if err != nil || status != http.StatusOK {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/slipway-dev/slipway/internal/compute"
 )
@@ -139,6 +139,28 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 		}
 	})
 
+	t.Run("a run survives a kill of serve", func(t *testing.T) {
+		setChannel(t, c, group, name, armcontainerservice.NodeOSUpgradeChannelNodeImage)
+		image := s.publish(t, "Ubuntu2404")
+		var runs upgradeRuns
+		s.killWhen(t, "node OS run under way", 2*time.Minute, func() bool {
+			s.getJSON(t, runsPath, &runs)
+			return len(runs.Value) > 0 && runs.Value[0].Properties.Status == "InProgress" && len(runs.Value[0].Properties.Pools) > 0 && runs.Value[0].Properties.Pools[0].To == image
+		})
+		c = newClients(t, s)
+		eventually(t, 2*time.Minute, "the run to succeed after the restart", func() (bool, string) {
+			s.getJSON(t, runsPath, &runs)
+			return runs.Value[0].Properties.Status == "Succeeded", fmt.Sprint(runs.Value[0].Properties)
+		})
+		settled(t, cs, "system", 1)
+		settled(t, cs, "work", 2)
+		for _, n := range append(poolNodes(t, cs, "system"), poolNodes(t, cs, "work")...) {
+			if n.Labels[imageLabel] != image {
+				t.Errorf("node %s on %s after the run, want %s", n.Name, n.Labels[imageLabel], image)
+			}
+		}
+	})
+
 	t.Run("Unmanaged: reboots one node at a time, drained", func(t *testing.T) {
 		setChannel(t, c, group, name, armcontainerservice.NodeOSUpgradeChannelUnmanaged)
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -158,14 +180,28 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		boots := map[string]string{}
+		boots, images := map[string]string{}, map[string]string{}
 		for _, n := range nodes.Items {
-			boots[n.Name] = n.Status.NodeInfo.BootID
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"test"}}}`, compute.RebootRequiredAnnotation)
-			if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-				t.Fatal(err)
+			boots[n.Name], images[n.Name] = n.Status.NodeInfo.BootID, n.Labels[imageLabel]
+		}
+		// A new release under Unmanaged is patched in place by the node's
+		// OS: the image stays, the node asks for a reboot.
+		started := time.Now().Add(-time.Second)
+		s.publish(t, "Ubuntu2404")
+		var runs struct {
+			Value []struct {
+				Properties struct{ Status, Message string }
 			}
 		}
+		eventually(t, 2*time.Minute, "an Unmanaged run that patched every node", func() (bool, string) {
+			s.getJSON(t, fmt.Sprintf("subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerService/managedClusters/%s/nodeOSUpgradeRuns?api-version=2025-10-01", s.conn.SubscriptionID, group, name), &runs)
+			for _, r := range runs.Value {
+				if strings.HasPrefix(r.Properties.Message, "Patched 3 nodes") && r.Properties.Status == "Succeeded" {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", runs.Value)
+		})
 		maxCordoned := 0
 		eventually(t, 2*time.Minute, "every node rebooted", func() (bool, string) {
 			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -187,16 +223,30 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 		if maxCordoned > 1 {
 			t.Errorf("%d nodes were cordoned at once; reboots must go one at a time", maxCordoned)
 		}
+		after, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range after.Items {
+			if n.Labels[imageLabel] != images[n.Name] {
+				t.Errorf("node %s moved from image %s to %s; Unmanaged patches in place", n.Name, images[n.Name], n.Labels[imageLabel])
+			}
+		}
 		events, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Only this subtest's events: earlier subtests drained the same
+		// nodes for their upgrades.
 		reboots, drains := map[string]bool{}, map[string]bool{}
 		for _, e := range events.Items {
-			switch e.Reason {
-			case "Reboot":
+			if e.FirstTimestamp.Time.Before(started) {
+				continue
+			}
+			switch {
+			case e.Reason == "Reboot":
 				reboots[e.InvolvedObject.Name] = true
-			case "Drain":
+			case e.Reason == "Drain" && strings.Contains(e.Message, "before its reboot"):
 				drains[e.InvolvedObject.Name] = true
 			}
 		}
@@ -206,7 +256,7 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 	})
 }
 
-func setChannel(t *testing.T, c clients, group, name string, ch armcontainerservice.NodeOSUpgradeChannel) {
+func setChannel(t testing.TB, c clients, group, name string, ch armcontainerservice.NodeOSUpgradeChannel) {
 	t.Helper()
 	ctx := context.Background()
 	mc, err := c.clusters.Get(ctx, group, name, nil)

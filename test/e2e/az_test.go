@@ -14,7 +14,7 @@ import (
 
 // azCLI runs the real az CLI in a config directory and home of its own.
 type azCLI struct {
-	t      *testing.T
+	t      testing.TB
 	env    []string
 	home   string
 	config string
@@ -23,7 +23,7 @@ type azCLI struct {
 // newAZ logs az in with `slipway az-login`, as a user would. Without az on
 // the PATH the test is skipped, unless SLIPWAY_REQUIRE_AZ is set (CI sets
 // it and installs az).
-func newAZ(t *testing.T, s *server) *azCLI {
+func newAZ(t testing.TB, s *server) *azCLI {
 	t.Helper()
 	if _, err := exec.LookPath("az"); err != nil {
 		if os.Getenv("SLIPWAY_REQUIRE_AZ") != "" {
@@ -157,9 +157,11 @@ func TestAZ(t *testing.T) {
 		t.Errorf("az aks nodepool list: %+v", pools)
 	}
 	az.run("aks", "nodepool", "get-upgrades", "-g", group, "--cluster-name", name, "-n", "eph", "-o", "none")
+	// A newer image must exist, or the upgrade rolls nothing.
+	published := s.publish(t, "Ubuntu")
 	az.json(&eph, "aks", "nodepool", "upgrade", "-g", group, "--cluster-name", name, "-n", "eph", "--node-image-only")
-	if eph.ProvisioningState != "Succeeded" || eph.NodeImageVersion == "" {
-		t.Errorf("az aks nodepool upgrade --node-image-only: %+v", eph)
+	if eph.ProvisioningState != "Succeeded" || eph.NodeImageVersion != published {
+		t.Errorf("az aks nodepool upgrade --node-image-only: %+v, want node image %s", eph, published)
 	}
 	az.run("aks", "upgrade", "-g", group, "-n", name, "--node-image-only", "--yes", "-o", "none")
 
@@ -255,7 +257,7 @@ func TestAZ(t *testing.T) {
 }
 
 // waitIdle waits until az shows the cluster with no operation running.
-func waitIdle(t *testing.T, az *azCLI, group, name string) {
+func waitIdle(t testing.TB, az *azCLI, group, name string) {
 	t.Helper()
 	eventually(t, 2*time.Minute, "the cluster to be idle", func() (bool, string) {
 		var mc struct{ ProvisioningState string }

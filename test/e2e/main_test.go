@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 }
 
 // serve returns the shared server, starting it on first use.
-func serve(t *testing.T) *server {
+func serve(t testing.TB) *server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts slipway serve")
@@ -84,7 +84,7 @@ func serve(t *testing.T) *server {
 	return shared
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func (s *server) cloudConfig() cloud.Configuration { return s.conn.Cloud() }
 
 // credential is an azidentity client-secret credential against Slipway's
 // token endpoint, in the tenant (Entra ID) shape.
-func (s *server) credential(t *testing.T, secret string) azcore.TokenCredential {
+func (s *server) credential(t testing.TB, secret string) azcore.TokenCredential {
 	t.Helper()
 	cred, err := azidentity.NewClientSecretCredential(s.conn.TenantID, s.conn.ClientID, secret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions:            policy.ClientOptions{Cloud: s.cloudConfig(), Transport: s.httpClient()},
@@ -181,7 +181,7 @@ func (s *server) clientOptions() *arm.ClientOptions {
 }
 
 // token gets an access token with the bootstrap principal.
-func (s *server) token(t *testing.T) string {
+func (s *server) token(t testing.TB) string {
 	t.Helper()
 	tok, err := s.credential(t, s.conn.ClientSecret).GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{s.conn.Audience + "/.default"}})
 	if err != nil {
@@ -191,7 +191,7 @@ func (s *server) token(t *testing.T) string {
 }
 
 // do sends a raw ARM request and decodes the ARM error body, if any.
-func (s *server) do(t *testing.T, method, path, token string, body any) (int, armError) {
+func (s *server) do(t testing.TB, method, path, token string, body any) (int, armError) {
 	t.Helper()
 	var reader *jsonReader
 	if body != nil {

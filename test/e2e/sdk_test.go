@@ -33,7 +33,7 @@ type clients struct {
 	machines *armcontainerservice.MachinesClient
 }
 
-func newClients(t *testing.T, s *server) clients {
+func newClients(t testing.TB, s *server) clients {
 	t.Helper()
 	cred, opts := s.credential(t, s.conn.ClientSecret), s.clientOptions()
 	groups, err := armresources.NewResourceGroupsClient(s.conn.SubscriptionID, cred, opts)
@@ -80,7 +80,7 @@ func errorCode(err error) (int, string) {
 	return 0, ""
 }
 
-func expectCode(t *testing.T, err error, status int, code string) {
+func expectCode(t testing.TB, err error, status int, code string) {
 	t.Helper()
 	gotStatus, gotCode := errorCode(err)
 	if gotStatus != status || gotCode != code {

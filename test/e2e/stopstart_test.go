@@ -172,10 +172,16 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 			}
 			return &res.AgentPool
 		}
-		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		if err != nil || len(nodes.Items) != 2 {
+			t.Fatalf("eph nodes before the stop: %d, %v", len(nodes.Items), err)
+		}
 		for _, n := range nodes.Items {
 			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"written"}}}`, compute.OSDiskMarkerAnnotation)
-			cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			written, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			if err != nil || written.Annotations[compute.OSDiskMarkerAnnotation] != "written" {
+				t.Fatalf("writing the OS disk marker on %s: %v", n.Name, err)
+			}
 		}
 		stopped := setPower(armcontainerservice.CodeStopped)
 		if *stopped.Properties.PowerState.Code != armcontainerservice.CodeStopped || *stopped.Properties.Tags[nodepool.CostTag] != "0.0000" || *stopped.Properties.Count != 2 {
@@ -199,7 +205,14 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 		if *started.Properties.PowerState.Code != armcontainerservice.CodeRunning {
 			t.Errorf("started pool: %s", *started.Properties.PowerState.Code)
 		}
-		nodes, _ = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		eventually(t, 30*time.Second, "the pool's 2 nodes Ready again", func() (bool, string) {
+			n, err := countNodes(ctx, cs, "eph")
+			return err == nil && n.total == 2 && n.ready == 2, fmt.Sprintf("%+v %v", n, err)
+		})
+		nodes, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, n := range nodes.Items {
 			if n.Spec.Unschedulable {
 				t.Errorf("%s still cordoned after start", n.Name)
@@ -250,7 +263,7 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 	}
 }
 
-func adminClient(t *testing.T, c clients, group, name string) kubernetes.Interface {
+func adminClient(t testing.TB, c clients, group, name string) kubernetes.Interface {
 	t.Helper()
 	creds, err := c.clusters.ListClusterAdminCredentials(context.Background(), group, name, nil)
 	if err != nil {
@@ -263,7 +276,7 @@ func adminClient(t *testing.T, c clients, group, name string) kubernetes.Interfa
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""

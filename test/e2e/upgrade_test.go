@@ -25,7 +25,7 @@ const imageLabel = "kubernetes.azure.com/node-image-version"
 
 // publish runs `slipway node-image publish` against the shared server, as
 // an operator would, and returns the image it printed.
-func (s *server) publish(t *testing.T, osSKU string) string {
+func (s *server) publish(t testing.TB, osSKU string) string {
 	t.Helper()
 	out, err := exec.Command(s.bin, "node-image", "publish", "--data-dir", s.dataDir, "--os-sku", osSKU).CombinedOutput()
 	if err != nil {
@@ -35,13 +35,13 @@ func (s *server) publish(t *testing.T, osSKU string) string {
 }
 
 // getJSON GETs an ARM path as the bootstrap principal and decodes the body.
-func (s *server) getJSON(t *testing.T, path string, out any) {
+func (s *server) getJSON(t testing.TB, path string, out any) {
 	t.Helper()
 	s.getJSONAs(t, s.token(t), path, out)
 }
 
 // getJSONAs GETs an ARM path with a token and decodes the body.
-func (s *server) getJSONAs(t *testing.T, token, path string, out any) {
+func (s *server) getJSONAs(t testing.TB, token, path string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", s.conn.ARMEndpoint+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -60,6 +60,11 @@ func (s *server) getJSONAs(t *testing.T, token, path string, out any) {
 
 // deploy creates a Deployment of replicas pods labelled app=name on a pool.
 func deploy(ctx context.Context, cs kubernetes.Interface, name, pool string, replicas int32) error {
+	return deployWith(ctx, cs, name, pool, replicas, nil)
+}
+
+// deployWith is deploy with tolerations (of a Spot pool's taint).
+func deployWith(ctx context.Context, cs kubernetes.Interface, name, pool string, replicas int32, tolerations []corev1.Toleration) error {
 	labels := map[string]string{"app": name}
 	_, err := cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -70,6 +75,7 @@ func deploy(ctx context.Context, cs kubernetes.Interface, name, pool string, rep
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					NodeSelector: map[string]string{"agentpool": pool},
+					Tolerations:  tolerations,
 					Containers:   []corev1.Container{{Name: "app", Image: "nginx"}},
 				},
 			},
@@ -79,7 +85,7 @@ func deploy(ctx context.Context, cs kubernetes.Interface, name, pool string, rep
 }
 
 // setUpgradeSettings PUTs a pool's upgrade settings through the SDK.
-func setUpgradeSettings(t *testing.T, c clients, group, cluster, name string, settings *armcontainerservice.AgentPoolUpgradeSettings) {
+func setUpgradeSettings(t testing.TB, c clients, group, cluster, name string, settings *armcontainerservice.AgentPoolUpgradeSettings) {
 	t.Helper()
 	ctx := context.Background()
 	got, err := c.pools.Get(ctx, group, cluster, name, nil)
@@ -98,11 +104,17 @@ func setUpgradeSettings(t *testing.T, c clients, group, cluster, name string, se
 
 // guarded runs a Deployment of replicas pods on pool, with a
 // PodDisruptionBudget of minAvailable.
-func guarded(t *testing.T, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32) {
+func guarded(t testing.TB, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32) {
+	t.Helper()
+	guardedWith(t, cs, name, pool, replicas, minAvailable, nil)
+}
+
+// guardedWith is guarded with tolerations.
+func guardedWith(t testing.TB, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32, tolerations []corev1.Toleration) {
 	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": name}
-	if err := deploy(ctx, cs, name, pool, replicas); err != nil {
+	if err := deployWith(ctx, cs, name, pool, replicas, tolerations); err != nil {
 		t.Fatal(err)
 	}
 	_, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, &policyv1.PodDisruptionBudget{
@@ -161,7 +173,7 @@ func (w *watcher) finish() (minReady, maxNodes int) {
 	return w.minReady, w.maxNodes
 }
 
-func upgradePool(t *testing.T, c clients, group, cluster, pool string) (armcontainerservice.AgentPool, error) {
+func upgradePool(t testing.TB, c clients, group, cluster, pool string) (armcontainerservice.AgentPool, error) {
 	t.Helper()
 	p, err := c.pools.BeginUpgradeNodeImageVersion(context.Background(), group, cluster, pool, nil)
 	if err != nil {
@@ -171,7 +183,7 @@ func upgradePool(t *testing.T, c clients, group, cluster, pool string) (armconta
 	return res.AgentPool, err
 }
 
-func poolNodes(t *testing.T, cs kubernetes.Interface, pool string) []corev1.Node {
+func poolNodes(t testing.TB, cs kubernetes.Interface, pool string) []corev1.Node {
 	t.Helper()
 	nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: "agentpool=" + pool})
 	if err != nil {

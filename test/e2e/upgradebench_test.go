@@ -28,7 +28,7 @@ import (
 //
 //	make bench-upgrade   (SLIPWAY_E2E_TIME_SCALE=0.01)
 func BenchmarkNodeImageUpgrade(b *testing.B) {
-	t := &testing.T{}
+	t := b // helpers fail the benchmark, not a throwaway T
 	s := serve(t)
 	scale, err := strconv.ParseFloat(cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005"), 64)
 	if err != nil {
