@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
 )
 
 // HTTPClient returns an HTTP client that trusts the server's CA (and only
@@ -116,25 +118,8 @@ func PublishNodeImage(ctx context.Context, dataDir, osSKU, version string) (stri
 	return out.FullName, nil
 }
 
-// ServicePrincipal is a service principal as the API returns it; Password
-// (and the KeyID that names it) is there only when it was just made.
-type ServicePrincipal struct {
-	AppID       string `json:"appId"`
-	ObjectID    string `json:"objectId"`
-	DisplayName string `json:"displayName"`
-	Tenant      string `json:"tenant"`
-	Password    string `json:"password,omitempty"`
-	KeyID       string `json:"keyId,omitempty"`
-	// PasswordCredentials describe every secret, without its value.
-	PasswordCredentials []PasswordCredential `json:"passwordCredentials"`
-}
-
-// PasswordCredential describes one secret of a principal.
-type PasswordCredential struct {
-	KeyID       string `json:"keyId"`
-	Hint        string `json:"hint"`
-	EndDateTime string `json:"endDateTime,omitempty"`
-}
+// ServicePrincipal is a service principal as the API returns it.
+type ServicePrincipal = slipwayidentity.ServicePrincipal
 
 func principalsPath(rest string) string {
 	return "/subscriptions/{sub}/providers/Slipway.Identity/servicePrincipals" + rest + "?api-version=2025-02-01"

@@ -50,10 +50,7 @@ const soon = 5 * time.Millisecond
 var provisioningStateOf = map[string]string{phaseSucceeded: "Succeeded", phaseFailed: "Failed", phaseCanceled: "Canceled"}
 
 // AKS's upgrade defaults (upgradeSettings in the API reference).
-const (
-	defaultMaxSurge     = "10%"
-	defaultDrainTimeout = 30 * time.Minute
-)
+const defaultDrainTimeout = 30 * time.Minute
 
 // Node labels of the upgrade.
 const (
@@ -198,7 +195,7 @@ func (u *upgradeRun) settings() settings {
 	}
 	maxSurge := deref(us.MaxSurge)
 	if maxSurge == "" {
-		maxSurge = defaultMaxSurge
+		maxSurge = nodepool.DefaultMaxSurge
 	}
 	var extras slipwayv1.UpgradeExtras
 	if u.pool.Spec.UpgradeExtras != nil {

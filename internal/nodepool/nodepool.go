@@ -26,6 +26,8 @@ const (
 	DefaultVMSize  = "Standard_DS2_v2"
 	DefaultMaxPods = 110
 	DefaultOSDisk  = 128
+	// DefaultMaxSurge is the surge of an upgrade when a pool sets none.
+	DefaultMaxSurge = "10%"
 )
 
 // Invalid is a validation failure, in AKS's terms.

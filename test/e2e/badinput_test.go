@@ -193,6 +193,32 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("what AKS fills in", func(t *testing.T) {
+		got, err := c.clusters.Get(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := got.Properties
+		np := p.NetworkProfile
+		if deref(np.NetworkPolicy) != armcontainerservice.NetworkPolicyNone || deref(np.LoadBalancerSKU) != armcontainerservice.LoadBalancerSKUStandard ||
+			deref(np.OutboundType) != armcontainerservice.OutboundTypeLoadBalancer || len(np.IPFamilies) != 1 ||
+			len(np.PodCidrs) != 1 || *np.PodCidrs[0] != *np.PodCidr || len(np.ServiceCidrs) != 1 || *np.ServiceCidrs[0] != *np.ServiceCidr {
+			t.Errorf("network profile defaults: %s", asJSON(np))
+		}
+		lb := np.LoadBalancerProfile
+		if lb == nil || lb.ManagedOutboundIPs == nil || *lb.ManagedOutboundIPs.Count != 1 || len(lb.EffectiveOutboundIPs) != 1 ||
+			!strings.Contains(strings.ToLower(*lb.EffectiveOutboundIPs[0].ID), strings.ToLower("/resourceGroups/"+*p.NodeResourceGroup+"/providers/Microsoft.Network/publicIPAddresses/")) ||
+			*lb.IdleTimeoutInMinutes != 30 {
+			t.Errorf("load balancer profile: %s", asJSON(lb))
+		}
+		if deref(p.SupportPlan) != armcontainerservice.KubernetesSupportPlanKubernetesOfficial {
+			t.Errorf("supportPlan %v", deref(p.SupportPlan))
+		}
+		if us := p.AgentPoolProfiles[0].UpgradeSettings; us == nil || deref(us.MaxSurge) != "10%" {
+			t.Errorf("the system pool's effective maxSurge: %s", asJSON(us))
+		}
+	})
+
 	t.Run("405 says what is allowed", func(t *testing.T) {
 		status, h, e := s.raw(t, "PATCH", poolPath+"system"+api, tok, "application/json", []byte(`{}`))
 		if status != http.StatusMethodNotAllowed || !strings.Contains(h.Get("Allow"), "PUT") || !strings.Contains(h.Get("Allow"), "GET") {
@@ -340,4 +366,17 @@ func waitIdleSDK(t testing.TB, c clients, group, name string) {
 		}
 		return state == "Succeeded" || state == "Failed" || state == "Canceled", state
 	})
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func asJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -78,6 +78,15 @@ func (s *Provider) renderPoolProperties(ctx context.Context, mc *slipwayv1.Manag
 	if p.PowerState == nil {
 		p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(armcontainerservice.CodeRunning)}
 	}
+	// The surge an upgrade will use, as AKS shows it; Spot pools take none.
+	if deref(p.ScaleSetPriority) != armcontainerservice.ScaleSetPrioritySpot {
+		if p.UpgradeSettings == nil {
+			p.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{}
+		}
+		if deref(p.UpgradeSettings.MaxSurge) == "" {
+			p.UpgradeSettings.MaxSurge = to.Ptr(nodepool.DefaultMaxSurge)
+		}
+	}
 	if p.Tags == nil {
 		p.Tags = map[string]*string{}
 	}

@@ -147,6 +147,21 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	p.Fqdn = to.Ptr(clusterFQDN(mc))
 	p.AzurePortalFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", ".portal.hcp.", 1))
 	p.MaxAgentPools = to.Ptr[int32](100)
+	if p.NetworkProfile != nil {
+		defaultNetwork(p.NetworkProfile)
+		if lb := p.NetworkProfile.LoadBalancerProfile; lb != nil && lb.ManagedOutboundIPs != nil {
+			// The public IPs AKS makes for outbound traffic, in the node
+			// resource group.
+			lb.EffectiveOutboundIPs = nil
+			for i := range deref(lb.ManagedOutboundIPs.Count) {
+				lb.EffectiveOutboundIPs = append(lb.EffectiveOutboundIPs, &armcontainerservice.ResourceReference{ID: to.Ptr(fmt.Sprintf(
+					"/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/publicIPAddresses/%s", s.SubscriptionID(), deref(p.NodeResourceGroup), guidFrom(fmt.Sprintf("%s/outbound/%d", id, i))))})
+			}
+		}
+	}
+	if p.SupportPlan == nil {
+		p.SupportPlan = to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)
+	}
 	p.ResourceUID = to.Ptr(string(mc.UID))
 	// az needs servicePrincipalProfile on every cluster it reads; AKS
 	// shows "msi" for clusters with a managed identity and never a secret.
@@ -462,6 +477,13 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	}
 	if err := checkNetwork(np); err != nil {
 		return err
+	}
+	if np.LoadBalancerProfile != nil {
+		np.LoadBalancerProfile.EffectiveOutboundIPs = nil // read-only: rendered
+	}
+	defaultNetwork(np)
+	if p.SupportPlan == nil || *p.SupportPlan == "" {
+		p.SupportPlan = to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)
 	}
 	p.ProvisioningState, p.PowerState, p.Fqdn, p.AzurePortalFQDN, p.CurrentKubernetesVersion = nil, nil, nil, nil, nil
 	p.MaxAgentPools, p.PrivateFQDN, p.ResourceUID = nil, nil, nil

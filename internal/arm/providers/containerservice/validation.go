@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -168,4 +169,47 @@ func checkPoolUpdates(profiles []*armcontainerservice.ManagedClusterAgentPoolPro
 		return nil // a new cluster: normalizeCluster requires its System pool
 	}
 	return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+}
+
+// defaultNetwork fills in what AKS fills in of a network profile: no
+// network policy, the Standard load balancer with one managed outbound IP
+// as the outbound path, IPv4, and the CIDR lists that mirror the single
+// CIDRs. It keeps what the user set.
+func defaultNetwork(np *armcontainerservice.NetworkProfile) {
+	if np.NetworkPolicy == nil || *np.NetworkPolicy == "" {
+		np.NetworkPolicy = to.Ptr(armcontainerservice.NetworkPolicyNone)
+	}
+	if np.LoadBalancerSKU == nil || *np.LoadBalancerSKU == "" {
+		np.LoadBalancerSKU = to.Ptr(armcontainerservice.LoadBalancerSKUStandard)
+	}
+	if np.OutboundType == nil || *np.OutboundType == "" {
+		np.OutboundType = to.Ptr(armcontainerservice.OutboundTypeLoadBalancer)
+	}
+	if len(np.IPFamilies) == 0 {
+		np.IPFamilies = []*armcontainerservice.IPFamily{to.Ptr(armcontainerservice.IPFamilyIPv4)}
+	}
+	if len(np.PodCidrs) == 0 && np.PodCidr != nil {
+		np.PodCidrs = []*string{to.Ptr(*np.PodCidr)}
+	}
+	if len(np.ServiceCidrs) == 0 && np.ServiceCidr != nil {
+		np.ServiceCidrs = []*string{to.Ptr(*np.ServiceCidr)}
+	}
+	if *np.OutboundType == armcontainerservice.OutboundTypeLoadBalancer {
+		if np.LoadBalancerProfile == nil {
+			np.LoadBalancerProfile = &armcontainerservice.ManagedClusterLoadBalancerProfile{}
+		}
+		lb := np.LoadBalancerProfile
+		if lb.ManagedOutboundIPs == nil && lb.OutboundIPs == nil && lb.OutboundIPPrefixes == nil {
+			lb.ManagedOutboundIPs = &armcontainerservice.ManagedClusterLoadBalancerProfileManagedOutboundIPs{Count: to.Ptr[int32](1)}
+		}
+		if lb.AllocatedOutboundPorts == nil {
+			lb.AllocatedOutboundPorts = to.Ptr[int32](0) // 0: Azure allocates by pool size
+		}
+		if lb.IdleTimeoutInMinutes == nil {
+			lb.IdleTimeoutInMinutes = to.Ptr[int32](30)
+		}
+		if lb.BackendPoolType == nil {
+			lb.BackendPoolType = to.Ptr(armcontainerservice.BackendPoolTypeNodeIPConfiguration)
+		}
+	}
 }

@@ -44,9 +44,9 @@ func Register(core *arm.Server, principals *identity.Store, signer *identity.Sig
 	return s
 }
 
-// servicePrincipal is how a service principal reads in the API; the
-// password only in the answer that made it.
-type servicePrincipal struct {
+// ServicePrincipal is how a service principal reads in the API; Password
+// (and the KeyID that names it) only in the answer that made it.
+type ServicePrincipal struct {
 	AppID       string `json:"appId"`
 	ObjectID    string `json:"objectId"`
 	DisplayName string `json:"displayName"`
@@ -55,20 +55,21 @@ type servicePrincipal struct {
 	// KeyID names the secret in Password, for removePassword.
 	KeyID string `json:"keyId,omitempty"`
 	// PasswordCredentials describe each secret as Graph does, without it.
-	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
+	PasswordCredentials []PasswordCredential `json:"passwordCredentials"`
 }
 
-type passwordCredential struct {
+// PasswordCredential describes one secret of a principal, without it.
+type PasswordCredential struct {
 	KeyID       string `json:"keyId"`
 	Hint        string `json:"hint"`
 	EndDateTime string `json:"endDateTime,omitempty"`
 }
 
-func (s *Provider) renderPrincipal(sp *slipwayv1.ServicePrincipal, password, keyID string) servicePrincipal {
-	out := servicePrincipal{AppID: sp.Spec.AppID, ObjectID: sp.Spec.ObjectID, DisplayName: sp.Spec.DisplayName, Tenant: s.TenantID(),
-		Password: password, KeyID: keyID, PasswordCredentials: []passwordCredential{}}
+func (s *Provider) renderPrincipal(sp *slipwayv1.ServicePrincipal, password, keyID string) ServicePrincipal {
+	out := ServicePrincipal{AppID: sp.Spec.AppID, ObjectID: sp.Spec.ObjectID, DisplayName: sp.Spec.DisplayName, Tenant: s.TenantID(),
+		Password: password, KeyID: keyID, PasswordCredentials: []PasswordCredential{}}
 	for _, h := range sp.Spec.Secrets {
-		pc := passwordCredential{KeyID: h.KeyID, Hint: h.Hint + "***"}
+		pc := PasswordCredential{KeyID: h.KeyID, Hint: h.Hint + "***"}
 		if h.Expires != nil {
 			pc.EndDateTime = h.Expires.UTC().Format(time.RFC3339)
 		}
@@ -133,7 +134,7 @@ func (s *Provider) listServicePrincipals(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	value := []servicePrincipal{}
+	value := []ServicePrincipal{}
 	for i := range sps {
 		value = append(value, s.renderPrincipal(&sps[i], "", ""))
 	}
