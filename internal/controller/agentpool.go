@@ -43,7 +43,10 @@ const parallelNodeOps = 16
 // AgentPoolReconciler keeps a pool's nodes in its cluster: as many as its
 // count, labelled and sized as AKS's.
 type AgentPoolReconciler struct {
-	Client client.Client
+	// Started is when this process began reconciling: timeouts that a
+	// restart interrupted count from then, not from before it.
+	Started time.Time
+	Client  client.Client
 	// Fresh reads from the API server, for what the cache may not have
 	// seen yet.
 	Fresh   client.Reader
@@ -337,6 +340,15 @@ func evictionProbability(rate float64, tick time.Duration, scale float64) float6
 		return 0
 	}
 	return 1 - math.Exp(-rate*tick.Hours()/scale)
+}
+
+// since is when a timeout that began at start counts from: start, or the
+// moment this process started if that was later.
+func (r *AgentPoolReconciler) since(start time.Time) time.Time {
+	if r.Started.After(start) {
+		return r.Started
+	}
+	return start
 }
 
 // dropDeleteMachines forgets the machines an aborted deleteMachines had not

@@ -210,7 +210,8 @@ func deletePodsOn(ctx context.Context, cs kubernetes.Interface, node string) err
 }
 
 // operationStart is when the pool's running operation started, from the
-// operation itself, so a timeout counts across restarts.
+// operation itself, so a timeout counts across restarts (though not the
+// time Slipway was down).
 func (r *AgentPoolReconciler) operationStart(ctx context.Context, pool *slipwayv1.AgentPool) (time.Time, error) {
 	op := &slipwayv1.Operation{}
 	if pool.Spec.Operation == nil {
@@ -223,9 +224,9 @@ func (r *AgentPoolReconciler) operationStart(ctx context.Context, pool *slipwayv
 		return time.Time{}, err
 	}
 	if !op.Status.StartTime.IsZero() {
-		return op.Status.StartTime.Time, nil
+		return r.since(op.Status.StartTime.Time), nil
 	}
-	return op.CreationTimestamp.Time, nil
+	return r.since(op.CreationTimestamp.Time), nil
 }
 
 // drainTimeoutOf is the pool's drainTimeoutInMinutes, or AKS's default.

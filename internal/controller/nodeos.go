@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/maintenance"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
@@ -414,6 +416,11 @@ func (r *NodeOSUpgradeReconciler) follow(ctx context.Context, mc *slipwayv1.Mana
 		if err != nil {
 			return err
 		}
+		if status == slipwayv1.OperationInProgress {
+			if status, err = r.handOver(ctx, mc, p); err != nil {
+				return err
+			}
+		}
 		if status != p.Status {
 			p.Status, changed = status, true
 		}
@@ -435,6 +442,34 @@ func (r *NodeOSUpgradeReconciler) follow(ctx context.Context, mc *slipwayv1.Mana
 		return r.endRun(ctx, mc, run, slipwayv1.OperationFailed, fmt.Sprintf("%d of %d pools did not finish their upgrade; see their operations.", failed, len(run.Pools)))
 	}
 	return r.endRun(ctx, mc, run, slipwayv1.OperationSucceeded, "Every pool runs the new image.")
+}
+
+// handOver finishes starting a pool's upgrade that the run recorded but
+// never handed to the pool (Slipway died between the two writes): the
+// pool is told now, or, if it has started something else meanwhile, the
+// recorded operation ends Canceled. It returns the operation's status.
+func (r *NodeOSUpgradeReconciler) handOver(ctx context.Context, mc *slipwayv1.ManagedCluster, p *slipwayv1.AutoUpgradePool) (string, error) {
+	pool := &slipwayv1.AgentPool{}
+	err := r.Fresh.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + p.Name)}, pool)
+	if apierrors.IsNotFound(err) || err == nil && pool.DeletionTimestamp != nil {
+		return slipwayv1.OperationCanceled, endOperation(ctx, r.Client, p.OperationID, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The agent pool is gone."})
+	}
+	if err != nil {
+		return "", err
+	}
+	if pool.Spec.Operation != nil && pool.Spec.Operation.ID == p.OperationID {
+		return slipwayv1.OperationInProgress, nil // handed over: the pool runs it
+	}
+	if busy(pool.Spec.Operation, pool.Status.CompletedOperation) {
+		return slipwayv1.OperationCanceled, endOperation(ctx, r.Client, p.OperationID, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started on the pool first."})
+	}
+	log.FromContext(ctx).Info("Handing a recorded node OS upgrade to its pool", "pool", pool.Spec.ResourceID, "operation", p.OperationID)
+	pool.Spec.NodeImageTarget = p.To
+	pool.Spec.Operation = &slipwayv1.OperationRef{ID: p.OperationID, Action: slipwayv1.ActionUpgradeNodeImage}
+	if err := r.Client.Update(ctx, pool); err != nil {
+		return "", fmt.Errorf("handing the node OS upgrade to pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	return slipwayv1.OperationInProgress, nil
 }
 
 func (r *NodeOSUpgradeReconciler) endRun(ctx context.Context, mc *slipwayv1.ManagedCluster, run *slipwayv1.AutoUpgradeRun, status, msg string) error {

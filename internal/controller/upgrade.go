@@ -354,7 +354,10 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 		})
 	}
 	timeout := u.r.Timing.Scaled(s.drainTimeout)
-	left := time.Until(st.PhaseStarted.Add(timeout))
+	// Time Slipway was not running does not count against the drain: its
+	// control planes and the pods on the nodes were down with it.
+	drainStart := u.r.since(st.PhaseStarted.Time)
+	left := time.Until(drainStart.Add(timeout))
 	// Past the timeout, one more short attempt tells the nodes that are
 	// drained from those that are still blocked.
 	attempt := min(drainAttempt, max(left, 0)+time.Second)
@@ -388,7 +391,7 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 		}
 		return u.reimage(ctx)
 	}
-	if time.Until(st.PhaseStarted.Add(timeout)) > 0 {
+	if time.Until(drainStart.Add(timeout)) > 0 {
 		return ctrl.Result{RequeueAfter: soon}, nil
 	}
 	// The drain timeout passed with nodes still holding pods.

@@ -207,6 +207,16 @@ func TestRevocation(t *testing.T) {
 		if status, _, _ := s.raw(t, "GET", sub+"/resourceGroups/"+theirs+"/providers/Microsoft.Authorization/roleAssignments/"+id+"?api-version=2022-04-01", owner, "", nil); status != http.StatusOK {
 			t.Errorf("another scope's assignment after a delete through mine: %d, want it still there", status)
 		}
+		// The status of an operation on another scope is not the
+		// caller's to read, whatever its ID.
+		status, h, e := s.raw(t, "DELETE", sub+"/resourceGroups/"+theirs+"?api-version=2021-04-01", owner, "", nil)
+		if status != http.StatusAccepted || h.Get("Location") == "" {
+			t.Fatalf("deleting %s: %d %+v", theirs, status, e)
+		}
+		opPath := strings.TrimPrefix(h.Get("Location"), strings.TrimSuffix(s.conn.ARMEndpoint, "/")+"/")
+		if status, _, e := s.raw(t, "GET", opPath, tok, "", nil); status != http.StatusForbidden {
+			t.Errorf("another scope's operation result: %d %s, want 403", status, e.Code)
+		}
 	})
 }
 
