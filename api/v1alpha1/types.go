@@ -19,6 +19,11 @@ const (
 	LabelCluster       = "slipway.dev/cluster"
 )
 
+// AnnotationIPSlot is an agent pool's block of its cluster's node subnet,
+// fixed when the pool is made, so that nodes of different pools never
+// share an address.
+const AnnotationIPSlot = "slipway.dev/ip-slot"
+
 // Finalizer keeps an object until its controller has cleaned up after it.
 const Finalizer = "slipway.dev/cleanup"
 

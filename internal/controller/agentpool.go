@@ -301,7 +301,7 @@ func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodep
 		} `json:"properties"`
 	}
 	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
-	spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name),
+	spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), IPSlot: nodepool.IPSlotOf(pool),
 		Cluster: cluster.Properties.NodeResourceGroup, Location: cluster.Location,
 		Image: image, KubeVersion: version.Kubernetes, Properties: props}
 	return func(instance int) compute.Instance {

@@ -90,7 +90,8 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, nil // created and deleted under us; nothing to run
 		}
 		setProgress(ctx, r.Client, op.ID, 10)
-		hosted, err = r.Hosting.Create(ctx, hosting.ClusterSpec{ID: mc.Name, Name: clusterName(mc), FQDN: r.FQDN(mc)})
+		svc, pods := networksOf(mc)
+		hosted, err = r.Hosting.Create(ctx, hosting.ClusterSpec{ID: mc.Name, Name: clusterName(mc), FQDN: r.FQDN(mc), ServiceCIDR: svc, PodCIDR: pods})
 		if err != nil && hosted == nil {
 			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneProvisioningFailed", err))
 		}
@@ -156,6 +157,18 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{}, r.finish(ctx, mc, "Succeeded", nil)
 }
 
+// networksOf is the service and pod CIDR the cluster's PUT asked for (the
+// front door filled in AKS's defaults): the API server allocates Service
+// addresses from the one, the simulated nodes' pods get theirs from the
+// other, so the cluster is what its GET says.
+func networksOf(mc *slipwayv1.ManagedCluster) (service, pods string) {
+	var c armcontainerservice.ManagedCluster
+	if json.Unmarshal(mc.Spec.Resource.Raw, &c) != nil || c.Properties == nil || c.Properties.NetworkProfile == nil {
+		return "", ""
+	}
+	return deref(c.Properties.NetworkProfile.ServiceCidr), deref(c.Properties.NetworkProfile.PodCidr)
+}
+
 func clusterName(mc *slipwayv1.ManagedCluster) string {
 	return mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]
 }
@@ -169,6 +182,10 @@ func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.Managed
 	}
 	if desired.Properties == nil {
 		return true, nil, nil
+	}
+	var existing slipwayv1.AgentPoolList
+	if err := r.Client.List(ctx, &existing, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return false, nil, err
 	}
 	done = true
 	for _, profile := range desired.Properties.AgentPoolProfiles {
@@ -184,6 +201,8 @@ func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.Managed
 		switch {
 		case apierrors.IsNotFound(err):
 			pool = r.NewAgentPool(mc, name, props, mc.Spec.Operation)
+			nodepool.SetIPSlot(pool, nodepool.FreeIPSlot(existing.Items))
+			existing.Items = append(existing.Items, *pool)
 			controllerutil.AddFinalizer(pool, slipwayv1.Finalizer)
 			if err := r.Client.Create(ctx, pool); err != nil {
 				return false, nil, err

@@ -87,7 +87,7 @@ func launches(rec *record, dir string) []launch {
 		"service-account-issuer":             "https://" + rec.FQDN,
 		"service-account-key-file":           filepath.Join(pkiDir, saPubFile),
 		"service-account-signing-key-file":   filepath.Join(pkiDir, saKeyFile),
-		"service-cluster-ip-range":           ServiceCIDR,
+		"service-cluster-ip-range":           rec.serviceCIDR(),
 		"authorization-mode":                 "Node,RBAC",
 		"allow-privileged":                   "true",
 		"requestheader-client-ca-file":       crt(pkiDir, certFrontProxyCA),

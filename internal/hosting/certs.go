@@ -43,17 +43,16 @@ const (
 	saPubFile             = "sa.pub"
 )
 
-// ServiceCIDR and the API server's service IP, as AKS's defaults.
+// AKS's default networks, for clusters that name none.
 const (
-	ServiceCIDR = "10.0.0.0/16"
-	serviceIP   = "10.0.0.1"
-	// PodCIDR is AKS's default pod CIDR for kubenet clusters.
-	PodCIDR = "10.244.0.0/16"
+	DefaultServiceCIDR = "10.0.0.0/16"
+	// DefaultPodCIDR is AKS's default pod CIDR for kubenet clusters.
+	DefaultPodCIDR = "10.244.0.0/16"
 )
 
 // ensurePKI writes the cluster's certificates into dir unless they are there
 // already. sa.pub is written last, so its presence marks a complete set.
-func ensurePKI(dir, fqdn string, now time.Time) error {
+func ensurePKI(dir, fqdn, serviceIP string, now time.Time) error {
 	if _, err := os.Stat(filepath.Join(dir, saPubFile)); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -1,6 +1,7 @@
 package hosting
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,6 +41,23 @@ type record struct {
 	Running bool `json:"running"`
 	// APIOnly clusters run etcd and kube-apiserver only.
 	APIOnly bool `json:"apiOnly,omitempty"`
+	// ServiceCIDR and PodCIDR are the cluster's networks; empty (clusters
+	// made before they were kept) means the defaults.
+	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	PodCIDR     string `json:"podCIDR,omitempty"`
+}
+
+func (r *record) serviceCIDR() string { return cmp.Or(r.ServiceCIDR, DefaultServiceCIDR) }
+func (r *record) podCIDR() string     { return cmp.Or(r.PodCIDR, DefaultPodCIDR) }
+
+// kubernetesServiceIP is the address of the kubernetes Service: the
+// service CIDR's first, which the API server's certificate must name.
+func (r *record) kubernetesServiceIP() (string, error) {
+	prefix, err := netip.ParsePrefix(r.serviceCIDR())
+	if err != nil || !prefix.Addr().Is4() {
+		return "", fmt.Errorf("service CIDR %q: not an IPv4 CIDR", r.serviceCIDR())
+	}
+	return prefix.Masked().Addr().Next().String(), nil
 }
 
 const recordFile = "cluster.json"
@@ -268,7 +287,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	kubelets, err := simnode.Start(context.Background(), simnode.Options{
 		Kubeconfig: c.AdminKubeconfigPath(),
-		PodCIDR:    PodCIDR,
+		PodCIDR:    c.rec.podCIDR(),
 		Log:        c.host.log,
 	})
 	if err != nil {

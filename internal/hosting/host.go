@@ -131,6 +131,9 @@ type ClusterSpec struct {
 	// no controllers, scheduler or nodes, as Slipway's own management
 	// plane needs.
 	APIOnly bool
+	// ServiceCIDR and PodCIDR are the cluster's networks; empty means
+	// AKS's defaults (DefaultServiceCIDR, DefaultPodCIDR).
+	ServiceCIDR, PodCIDR string
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
@@ -192,15 +195,20 @@ func (h *Host) prepare(dir string, spec ClusterSpec) (*record, error) {
 		return nil, err
 	}
 	now := time.Now()
-	if err := ensurePKI(filepath.Join(dir, "pki"), spec.FQDN, now); err != nil {
-		return nil, err
-	}
 	rec := &record{
 		ID: spec.ID, Name: spec.Name, FQDN: spec.FQDN,
-		Ports:   portsFrom(ports),
-		Created: now.UTC(),
-		Running: true,
-		APIOnly: spec.APIOnly,
+		Ports:       portsFrom(ports),
+		Created:     now.UTC(),
+		Running:     true,
+		APIOnly:     spec.APIOnly,
+		ServiceCIDR: spec.ServiceCIDR, PodCIDR: spec.PodCIDR,
+	}
+	serviceIP, err := rec.kubernetesServiceIP()
+	if err != nil {
+		return nil, err
+	}
+	if err := ensurePKI(filepath.Join(dir, "pki"), spec.FQDN, serviceIP, now); err != nil {
+		return nil, err
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	corev1 "k8s.io/api/core/v1"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 )
 
@@ -193,5 +194,28 @@ func TestInstanceOf(t *testing.T) {
 	}
 	if _, ok := InstanceOf("some-other-node"); ok {
 		t.Error("parsed an instance from a foreign node name")
+	}
+}
+
+// TestInternalIP: each pool has its own block of the node subnet, so nodes
+// of different pools never share an address; a new pool takes the lowest
+// free block.
+func TestInternalIP(t *testing.T) {
+	for _, tc := range []struct {
+		slot, instance int
+		want           string
+	}{
+		{0, 0, "10.224.0.4"}, {0, 251, "10.224.0.255"}, {0, 252, "10.224.1.0"}, {1, 0, "10.224.16.4"}, {255, 999, "10.239.243.235"},
+	} {
+		if got := InternalIP(tc.slot, tc.instance); got != tc.want {
+			t.Errorf("InternalIP(%d, %d) = %s, want %s", tc.slot, tc.instance, got, tc.want)
+		}
+	}
+	pools := make([]slipwayv1.AgentPool, 3)
+	SetIPSlot(&pools[1], 1)
+	SetIPSlot(&pools[2], 3)
+	// pools[0] has no slot: made before slots, it holds 0.
+	if got := FreeIPSlot(pools); got != 2 {
+		t.Errorf("FreeIPSlot = %d, want 2", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/vmsize"
@@ -29,10 +30,43 @@ func InstanceOf(node string) (int, bool) {
 	return n, err == nil
 }
 
-// InternalIP is instance i's address in the pool's subnet, as the machines
-// API and the node report it.
-func InternalIP(instance int) string {
-	return fmt.Sprintf("10.224.%d.%d", instance/250, 4+instance%250)
+// addressesPerPool is the size of each pool's block of the node subnet
+// (10.224.0.0/12): room for AKS's 1,000 nodes a pool, for 256 pools.
+const addressesPerPool = 4096
+
+// InternalIP is the address of instance i of the pool in slot: the pool's
+// block of the cluster's node subnet, the first four addresses of which
+// Azure keeps, as it keeps a subnet's.
+func InternalIP(slot, instance int) string {
+	n := 10<<24 | 224<<16 | (slot*addressesPerPool + 4 + instance)
+	return fmt.Sprintf("%d.%d.%d.%d", n>>24&0xff, n>>16&0xff, n>>8&0xff, n&0xff)
+}
+
+// IPSlotOf is a pool's slot; pools made before slots existed have 0.
+func IPSlotOf(pool *slipwayv1.AgentPool) int {
+	slot, _ := strconv.Atoi(pool.Annotations[slipwayv1.AnnotationIPSlot])
+	return slot
+}
+
+// FreeIPSlot is the lowest slot no pool of pools holds.
+func FreeIPSlot(pools []slipwayv1.AgentPool) int {
+	used := map[int]bool{}
+	for i := range pools {
+		used[IPSlotOf(&pools[i])] = true
+	}
+	slot := 0
+	for used[slot] {
+		slot++
+	}
+	return slot
+}
+
+// SetIPSlot gives a new pool its slot.
+func SetIPSlot(pool *slipwayv1.AgentPool, slot int) {
+	if pool.Annotations == nil {
+		pool.Annotations = map[string]string{}
+	}
+	pool.Annotations[slipwayv1.AnnotationIPSlot] = strconv.Itoa(slot)
 }
 
 // ParseTaint parses AKS's "key=value:Effect" taint syntax.
@@ -58,6 +92,7 @@ type NodeSpec struct {
 	Pool        string
 	Hash        string
 	Instance    int
+	IPSlot      int // the pool's block of the node subnet
 	Cluster     string // the cluster's node resource group, as AKS labels it
 	Location    string
 	Image       nodeimage.Image
@@ -121,7 +156,7 @@ func (n NodeSpec) Node() compute.Instance {
 			Architecture:            "amd64",
 		},
 		ProviderID: fmt.Sprintf("azure:///subscriptions/slipway/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Cluster, n.Pool, n.Hash, n.Instance),
-		InternalIP: InternalIP(n.Instance),
+		InternalIP: InternalIP(n.IPSlot, n.Instance),
 	}
 }
 

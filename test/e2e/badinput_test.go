@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // raw sends a request with a raw body and content type and returns the
@@ -55,7 +56,10 @@ func TestBadInput(t *testing.T) {
 	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+	spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
+	// Networks other than AKS's defaults: the cluster must run on them.
+	spec.Properties.NetworkProfile = &armcontainerservice.NetworkProfile{ServiceCidr: to.Ptr("10.96.0.0/16"), PodCidr: to.Ptr("10.250.0.0/16")}
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,9 +141,10 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	t.Run("a new cluster's first pool without a mode is its System pool", func(t *testing.T) {
+	t.Run("what AKS fills in on create: a System first pool, the AAD tenant, a private cluster's DNS", func(t *testing.T) {
 		path := sub + "/resourceGroups/" + group + "/providers/Microsoft.ContainerService/managedClusters/modeless" + api
-		req := `{"location":"local","properties":{"dnsPrefix":"modeless","agentPoolProfiles":[{"name":"first","count":1}]}}`
+		req := `{"location":"local","properties":{"dnsPrefix":"modeless","agentPoolProfiles":[{"name":"first","count":1}],
+			"aadProfile":{"managed":true},"apiServerAccessProfile":{"enablePrivateCluster":true}}}`
 		req2, _ := http.NewRequest("PUT", s.conn.ARMEndpoint+path, strings.NewReader(req))
 		req2.Header.Set("Authorization", "Bearer "+tok)
 		req2.Header.Set("Content-Type", "application/json")
@@ -152,6 +157,15 @@ func TestBadInput(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusCreated || len(got.Properties.AgentPoolProfiles) != 1 || *got.Properties.AgentPoolProfiles[0].Mode != armcontainerservice.AgentPoolModeSystem {
 			t.Errorf("PUT with a modeless first pool: %d, pools %+v", resp.StatusCode, got.Properties)
+		}
+		// What AKS fills in for Entra ID integration and private clusters.
+		if got.Properties != nil {
+			if aad := got.Properties.AADProfile; aad == nil || deref(aad.TenantID) != s.conn.TenantID {
+				t.Errorf("aadProfile: %s, want the tenant %s filled in", asJSON(aad), s.conn.TenantID)
+			}
+			if ap := got.Properties.APIServerAccessProfile; ap == nil || deref(ap.PrivateDNSZone) != "system" || !strings.Contains(deref(got.Properties.PrivateFQDN), ".privatelink.") {
+				t.Errorf("private cluster: access profile %s, privateFQDN %q", asJSON(ap), deref(got.Properties.PrivateFQDN))
+			}
 		}
 		d, err := c.clusters.BeginDelete(ctx, group, "modeless", nil)
 		if err != nil {
@@ -191,6 +205,35 @@ func TestBadInput(t *testing.T) {
 		if _, err := d.PollUntilDone(ctx, poll); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	t.Run("the networks it shows are the networks it runs", func(t *testing.T) {
+		got, err := c.clusters.Get(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if np := got.Properties.NetworkProfile; deref(np.DNSServiceIP) != "10.96.0.10" {
+			t.Errorf("dnsServiceIP %s, want the service CIDR's tenth address 10.96.0.10", deref(np.DNSServiceIP))
+		}
+		cs := adminClient(t, c, group, name)
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Spec.ClusterIP != "10.96.0.1" {
+			t.Errorf("the kubernetes Service is at %s, want 10.96.0.1 from the service CIDR", svc.Spec.ClusterIP)
+		}
+		if err := deploy(ctx, cs, "netcheck", "system", 1); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the pod to get an address from the pod CIDR", func() (bool, string) {
+			pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=netcheck"})
+			if err != nil || len(pods.Items) == 0 {
+				return false, fmt.Sprint(err)
+			}
+			ip := pods.Items[0].Status.PodIP
+			return strings.HasPrefix(ip, "10.250."), "pod IP " + ip
+		})
 	})
 
 	t.Run("what AKS fills in", func(t *testing.T) {

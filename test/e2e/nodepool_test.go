@@ -135,6 +135,23 @@ func TestNodePools(t *testing.T) {
 			n, err := countNodes(ctx, cs, "eph")
 			return err == nil && n.total == 10 && n.ready == 10, fmt.Sprintf("%+v %v", n, err)
 		})
+		// Every node of the cluster has its own address, whatever its pool.
+		all, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]string{}
+		for _, n := range all.Items {
+			for _, a := range n.Status.Addresses {
+				if a.Type != corev1.NodeInternalIP {
+					continue
+				}
+				if other, dup := seen[a.Address]; dup {
+					t.Errorf("nodes %s and %s share the address %s", other, n.Name, a.Address)
+				}
+				seen[a.Address] = n.Name
+			}
+		}
 		waitReadyPods(t, cs, "app=guarded", replicas)
 
 		// Scale to zero while watching the Deployment: never more than

@@ -193,9 +193,10 @@ func TestRevocation(t *testing.T) {
 		// found there and cannot be deleted through it.
 		owner := s.token(t)
 		id := newGUID()
+		// (for someone else: the smuggler must still hold nothing there)
 		body := map[string]any{"properties": map[string]any{
 			"roleDefinitionId": "/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/" + authz.Reader.ID,
-			"principalId":      p.ObjectID,
+			"principalId":      newGUID(),
 		}}
 		if status, e := s.do(t, "PUT", sub+"/resourceGroups/"+theirs+"/providers/Microsoft.Authorization/roleAssignments/"+id+"?api-version=2022-04-01", owner, body); status != http.StatusCreated {
 			t.Fatalf("assigning at %s: %d %+v", theirs, status, e)

@@ -344,6 +344,7 @@ func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 		err = s.Client().Update(ctx, pool)
 	} else {
 		pool = NewAgentPoolObject(mc, name, raw, ref)
+		nodepool.SetIPSlot(pool, nodepool.FreeIPSlot(pools))
 		pool.Spec.UpgradeExtras = extras
 		err = s.Client().Create(ctx, pool)
 	}
@@ -541,7 +542,7 @@ func (s *Provider) machines(ctx context.Context, p arm.Params) (*slipwayv1.Agent
 			Properties: &armcontainerservice.MachineProperties{
 				ResourceID: to.Ptr(node),
 				Network: &armcontainerservice.MachineNetworkProperties{IPAddresses: []*armcontainerservice.MachineIPAddress{
-					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(nodepool.InternalIP(instance))},
+					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(nodepool.InternalIP(nodepool.IPSlotOf(pool), instance))},
 				}},
 			},
 		})

@@ -146,6 +146,11 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	p.CurrentKubernetesVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
 	p.Fqdn = to.Ptr(clusterFQDN(mc))
 	p.AzurePortalFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", ".portal.hcp.", 1))
+	if ap := p.APIServerAccessProfile; ap != nil && deref(ap.EnablePrivateCluster) {
+		// A private cluster's API server name in its private DNS zone,
+		// shaped as AKS's (<prefix>-<hash>.<guid>.privatelink.<location>...).
+		p.PrivateFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", "."+guidFrom(id+"/private")+".privatelink.", 1))
+	}
 	p.MaxAgentPools = to.Ptr[int32](100)
 	if p.NetworkProfile != nil {
 		defaultNetwork(p.NetworkProfile)
@@ -484,6 +489,12 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	defaultNetwork(np)
 	if p.SupportPlan == nil || *p.SupportPlan == "" {
 		p.SupportPlan = to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)
+	}
+	if aad := p.AADProfile; aad != nil && deref(aad.TenantID) == "" {
+		aad.TenantID = to.Ptr(s.TenantID()) // the subscription's tenant, as AKS fills it
+	}
+	if ap := p.APIServerAccessProfile; ap != nil && deref(ap.EnablePrivateCluster) && deref(ap.PrivateDNSZone) == "" {
+		ap.PrivateDNSZone = to.Ptr("system")
 	}
 	p.ProvisioningState, p.PowerState, p.Fqdn, p.AzurePortalFQDN, p.CurrentKubernetesVersion = nil, nil, nil, nil, nil
 	p.MaxAgentPools, p.PrivateFQDN, p.ResourceUID = nil, nil, nil
