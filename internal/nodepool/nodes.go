@@ -92,7 +92,7 @@ type NodeSpec struct {
 	Pool        string
 	Hash        string
 	Instance    int
-	IPSlot      int // the pool's block of the node subnet
+	IPSlot      int    // the pool's block of the node subnet
 	Cluster     string // the cluster's node resource group, as AKS labels it
 	Location    string
 	Image       nodeimage.Image
