@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +157,39 @@ func TestRevocation(t *testing.T) {
 		tok := s.tokenFor(t, p)
 		if status, e := s.do(t, "GET", strings.TrimPrefix(scope, "/")+"?api-version=2021-04-01", tok, nil); status != http.StatusForbidden {
 			t.Errorf("the old Owner reads the re-created group: %d %+v", status, e)
+		}
+	})
+
+	t.Run("slow clients are cut off", func(t *testing.T) {
+		// A body that never finishes, with and without a token: the
+		// probe of c28914d held 200 such connections open for good.
+		host := strings.TrimSuffix(strings.TrimPrefix(s.conn.ARMEndpoint, "https://"), "/")
+		tok := s.token(t)
+		var wg sync.WaitGroup
+		for _, auth := range []string{"", "Authorization: Bearer " + tok + "\r\n"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conn, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				start := time.Now()
+				fmt.Fprintf(conn, "PUT /subscriptions/%s/resourceGroups/slow?api-version=2021-04-01 HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"loc", s.conn.SubscriptionID, host, auth)
+				conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+				io.Copy(io.Discard, conn) // until the server closes it
+				if held := time.Since(start); held > 45*time.Second {
+					t.Errorf("a slow body (auth %v) was held %s; the server's read timeout is 30 s", auth != "", held)
+				} else {
+					t.Logf("a slow body (auth %v) was cut off after %s", auth != "", held.Round(time.Second))
+				}
+			}()
+		}
+		wg.Wait()
+		if _, err := c.groups.Get(ctx, "slow", nil); err == nil {
+			t.Error("a group was created from half a body")
 		}
 	})
 
