@@ -200,10 +200,12 @@ func Serve(ctx context.Context, o Options) error {
 	synced := mgr.GetCache().WaitForCacheSync(syncCtx)
 	syncDone()
 	if !synced {
-		if err := <-mgrDoneOrNil(mgrDone); err != nil {
+		select {
+		case err := <-mgrDone:
 			return fmt.Errorf("controllers stopped before their caches synced: %w", err)
+		default:
+			return fmt.Errorf("the management plane's caches did not sync")
 		}
-		return fmt.Errorf("the management plane's caches did not sync")
 	}
 
 	srv := &http.Server{Handler: front.Handler(), TLSConfig: tlsCfg,
@@ -247,18 +249,6 @@ func Serve(ctx context.Context, o Options) error {
 	cancel()
 	fmt.Fprintln(o.Out, "Stopping Slipway: the clusters' control planes stop and start again with it")
 	return err
-}
-
-// mgrDoneOrNil yields the manager's result if it has ended, else nil.
-func mgrDoneOrNil(done chan error) chan error {
-	out := make(chan error, 1)
-	select {
-	case err := <-done:
-		out <- err
-	default:
-		out <- nil
-	}
-	return out
 }
 
 // credentials adapts the hosting layer to the ARM layer's needs.

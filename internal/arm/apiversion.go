@@ -30,9 +30,6 @@ func (a APIVersions) Plus(b APIVersions) APIVersions {
 	return APIVersions{list: append(slices.Clone(a.list), b.list...), dated: a.dated || b.dated}
 }
 
-// List is the listed versions.
-func (a APIVersions) List() []string { return slices.Clone(a.list) }
-
 var dateVersion = regexp.MustCompile(`^(\d{4})-(\d{2})-(\d{2})(-preview)?$`)
 
 func (a APIVersions) check(v string) error {
@@ -63,6 +60,3 @@ func apiVersion(r *http.Request) string {
 	}
 	return ""
 }
-
-// APIVersion is the request's api-version, as the core checked it.
-func APIVersion(r *http.Request) string { return apiVersion(r) }

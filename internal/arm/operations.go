@@ -123,7 +123,7 @@ func (s *Server) settle(ctx context.Context, op *slipwayv1.Operation) error {
 	if !op.Spec.Deletes && time.Since(op.CreationTimestamp.Time) <= orphanAfter {
 		return nil // nothing to settle yet: spare every poll the lookups
 	}
-	res, err := s.resolve(ctx, op.Spec.ResourceID)
+	res, err := s.Lookup(ctx, op.Spec.ResourceID)
 	switch {
 	case IsNotFound(err) && op.Spec.Deletes:
 		return s.FinishOperation(ctx, op, slipwayv1.OperationSucceeded, nil)
@@ -166,18 +166,14 @@ type Resource struct {
 
 // ResourceType registers a kind of resource operations can act on.
 func (s *Server) ResourceType(t ResourceType) {
-	t2 := t
-	s.types = append(s.types, &t2)
-	for _, seg := range strings.Split(t.Pattern, "/") {
-		if !strings.HasPrefix(seg, "{") {
-			s.canonical[strings.ToLower(seg)] = seg
-		}
-	}
+	s.types = append(s.types, registeredType{ResourceType: t, route: route{segs: s.learn(t.Pattern)}})
 }
 
-// Lookup finds the resource an ARM ID names through the provider that
-// registered its type: a 404 *Error when it does not exist.
-func (s *Server) Lookup(ctx context.Context, id string) (*Resource, error) { return s.resolve(ctx, id) }
+// registeredType is a ResourceType with its pattern split once.
+type registeredType struct {
+	ResourceType
+	route route
+}
 
 // ResourcePatterns are the route patterns of every registered resource
 // type, in registration order: the scopes extension resources (role
@@ -190,25 +186,34 @@ func (s *Server) ResourcePatterns() []string {
 	return out
 }
 
-// resolve finds the resource an ARM ID names through its provider.
-func (s *Server) resolve(ctx context.Context, id string) (*Resource, error) {
+// typeOf is the registered type of the resource an ARM ID names, with the
+// ID's parameters.
+func (s *Server) typeOf(id string) (*ResourceType, Params) {
 	segs := strings.Split(strings.Trim(id, "/"), "/")
-	for _, t := range s.types {
-		if p, ok := (route{segs: strings.Split(t.Pattern, "/")}).match(segs); ok {
-			return t.Lookup(ctx, p)
+	for i := range s.types {
+		if p, ok := s.types[i].route.match(segs); ok {
+			return &s.types[i].ResourceType, p
 		}
 	}
-	return nil, fmt.Errorf("no provider serves resource %s", id)
+	return nil, nil
 }
 
-func (s *Server) typeOf(id string) *ResourceType {
-	segs := strings.Split(strings.Trim(id, "/"), "/")
-	for _, t := range s.types {
-		if _, ok := (route{segs: strings.Split(t.Pattern, "/")}).match(segs); ok {
-			return t
-		}
+// Lookup finds the resource an ARM ID names through the provider that
+// registered its type: a 404 *Error when it does not exist.
+func (s *Server) Lookup(ctx context.Context, id string) (*Resource, error) {
+	t, p := s.typeOf(id)
+	if t == nil {
+		return nil, fmt.Errorf("no provider serves resource %s", id)
 	}
-	return nil
+	return t.Lookup(ctx, p)
+}
+
+// CancelRefused ends an operation recorded for a request that was then
+// refused (another operation got there first), saying why.
+func (s *Server) CancelRefused(ctx context.Context, op *slipwayv1.Operation, message string) {
+	if err := s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: message}); err != nil {
+		slog.Warn("Ending a refused operation", "operation", op.Name, "err", err)
+	}
 }
 
 // OperationRoutes registers the operation status (Azure-AsyncOperation)
@@ -253,7 +258,7 @@ func (s *Server) getOperationStatus(w http.ResponseWriter, r *http.Request, p Pa
 	if op.Status.Error != nil {
 		body["error"] = op.Status.Error
 	}
-	if t := s.typeOf(op.Spec.ResourceID); t != nil && t.OperationProperties != nil {
+	if t, _ := s.typeOf(op.Spec.ResourceID); t != nil && t.OperationProperties != nil {
 		if props := t.OperationProperties(op); props != nil {
 			body["properties"] = props
 		}
@@ -290,7 +295,7 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p Pa
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		res, err := s.resolve(r.Context(), op.Spec.ResourceID)
+		res, err := s.Lookup(r.Context(), op.Spec.ResourceID)
 		if err != nil {
 			return err
 		}
@@ -315,9 +320,7 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p Pa
 func (s *Server) AcceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation, namespace string) error {
 	if err := s.cfg.Client.Update(r.Context(), obj); err != nil {
 		if apierrors.IsConflict(err) {
-			if ferr := s.FinishOperation(r.Context(), op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."}); ferr != nil {
-				slog.Warn("Ending a refused operation", "operation", op.Name, "err", ferr)
-			}
+			s.CancelRefused(r.Context(), op, "Another operation started first.")
 			return AnotherOperationInProgress()
 		}
 		return err
@@ -344,9 +347,7 @@ func (s *Server) DeleteWithOperation(ctx context.Context, obj client.Object, ref
 func (s *Server) RecordDelete(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, op *slipwayv1.Operation) error {
 	*ref = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionDeleting}
 	if err := s.cfg.Client.Update(ctx, obj); err != nil {
-		if ferr := s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "The resource changed while the delete was recorded."}); ferr != nil {
-			slog.Warn("Ending a refused operation", "operation", op.Name, "err", ferr)
-		}
+		s.CancelRefused(ctx, op, "The resource changed while the delete was recorded.")
 		return err
 	}
 	return client.IgnoreNotFound(s.cfg.Client.Delete(ctx, obj))

@@ -37,16 +37,23 @@ func AuthorizeInHandler(rt *route) { rt.authorizeInHandler = true }
 // that spelling names the RBAC action and scope the route needs, whatever
 // case a request uses.
 func (s *Server) Handle(method, pattern string, versions APIVersions, h HandlerFunc, opts ...RouteOption) {
-	rt := route{method: method, segs: strings.Split(pattern, "/"), handler: h, versions: versions}
+	rt := route{method: method, segs: s.learn(pattern), handler: h, versions: versions}
 	for _, o := range opts {
 		o(&rt)
 	}
-	for _, seg := range rt.segs {
+	s.routes = append(s.routes, rt)
+}
+
+// learn splits a pattern into segments and remembers how it spells its
+// literals (see canon).
+func (s *Server) learn(pattern string) []string {
+	segs := strings.Split(pattern, "/")
+	for _, seg := range segs {
 		if !strings.HasPrefix(seg, "{") {
 			s.canonical[strings.ToLower(seg)] = seg
 		}
 	}
-	s.routes = append(s.routes, rt)
+	return segs
 }
 
 func (rt route) match(segs []string) (Params, bool) {

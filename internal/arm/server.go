@@ -55,7 +55,7 @@ type Server struct {
 	// lower-case form: ARM action names and IDs use that spelling whatever
 	// the request's.
 	canonical map[string]string
-	types     []*ResourceType
+	types     []registeredType
 }
 
 // New returns the core, with no provider registered.

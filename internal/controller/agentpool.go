@@ -363,12 +363,7 @@ func (r *AgentPoolReconciler) dropDeleteMachines(ctx context.Context, pool *slip
 	}
 	props.Count = to.Ptr(deref(props.Count) + int32(len(pool.Spec.DeleteMachines)))
 	pool.Spec.DeleteMachines = nil
-	status := pool.Status.DeepCopy()
-	if err := r.savePoolSpec(ctx, pool, &props); err != nil {
-		return err
-	}
-	pool.Status = *status
-	return nil
+	return r.savePoolSpec(ctx, pool, &props)
 }
 
 func deref[T any](p *T) T {

@@ -156,24 +156,26 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 	}
 	pool.Spec.Evictions = slices.DeleteFunc(pool.Spec.Evictions, func(e string) bool { return node(e) == nil || slices.Contains(pool.Status.Deallocated, e) })
 	pool.Spec.DeleteMachines = nil
-	status := pool.Status.DeepCopy()
 	if err := r.savePoolSpec(ctx, pool, props); err != nil {
 		return removed, false, err
 	}
-	pool.Status = *status
 	return removed, false, r.Client.Status().Update(ctx, pool)
 }
 
-// savePoolSpec writes a pool's properties and spec.
+// savePoolSpec writes a pool's properties and spec. The status in memory
+// survives it (an update answers with the stored status), so a status
+// write may follow.
 func (r *AgentPoolReconciler) savePoolSpec(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties) error {
 	raw, err := json.Marshal(props)
 	if err != nil {
 		return err
 	}
 	pool.Spec.Properties.Raw = raw
+	status := pool.Status.DeepCopy()
 	if err := r.Client.Update(ctx, pool); err != nil {
 		return fmt.Errorf("recording pool %s: %w", pool.Spec.ResourceID, err)
 	}
+	pool.Status = *status
 	return nil
 }
 

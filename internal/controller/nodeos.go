@@ -450,7 +450,13 @@ func (r *NodeOSUpgradeReconciler) follow(ctx context.Context, mc *slipwayv1.Mana
 // recorded operation ends Canceled. It returns the operation's status.
 func (r *NodeOSUpgradeReconciler) handOver(ctx context.Context, mc *slipwayv1.ManagedCluster, p *slipwayv1.AutoUpgradePool) (string, error) {
 	pool := &slipwayv1.AgentPool{}
-	err := r.Fresh.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + p.Name)}, pool)
+	key := client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(mc.Spec.ResourceID + "/agentPools/" + p.Name)}
+	// The cache answers the usual case, a pool running its upgrade; what
+	// it says otherwise is checked against the API server before acting.
+	if err := r.Client.Get(ctx, key, pool); err == nil && pool.Spec.Operation != nil && pool.Spec.Operation.ID == p.OperationID {
+		return slipwayv1.OperationInProgress, nil
+	}
+	err := r.Fresh.Get(ctx, key, pool)
 	if apierrors.IsNotFound(err) || err == nil && pool.DeletionTimestamp != nil {
 		return slipwayv1.OperationCanceled, endOperation(ctx, r.Client, p.OperationID, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "Canceled", Message: "The agent pool is gone."})
 	}

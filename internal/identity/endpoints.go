@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -36,7 +35,6 @@ type Endpoints struct {
 	// Limiter throttles clients whose secrets keep failing; nil means a
 	// default one.
 	Limiter *FailureLimiter
-	once    sync.Once
 }
 
 // maxTokenForm bounds a token request's body: a client-credentials form is
@@ -51,6 +49,9 @@ func TenantIssuer(base, tenant string) string { return base + "/" + tenant + "/v
 
 // Register adds the endpoints to mux.
 func (e *Endpoints) Register(mux *http.ServeMux) {
+	if e.Limiter == nil {
+		e.Limiter = NewFailureLimiter(5, time.Second, time.Minute)
+	}
 	mux.HandleFunc("GET /adfs/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		e.discovery(w, ADFSIssuer(e.BaseURL), e.BaseURL+"/adfs/oauth2/token", e.BaseURL+"/adfs/oauth2/authorize", e.BaseURL+"/adfs/discovery/keys")
 	})
@@ -116,7 +117,7 @@ func (e *Endpoints) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain client_id and client_secret.")
 		return
 	}
-	limiter := e.limiter()
+	limiter := e.Limiter
 	if wait := limiter.Wait(appID); wait > 0 {
 		// Entra answers a client that keeps failing with 429 and a
 		// Retry-After; a correct secret waits too, or guessing could go on.
@@ -168,13 +169,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-func (e *Endpoints) limiter() *FailureLimiter {
-	e.once.Do(func() {
-		if e.Limiter == nil {
-			e.Limiter = NewFailureLimiter(5, time.Second, time.Minute)
-		}
-	})
-	return e.Limiter
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // raw sends a request with a raw body and content type and returns the
@@ -160,11 +161,11 @@ func TestBadInput(t *testing.T) {
 		}
 		// What AKS fills in for Entra ID integration and private clusters.
 		if got.Properties != nil {
-			if aad := got.Properties.AADProfile; aad == nil || deref(aad.TenantID) != s.conn.TenantID {
+			if aad := got.Properties.AADProfile; aad == nil || ptr.Deref(aad.TenantID, "") != s.conn.TenantID {
 				t.Errorf("aadProfile: %s, want the tenant %s filled in", asJSON(aad), s.conn.TenantID)
 			}
-			if ap := got.Properties.APIServerAccessProfile; ap == nil || deref(ap.PrivateDNSZone) != "system" || !strings.Contains(deref(got.Properties.PrivateFQDN), ".privatelink.") {
-				t.Errorf("private cluster: access profile %s, privateFQDN %q", asJSON(ap), deref(got.Properties.PrivateFQDN))
+			if ap := got.Properties.APIServerAccessProfile; ap == nil || ptr.Deref(ap.PrivateDNSZone, "") != "system" || !strings.Contains(ptr.Deref(got.Properties.PrivateFQDN, ""), ".privatelink.") {
+				t.Errorf("private cluster: access profile %s, privateFQDN %q", asJSON(ap), ptr.Deref(got.Properties.PrivateFQDN, ""))
 			}
 		}
 		d, err := c.clusters.BeginDelete(ctx, group, "modeless", nil)
@@ -212,8 +213,8 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if np := got.Properties.NetworkProfile; deref(np.DNSServiceIP) != "10.96.0.10" {
-			t.Errorf("dnsServiceIP %s, want the service CIDR's tenth address 10.96.0.10", deref(np.DNSServiceIP))
+		if np := got.Properties.NetworkProfile; ptr.Deref(np.DNSServiceIP, "") != "10.96.0.10" {
+			t.Errorf("dnsServiceIP %s, want the service CIDR's tenth address 10.96.0.10", ptr.Deref(np.DNSServiceIP, ""))
 		}
 		cs := adminClient(t, c, group, name)
 		svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
@@ -243,8 +244,8 @@ func TestBadInput(t *testing.T) {
 		}
 		p := got.Properties
 		np := p.NetworkProfile
-		if deref(np.NetworkPolicy) != armcontainerservice.NetworkPolicyNone || deref(np.LoadBalancerSKU) != armcontainerservice.LoadBalancerSKUStandard ||
-			deref(np.OutboundType) != armcontainerservice.OutboundTypeLoadBalancer || len(np.IPFamilies) != 1 ||
+		if ptr.Deref(np.NetworkPolicy, "") != armcontainerservice.NetworkPolicyNone || ptr.Deref(np.LoadBalancerSKU, "") != armcontainerservice.LoadBalancerSKUStandard ||
+			ptr.Deref(np.OutboundType, "") != armcontainerservice.OutboundTypeLoadBalancer || len(np.IPFamilies) != 1 ||
 			len(np.PodCidrs) != 1 || *np.PodCidrs[0] != *np.PodCidr || len(np.ServiceCidrs) != 1 || *np.ServiceCidrs[0] != *np.ServiceCidr {
 			t.Errorf("network profile defaults: %s", asJSON(np))
 		}
@@ -254,10 +255,10 @@ func TestBadInput(t *testing.T) {
 			*lb.IdleTimeoutInMinutes != 30 {
 			t.Errorf("load balancer profile: %s", asJSON(lb))
 		}
-		if deref(p.SupportPlan) != armcontainerservice.KubernetesSupportPlanKubernetesOfficial {
-			t.Errorf("supportPlan %v", deref(p.SupportPlan))
+		if ptr.Deref(p.SupportPlan, "") != armcontainerservice.KubernetesSupportPlanKubernetesOfficial {
+			t.Errorf("supportPlan %v", ptr.Deref(p.SupportPlan, ""))
 		}
-		if us := p.AgentPoolProfiles[0].UpgradeSettings; us == nil || deref(us.MaxSurge) != "10%" {
+		if us := p.AgentPoolProfiles[0].UpgradeSettings; us == nil || ptr.Deref(us.MaxSurge, "") != "10%" {
 			t.Errorf("the system pool's effective maxSurge: %s", asJSON(us))
 		}
 	})
@@ -409,14 +410,6 @@ func waitIdleSDK(t testing.TB, c clients, group, name string) {
 		}
 		return state == "Succeeded" || state == "Failed" || state == "Canceled", state
 	})
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 func asJSON(v any) string {

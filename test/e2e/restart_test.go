@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -105,7 +104,13 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.killWhen(t, "control plane being made", time.Minute, func() bool { return clusterHosted(s, group, name) })
+		s.killWhen(t, "control plane being made", time.Minute, func() bool {
+			if !clusterHosted(s, group, name) {
+				return false
+			}
+			mc, err := c.clusters.Get(ctx, group, name, nil)
+			return err == nil && *mc.Properties.ProvisioningState == "Creating"
+		})
 		c = newClients(t, s)
 		resumed, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, &armcontainerservice.ManagedClustersClientBeginCreateOrUpdateOptions{ResumeToken: resume})
 		if err != nil {
@@ -206,12 +211,9 @@ func TestCrashRecovery(t *testing.T) {
 	})
 
 	t.Run("mid-eviction behind a PDB", func(t *testing.T) {
-		spot := pool("spot", armcontainerservice.AgentPoolModeUser, 2)
-		spot.ScaleSetPriority = to.Ptr(armcontainerservice.ScaleSetPrioritySpot)
-		var ap armcontainerservice.AgentPool
-		if err := convertJSON(spot, &ap.Properties); err != nil {
-			t.Fatal(err)
-		}
+		ap := armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+			Mode: to.Ptr(armcontainerservice.AgentPoolModeUser), Count: to.Ptr[int32](2),
+			ScaleSetPriority: to.Ptr(armcontainerservice.ScaleSetPrioritySpot)}}
 		p, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "spot", ap, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -228,8 +230,9 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("simulateEviction: %d %+v", status, e)
 		}
 		s.killWhen(t, "eviction noticed", time.Minute, func() bool {
+			// The notice is out and the VM not yet gone.
 			n, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
-			return err != nil || n.Annotations["slipway.dev/eviction-notice"] != ""
+			return err == nil && n.Annotations["slipway.dev/eviction-notice"] != ""
 		})
 		c = newClients(t, s)
 		eventually(t, time.Minute, "the evicted VM gone and the count one lower", func() (bool, string) {
@@ -290,7 +293,7 @@ func TestCrashRecovery(t *testing.T) {
 		resume, _ := poller.ResumeToken()
 		s.killWhen(t, "cluster deleting", time.Minute, func() bool {
 			mc, err := c.clusters.Get(ctx, group, name, nil)
-			return err != nil || *mc.Properties.ProvisioningState == "Deleting"
+			return err == nil && *mc.Properties.ProvisioningState == "Deleting"
 		})
 		c = newClients(t, s)
 		resumed, err := c.clusters.BeginDelete(ctx, group, name, &armcontainerservice.ManagedClustersClientBeginDeleteOptions{ResumeToken: resume})
@@ -331,13 +334,4 @@ func clusterHosted(s *server, group, name string) bool {
 func guardedTolerating(t testing.TB, cs kubernetes.Interface, name, pool string, replicas, minAvailable int32) {
 	t.Helper()
 	guardedWith(t, cs, name, pool, replicas, minAvailable, []corev1.Toleration{{Key: "kubernetes.azure.com/scalesetpriority", Operator: corev1.TolerationOpEqual, Value: "spot", Effect: corev1.TaintEffectNoSchedule}})
-}
-
-// convertJSON moves a value between SDK model types that share JSON names.
-func convertJSON(from, to any) error {
-	data, err := json.Marshal(from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, to)
 }

@@ -41,31 +41,25 @@ func (s *Provider) claim(ctx context.Context, mc *slipwayv1.ManagedCluster, op *
 			return nil
 		}
 		if !apierrors.IsConflict(err) || attempt == claimAttempts {
-			s.cancelRefused(ctx, op)
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			if apierrors.IsConflict(err) {
 				return arm.AnotherOperationInProgress()
 			}
 			return err
 		}
 		if err := s.Client().Get(ctx, client.ObjectKeyFromObject(mc), mc); err != nil {
-			s.cancelRefused(ctx, op)
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			return err
 		}
 		if mc.DeletionTimestamp != nil {
-			s.cancelRefused(ctx, op)
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			return arm.OperationNotAllowed("Operation is not allowed: the cluster is being deleted.")
 		}
 		if err := recheck(mc); err != nil {
-			s.cancelRefused(ctx, op)
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			return err
 		}
 	}
-}
-
-// cancelRefused ends an operation whose request was refused after it was
-// recorded.
-func (s *Provider) cancelRefused(ctx context.Context, op *slipwayv1.Operation) {
-	s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
 }
 
 // claimBusy returns the action and pool of the operation claimed on mc if

@@ -361,7 +361,7 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 		err = s.Client().Create(ctx, mc)
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+		s.CancelRefused(ctx, op, "Another operation started first.")
 		return arm.OperationNotAllowed("Operation is not allowed: Another operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 	}
 	if err != nil {

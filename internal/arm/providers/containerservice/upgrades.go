@@ -61,7 +61,7 @@ func (s *Provider) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Reques
 	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
 	if err := s.Client().Update(ctx, pool); err != nil {
 		if apierrors.IsConflict(err) {
-			s.FinishOperation(ctx, op, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 		}
 		return err

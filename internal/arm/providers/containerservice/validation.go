@@ -132,43 +132,42 @@ func checkNetwork(np *armcontainerservice.NetworkProfile) error {
 // pool's own PUT applies: what cannot change does not, and the cluster
 // keeps a running System pool.
 func checkPoolUpdates(profiles []*armcontainerservice.ManagedClusterAgentPoolProfile, existing []slipwayv1.AgentPool) error {
-	type pool struct{ system, running bool }
-	after := map[string]pool{}
-	for _, e := range existing {
-		var old nodepool.Properties
-		if err := json.Unmarshal(e.Spec.Properties.Raw, &old); err != nil {
-			return fmt.Errorf("stored pool %s: %w", e.Spec.ResourceID, err)
-		}
-		after[e.Spec.Name] = pool{system: deref(old.Mode) == armcontainerservice.AgentPoolModeSystem, running: powerCode(&old) == armcontainerservice.CodeRunning}
-		for _, ap := range profiles {
-			if deref(ap.Name) != e.Spec.Name {
-				continue
-			}
-			var props nodepool.Properties
-			if err := convert(ap, &props); err != nil {
-				return err
-			}
-			if err := nodepool.ValidateUpdate(&old, &props); err != nil {
-				return fromInvalid(err)
-			}
-		}
+	if len(existing) == 0 {
+		return nil // a new cluster: normalizeCluster requires its System pool
 	}
+	listed := map[string]*nodepool.Properties{}
 	for _, ap := range profiles {
 		var props nodepool.Properties
 		if err := convert(ap, &props); err != nil {
 			return err
 		}
-		after[deref(ap.Name)] = pool{system: deref(props.Mode) == armcontainerservice.AgentPoolModeSystem, running: powerCode(&props) == armcontainerservice.CodeRunning}
+		listed[deref(ap.Name)] = &props
 	}
-	for _, p := range after {
-		if p.system && p.running {
-			return nil
+	runningSystem := func(p *nodepool.Properties) bool {
+		return deref(p.Mode) == armcontainerservice.AgentPoolModeSystem && powerCode(p) == armcontainerservice.CodeRunning
+	}
+	kept := false
+	for _, e := range existing {
+		var old nodepool.Properties
+		if err := json.Unmarshal(e.Spec.Properties.Raw, &old); err != nil {
+			return fmt.Errorf("stored pool %s: %w", e.Spec.ResourceID, err)
+		}
+		props, ok := listed[e.Spec.Name]
+		if !ok {
+			kept = kept || runningSystem(&old)
+			continue
+		}
+		if err := nodepool.ValidateUpdate(&old, props); err != nil {
+			return fromInvalid(err)
 		}
 	}
-	if len(existing) == 0 {
-		return nil // a new cluster: normalizeCluster requires its System pool
+	for _, props := range listed {
+		kept = kept || runningSystem(props)
 	}
-	return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+	if !kept {
+		return arm.BadRequest("MustDefineAtLeastOneSystemPool", "agentPoolProfiles", "Must define at least one system pool.")
+	}
+	return nil
 }
 
 // defaultNetwork fills in what AKS fills in of a network profile: no
