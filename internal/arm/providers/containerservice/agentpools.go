@@ -3,6 +3,7 @@ package containerservice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -227,20 +228,36 @@ func (s *Provider) getAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 	return nil
 }
 
+// errPoolChanged says a pool changed between a PUT's read and its write.
+var errPoolChanged = errors.New("the agent pool changed meanwhile")
+
+// putAgentPool is a pool PUT. The pool's controller writes its spec too
+// (a Spot eviction's bookkeeping): a write that conflicts with one of
+// those is judged again on the fresh pool, and refused only if another
+// operation holds the pool by then.
 func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	ctx := r.Context()
-	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
-	if err != nil {
-		return err
-	}
-	name := p["pool"]
-	if err := nodepool.ValidateName(name); err != nil {
+	if err := nodepool.ValidateName(p["pool"]); err != nil {
 		return fromInvalid(err)
 	}
 	body, err := arm.ReadBody(r)
 	if err != nil {
 		return err
 	}
+	for range 3 {
+		if err = s.applyAgentPool(w, r, p, body); !errors.Is(err, errPoolChanged) {
+			return err
+		}
+	}
+	return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
+}
+
+func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params, body []byte) error {
+	ctx := r.Context()
+	mc, err := s.lookupCluster(ctx, p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	name := p["pool"]
 	var in armcontainerservice.AgentPool
 	if err := arm.DecodeJSON(body, &in); err != nil {
 		return err
@@ -350,6 +367,9 @@ func (s *Provider) putAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		s.CancelRefused(ctx, op, "Another operation started first.")
+		if apierrors.IsConflict(err) {
+			return errPoolChanged // judged again on the fresh pool
+		}
 		return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 	}
 	if err != nil {
