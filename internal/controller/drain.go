@@ -60,18 +60,27 @@ func cordonAndDrain(ctx context.Context, cs kubernetes.Interface, name string, t
 	if err := drain.RunCordonOrUncordon(h, node, true); err != nil {
 		return fmt.Errorf("cordoning %s: %w", name, err)
 	}
-	list, errs := h.GetPodsForDeletion(name)
-	if len(errs) > 0 {
-		return fmt.Errorf("draining %s: %w", name, errors.Join(errs...))
+	// The scheduler learns of the cordon from its own watch, so a pod
+	// can still land on the node just after it: a replacement of one just
+	// evicted, most likely. Drain until a fresh look finds the node
+	// empty, or that pod goes down with the VM and the budget with it.
+	for {
+		list, errs := h.GetPodsForDeletion(name)
+		if len(errs) > 0 {
+			return fmt.Errorf("draining %s: %w", name, errors.Join(errs...))
+		}
+		pods := list.Pods()
+		if len(pods) == 0 {
+			return nil
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		for _, pod := range pods {
+			g.Go(func() error { return evict(gctx, h, cs, pod) })
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("draining %s: %w", name, err)
+		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, pod := range list.Pods() {
-		g.Go(func() error { return evict(gctx, h, cs, pod) })
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("draining %s: %w", name, err)
-	}
-	return nil
 }
 
 // evict evicts one pod, retrying while a PodDisruptionBudget refuses, and
