@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -142,6 +145,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	case "Creating", "Updating":
+		setProgress(ctx, r.Client, op.ID, 40)
+		if err := r.applyAddons(ctx, mc, hosted); err != nil {
+			return ctrl.Result{}, err
+		}
 		setProgress(ctx, r.Client, op.ID, 50)
 		done, failed, err := r.syncPools(ctx, mc)
 		if err != nil {
@@ -167,6 +174,47 @@ func networksOf(mc *slipwayv1.ManagedCluster) (service, pods string) {
 		return "", ""
 	}
 	return deref(c.Properties.NetworkProfile.ServiceCidr), deref(c.Properties.NetworkProfile.PodCidr)
+}
+
+// applyAddons brings the system add-ons in the cluster's kube-system to
+// what its profile says, as AKS's add-on manager does on every create and
+// update.
+func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.ManagedCluster, hosted *hosting.Cluster) error {
+	c, err := desired(mc)
+	if err != nil {
+		return err
+	}
+	spec := addons.Spec{
+		ServiceCIDR: hosting.DefaultServiceCIDR, PodCIDR: hosting.DefaultPodCIDR,
+		APIServerFQDN: r.FQDN(mc), KubernetesVersion: version.Kubernetes,
+		DiskCSIDriver: true, FileCSIDriver: true,
+	}
+	p := c.Properties
+	if np := p.NetworkProfile; np != nil {
+		spec.ServiceCIDR = cmp.Or(deref(np.ServiceCidr), spec.ServiceCIDR)
+		spec.PodCIDR = cmp.Or(deref(np.PodCidr), spec.PodCIDR)
+		spec.DNSServiceIP = deref(np.DNSServiceIP)
+	}
+	if sp := p.StorageProfile; sp != nil {
+		if sp.DiskCSIDriver != nil && sp.DiskCSIDriver.Enabled != nil {
+			spec.DiskCSIDriver = *sp.DiskCSIDriver.Enabled
+		}
+		if sp.FileCSIDriver != nil && sp.FileCSIDriver.Enabled != nil {
+			spec.FileCSIDriver = *sp.FileCSIDriver.Enabled
+		}
+	}
+	cfg, err := hosted.RESTConfig(hosting.Admin)
+	if err != nil {
+		return err
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := addons.Apply(ctx, dc, spec); err != nil {
+		return fmt.Errorf("cluster %s: %w", mc.Spec.ResourceID, err)
+	}
+	return nil
 }
 
 func clusterName(mc *slipwayv1.ManagedCluster) string {

@@ -6,12 +6,15 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -115,4 +118,16 @@ func aborted(ctx context.Context, c client.Client, fresh client.Reader, ref *sli
 // failure turns an error into the ARM error an operation ends with.
 func failure(code string, err error) *slipwayv1.ErrorDetail {
 	return &slipwayv1.ErrorDetail{Code: code, Message: err.Error()}
+}
+
+// desired is the cluster as its last PUT asked for it, in ARM's shape.
+func desired(mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
+	var c armcontainerservice.ManagedCluster
+	if err := json.Unmarshal(mc.Spec.Resource.Raw, &c); err != nil {
+		return nil, fmt.Errorf("stored cluster %s: %w", mc.Spec.ResourceID, err)
+	}
+	if c.Properties == nil {
+		c.Properties = &armcontainerservice.ManagedClusterProperties{}
+	}
+	return &c, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/nodepool"
@@ -469,13 +469,10 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 		np.ServiceCidr = to.Ptr("10.0.0.0/16")
 	}
 	if np.DNSServiceIP == nil || *np.DNSServiceIP == "" {
-		// The service CIDR's tenth address, as AKS picks it.
-		np.DNSServiceIP = to.Ptr("10.0.0.10")
-		if svc, err := netip.ParsePrefix(*np.ServiceCidr); err == nil && svc.Addr().Is4() {
-			a := svc.Masked().Addr().As4()
-			a[3] += 10
-			np.DNSServiceIP = to.Ptr(netip.AddrFrom4(a).String())
-		}
+		// The service CIDR's tenth address, as AKS picks it; a CIDR too
+		// small for it is refused by checkNetwork below.
+		ip, _ := addons.DNSServiceIP(*np.ServiceCidr)
+		np.DNSServiceIP = to.Ptr(ip)
 	}
 	if err := checkEnums(in); err != nil {
 		return err

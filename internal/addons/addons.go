@@ -1,0 +1,144 @@
+// Package addons holds the system add-ons AKS runs in every cluster's
+// kube-system (CoreDNS, metrics-server, konnectivity-agent, kube-proxy and
+// the other node DaemonSets) and applies them, as AKS's add-on manager
+// does: objects labelled addonmanager.kubernetes.io/mode=Reconcile are
+// server-side applied (a user's change to them is undone on the next
+// apply), those labelled EnsureExists are only created.
+package addons
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/template"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+)
+
+//go:embed manifests.yaml
+var manifests string
+
+var tmpl = template.Must(template.New("addons").Option("missingkey=error").Parse(manifests))
+
+// ModeLabel is the add-on manager's label; every add-on object carries it.
+const ModeLabel = "addonmanager.kubernetes.io/mode"
+
+// FieldManager is the owner of the fields the add-ons set.
+const FieldManager = "aks-addon-manager"
+
+// Spec is what the add-ons depend on in a cluster's profile.
+type Spec struct {
+	// ServiceCIDR and PodCIDR are the cluster's networks; DNSServiceIP is
+	// kube-dns's address ("" for the service CIDR's tenth address, AKS's
+	// default).
+	ServiceCIDR, PodCIDR, DNSServiceIP string
+	// APIServerFQDN is the name konnectivity agents dial.
+	APIServerFQDN string
+	// KubernetesVersion tags kube-proxy's image, as "v1.36.3".
+	KubernetesVersion string
+	// DiskCSIDriver and FileCSIDriver follow storageProfile: their node
+	// DaemonSets run only when the driver is enabled.
+	DiskCSIDriver, FileCSIDriver bool
+}
+
+// DNSServiceIP is the tenth address of a service CIDR, where AKS puts
+// kube-dns unless networkProfile.dnsServiceIP says otherwise.
+func DNSServiceIP(serviceCIDR string) (string, error) {
+	p, err := netip.ParsePrefix(serviceCIDR)
+	if err != nil {
+		return "", fmt.Errorf("service CIDR %q: %w", serviceCIDR, err)
+	}
+	a := p.Masked().Addr()
+	for range 10 {
+		a = a.Next()
+	}
+	if !p.Contains(a) {
+		return "", fmt.Errorf("service CIDR %s is too small for kube-dns", serviceCIDR)
+	}
+	return a.String(), nil
+}
+
+// Objects renders the add-on objects for spec, in the order they are
+// applied (accounts and roles before the workloads that use them).
+func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
+	if spec.DNSServiceIP == "" {
+		ip, err := DNSServiceIP(spec.ServiceCIDR)
+		if err != nil {
+			return nil, err
+		}
+		spec.DNSServiceIP = ip
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, spec); err != nil {
+		return nil, fmt.Errorf("rendering add-ons: %w", err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(&buf, 4096)
+	var out []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("add-on manifests: %w", err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+// resources maps the kinds the manifests use to their API resources.
+var resources = map[string]string{
+	"ServiceAccount":      "serviceaccounts",
+	"ConfigMap":           "configmaps",
+	"Service":             "services",
+	"ClusterRole":         "clusterroles",
+	"ClusterRoleBinding":  "clusterrolebindings",
+	"Deployment":          "deployments",
+	"DaemonSet":           "daemonsets",
+	"PodDisruptionBudget": "poddisruptionbudgets",
+}
+
+// Apply brings the add-ons of a cluster to spec.
+func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
+	objs, err := Objects(spec)
+	if err != nil {
+		return err
+	}
+	for _, u := range objs {
+		gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
+		if err != nil {
+			return err
+		}
+		res, ok := resources[u.GetKind()]
+		if !ok {
+			return fmt.Errorf("add-on %s: no resource known for kind %s", u.GetName(), u.GetKind())
+		}
+		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
+		if ns := u.GetNamespace(); ns != "" {
+			ri = dc.Resource(gv.WithResource(res)).Namespace(ns)
+		}
+		if u.GetLabels()[ModeLabel] == "EnsureExists" {
+			_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				err = nil
+			}
+		} else {
+			_, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		}
+		if err != nil {
+			return fmt.Errorf("applying add-on %s %s: %w", strings.ToLower(u.GetKind()), u.GetName(), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package addons
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func TestObjects(t *testing.T) {
+	objs, err := Objects(Spec{ServiceCIDR: "10.96.0.0/16", PodCIDR: "10.244.0.0/16", APIServerFQDN: "c.hcp.local", KubernetesVersion: "v1.36.3", DiskCSIDriver: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, u := range objs {
+		if _, ok := resources[u.GetKind()]; !ok {
+			t.Errorf("%s %s: kind without a resource", u.GetKind(), u.GetName())
+		}
+		if u.GetLabels()[ModeLabel] == "" {
+			t.Errorf("%s %s has no %s label", u.GetKind(), u.GetName(), ModeLabel)
+		}
+		seen[u.GetKind()+"/"+u.GetName()] = true
+	}
+	for _, want := range []string{"Deployment/coredns", "Deployment/coredns-autoscaler", "Deployment/metrics-server", "Deployment/konnectivity-agent",
+		"DaemonSet/kube-proxy", "DaemonSet/cloud-node-manager", "DaemonSet/azure-ip-masq-agent", "DaemonSet/csi-azuredisk-node", "Service/kube-dns", "PodDisruptionBudget/coredns-pdb"} {
+		if !seen[want] {
+			t.Errorf("no %s", want)
+		}
+	}
+	if seen["DaemonSet/csi-azurefile-node"] {
+		t.Error("the file CSI node DaemonSet runs with the driver disabled")
+	}
+	for _, u := range objs {
+		if u.GetName() == "kube-dns" {
+			if ip, _, _ := unstructured.NestedString(u.Object, "spec", "clusterIP"); ip != "10.96.0.10" {
+				t.Errorf("kube-dns at %q, want 10.96.0.10", ip)
+			}
+		}
+	}
+}
+
+func TestDNSServiceIP(t *testing.T) {
+	for cidr, want := range map[string]string{"10.0.0.0/16": "10.0.0.10", "172.16.4.0/22": "172.16.4.10", "10.1.2.3/24": "10.1.2.10"} {
+		if got, err := DNSServiceIP(cidr); err != nil || got != want {
+			t.Errorf("DNSServiceIP(%s) = %s, %v; want %s", cidr, got, err, want)
+		}
+	}
+	if _, err := DNSServiceIP("10.0.0.0/29"); err == nil {
+		t.Error("a /29 has no tenth address, yet no error")
+	}
+}
