@@ -1,6 +1,6 @@
 // Package v1alpha1 holds Slipway's management objects: the state behind the
 // ARM API (resource groups, managed clusters, agent pools, operations,
-// service principals), stored as custom resources in the management API
+// service principals, cluster health), stored as custom resources in the management API
 // server. It imports only apimachinery so that clients and tools can use it
 // without the rest of Slipway.
 //
@@ -31,6 +31,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&ServicePrincipal{}, &ServicePrincipalList{},
 		&NodeImage{}, &NodeImageList{},
 		&RoleAssignment{}, &RoleAssignmentList{},
+		&ClusterHealth{}, &ClusterHealthList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

@@ -90,6 +90,35 @@ func newBenchCommand() *cobra.Command {
 	clusterCmd.Flags().IntVar(&o.Nodes, "nodes", 3, "simulated nodes per cluster")
 	clusterCmd.Flags().StringVar(&o.DataDir, "data-dir", "", "where the clusters live (default: a temporary directory, removed afterwards)")
 	cmd.AddCommand(clusterCmd)
+
+	var h bench.HealthOptions
+	healthCmd := &cobra.Command{
+		Use:   "health",
+		Short: "Run idle clusters and measure the CPU their Resource Health probes cost",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if h.DataDir == "" {
+				dir, err := os.MkdirTemp("", "slipway-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				h.DataDir = dir
+			}
+			h.Out = cmd.OutOrStdout()
+			fmt.Fprintf(h.Out, "slipway %s: %d clusters with add-ons, %d simulated nodes each, probed every %s\n", version.Version, h.Clusters, h.Nodes, h.Interval)
+			return bench.Health(ctx, h)
+		},
+	}
+	healthCmd.Flags().IntVar(&h.Clusters, "clusters", 20, "idle clusters to run")
+	healthCmd.Flags().IntVar(&h.Nodes, "nodes", 3, "simulated nodes per cluster")
+	healthCmd.Flags().DurationVar(&h.Interval, "interval", 5*time.Second, "time between two probes of a cluster (serve's --health-interval)")
+	healthCmd.Flags().DurationVar(&h.Window, "window", 30*time.Second, "length of each measurement")
+	healthCmd.Flags().IntVar(&h.Rounds, "rounds", 3, "pairs of windows (without, with probes) to measure")
+	healthCmd.Flags().StringVar(&h.DataDir, "data-dir", "", "where the clusters live (default: a temporary directory, removed afterwards)")
+	cmd.AddCommand(healthCmd)
 	return cmd
 }
 
@@ -113,6 +142,8 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&o.NodeOSUpgradeDelay, "node-os-upgrade-delay", 24*time.Hour, "how long after a node image is published clusters without a node OS maintenance window get it (AKS rolls a release out over days)")
 	cmd.Flags().IntVar(&o.RebootConcurrency, "reboot-concurrency", 1, "how many nodes of a cluster the reboot coordinator reboots at once")
 	cmd.Flags().Float64Var(&o.SpotEvictionRate, "spot-eviction-rate", 0, "random evictions per Spot VM per simulated hour (0: only simulateEviction evicts)")
+	cmd.Flags().DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "time between two Resource Health probes of a cluster (a failure is seen within this plus 2 s)")
+	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
 	return cmd

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,11 +27,13 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
+	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
+	"github.com/slipway-dev/slipway/internal/health"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
 	"github.com/slipway-dev/slipway/internal/management"
@@ -56,6 +60,10 @@ type Options struct {
 	// TimeScale scales the simulated VMs' real-world durations; 0 means
 	// timing.DefaultScale.
 	TimeScale float64
+	// HealthInterval is the time between two health probes of a cluster;
+	// 0 means 5 s. HealthUnknownAfter is how long without a probe makes
+	// a cluster's health Unknown; 0 means Resource Health's ten minutes.
+	HealthInterval, HealthUnknownAfter time.Duration
 	// Ports is the port range of hosted control planes; the first hundred
 	// go to the management plane. Zero means hosting's default.
 	Ports hosting.PortRange
@@ -158,11 +166,15 @@ func Serve(ctx context.Context, o Options) error {
 		// takes effect a moment after it is made.
 		Authorizer: &authz.Authorizer{Client: mgr.GetClient()},
 	})
+	healthPolicy := health.DefaultPolicy()
+	healthPolicy.UnknownAfter = cmp.Or(o.HealthUnknownAfter, healthPolicy.UnknownAfter)
+	healthPolicy.Heartbeat = min(healthPolicy.Heartbeat, healthPolicy.UnknownAfter/4)
 	// The resource providers. Authorization comes last: role assignments
 	// attach to the resource types the others registered.
 	resources.Register(front)
 	containerservice.Register(front, credentials{clusters}, &nodeimage.Catalog{Reader: direct, Writer: direct})
 	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
+	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
 	authorization.Register(front)
 
 	vms := &sim.Provider{Clusters: clusters}
@@ -174,6 +186,9 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
+		&controller.HealthReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{},
+			Identity: identityCheck{store: &identity.Store{Client: mgr.GetClient()}, signer: signer, tenant: conn.TenantID, audience: conn.Audience},
+			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)

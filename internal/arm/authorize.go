@@ -19,31 +19,35 @@ func (s *Server) permission(rt *route, method string, p Params) (action, scope s
 	typ := "Microsoft.Resources"
 	var id []string
 	segs := rt.segs
+	// Under a provider namespace, resource types and names alternate; a
+	// literal name (upgradeProfiles/default, availabilityStatuses/current)
+	// names the one child of its type and is part of neither the action
+	// nor the scope.
+	name := false
 	for i := 0; i < len(segs); i++ {
 		seg := segs[i]
 		switch {
-		case seg == "subscriptions":
-			typ += "/subscriptions"
-		case seg == "resourceGroups":
-			typ += "/resourceGroups"
+		case name:
+			if strings.HasPrefix(seg, "{") {
+				id = append(id, p[strings.Trim(seg, "{}")])
+			} else {
+				id = id[:len(id)-1] // the literal's type is not a scope either
+			}
+			name = false
+			continue
 		case seg == "providers" && i+1 < len(segs):
 			i++
 			typ = segs[i]
 			id = append(id, "providers", segs[i])
 			continue
-		case strings.HasPrefix(seg, "{"):
-			id = append(id, p[strings.Trim(seg, "{}")])
-			continue
-		case seg == "default":
-			continue // upgradeProfiles/default names the one profile
 		case method == http.MethodPost && i == len(segs)-1:
 			return typ + "/" + seg + "/action", scopeOfID(id)
-		default:
-			typ += "/" + seg
 		}
+		typ += "/" + seg
 		// A type segment followed by a name is part of the scope.
-		if i+1 < len(segs) && strings.HasPrefix(segs[i+1], "{") {
+		if i+1 < len(segs) {
 			id = append(id, seg)
+			name = true
 		}
 	}
 	verb := map[string]string{http.MethodGet: "read", http.MethodHead: "read", http.MethodPut: "write", http.MethodPatch: "write", http.MethodDelete: "delete"}[method]

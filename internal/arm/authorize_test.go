@@ -7,8 +7,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
+	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
+	"github.com/slipway-dev/slipway/internal/health"
 )
 
 // allProviders is the core with every provider registered, as serve has it.
@@ -17,6 +19,7 @@ func allProviders() *arm.Server {
 	resources.Register(s)
 	containerservice.Register(s, nil, nil)
 	slipwayidentity.Register(s, nil, nil)
+	resourcehealth.Register(s, health.DefaultPolicy(), containerservice.RouteCluster)
 	authorization.Register(s)
 	return s
 }
@@ -42,6 +45,10 @@ func TestPermissions(t *testing.T) {
 		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1", "Microsoft.ContainerService/managedClusters/agentPools/read", mc + "/agentPools/np1"},
 		{"POST", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1/upgradeNodeImageVersion", "Microsoft.ContainerService/managedClusters/agentPools/upgradeNodeImageVersion/action", mc + "/agentPools/np1"},
 		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/agentPools/np1/upgradeProfiles/default", "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles/read", mc + "/agentPools/np1"},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/providers/Microsoft.ResourceHealth/availabilityStatuses/current", "Microsoft.ResourceHealth/availabilityStatuses/read", mc},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/providers/Microsoft.ResourceHealth/availabilityStatuses", "Microsoft.ResourceHealth/availabilityStatuses/read", mc},
+		{"GET", "subscriptions/s1/providers/Microsoft.ResourceHealth/events", "Microsoft.ResourceHealth/events/read", sub},
+		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ResourceHealth/availabilityStatuses", "Microsoft.ResourceHealth/availabilityStatuses/read", rg},
 		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/0b4c", "Microsoft.Authorization/roleAssignments/write", rg + "/providers/Microsoft.Authorization/roleAssignments/0b4c"},
 	} {
 		action, scope, ok := s.Permission(tc.method, tc.path)

@@ -323,24 +323,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 
 // probe asks the API server's /readyz.
 func (c *Cluster) probe(ctx context.Context) error {
-	client, err := c.probeClient()
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Endpoint()+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz answered %d: %s", resp.StatusCode, lastLines(body))
-	}
-	return nil
+	return c.get(ctx, nil, c.Endpoint()+"/readyz")
 }
 
 // probeClient returns the cluster's /readyz client, made once per cluster

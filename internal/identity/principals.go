@@ -224,3 +224,23 @@ func (s *Store) List(ctx context.Context) ([]slipwayv1.ServicePrincipal, error) 
 	}
 	return list.Items, nil
 }
+
+// CheckCurrent says whether appID can still get a token: it exists and
+// holds a secret that has not expired.
+func (s *Store) CheckCurrent(ctx context.Context, appID string) error {
+	sp := &slipwayv1.ServicePrincipal{}
+	err := s.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: strings.ToLower(appID)}, sp)
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("service principal %s does not exist", appID)
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, h := range sp.Spec.Secrets {
+		if h.Expires == nil || now.Before(h.Expires.Time) {
+			return nil
+		}
+	}
+	return fmt.Errorf("service principal %s has no secret that has not expired", appID)
+}
