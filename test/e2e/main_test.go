@@ -103,7 +103,8 @@ func (s *server) start() error {
 	// Tests run simulated VMs at 1/200 of real time; benchmarks may ask
 	// for another scale.
 	scale := cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005")
-	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", scale)
+	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", scale,
+		"--health-unknown-after", healthUnknownAfter.String())
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		return err

@@ -1,0 +1,372 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resourcehealth/armresourcehealth"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/armid"
+)
+
+// healthClients are Resource Health's SDK clients.
+type healthClients struct {
+	statuses *armresourcehealth.AvailabilityStatusesClient
+	events   *armresourcehealth.EventsClient
+}
+
+func newHealthClients(t testing.TB, s *server) healthClients {
+	t.Helper()
+	cred, opts := s.credential(t, s.conn.ClientSecret), s.clientOptions()
+	statuses, err := armresourcehealth.NewAvailabilityStatusesClient(s.conn.SubscriptionID, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := armresourcehealth.NewEventsClient(s.conn.SubscriptionID, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return healthClients{statuses, events}
+}
+
+// current is the cluster's availability now, as the SDK reads it.
+func (h healthClients) current(t testing.TB, id string) *armresourcehealth.AvailabilityStatusProperties {
+	t.Helper()
+	res, err := h.statuses.GetByResource(context.Background(), id, &armresourcehealth.AvailabilityStatusesClientGetByResourceOptions{Expand: to.Ptr("recommendedactions")})
+	if err != nil {
+		t.Fatalf("current availability of %s: %v", id, err)
+	}
+	return res.Properties
+}
+
+// waitState waits until the cluster's current state is state (and reason
+// type, when given) and returns how long that took and what it said.
+func (h healthClients) waitState(t testing.TB, id, state, reasonType string, timeout time.Duration) (time.Duration, *armresourcehealth.AvailabilityStatusProperties) {
+	t.Helper()
+	start := time.Now()
+	var last *armresourcehealth.AvailabilityStatusProperties
+	eventually(t, timeout, "availability "+state+" "+reasonType, func() (bool, string) {
+		last = h.current(t, id)
+		got := string(*last.AvailabilityState)
+		return got == state && (reasonType == "" || last.ReasonType != nil && *last.ReasonType == reasonType), got + " " + deref(last.ReasonType) + ": " + deref(last.Summary)
+	})
+	return time.Since(start), last
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// history reads a cluster's availability history through the SDK's pager.
+func (h healthClients) history(t testing.TB, id string) []*armresourcehealth.AvailabilityStatus {
+	t.Helper()
+	var out []*armresourcehealth.AvailabilityStatus
+	pager := h.statuses.NewListPager(id, nil)
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Value...)
+	}
+	return out
+}
+
+// apiServerPID finds the kube-apiserver of a hosted cluster among the
+// processes: its flags name the cluster's directory.
+func apiServerPID(t testing.TB, s *server, clusterID string) int {
+	t.Helper()
+	dir := filepath.Join(s.dataDir, "clusters", armid.ObjectName(clusterID)) + "/"
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		cmd := string(b)
+		if strings.Contains(cmd, "kube-apiserver") && strings.Contains(cmd, dir) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	t.Fatalf("no kube-apiserver process for %s", clusterID)
+	return 0
+}
+
+// TestResourceHealth: a cluster's Resource Health follows what really
+// happens to it, now and in its history: the add-ons AKS runs come up and
+// make it Available; a frozen API server makes it Unavailable within 10 s
+// and Available again within 10 s of its return; a node NotReady degrades
+// it; a node image upgrade is planned maintenance with its event; a stop
+// is the user's; time Slipway was down is Unknown, never Available.
+func TestResourceHealth(t *testing.T) {
+	s := serve(t)
+	ctx := context.Background()
+	c := newClients(t, s)
+	h := newHealthClients(t, s)
+	const group, name = "health-rg", "health-aks"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), pool("work", armcontainerservice.AgentPoolModeUser, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := p.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *mc.ID // with its leading slash, as users pass it
+	cs := adminClient(t, c, group, name)
+
+	t.Run("system add-ons run as on AKS", func(t *testing.T) {
+		eventually(t, time.Minute, "kube-system add-ons available", func() (bool, string) {
+			return addonsAvailable(ctx, cs)
+		})
+		svc, err := cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+		if err != nil || svc.Spec.ClusterIP != *mc.Properties.NetworkProfile.DNSServiceIP {
+			t.Errorf("kube-dns: %v, want it at the cluster's dnsServiceIP %s", err, *mc.Properties.NetworkProfile.DNSServiceIP)
+		}
+		for _, pdb := range []string{"coredns-pdb", "metrics-server-pdb", "konnectivity-agent"} {
+			if _, err := cs.PolicyV1().PodDisruptionBudgets("kube-system").Get(ctx, pdb, metav1.GetOptions{}); err != nil {
+				t.Errorf("PodDisruptionBudget %s: %v", pdb, err)
+			}
+		}
+	})
+
+	t.Run("available, by resource, group and subscription", func(t *testing.T) {
+		_, st := h.waitState(t, id, "Available", "", time.Minute)
+		if st.OccurredTime == nil || st.ReportedTime == nil || deref(st.Title) != "Available" {
+			t.Errorf("current: %+v", st)
+		}
+		found := false
+		pager := h.statuses.NewListByResourceGroupPager(group, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range page.Value {
+				found = found || strings.EqualFold(*v.ID, id+"/providers/Microsoft.ResourceHealth/availabilityStatuses/current")
+			}
+		}
+		if !found {
+			t.Error("the group's list has no status for the cluster")
+		}
+		subPager := h.statuses.NewListBySubscriptionIDPager(nil)
+		page, err := subPager.NextPage(ctx)
+		if err != nil || len(page.Value) == 0 {
+			t.Errorf("subscription list: %v, %d statuses", err, len(page.Value))
+		}
+		_, err = h.statuses.GetByResource(ctx, armid.ManagedCluster(s.conn.SubscriptionID, group, "no-such-cluster"), nil)
+		expectCode(t, err, http.StatusNotFound, "ResourceNotFound")
+	})
+
+	t.Run("a node NotReady degrades it", func(t *testing.T) {
+		node := poolNodes(t, cs, "work")[0].Name
+		setNotReady(t, cs, node, true)
+		_, st := h.waitState(t, id, "Degraded", "Unplanned", 30*time.Second)
+		if !strings.Contains(*st.Summary, node) || len(st.RecommendedActions) == 0 {
+			t.Errorf("degraded: %s, actions %d", *st.Summary, len(st.RecommendedActions))
+		}
+		setNotReady(t, cs, node, false)
+		h.waitState(t, id, "Available", "", 30*time.Second)
+	})
+
+	t.Run("a frozen API server is Unavailable within 10 s", func(t *testing.T) {
+		pid := apiServerPID(t, s, id)
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		defer func() {
+			if !resumed {
+				syscall.Kill(pid, syscall.SIGCONT)
+			}
+		}()
+		took, st := h.waitState(t, id, "Unavailable", "Unplanned", 20*time.Second)
+		t.Logf("failure seen after %s: %s", took.Round(100*time.Millisecond), *st.Summary)
+		if took > 10*time.Second {
+			t.Errorf("the frozen API server was seen after %s, want within 10 s", took)
+		}
+		syscall.Kill(pid, syscall.SIGCONT)
+		resumed = true
+		took, st = h.waitState(t, id, "Available", "", 30*time.Second)
+		t.Logf("recovery seen after %s", took.Round(100*time.Millisecond))
+		if took > 10*time.Second {
+			t.Errorf("the recovery was seen after %s, want within 10 s", took)
+		}
+		if st.RecentlyResolved == nil || st.RecentlyResolved.UnavailableOccurredTime == nil {
+			t.Errorf("no recentlyResolved after the outage: %+v", st)
+		}
+	})
+
+	t.Run("a node image upgrade is planned maintenance", func(t *testing.T) {
+		s.publish(t, "Ubuntu")
+		up, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, "work", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(t, id, "Degraded", "Planned", time.Minute)
+		if _, err := up.PollUntilDone(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(t, id, "Available", "", 30*time.Second)
+		events := map[string]*armresourcehealth.Event{}
+		pager := h.events.NewListBySubscriptionIDPager(&armresourcehealth.EventsClientListBySubscriptionIDOptions{QueryStartTime: to.Ptr(time.Now().Add(-time.Hour).Format("1/2/2006"))})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Value {
+				events[string(*e.Properties.EventType)+"/"+string(*e.Properties.Status)] = e
+			}
+		}
+		if e := events["PlannedMaintenance/Resolved"]; e == nil || e.Properties.ImpactMitigationTime == nil || !strings.Contains(*e.Properties.Summary, id) {
+			t.Errorf("no resolved planned maintenance event for the upgrade: %v", events)
+		}
+		if events["ServiceIssue/Resolved"] == nil {
+			t.Errorf("no resolved incident for the frozen API server: %v", events)
+		}
+	})
+
+	t.Run("a stopped cluster is Unavailable at the user's request", func(t *testing.T) {
+		stop, err := c.clusters.BeginStop(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stop.PollUntilDone(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+		_, st := h.waitState(t, id, "Unavailable", "UserInitiated", 30*time.Second)
+		if len(st.RecommendedActions) == 0 || !strings.Contains(*st.RecommendedActions[0].Action, "az aks start") {
+			t.Errorf("recommended actions for a stopped cluster: %+v", st.RecommendedActions)
+		}
+		start, err := c.clusters.BeginStart(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := start.PollUntilDone(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(t, id, "Available", "", time.Minute)
+	})
+
+	t.Run("time Slipway was down is Unknown in the history", func(t *testing.T) {
+		s.kill()
+		down := time.Now()
+		// Longer than the shared server's --health-unknown-after.
+		time.Sleep(healthUnknownAfter + 5*time.Second)
+		if err := s.start(); err != nil {
+			t.Fatal(err)
+		}
+		h = newHealthClients(t, s)
+		h.waitState(t, id, "Available", "", time.Minute)
+		var unknown *armresourcehealth.AvailabilityStatusProperties
+		for _, st := range h.history(t, id) {
+			if st.Properties.AvailabilityState != nil && *st.Properties.AvailabilityState == "Unknown" {
+				unknown = st.Properties
+				break
+			}
+		}
+		if unknown == nil {
+			t.Fatal("no Unknown entry for the time Slipway was down")
+		}
+		if at := *unknown.OccurredTime; at.After(down) || down.Sub(at) > healthUnknownAfter {
+			t.Errorf("the Unknown entry starts at %v; Slipway went down at %v", at, down)
+		}
+	})
+
+	t.Run("the history: newest first, every transition, paged", func(t *testing.T) {
+		hist := h.history(t, id)
+		seen := map[string]bool{}
+		for i, st := range hist {
+			p := st.Properties
+			if i == 0 && *st.Name != "current" {
+				t.Errorf("the first entry is %s, want current", *st.Name)
+			}
+			if i > 1 && p.OccurredTime != nil && hist[i-1].Properties.OccurredTime != nil && p.OccurredTime.After(*hist[i-1].Properties.OccurredTime) {
+				t.Errorf("entry %d (%v) is newer than the one before it (%v)", i, *p.OccurredTime, *hist[i-1].Properties.OccurredTime)
+			}
+			if p.AvailabilityState != nil {
+				seen[string(*p.AvailabilityState)+"/"+deref(p.ReasonType)] = true
+			}
+		}
+		for _, want := range []string{"Available/", "Degraded/Unplanned", "Unavailable/Unplanned", "Degraded/Planned", "Unavailable/UserInitiated", "Unknown/"} {
+			if !seen[want] {
+				t.Errorf("the history has no %s entry: %v", want, seen)
+			}
+		}
+		// Raw pages of two follow nextLink to the same entries.
+		var paged int
+		next := strings.TrimPrefix(id, "/") + "/providers/Microsoft.ResourceHealth/availabilityStatuses?api-version=2025-05-01&$top=2"
+		for next != "" {
+			var page struct {
+				Value    []map[string]any `json:"value"`
+				NextLink string           `json:"nextLink"`
+			}
+			s.getJSON(t, next, &page)
+			if len(page.Value) > 2 {
+				t.Fatalf("a page of %d entries for $top=2", len(page.Value))
+			}
+			paged += len(page.Value)
+			next = strings.TrimPrefix(page.NextLink, s.conn.ARMEndpoint)
+		}
+		if paged != len(hist) {
+			t.Errorf("pages of two held %d entries, the SDK's pager %d", paged, len(hist))
+		}
+	})
+}
+
+// healthUnknownAfter is the shared server's --health-unknown-after.
+const healthUnknownAfter = 30 * time.Second
+
+// setNotReady makes a simulated node report NotReady, or Ready again.
+func setNotReady(t testing.TB, cs kubernetes.Interface, node string, notReady bool) {
+	t.Helper()
+	patch := `{"metadata":{"annotations":{"slipway.dev/not-ready-reason":"KubeletDown","slipway.dev/not-ready-message":"the test stopped the kubelet"}}}`
+	if !notReady {
+		patch = `{"metadata":{"annotations":{"slipway.dev/not-ready-reason":null,"slipway.dev/not-ready-message":null}}}`
+	}
+	if _, err := cs.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addonsAvailable says whether every add-on AKS runs in kube-system is
+// there and available on every node.
+func addonsAvailable(ctx context.Context, cs kubernetes.Interface) (bool, string) {
+	var missing []string
+	for _, d := range []string{"coredns", "coredns-autoscaler", "metrics-server", "konnectivity-agent"} {
+		dep, err := cs.AppsV1().Deployments("kube-system").Get(ctx, d, metav1.GetOptions{})
+		if err != nil || dep.Spec.Replicas == nil || dep.Status.AvailableReplicas != *dep.Spec.Replicas {
+			missing = append(missing, d)
+		}
+	}
+	for _, d := range []string{"kube-proxy", "cloud-node-manager", "azure-ip-masq-agent", "csi-azuredisk-node", "csi-azurefile-node"} {
+		ds, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, d, metav1.GetOptions{})
+		if err != nil || ds.Status.DesiredNumberScheduled == 0 || ds.Status.NumberAvailable != ds.Status.DesiredNumberScheduled {
+			missing = append(missing, d)
+		}
+	}
+	return len(missing) == 0, fmt.Sprintf("not yet available: %v", missing)
+}
