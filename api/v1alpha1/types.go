@@ -130,6 +130,8 @@ type ManagedClusterSpec struct {
 	Operation *OperationRef `json:"operation,omitempty"`
 	// MaintenanceConfigurations are the cluster's maintenance windows.
 	MaintenanceConfigurations []MaintenanceConfiguration `json:"maintenanceConfigurations,omitempty"`
+	// SystemData says who made the cluster and who last wrote it.
+	SystemData *SystemData `json:"systemData,omitempty"`
 }
 
 // MaintenanceConfiguration is one of a cluster's maintenance
@@ -142,6 +144,18 @@ type MaintenanceConfiguration struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	Properties runtime.RawExtension `json:"properties"`
+	SystemData *SystemData          `json:"systemData,omitempty"`
+}
+
+// SystemData records who made a resource and who last changed it, and
+// when, as ARM's systemData shows it.
+type SystemData struct {
+	CreatedBy          string      `json:"createdBy"`
+	CreatedByType      string      `json:"createdByType"`
+	CreatedAt          metav1.Time `json:"createdAt"`
+	LastModifiedBy     string      `json:"lastModifiedBy"`
+	LastModifiedByType string      `json:"lastModifiedByType"`
+	LastModifiedAt     metav1.Time `json:"lastModifiedAt"`
 }
 
 // AutoUpgradeRun records one run of the node OS auto-upgrade scheduler:

@@ -82,8 +82,12 @@ func TestNodeOSAutoUpgrade(t *testing.T) {
 
 	t.Run("a window in the future holds the upgrade; an open one starts it", func(t *testing.T) {
 		later := time.Now().Add(12 * time.Hour)
-		if _, err := windows.CreateOrUpdate(ctx, group, name, "aksManagedNodeOSUpgradeSchedule", dailyWindow(later), nil); err != nil {
+		made, err := windows.CreateOrUpdate(ctx, group, name, "aksManagedNodeOSUpgradeSchedule", dailyWindow(later), nil)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if sd := made.SystemData; sd == nil || *sd.CreatedBy != s.conn.ClientID || *sd.LastModifiedBy != s.conn.ClientID {
+			t.Errorf("the maintenance configuration's systemData: %+v", sd)
 		}
 		image := s.publish(t, "Ubuntu2404")
 		var runs upgradeRuns

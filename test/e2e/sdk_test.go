@@ -128,6 +128,10 @@ func TestSDKEndToEnd(t *testing.T) {
 	if len(p.AgentPoolProfiles) != 2 {
 		t.Errorf("cluster shows %d pools", len(p.AgentPoolProfiles))
 	}
+	if sd := got.SystemData; sd == nil || *sd.CreatedBy != s.conn.ClientID || *sd.CreatedByType != armcontainerservice.CreatedByTypeApplication ||
+		sd.CreatedAt.Before(start.Add(-time.Second)) || sd.LastModifiedAt.Before(*sd.CreatedAt) {
+		t.Errorf("systemData %+v, want made and last written by %s (Application) since %v", sd, s.conn.ClientID, start)
+	}
 
 	t.Run("list by group and subscription", func(t *testing.T) {
 		for _, pager := range []*runtime.Pager[armcontainerservice.ManagedClustersClientListResponse]{c.clusters.NewListPager(nil)} {

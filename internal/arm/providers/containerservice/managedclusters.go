@@ -137,6 +137,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	if etag := mc.Annotations[arm.ETagAnnotation]; etag != "" {
 		out.ETag = to.Ptr(etag)
 	}
+	out.SystemData = renderSystemData(mc.Spec.SystemData)
 	p.ProvisioningState = to.Ptr(provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState))
 	power := armcontainerservice.CodeRunning
 	if mc.Status.PowerState == string(armcontainerservice.CodeStopped) {
@@ -343,6 +344,7 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 		mc = existing
 		mc.Spec.Resource = runtime.RawExtension{Raw: raw}
 		mc.Spec.Operation = ref
+		mc.Spec.SystemData = arm.Touched(ctx, mc.Spec.SystemData)
 		mc.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
 		err = s.Client().Update(ctx, mc)
 	} else {
@@ -356,7 +358,7 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 				Annotations: map[string]string{arm.ETagAnnotation: arm.NewOperationID()},
 				Finalizers:  []string{slipwayv1.Finalizer},
 			},
-			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Operation: ref},
+			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Operation: ref, SystemData: arm.Touched(ctx, nil)},
 		}
 		err = s.Client().Create(ctx, mc)
 	}
@@ -593,6 +595,7 @@ func (s *Provider) patchManagedCluster(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	mc.Spec.Resource = runtime.RawExtension{Raw: raw}
+	mc.Spec.SystemData = arm.Touched(ctx, mc.Spec.SystemData)
 	mc.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
 	if err := s.Client().Update(ctx, mc); err != nil {
 		if apierrors.IsConflict(err) {
@@ -794,4 +797,15 @@ func (s *Provider) listOrchestrators(w http.ResponseWriter, r *http.Request, p a
 		}}},
 	})
 	return nil
+}
+
+// renderSystemData is ARM's systemData of a resource Slipway keeps it for.
+func renderSystemData(sd *slipwayv1.SystemData) *armcontainerservice.SystemData {
+	if sd == nil {
+		return nil // made before Slipway kept it
+	}
+	return &armcontainerservice.SystemData{
+		CreatedBy: to.Ptr(sd.CreatedBy), CreatedByType: to.Ptr(armcontainerservice.CreatedByType(sd.CreatedByType)), CreatedAt: to.Ptr(sd.CreatedAt.UTC()),
+		LastModifiedBy: to.Ptr(sd.LastModifiedBy), LastModifiedByType: to.Ptr(armcontainerservice.CreatedByType(sd.LastModifiedByType)), LastModifiedAt: to.Ptr(sd.LastModifiedAt.UTC()),
+	}
 }

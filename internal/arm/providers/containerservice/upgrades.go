@@ -180,7 +180,7 @@ func renderMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, c slipwayv1.Ma
 	}
 	return &armcontainerservice.MaintenanceConfiguration{
 		ID: to.Ptr(mc.Spec.ResourceID + "/maintenanceConfigurations/" + c.Name), Name: to.Ptr(c.Name),
-		Type: to.Ptr(maintenanceConfigurationType), Properties: &props,
+		Type: to.Ptr(maintenanceConfigurationType), Properties: &props, SystemData: renderSystemData(c.SystemData),
 	}, nil
 }
 
@@ -259,8 +259,10 @@ func (s *Provider) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Re
 			return err
 		}
 		if i := findMaintenanceConfiguration(mc, name); i >= 0 {
+			entry.SystemData = arm.Touched(ctx, mc.Spec.MaintenanceConfigurations[i].SystemData)
 			mc.Spec.MaintenanceConfigurations[i] = entry
 		} else {
+			entry.SystemData = arm.Touched(ctx, nil)
 			mc.Spec.MaintenanceConfigurations, created = append(mc.Spec.MaintenanceConfigurations, entry), true
 		}
 		return s.Client().Update(ctx, mc)
