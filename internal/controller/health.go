@@ -143,12 +143,28 @@ func (r *HealthReconciler) probe(ctx context.Context, mc *slipwayv1.ManagedClust
 	sig.Identity = r.checkIdentity(ctx, mc, want)
 
 	var events []health.EventSpec
+	// A node OS auto-upgrade run is one maintenance, whatever it does to
+	// each pool (a node image upgrade, patches in place and reboots).
+	ofRun := map[string]bool{}
+	for _, run := range mc.Status.AutoUpgradeRuns {
+		if run.Status != runInProgress {
+			continue
+		}
+		what := "node OS auto-upgrade (" + run.Channel + " channel) of pools"
+		for _, p := range run.Pools {
+			what += " " + p.Name
+			ofRun[p.OperationID] = true
+		}
+		sig.Maintenance = append(sig.Maintenance, what)
+		events = append(events, health.EventSpec{Key: "autoupgrade/" + run.ID, Type: health.EventPlannedMaintenance,
+			Title: "Node OS auto-upgrade", Summary: "The cluster's nodeOSUpgradeChannel (" + run.Channel + ") is applying a node OS update in its maintenance window: " + what + "."})
+	}
 	var pools slipwayv1.AgentPoolList
 	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
 		return sig, nil, err
 	}
 	for _, p := range pools.Items {
-		if busy(p.Spec.Operation, p.Status.CompletedOperation) && p.Spec.Operation.Action == slipwayv1.ActionUpgradeNodeImage {
+		if busy(p.Spec.Operation, p.Status.CompletedOperation) && p.Spec.Operation.Action == slipwayv1.ActionUpgradeNodeImage && !ofRun[p.Spec.Operation.ID] {
 			what := "node image upgrade of pool " + p.Spec.Name
 			if u := p.Spec.NodeImageTarget; u != "" {
 				what += " to " + u

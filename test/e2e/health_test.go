@@ -178,6 +178,20 @@ func TestResourceHealth(t *testing.T) {
 		}
 		_, err = h.statuses.GetByResource(ctx, armid.ManagedCluster(s.conn.SubscriptionID, group, "no-such-cluster"), nil)
 		expectCode(t, err, http.StatusNotFound, "ResourceNotFound")
+
+		// Reading health is availabilityStatuses/read: a Reader of the
+		// cluster may, a principal without a role there may not.
+		const reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+		path := strings.TrimPrefix(id, "/") + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current?api-version=2025-05-01"
+		outsider := s.newPrincipal(t, "health-outsider")
+		if status, e := s.do(t, "GET", path, s.tokenFor(t, outsider), nil); status != http.StatusForbidden || e.Code != "AuthorizationFailed" || !strings.Contains(e.Message, "Microsoft.ResourceHealth/availabilityStatuses/read") {
+			t.Errorf("a principal without a role: %d %+v, want 403 AuthorizationFailed for availabilityStatuses/read", status, e)
+		}
+		s.assign(t, reader, outsider.ObjectID, id)
+		eventually(t, 10*time.Second, "the Reader reads the cluster's health", func() (bool, string) {
+			status, e := s.do(t, "GET", path, s.tokenFor(t, outsider), nil)
+			return status == http.StatusOK, fmt.Sprintf("%d %+v", status, e)
+		})
 	})
 
 	t.Run("a node NotReady degrades it", func(t *testing.T) {
