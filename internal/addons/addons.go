@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/template"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -109,36 +110,61 @@ var resources = map[string]string{
 	"PodDisruptionBudget": "poddisruptionbudgets",
 }
 
-// Apply brings the add-ons of a cluster to spec.
+// Apply brings the add-ons of a cluster to spec. Accounts, roles,
+// configuration and services go first, all at once, then the workloads
+// that use them: a pod made before its service account would wait out the
+// ReplicaSet controller's backoff.
 func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 	objs, err := Objects(spec)
 	if err != nil {
 		return err
 	}
+	var first, workloads []*unstructured.Unstructured
 	for _, u := range objs {
-		gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
-		if err != nil {
+		if k := u.GetKind(); k == "Deployment" || k == "DaemonSet" {
+			workloads = append(workloads, u)
+		} else {
+			first = append(first, u)
+		}
+	}
+	for _, batch := range [][]*unstructured.Unstructured{first, workloads} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for _, u := range batch {
+			g.Go(func() error { return apply(gctx, dc, u) })
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
-		res, ok := resources[u.GetKind()]
-		if !ok {
-			return fmt.Errorf("add-on %s: no resource known for kind %s", u.GetName(), u.GetKind())
+	}
+	return nil
+}
+
+// apply server-side applies one add-on object, or creates it if its mode
+// is EnsureExists.
+func apply(ctx context.Context, dc dynamic.Interface, u *unstructured.Unstructured) error {
+	gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
+	if err != nil {
+		return err
+	}
+	res, ok := resources[u.GetKind()]
+	if !ok {
+		return fmt.Errorf("add-on %s: no resource known for kind %s", u.GetName(), u.GetKind())
+	}
+	var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
+	if ns := u.GetNamespace(); ns != "" {
+		ri = dc.Resource(gv.WithResource(res)).Namespace(ns)
+	}
+	if u.GetLabels()[ModeLabel] == "EnsureExists" {
+		_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
 		}
-		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
-		if ns := u.GetNamespace(); ns != "" {
-			ri = dc.Resource(gv.WithResource(res)).Namespace(ns)
-		}
-		if u.GetLabels()[ModeLabel] == "EnsureExists" {
-			_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager})
-			if apierrors.IsAlreadyExists(err) {
-				err = nil
-			}
-		} else {
-			_, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-		}
-		if err != nil {
-			return fmt.Errorf("applying add-on %s %s: %w", strings.ToLower(u.GetKind()), u.GetName(), err)
-		}
+	} else {
+		_, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	}
+	if err != nil {
+		return fmt.Errorf("applying add-on %s %s: %w", strings.ToLower(u.GetKind()), u.GetName(), err)
 	}
 	return nil
 }
