@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"text/template"
 
 	"golang.org/x/sync/errgroup"
@@ -97,6 +98,26 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 		}
 	}
 }
+
+// Workload is a Deployment or DaemonSet of the add-ons.
+type Workload struct{ Kind, Name string }
+
+// CoreWorkloads are the workloads every cluster runs whatever its profile
+// (the CSI node DaemonSets follow storageProfile and are not among them):
+// the core services Resource Health expects to find.
+var CoreWorkloads = sync.OnceValue(func() []Workload {
+	objs, err := Objects(Spec{ServiceCIDR: "10.0.0.0/16", PodCIDR: "10.244.0.0/16", APIServerFQDN: "cluster", KubernetesVersion: "v1"})
+	if err != nil {
+		panic(err) // the embedded manifests are rendered by the tests
+	}
+	var out []Workload
+	for _, u := range objs {
+		if k := u.GetKind(); k == "Deployment" || k == "DaemonSet" {
+			out = append(out, Workload{k, u.GetName()})
+		}
+	}
+	return out
+})
 
 // resources maps the kinds the manifests use to their API resources.
 var resources = map[string]string{

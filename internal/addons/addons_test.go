@@ -1,6 +1,7 @@
 package addons
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,6 +36,18 @@ func TestObjects(t *testing.T) {
 			if ip, _, _ := unstructured.NestedString(u.Object, "spec", "clusterIP"); ip != "10.96.0.10" {
 				t.Errorf("kube-dns at %q, want 10.96.0.10", ip)
 			}
+		}
+	}
+}
+
+func TestCoreWorkloads(t *testing.T) {
+	core := CoreWorkloads()
+	if len(core) != 7 || core[0] != (Workload{"Deployment", "coredns"}) {
+		t.Errorf("core workloads %v, want CoreDNS first and seven in all", core)
+	}
+	for _, w := range core {
+		if strings.HasPrefix(w.Name, "csi-") {
+			t.Errorf("%s is a core workload, but it follows storageProfile", w.Name)
 		}
 	}
 }

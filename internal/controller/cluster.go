@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
@@ -44,7 +45,15 @@ type ClusterReconciler struct {
 	FQDN func(*slipwayv1.ManagedCluster) string
 	// NewAgentPool builds a new pool object (the ARM layer's shape).
 	NewAgentPool func(mc *slipwayv1.ManagedCluster, name string, properties []byte, op *slipwayv1.OperationRef) *slipwayv1.AgentPool
+
+	// addonsApplied is when each cluster's add-ons were last applied.
+	addonsMu      sync.Mutex
+	addonsApplied map[string]time.Time
 }
+
+// addonResync is how often an idle cluster's add-ons are applied again, as
+// AKS's add-on manager re-applies them: a deleted CoreDNS comes back.
+const addonResync = time.Minute
 
 // SetupWithManager registers the reconciler.
 func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -136,7 +145,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 	if !working {
-		return ctrl.Result{}, nil
+		if mc.Spec.Stopped {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{RequeueAfter: addonResync}, r.resyncAddons(ctx, mc, hosted)
 	}
 
 	switch op.Action {
@@ -174,6 +186,21 @@ func networksOf(mc *slipwayv1.ManagedCluster) (service, pods string) {
 		return "", ""
 	}
 	return deref(c.Properties.NetworkProfile.ServiceCidr), deref(c.Properties.NetworkProfile.PodCidr)
+}
+
+// resyncAddons applies an idle cluster's add-ons again if they were last
+// applied more than addonResync ago (or never, by this process).
+func (r *ClusterReconciler) resyncAddons(ctx context.Context, mc *slipwayv1.ManagedCluster, hosted *hosting.Cluster) error {
+	r.addonsMu.Lock()
+	last, ok := r.addonsApplied[mc.Name]
+	r.addonsMu.Unlock()
+	if ok && time.Since(last) < addonResync {
+		return nil
+	}
+	// A frozen API server must not hold a worker.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return r.applyAddons(ctx, mc, hosted)
 }
 
 // applyAddons brings the system add-ons in the cluster's kube-system to
@@ -214,6 +241,12 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 	if err := addons.Apply(ctx, dc, spec); err != nil {
 		return fmt.Errorf("cluster %s: %w", mc.Spec.ResourceID, err)
 	}
+	r.addonsMu.Lock()
+	if r.addonsApplied == nil {
+		r.addonsApplied = map[string]time.Time{}
+	}
+	r.addonsApplied[mc.Name] = time.Now()
+	r.addonsMu.Unlock()
 	return nil
 }
 
@@ -297,6 +330,9 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 	if !controllerutil.ContainsFinalizer(mc, slipwayv1.Finalizer) {
 		return nil
 	}
+	r.addonsMu.Lock()
+	delete(r.addonsApplied, mc.Name)
+	r.addonsMu.Unlock()
 	if err := r.Hosting.Delete(ctx, mc.Name); err != nil && !errors.Is(err, hosting.ErrNotFound) {
 		return fmt.Errorf("deleting control plane of %s: %w", mc.Spec.ResourceID, err)
 	}

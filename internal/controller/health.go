@@ -244,6 +244,25 @@ func probeServices(ctx context.Context, cs kubernetes.Interface, now time.Time, 
 	if err != nil {
 		return fmt.Errorf("listing kube-system deployments: %w", err)
 	}
+	dss, err := cs.AppsV1().DaemonSets(metav1.NamespaceSystem).List(ctx, sel)
+	if err != nil {
+		return fmt.Errorf("listing kube-system daemonsets: %w", err)
+	}
+	found := map[addons.Workload]bool{}
+	for _, d := range deps.Items {
+		found[addons.Workload{Kind: "Deployment", Name: d.Name}] = true
+	}
+	for _, d := range dss.Items {
+		found[addons.Workload{Kind: "DaemonSet", Name: d.Name}] = true
+	}
+	for _, w := range addons.CoreWorkloads() {
+		if !found[w] {
+			if sig.Services == nil {
+				sig.Services = map[string]string{}
+			}
+			sig.Services[w.Name] = "missing"
+		}
+	}
 	for _, d := range deps.Items {
 		if d.Status.AvailableReplicas > 0 || d.Spec.Replicas != nil && *d.Spec.Replicas == 0 {
 			continue
@@ -260,10 +279,6 @@ func probeServices(ctx context.Context, cs kubernetes.Interface, now time.Time, 
 			}
 			sig.Services[d.Name] = fmt.Sprintf("0 of %d replicas available", d.Status.Replicas)
 		}
-	}
-	dss, err := cs.AppsV1().DaemonSets(metav1.NamespaceSystem).List(ctx, sel)
-	if err != nil {
-		return fmt.Errorf("listing kube-system daemonsets: %w", err)
 	}
 	for _, d := range dss.Items {
 		if d.Status.DesiredNumberScheduled == 0 || d.Status.NumberAvailable > 0 || now.Sub(d.CreationTimestamp.Time) < serviceGrace {

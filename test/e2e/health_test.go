@@ -205,6 +205,21 @@ func TestResourceHealth(t *testing.T) {
 		h.waitState(t, id, "Available", "", 30*time.Second)
 	})
 
+	t.Run("a deleted core service degrades it until the add-on manager restores it", func(t *testing.T) {
+		if err := cs.AppsV1().Deployments("kube-system").Delete(ctx, "coredns", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, st := h.waitState(t, id, "Degraded", "Unplanned", 30*time.Second)
+		if !strings.Contains(*st.Summary, "coredns (missing)") {
+			t.Errorf("degraded: %s", *st.Summary)
+		}
+		// AKS's add-on manager applies the add-ons again every minute.
+		eventually(t, 2*time.Minute, "CoreDNS restored", func() (bool, string) {
+			return addonsAvailable(ctx, cs)
+		})
+		h.waitState(t, id, "Available", "", 30*time.Second)
+	})
+
 	t.Run("a frozen API server is Unavailable within 10 s", func(t *testing.T) {
 		pid := apiServerPID(t, s, id)
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
@@ -252,10 +267,13 @@ func TestResourceHealth(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range page.Value {
-				events[string(*e.Properties.EventType)+"/"+string(*e.Properties.Status)] = e
+				// The subscription's events: other tests' clusters have theirs.
+				if strings.Contains(*e.Properties.Summary, id) {
+					events[string(*e.Properties.EventType)+"/"+string(*e.Properties.Status)] = e
+				}
 			}
 		}
-		if e := events["PlannedMaintenance/Resolved"]; e == nil || e.Properties.ImpactMitigationTime == nil || !strings.Contains(*e.Properties.Summary, id) {
+		if e := events["PlannedMaintenance/Resolved"]; e == nil || e.Properties.ImpactMitigationTime == nil {
 			t.Errorf("no resolved planned maintenance event for the upgrade: %v", events)
 		}
 		if events["ServiceIssue/Resolved"] == nil {
