@@ -346,6 +346,11 @@ func orphanPods(ctx context.Context, cs kubernetes.Interface) ([]string, error) 
 	}
 	var out []string
 	for _, p := range pods.Items {
+		// A drain leaves DaemonSet pods where they are, on AKS as with
+		// kubectl: they go with their node, when pod GC finds it gone.
+		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "DaemonSet" {
+			continue
+		}
 		if p.Spec.NodeName != "" && !exists[p.Spec.NodeName] && p.DeletionTimestamp == nil {
 			out = append(out, p.Namespace+"/"+p.Name+" on "+p.Spec.NodeName)
 		}
