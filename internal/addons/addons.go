@@ -49,9 +49,28 @@ type Spec struct {
 	// KubernetesVersion tags kube-proxy's image, as "v1.36.3".
 	KubernetesVersion string
 	// DiskCSIDriver and FileCSIDriver follow storageProfile: their node
-	// DaemonSets run only when the driver is enabled.
+	// DaemonSets, CSIDriver objects and StorageClasses are there only when
+	// the driver is enabled.
 	DiskCSIDriver, FileCSIDriver bool
 }
+
+// The built-in StorageClasses of AKS, with their parameters exactly as AKS
+// writes them (lower-case keys for the disk classes).
+var (
+	diskClasses = map[string]string{
+		"default":             "{skuname: StandardSSD_LRS}",
+		"managed-csi":         "{skuname: StandardSSD_LRS}",
+		"managed-csi-premium": "{skuname: Premium_LRS}",
+		"managed":             "{cachingmode: ReadOnly, kind: Managed, storageaccounttype: StandardSSD_LRS}",
+		"managed-premium":     "{cachingmode: ReadOnly, kind: Managed, storageaccounttype: Premium_LRS}",
+	}
+	fileClasses = map[string]string{
+		"azurefile":             "Standard_LRS",
+		"azurefile-csi":         "Standard_LRS",
+		"azurefile-premium":     "Premium_LRS",
+		"azurefile-csi-premium": "Premium_LRS",
+	}
+)
 
 // DNSServiceIP is the tenth address of a service CIDR, where AKS puts
 // kube-dns unless networkProfile.dnsServiceIP says otherwise.
@@ -81,7 +100,11 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 		spec.DNSServiceIP = ip
 	}
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, spec); err != nil {
+	data := struct {
+		Spec
+		DiskClasses, FileClasses map[string]string
+	}{spec, diskClasses, fileClasses}
+	if err := tmpl.Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("rendering add-ons: %w", err)
 	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(&buf, 4096)
@@ -129,6 +152,8 @@ var resources = map[string]string{
 	"Deployment":          "deployments",
 	"DaemonSet":           "daemonsets",
 	"PodDisruptionBudget": "poddisruptionbudgets",
+	"CSIDriver":           "csidrivers",
+	"StorageClass":        "storageclasses",
 }
 
 // Apply brings the add-ons of a cluster to spec. Accounts, roles,
@@ -158,23 +183,61 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 			return err
 		}
 	}
+	return prune(ctx, dc, spec, objs)
+}
+
+// prune deletes the Reconcile objects of add-ons the spec turned off (a
+// CSI driver disabled): the add-on manager removes what it no longer
+// ships. EnsureExists objects (the StorageClasses) are the user's once
+// made, and stay.
+func prune(ctx context.Context, dc dynamic.Interface, spec Spec, keep []*unstructured.Unstructured) error {
+	all := spec
+	all.DiskCSIDriver, all.FileCSIDriver = true, true
+	every, err := Objects(all)
+	if err != nil {
+		return err
+	}
+	kept := map[string]bool{}
+	for _, u := range keep {
+		kept[u.GetKind()+"/"+u.GetName()] = true
+	}
+	for _, u := range every {
+		if kept[u.GetKind()+"/"+u.GetName()] || u.GetLabels()[ModeLabel] != "Reconcile" {
+			continue
+		}
+		ri, err := resourceFor(dc, u)
+		if err != nil {
+			return err
+		}
+		if err := ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing add-on %s %s: %w", strings.ToLower(u.GetKind()), u.GetName(), err)
+		}
+	}
 	return nil
+}
+
+// resourceFor is the dynamic client of an add-on object's resource.
+func resourceFor(dc dynamic.Interface, u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
+	if err != nil {
+		return nil, err
+	}
+	res, ok := resources[u.GetKind()]
+	if !ok {
+		return nil, fmt.Errorf("add-on %s: no resource known for kind %s", u.GetName(), u.GetKind())
+	}
+	if ns := u.GetNamespace(); ns != "" {
+		return dc.Resource(gv.WithResource(res)).Namespace(ns), nil
+	}
+	return dc.Resource(gv.WithResource(res)), nil
 }
 
 // apply server-side applies one add-on object, or creates it if its mode
 // is EnsureExists.
 func apply(ctx context.Context, dc dynamic.Interface, u *unstructured.Unstructured) error {
-	gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
+	ri, err := resourceFor(dc, u)
 	if err != nil {
 		return err
-	}
-	res, ok := resources[u.GetKind()]
-	if !ok {
-		return fmt.Errorf("add-on %s: no resource known for kind %s", u.GetName(), u.GetKind())
-	}
-	var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
-	if ns := u.GetNamespace(); ns != "" {
-		ri = dc.Resource(gv.WithResource(res)).Namespace(ns)
 	}
 	if u.GetLabels()[ModeLabel] == "EnsureExists" {
 		_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager})

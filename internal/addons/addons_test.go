@@ -28,8 +28,25 @@ func TestObjects(t *testing.T) {
 			t.Errorf("no %s", want)
 		}
 	}
-	if seen["DaemonSet/csi-azurefile-node"] {
-		t.Error("the file CSI node DaemonSet runs with the driver disabled")
+	if seen["DaemonSet/csi-azurefile-node"] || seen["CSIDriver/file.csi.azure.com"] || seen["StorageClass/azurefile"] {
+		t.Error("the file CSI driver's objects are there with the driver disabled")
+	}
+	for _, want := range []string{"CSIDriver/disk.csi.azure.com", "StorageClass/default", "StorageClass/managed-csi-premium", "StorageClass/managed-premium"} {
+		if !seen[want] {
+			t.Errorf("no %s", want)
+		}
+	}
+	defaults := 0
+	for _, u := range objs {
+		if u.GetKind() == "StorageClass" && u.GetAnnotations()["storageclass.kubernetes.io/is-default-class"] == "true" {
+			defaults++
+			if u.GetName() != "default" {
+				t.Errorf("%s is a default class", u.GetName())
+			}
+		}
+	}
+	if defaults != 1 {
+		t.Errorf("%d default StorageClasses, want 1", defaults)
 	}
 	for _, u := range objs {
 		if u.GetName() == "kube-dns" {

@@ -448,6 +448,7 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	if p.EnableRBAC == nil {
 		p.EnableRBAC = to.Ptr(true)
 	}
+	defaultStorageProfile(p, old)
 	if in.Identity == nil && p.ServicePrincipalProfile == nil {
 		in.Identity = &armcontainerservice.ManagedClusterIdentity{Type: to.Ptr(armcontainerservice.ResourceIdentityTypeSystemAssigned)}
 	}
@@ -808,4 +809,59 @@ func renderSystemData(sd *slipwayv1.SystemData) *armcontainerservice.SystemData 
 		CreatedBy: to.Ptr(sd.CreatedBy), CreatedByType: to.Ptr(armcontainerservice.CreatedByType(sd.CreatedByType)), CreatedAt: to.Ptr(sd.CreatedAt.UTC()),
 		LastModifiedBy: to.Ptr(sd.LastModifiedBy), LastModifiedByType: to.Ptr(armcontainerservice.CreatedByType(sd.LastModifiedByType)), LastModifiedAt: to.Ptr(sd.LastModifiedAt.UTC()),
 	}
+}
+
+// defaultStorageProfile fills in storageProfile as AKS does: the disk and
+// file CSI drivers and the snapshot controller on, the blob driver off. On
+// update a driver the PUT leaves out keeps its state (az aks update sends
+// the whole profile it read back).
+func defaultStorageProfile(p *armcontainerservice.ManagedClusterProperties, old *armcontainerservice.ManagedCluster) {
+	var was *armcontainerservice.ManagedClusterStorageProfile
+	if old != nil && old.Properties != nil {
+		was = old.Properties.StorageProfile
+	}
+	if p.StorageProfile == nil {
+		p.StorageProfile = &armcontainerservice.ManagedClusterStorageProfile{}
+	}
+	sp := p.StorageProfile
+	enabled := func(now, before *bool, byDefault bool) *bool {
+		switch {
+		case now != nil:
+			return now
+		case before != nil:
+			return before
+		}
+		return to.Ptr(byDefault)
+	}
+	if sp.DiskCSIDriver == nil {
+		sp.DiskCSIDriver = &armcontainerservice.ManagedClusterStorageProfileDiskCSIDriver{}
+	}
+	if sp.FileCSIDriver == nil {
+		sp.FileCSIDriver = &armcontainerservice.ManagedClusterStorageProfileFileCSIDriver{}
+	}
+	if sp.SnapshotController == nil {
+		sp.SnapshotController = &armcontainerservice.ManagedClusterStorageProfileSnapshotController{}
+	}
+	if sp.BlobCSIDriver == nil {
+		sp.BlobCSIDriver = &armcontainerservice.ManagedClusterStorageProfileBlobCSIDriver{}
+	}
+	var wasDisk, wasFile, wasSnap, wasBlob *bool
+	if was != nil {
+		if was.DiskCSIDriver != nil {
+			wasDisk = was.DiskCSIDriver.Enabled
+		}
+		if was.FileCSIDriver != nil {
+			wasFile = was.FileCSIDriver.Enabled
+		}
+		if was.SnapshotController != nil {
+			wasSnap = was.SnapshotController.Enabled
+		}
+		if was.BlobCSIDriver != nil {
+			wasBlob = was.BlobCSIDriver.Enabled
+		}
+	}
+	sp.DiskCSIDriver.Enabled = enabled(sp.DiskCSIDriver.Enabled, wasDisk, true)
+	sp.FileCSIDriver.Enabled = enabled(sp.FileCSIDriver.Enabled, wasFile, true)
+	sp.SnapshotController.Enabled = enabled(sp.SnapshotController.Enabled, wasSnap, true)
+	sp.BlobCSIDriver.Enabled = enabled(sp.BlobCSIDriver.Enabled, wasBlob, false)
 }
