@@ -10,13 +10,20 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/addons"
@@ -49,10 +56,21 @@ type HealthReconciler struct {
 const serviceGrace = 10 * time.Second
 
 // SetupWithManager registers the reconciler. It wakes on every change of
-// a cluster and then once an interval.
+// a cluster, when an operation on one of its pools starts or ends (a node
+// image upgrade shorter than the interval is still seen), and then once an
+// interval.
 func (r *HealthReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	poolOperation := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			was, now := e.ObjectOld.(*slipwayv1.AgentPool), e.ObjectNew.(*slipwayv1.AgentPool)
+			return !equality.Semantic.DeepEqual(was.Spec.Operation, now.Spec.Operation) || was.Status.CompletedOperation != now.Status.CompletedOperation
+		},
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&slipwayv1.ManagedCluster{}).
+		Watches(&slipwayv1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*slipwayv1.AgentPool).Spec.Cluster}}}
+		}), builder.WithPredicates(poolOperation)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("health").
 		Complete(r)

@@ -145,11 +145,71 @@ func TestResourceHealth(t *testing.T) {
 		if err != nil || svc.Spec.ClusterIP != *mc.Properties.NetworkProfile.DNSServiceIP {
 			t.Errorf("kube-dns: %v, want it at the cluster's dnsServiceIP %s", err, *mc.Properties.NetworkProfile.DNSServiceIP)
 		}
+		sp := mc.Properties.StorageProfile
+		if sp == nil || !*sp.DiskCSIDriver.Enabled || !*sp.FileCSIDriver.Enabled || !*sp.SnapshotController.Enabled || *sp.BlobCSIDriver.Enabled {
+			t.Errorf("storageProfile %+v, want AKS's defaults: disk, file and snapshots on, blob off", sp)
+		}
+		classes, err := cs.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]bool{}
+		for _, c := range classes.Items {
+			byName[c.Name] = c.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+		}
+		for _, name := range []string{"default", "managed-csi", "managed-csi-premium", "managed", "managed-premium", "azurefile", "azurefile-csi", "azurefile-premium", "azurefile-csi-premium"} {
+			if _, ok := byName[name]; !ok {
+				t.Errorf("no StorageClass %s", name)
+			}
+		}
+		if !byName["default"] {
+			t.Error("the StorageClass default is not the default class")
+		}
+		for _, d := range []string{"disk.csi.azure.com", "file.csi.azure.com"} {
+			if _, err := cs.StorageV1().CSIDrivers().Get(ctx, d, metav1.GetOptions{}); err != nil {
+				t.Errorf("CSIDriver %s: %v", d, err)
+			}
+		}
 		for _, pdb := range []string{"coredns-pdb", "metrics-server-pdb", "konnectivity-agent"} {
 			if _, err := cs.PolicyV1().PodDisruptionBudgets("kube-system").Get(ctx, pdb, metav1.GetOptions{}); err != nil {
 				t.Errorf("PodDisruptionBudget %s: %v", pdb, err)
 			}
 		}
+
+		// az aks update --disable-disk-driver: the driver's node
+		// DaemonSet and CSIDriver go, the classes (the user's) stay; the
+		// file driver is untouched.
+		setDiskDriver := func(on bool) {
+			t.Helper()
+			cur, err := c.clusters.Get(ctx, group, name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur.Properties.StorageProfile.DiskCSIDriver.Enabled = to.Ptr(on)
+			p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, cur.ManagedCluster, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.PollUntilDone(ctx, poll); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setDiskDriver(false)
+		if _, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "csi-azuredisk-node", metav1.GetOptions{}); err == nil {
+			t.Error("csi-azuredisk-node still runs with the disk driver disabled")
+		}
+		if _, err := cs.StorageV1().CSIDrivers().Get(ctx, "disk.csi.azure.com", metav1.GetOptions{}); err == nil {
+			t.Error("the CSIDriver disk.csi.azure.com is still there with the driver disabled")
+		}
+		if _, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, "csi-azurefile-node", metav1.GetOptions{}); err != nil {
+			t.Errorf("csi-azurefile-node: %v", err)
+		}
+		got, err := c.clusters.Get(ctx, group, name, nil)
+		if err != nil || *got.Properties.StorageProfile.DiskCSIDriver.Enabled || !*got.Properties.StorageProfile.FileCSIDriver.Enabled {
+			t.Errorf("storageProfile after disabling the disk driver: %+v, %v", got.Properties.StorageProfile, err)
+		}
+		setDiskDriver(true)
+		eventually(t, time.Minute, "the add-ons available again", func() (bool, string) { return addonsAvailable(ctx, cs) })
 	})
 
 	t.Run("available, by resource, group and subscription", func(t *testing.T) {
@@ -250,15 +310,21 @@ func TestResourceHealth(t *testing.T) {
 
 	t.Run("a node image upgrade is planned maintenance", func(t *testing.T) {
 		s.publish(t, "Ubuntu")
-		up, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, "work", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.waitState(t, id, "Degraded", "Planned", time.Minute)
-		if _, err := up.PollUntilDone(ctx, poll); err != nil {
+		started := time.Now()
+		if _, err := upgradePool(t, c, group, name, "work"); err != nil {
 			t.Fatal(err)
 		}
 		h.waitState(t, id, "Available", "", 30*time.Second)
+		// A one-node upgrade may be over before a poll sees it; the
+		// history keeps it.
+		planned := false
+		for _, st := range h.history(t, id) {
+			p := st.Properties
+			planned = planned || p.AvailabilityState != nil && *p.AvailabilityState == "Degraded" && deref(p.ReasonType) == "Planned" && p.OccurredTime.After(started.Add(-time.Second))
+		}
+		if !planned {
+			t.Error("no Degraded/Planned entry for the upgrade in the history")
+		}
 		events := map[string]*armresourcehealth.Event{}
 		pager := h.events.NewListBySubscriptionIDPager(&armresourcehealth.EventsClientListBySubscriptionIDOptions{QueryStartTime: to.Ptr(time.Now().Add(-time.Hour).Format("1/2/2006"))})
 		for pager.More() {
