@@ -158,18 +158,11 @@ func perComponent(m map[string]int64) string {
 }
 
 func median(rs []ClusterResult, f func(ClusterResult) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
 	vs := make([]float64, len(rs))
 	for i, r := range rs {
 		vs[i] = f(r)
 	}
-	sort.Float64s(vs)
-	if len(vs)%2 == 1 {
-		return vs[len(vs)/2]
-	}
-	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	return medianOf(vs)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -181,8 +181,8 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // addresses from the one, the simulated nodes' pods get theirs from the
 // other, so the cluster is what its GET says.
 func networksOf(mc *slipwayv1.ManagedCluster) (service, pods string) {
-	var c armcontainerservice.ManagedCluster
-	if json.Unmarshal(mc.Spec.Resource.Raw, &c) != nil || c.Properties == nil || c.Properties.NetworkProfile == nil {
+	c, err := desired(mc)
+	if err != nil || c.Properties.NetworkProfile == nil {
 		return "", ""
 	}
 	return deref(c.Properties.NetworkProfile.ServiceCidr), deref(c.Properties.NetworkProfile.PodCidr)

@@ -132,8 +132,7 @@ func (r *NodeOSUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 // channel is the cluster's nodeOSUpgradeChannel (AKS's default NodeImage).
 func channel(mc *slipwayv1.ManagedCluster) string {
-	var c armcontainerservice.ManagedCluster
-	if json.Unmarshal(mc.Spec.Resource.Raw, &c) == nil && c.Properties != nil && c.Properties.AutoUpgradeProfile != nil && c.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel != nil {
+	if c, err := desired(mc); err == nil && c.Properties.AutoUpgradeProfile != nil && c.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel != nil {
 		return string(*c.Properties.AutoUpgradeProfile.NodeOSUpgradeChannel)
 	}
 	return channelNodeImage
@@ -358,9 +357,8 @@ func (r *NodeOSUpgradeReconciler) start(ctx context.Context, mc *slipwayv1.Manag
 		return r.Client.Status().Update(ctx, mc)
 	}
 	location := ""
-	var c armcontainerservice.ManagedCluster
-	if json.Unmarshal(mc.Spec.Resource.Raw, &c) == nil && c.Location != nil {
-		location = *c.Location
+	if c, err := desired(mc); err == nil {
+		location = deref(c.Location)
 	}
 	// Record the run first: a crash between the two leaves a run that
 	// follow() settles, never an upgrade nobody recorded.

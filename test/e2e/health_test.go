@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/slipway-dev/slipway/internal/armid"
 )
@@ -62,17 +63,9 @@ func (h healthClients) waitState(t testing.TB, id, state, reasonType string, tim
 	eventually(t, timeout, "availability "+state+" "+reasonType, func() (bool, string) {
 		last = h.current(t, id)
 		got := string(*last.AvailabilityState)
-		return got == state && (reasonType == "" || last.ReasonType != nil && *last.ReasonType == reasonType), got + " " + deref(last.ReasonType) + ": " + deref(last.Summary)
+		return got == state && (reasonType == "" || last.ReasonType != nil && *last.ReasonType == reasonType), got + " " + ptr.Deref(last.ReasonType, "") + ": " + ptr.Deref(last.Summary, "")
 	})
 	return time.Since(start), last
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 // history reads a cluster's availability history through the SDK's pager.
@@ -214,7 +207,7 @@ func TestResourceHealth(t *testing.T) {
 
 	t.Run("available, by resource, group and subscription", func(t *testing.T) {
 		_, st := h.waitState(t, id, "Available", "", time.Minute)
-		if st.OccurredTime == nil || st.ReportedTime == nil || deref(st.Title) != "Available" {
+		if st.OccurredTime == nil || st.ReportedTime == nil || ptr.Deref(st.Title, "") != "Available" {
 			t.Errorf("current: %+v", st)
 		}
 		found := false
@@ -320,7 +313,7 @@ func TestResourceHealth(t *testing.T) {
 		planned := false
 		for _, st := range h.history(t, id) {
 			p := st.Properties
-			planned = planned || p.AvailabilityState != nil && *p.AvailabilityState == "Degraded" && deref(p.ReasonType) == "Planned" && p.OccurredTime.After(started.Add(-time.Second))
+			planned = planned || p.AvailabilityState != nil && *p.AvailabilityState == "Degraded" && ptr.Deref(p.ReasonType, "") == "Planned" && p.OccurredTime.After(started.Add(-time.Second))
 		}
 		if !planned {
 			t.Error("no Degraded/Planned entry for the upgrade in the history")
@@ -406,7 +399,7 @@ func TestResourceHealth(t *testing.T) {
 				t.Errorf("entry %d (%v) is newer than the one before it (%v)", i, *p.OccurredTime, *hist[i-1].Properties.OccurredTime)
 			}
 			if p.AvailabilityState != nil {
-				seen[string(*p.AvailabilityState)+"/"+deref(p.ReasonType)] = true
+				seen[string(*p.AvailabilityState)+"/"+ptr.Deref(p.ReasonType, "")] = true
 			}
 		}
 		for _, want := range []string{"Available/", "Degraded/Unplanned", "Unavailable/Unplanned", "Degraded/Planned", "Unavailable/UserInitiated", "Unknown/"} {

@@ -1,6 +1,7 @@
 package containerservice
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -816,23 +817,25 @@ func renderSystemData(sd *slipwayv1.SystemData) *armcontainerservice.SystemData 
 // update a driver the PUT leaves out keeps its state (az aks update sends
 // the whole profile it read back).
 func defaultStorageProfile(p *armcontainerservice.ManagedClusterProperties, old *armcontainerservice.ManagedCluster) {
-	var was *armcontainerservice.ManagedClusterStorageProfile
-	if old != nil && old.Properties != nil {
-		was = old.Properties.StorageProfile
+	var was armcontainerservice.ManagedClusterStorageProfile // a copy: old stays as stored
+	if old != nil && old.Properties != nil && old.Properties.StorageProfile != nil {
+		was = *old.Properties.StorageProfile
 	}
 	if p.StorageProfile == nil {
 		p.StorageProfile = &armcontainerservice.ManagedClusterStorageProfile{}
 	}
 	sp := p.StorageProfile
-	enabled := func(now, before *bool, byDefault bool) *bool {
-		switch {
-		case now != nil:
-			return now
-		case before != nil:
-			return before
-		}
-		return to.Ptr(byDefault)
-	}
+	withSwitches(sp)
+	withSwitches(&was)
+	// Each switch: as sent, else as it was, else AKS's default.
+	sp.DiskCSIDriver.Enabled = cmp.Or(sp.DiskCSIDriver.Enabled, was.DiskCSIDriver.Enabled, to.Ptr(true))
+	sp.FileCSIDriver.Enabled = cmp.Or(sp.FileCSIDriver.Enabled, was.FileCSIDriver.Enabled, to.Ptr(true))
+	sp.SnapshotController.Enabled = cmp.Or(sp.SnapshotController.Enabled, was.SnapshotController.Enabled, to.Ptr(true))
+	sp.BlobCSIDriver.Enabled = cmp.Or(sp.BlobCSIDriver.Enabled, was.BlobCSIDriver.Enabled, to.Ptr(false))
+}
+
+// withSwitches gives a storage profile every one of its switches.
+func withSwitches(sp *armcontainerservice.ManagedClusterStorageProfile) {
 	if sp.DiskCSIDriver == nil {
 		sp.DiskCSIDriver = &armcontainerservice.ManagedClusterStorageProfileDiskCSIDriver{}
 	}
@@ -845,23 +848,4 @@ func defaultStorageProfile(p *armcontainerservice.ManagedClusterProperties, old 
 	if sp.BlobCSIDriver == nil {
 		sp.BlobCSIDriver = &armcontainerservice.ManagedClusterStorageProfileBlobCSIDriver{}
 	}
-	var wasDisk, wasFile, wasSnap, wasBlob *bool
-	if was != nil {
-		if was.DiskCSIDriver != nil {
-			wasDisk = was.DiskCSIDriver.Enabled
-		}
-		if was.FileCSIDriver != nil {
-			wasFile = was.FileCSIDriver.Enabled
-		}
-		if was.SnapshotController != nil {
-			wasSnap = was.SnapshotController.Enabled
-		}
-		if was.BlobCSIDriver != nil {
-			wasBlob = was.BlobCSIDriver.Enabled
-		}
-	}
-	sp.DiskCSIDriver.Enabled = enabled(sp.DiskCSIDriver.Enabled, wasDisk, true)
-	sp.FileCSIDriver.Enabled = enabled(sp.FileCSIDriver.Enabled, wasFile, true)
-	sp.SnapshotController.Enabled = enabled(sp.SnapshotController.Enabled, wasSnap, true)
-	sp.BlobCSIDriver.Enabled = enabled(sp.BlobCSIDriver.Enabled, wasBlob, false)
 }

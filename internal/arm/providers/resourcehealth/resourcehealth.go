@@ -112,7 +112,13 @@ func expandsActions(r *http.Request) bool {
 
 // current renders a cluster's state now.
 func (s *Provider) current(id string, h *slipwayv1.ClusterHealth, actions bool) *armresourcehealth.AvailabilityStatus {
-	now := s.now()
+	st, _ := s.currentAt(s.now(), id, h, actions)
+	return st
+}
+
+// currentAt renders a cluster's state at now, and says which transition it
+// stands for.
+func (s *Provider) currentAt(now time.Time, id string, h *slipwayv1.ClusterHealth, actions bool) (*armresourcehealth.AvailabilityStatus, slipwayv1.HealthTransition) {
 	tr, checked := health.Current(&h.Status, now, s.policy)
 	st := s.status(id, h, "current", tr)
 	p := st.Properties
@@ -136,7 +142,7 @@ func (s *Provider) current(id string, h *slipwayv1.ClusterHealth, actions bool) 
 			p.ServiceImpactingEvents = append(p.ServiceImpactingEvents, impacting(e, h.Spec.Location))
 		}
 	}
-	return st
+	return st, tr
 }
 
 // status renders one transition as an availabilityStatus named name.
@@ -220,11 +226,10 @@ func (s *Provider) listHistory(w http.ResponseWriter, r *http.Request, _ arm.Par
 		at time.Time
 		st *armresourcehealth.AvailabilityStatus
 	}
-	var entries []entry
-	cur := s.current(id, h, expandsActions(r))
-	entries = append(entries, entry{now, cur})
+	cur, c := s.currentAt(now, id, h, expandsActions(r))
+	entries := []entry{{now, cur}}
 	trs := h.Status.Transitions
-	if c, _ := health.Current(&h.Status, now, s.policy); len(trs) > 0 && c.Since.Equal(&trs[len(trs)-1].Since) && c.State == trs[len(trs)-1].State {
+	if len(trs) > 0 && c.Since.Equal(&trs[len(trs)-1].Since) && c.State == trs[len(trs)-1].State {
 		trs = trs[:len(trs)-1] // the current entry stands for it
 	}
 	for i, tr := range trs {
