@@ -32,6 +32,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&NodeImage{}, &NodeImageList{},
 		&RoleAssignment{}, &RoleAssignmentList{},
 		&ClusterHealth{}, &ClusterHealthList{},
+		&Disk{}, &DiskList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

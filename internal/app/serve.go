@@ -26,6 +26,7 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
+	computeprovider "github.com/slipway-dev/slipway/internal/arm/providers/compute"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
@@ -33,6 +34,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
+	"github.com/slipway-dev/slipway/internal/disks"
 	"github.com/slipway-dev/slipway/internal/health"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
@@ -175,6 +177,8 @@ func Serve(ctx context.Context, o Options) error {
 	containerservice.Register(front, credentials{clusters}, &nodeimage.Catalog{Reader: direct, Writer: direct})
 	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
 	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
+	diskService := disks.New(direct)
+	computeprovider.Register(front, diskService)
 	authorization.Register(front)
 
 	vms := &sim.Provider{Clusters: clusters}

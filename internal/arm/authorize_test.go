@@ -6,6 +6,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
+	"github.com/slipway-dev/slipway/internal/arm/providers/compute"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
@@ -20,6 +21,7 @@ func allProviders() *arm.Server {
 	containerservice.Register(s, nil, nil)
 	slipwayidentity.Register(s, nil, nil)
 	resourcehealth.Register(s, health.DefaultPolicy(), containerservice.RouteCluster)
+	compute.Register(s, nil)
 	authorization.Register(s)
 	return s
 }
@@ -49,6 +51,9 @@ func TestPermissions(t *testing.T) {
 		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1/providers/Microsoft.ResourceHealth/availabilityStatuses", "Microsoft.ResourceHealth/availabilityStatuses/read", mc},
 		{"GET", "subscriptions/s1/providers/Microsoft.ResourceHealth/events", "Microsoft.ResourceHealth/events/read", sub},
 		{"GET", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ResourceHealth/availabilityStatuses", "Microsoft.ResourceHealth/availabilityStatuses/read", rg},
+		{"PUT", "subscriptions/s1/resourceGroups/MC_rg1_aks1_eastus/providers/Microsoft.Compute/disks/pvc-1", "Microsoft.Compute/disks/write", sub + "/resourceGroups/MC_rg1_aks1_eastus/providers/Microsoft.Compute/disks/pvc-1"},
+		{"DELETE", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/disks/d1", "Microsoft.Compute/disks/delete", rg + "/providers/Microsoft.Compute/disks/d1"},
+		{"GET", "subscriptions/s1/providers/Microsoft.Compute/disks", "Microsoft.Compute/disks/read", sub},
 		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/0b4c", "Microsoft.Authorization/roleAssignments/write", rg + "/providers/Microsoft.Authorization/roleAssignments/0b4c"},
 	} {
 		action, scope, ok := s.Permission(tc.method, tc.path)

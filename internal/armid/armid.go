@@ -53,3 +53,56 @@ func NodeHash(clusterID, pool string) string {
 	h.Write([]byte(strings.ToLower(clusterID) + "/" + pool))
 	return fmt.Sprintf("%08d", h.Sum32()%100000000)
 }
+
+// SubscriptionOf is the subscription an ARM ID is in, or "".
+func SubscriptionOf(id string) string {
+	segs := strings.Split(strings.Trim(id, "/"), "/")
+	if len(segs) < 2 || !strings.EqualFold(segs[0], "subscriptions") {
+		return ""
+	}
+	return segs[1]
+}
+
+// Compute resource types.
+const (
+	Compute  = "Microsoft.Compute"
+	DiskType = Compute + "/disks"
+)
+
+// Disk returns a managed disk's ID.
+func Disk(sub, group, name string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/%s/%s", sub, group, DiskType, name)
+}
+
+// ParseDisk splits a managed disk's ID into its parts; ok is false for
+// anything else.
+func ParseDisk(id string) (sub, group, name string, ok bool) {
+	segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
+	if len(segs) != 8 || !strings.EqualFold(segs[0], "subscriptions") || !strings.EqualFold(segs[2], "resourceGroups") ||
+		!strings.EqualFold(segs[4], "providers") || !strings.EqualFold(segs[5], Compute) || !strings.EqualFold(segs[6], "disks") {
+		return "", "", "", false
+	}
+	for _, s := range segs {
+		if s == "" {
+			return "", "", "", false
+		}
+	}
+	return segs[1], segs[3], segs[7], true
+}
+
+// ValidName applies the naming rule most Azure resources share (disks,
+// snapshots): 1 to max letters, digits, '_', '-' and '.', starting with a
+// letter or digit and ending with a letter, digit or '_'.
+func ValidName(name string, max int) bool {
+	if name == "" || len(name) > max {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !alnum(c) && c != '_' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	last := name[len(name)-1]
+	return alnum(name[0]) && (alnum(last) || last == '_')
+}

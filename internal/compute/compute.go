@@ -26,6 +26,7 @@ type Instance struct {
 
 	// The node the VM's kubelet registers.
 	Labels      map[string]string
+	Annotations map[string]string
 	Taints      []corev1.Taint
 	Capacity    corev1.ResourceList
 	Allocatable corev1.ResourceList

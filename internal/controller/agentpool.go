@@ -302,7 +302,7 @@ func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodep
 	}
 	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
 	spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), IPSlot: nodepool.IPSlotOf(pool),
-		Cluster: cluster.Properties.NodeResourceGroup, Location: cluster.Location,
+		Cluster: cluster.Properties.NodeResourceGroup, Subscription: armid.SubscriptionOf(mc.Spec.ResourceID), Location: cluster.Location,
 		Image: image, KubeVersion: version.Kubernetes, Properties: props}
 	return func(instance int) compute.Instance {
 		s := spec

@@ -89,15 +89,17 @@ func ParseTaint(s string) (corev1.Taint, error) {
 
 // NodeSpec describes node instance of a pool.
 type NodeSpec struct {
-	Pool        string
-	Hash        string
-	Instance    int
-	IPSlot      int    // the pool's block of the node subnet
-	Cluster     string // the cluster's node resource group, as AKS labels it
-	Location    string
-	Image       nodeimage.Image
-	KubeVersion string
-	Properties  *Properties
+	Pool     string
+	Hash     string
+	Instance int
+	IPSlot   int    // the pool's block of the node subnet
+	Cluster  string // the cluster's node resource group, as AKS labels it
+	// Subscription holds the node resource group and the VMs in it.
+	Subscription string
+	Location     string
+	Image        nodeimage.Image
+	KubeVersion  string
+	Properties   *Properties
 }
 
 // Node returns the VM of an instance and its node, labelled as AKS labels
@@ -117,6 +119,7 @@ func (n NodeSpec) Node() compute.Instance {
 		"kubernetes.azure.com/storageprofile":                     strings.ToLower(string(deref(p.OSDiskType))),
 		"topology.kubernetes.io/region":                           n.Location,
 		"topology.kubernetes.io/zone":                             n.zone(),
+		DiskZoneLabel:                                             n.diskZone(),
 		"node.kubernetes.io/instance-type":                        size.Name,
 		"beta.kubernetes.io/instance-type":                        size.Name,
 		"kubernetes.io/os":                                        "linux",
@@ -155,9 +158,33 @@ func (n NodeSpec) Node() compute.Instance {
 			OperatingSystem:         "linux",
 			Architecture:            "amd64",
 		},
-		ProviderID: fmt.Sprintf("azure:///subscriptions/slipway/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Cluster, n.Pool, n.Hash, n.Instance),
+		Annotations: map[string]string{
+			// The kubelet's registration: attach and detach are the
+			// attach/detach controller's, not the node's.
+			"volumes.kubernetes.io/controller-managed-attach-detach": "true",
+		},
+		ProviderID: "azure://" + n.VMID(),
 		InternalIP: InternalIP(n.IPSlot, n.Instance),
 	}
+}
+
+// VMID is the ARM ID of the instance's VM: a scale-set VM in the node
+// resource group, as AKS names them.
+func (n NodeSpec) VMID() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/aks-%s-%s-vmss/virtualMachines/%d", n.Subscription, n.Cluster, n.Pool, n.Hash, n.Instance)
+}
+
+// DiskZoneLabel is the Azure Disk CSI driver's topology key: the zone a
+// zonal disk must be attached in.
+const DiskZoneLabel = "topology.disk.csi.azure.com/zone"
+
+// diskZone is the node's DiskZoneLabel: its zone, or empty outside zones
+// (where the zone label is "0"), as the driver reports it.
+func (n NodeSpec) diskZone() string {
+	if len(n.Properties.AvailabilityZones) == 0 {
+		return ""
+	}
+	return n.zone()
 }
 
 // zone is the node's zone label: "<location>-<zone>" for zonal pools, with

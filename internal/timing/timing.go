@@ -25,6 +25,15 @@ const (
 	ReimageEphemeral   = 45 * time.Second
 )
 
+// A managed data disk's attach and detach: the VM's update that adds or
+// removes it from storageProfile.dataDisks. Azure's take tens of seconds
+// (the Azure Disk CSI driver's logs show attach operations of 30 s to
+// minutes: kubernetes-sigs/azuredisk-csi-driver#269, Azure/AKS#2936).
+const (
+	AttachDisk = 30 * time.Second
+	DetachDisk = 20 * time.Second
+)
+
 // DefaultScale is --time-scale's default: a Managed node is Ready in 1.35 s,
 // an Ephemeral one in 0.9 s.
 const DefaultScale = 0.01

@@ -54,7 +54,7 @@ func (p *Provider) Create(ctx context.Context, cluster string, vm compute.Instan
 		return err
 	}
 	err = k.Register(ctx, simnode.Node{
-		Name: vm.Name, Labels: vm.Labels, Taints: vm.Taints, Capacity: vm.Capacity, Allocatable: vm.Allocatable,
+		Name: vm.Name, Labels: vm.Labels, Annotations: vm.Annotations, Taints: vm.Taints, Capacity: vm.Capacity, Allocatable: vm.Allocatable,
 		NodeInfo: vm.NodeInfo, ProviderID: vm.ProviderID, InternalIP: vm.InternalIP, ReadyAt: vm.ReadyAt,
 	})
 	// Creating a VM is idempotent, as a scale set's PUT of an instance is:

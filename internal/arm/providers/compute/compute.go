@@ -1,0 +1,188 @@
+// Package compute is the Microsoft.Compute provider: managed disks, on the
+// official SDK's models (armcompute). The disk service (internal/disks)
+// keeps them; this package validates requests, maps the service's errors
+// to Azure's codes and renders the disks. The disks the Azure Disk CSI
+// driver makes for a cluster's volumes show here, in the cluster's node
+// resource group, attached to the VMs that use them.
+package compute
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/disks"
+)
+
+// versions: DiskRP's api-versions up to 2025-01-02, the newest stable
+// (armcompute v6.4.0 sends 2024-03-02; older tools send 2019-2023 ones).
+// The disk shape Slipway serves is common to all of them.
+var versions = arm.DatedVersions("2025-01-02")
+
+const (
+	routeGroup = "subscriptions/{sub}/resourceGroups/{rg}"
+	routeDisk  = routeGroup + "/providers/Microsoft.Compute/disks/{disk}"
+)
+
+// Provider serves Microsoft.Compute.
+type Provider struct {
+	*arm.Server
+	disks *disks.Service
+}
+
+// Register adds the provider's routes to the core.
+func Register(core *arm.Server, d *disks.Service) *Provider {
+	s := &Provider{Server: core, disks: d}
+	h := core.Handle
+	h("GET", "subscriptions/{sub}/providers/Microsoft.Compute/disks", versions, s.listDisks)
+	h("GET", routeGroup+"/providers/Microsoft.Compute/disks", versions, s.listDisks)
+	h("PUT", routeDisk, versions, s.putDisk)
+	h("GET", routeDisk, versions, s.getDisk)
+	h("PATCH", routeDisk, versions, s.patchDisk)
+	h("DELETE", routeDisk, versions, s.deleteDisk)
+	return s
+}
+
+// armError maps the disk service's errors to Azure's answers.
+func armError(err error, group, name string) error {
+	switch {
+	case errors.Is(err, disks.ErrNotFound):
+		return arm.ResourceNotFound(armid.DiskType, name, group)
+	case errors.Is(err, disks.ErrInvalid):
+		return arm.InvalidParameter("", "%s", errorText(err, disks.ErrInvalid))
+	case errors.Is(err, disks.ErrAttached):
+		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "%s", errorText(err, disks.ErrAttached))
+	}
+	return err
+}
+
+// errorText is an error's message without its sentinel's prefix.
+func errorText(err, sentinel error) string {
+	s, prefix := err.Error(), sentinel.Error()+": "
+	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):]
+	}
+	return s
+}
+
+func (s *Provider) diskID(p arm.Params) string {
+	return armid.Disk(s.SubscriptionID(), p["rg"], p["disk"])
+}
+
+func (s *Provider) getDisk(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
+		return err
+	}
+	d, err := s.disks.Get(r.Context(), s.diskID(p))
+	if err != nil {
+		return armError(err, p["rg"], p["disk"])
+	}
+	return s.write(w, http.StatusOK, d)
+}
+
+func (s *Provider) write(w http.ResponseWriter, status int, d *slipwayv1.Disk) error {
+	out, err := disks.Render(d)
+	if err != nil {
+		return err
+	}
+	arm.WriteJSON(w, status, out)
+	return nil
+}
+
+func (s *Provider) putDisk(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	ctx := r.Context()
+	var in armcompute.Disk
+	if err := arm.DecodeBody(r, &in); err != nil {
+		return err
+	}
+	if !armid.ValidName(p["disk"], 80) {
+		return arm.InvalidParameter("name", "The disk name %q is invalid: use 1 to 80 letters, digits, '_', '-' and '.', starting with a letter or digit and ending with a letter, digit or '_'.", p["disk"])
+	}
+	if _, err := s.WritableResourceGroup(ctx, p["rg"]); err != nil {
+		return err
+	}
+	if in.Location != nil {
+		in.Location = ptr(arm.NormalizeLocation(*in.Location))
+	}
+	id := s.diskID(p)
+	var prev *slipwayv1.SystemData
+	if old, err := s.disks.Get(ctx, id); err == nil {
+		prev = old.Spec.SystemData
+		id = old.Spec.ResourceID
+	}
+	d, created, err := s.disks.Put(ctx, id, &in, arm.Touched(ctx, prev))
+	if err != nil {
+		return armError(err, p["rg"], p["disk"])
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return s.write(w, status, d)
+}
+
+func (s *Provider) patchDisk(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	ctx := r.Context()
+	var in armcompute.DiskUpdate
+	if err := arm.DecodeBody(r, &in); err != nil {
+		return err
+	}
+	if _, err := s.LookupResourceGroup(ctx, p["rg"]); err != nil {
+		return err
+	}
+	old, err := s.disks.Get(ctx, s.diskID(p))
+	if err != nil {
+		return armError(err, p["rg"], p["disk"])
+	}
+	d, err := s.disks.Update(ctx, old.Spec.ResourceID, &in, arm.Touched(ctx, old.Spec.SystemData))
+	if err != nil {
+		return armError(err, p["rg"], p["disk"])
+	}
+	return s.write(w, http.StatusOK, d)
+}
+
+func (s *Provider) deleteDisk(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	ctx := r.Context()
+	if _, err := s.LookupResourceGroup(ctx, p["rg"]); err != nil {
+		return err
+	}
+	id := s.diskID(p)
+	if _, err := s.disks.Get(ctx, id); errors.Is(err, disks.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err := s.disks.Delete(ctx, id); err != nil {
+		return armError(err, p["rg"], p["disk"])
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Provider) listDisks(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	ctx := r.Context()
+	if p["rg"] != "" {
+		if _, err := s.LookupResourceGroup(ctx, p["rg"]); err != nil {
+			return err
+		}
+	}
+	list, err := s.disks.List(ctx, s.SubscriptionID(), p["rg"])
+	if err != nil {
+		return err
+	}
+	out := []*armcompute.Disk{}
+	for i := range list {
+		d, err := disks.Render(&list[i])
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+	}
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
