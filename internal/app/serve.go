@@ -122,12 +122,6 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	defer plane.Close()
 
-	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts})
-	if err != nil {
-		return err
-	}
-	defer clusters.Close()
-
 	mgr, err := ctrl.NewManager(plane.Config, ctrl.Options{
 		Scheme:                  plane.Scheme,
 		Cache:                   cache.Options{DefaultNamespaces: map[string]cache.Config{slipwayv1.Namespace: {}}},
@@ -145,6 +139,13 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	diskService := disks.New(direct)
+	volumes := clusterStorage{client: direct, disks: diskService, timing: timing.Model{Scale: o.TimeScale}}
+	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: volumes.start})
+	if err != nil {
+		return err
+	}
+	defer clusters.Close()
 	if err := (&identity.Store{Client: direct}).Ensure(ctx, conn.ClientID, conn.ObjectID, "slipway-bootstrap", conn.ClientSecret); err != nil {
 		return err
 	}
@@ -177,7 +178,6 @@ func Serve(ctx context.Context, o Options) error {
 	containerservice.Register(front, credentials{clusters}, &nodeimage.Catalog{Reader: direct, Writer: direct})
 	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
 	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
-	diskService := disks.New(direct)
 	computeprovider.Register(front, diskService)
 	authorization.Register(front)
 
@@ -186,7 +186,7 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, FQDN: containerservice.ClusterFQDN, NewAgentPool: containerservice.NewAgentPoolObject},
 		&controller.AgentPoolReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
-		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation},
+		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation, Disks: diskService},
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},

@@ -10,6 +10,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 )
 
 // Provider namespaces and types, as AKS spells them in IDs.
@@ -105,4 +109,18 @@ func ValidName(name string, max int) bool {
 	}
 	last := name[len(name)-1]
 	return alnum(name[0]) && (alnum(last) || last == '_')
+}
+
+// NewResourceGroup is the management object of a new resource group;
+// managedBy names the resource that manages it (a cluster, for its node
+// resource group), or is empty.
+func NewResourceGroup(sub, name, location, managedBy string) *slipwayv1.ResourceGroup {
+	return &slipwayv1.ResourceGroup{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ObjectName(ResourceGroup(sub, name)), Namespace: slipwayv1.Namespace,
+			Labels:     map[string]string{slipwayv1.LabelSubscription: Label(sub)},
+			Finalizers: []string{slipwayv1.Finalizer},
+		},
+		Spec: slipwayv1.ResourceGroupSpec{SubscriptionID: sub, Name: name, Location: location, ManagedBy: managedBy},
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/addons"
+	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -74,7 +75,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if mc.DeletionTimestamp != nil {
-		return ctrl.Result{}, r.delete(ctx, mc)
+		return r.delete(ctx, mc)
 	}
 	if controllerutil.AddFinalizer(mc, slipwayv1.Finalizer) {
 		if err := r.Client.Update(ctx, mc); err != nil {
@@ -109,6 +110,9 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureNodeResourceGroup(ctx, mc); err != nil {
 		return ctrl.Result{}, err
 	}
 	if mc.Status.HostedCluster != hosted.ID() {
@@ -326,35 +330,40 @@ func (r *ClusterReconciler) finish(ctx context.Context, mc *slipwayv1.ManagedClu
 }
 
 // delete removes the control plane, then the pools, then the object.
-func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedCluster) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(mc, slipwayv1.Finalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	r.addonsMu.Lock()
 	delete(r.addonsApplied, mc.Name)
 	r.addonsMu.Unlock()
 	if err := r.Hosting.Delete(ctx, mc.Name); err != nil && !errors.Is(err, hosting.ErrNotFound) {
-		return fmt.Errorf("deleting control plane of %s: %w", mc.Spec.ResourceID, err)
+		return ctrl.Result{}, fmt.Errorf("deleting control plane of %s: %w", mc.Spec.ResourceID, err)
 	}
 	var pools slipwayv1.AgentPoolList
 	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	for i := range pools.Items {
 		p := &pools.Items[i]
 		if controllerutil.RemoveFinalizer(p, slipwayv1.Finalizer) {
 			if err := r.Client.Update(ctx, p); client.IgnoreNotFound(err) != nil {
-				return err
+				return ctrl.Result{}, err
 			}
 		}
 		if err := r.Client.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
-			return err
+			return ctrl.Result{}, err
 		}
+	}
+	// The node resource group goes with the cluster, and everything in it
+	// (the disks of its volumes); the delete ends once it is gone.
+	if gone, err := r.deleteNodeResourceGroup(ctx, mc); err != nil || !gone {
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, err
 	}
 	// Access granted at the cluster goes with it: a cluster made later
 	// under the same name must not inherit it.
 	if err := authz.DeleteAssignmentsUnder(ctx, r.Client, mc.Spec.ResourceID); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	// The object goes before the operation ends, so that a client that
 	// sees the delete succeed never finds the cluster again. A crash in
@@ -362,12 +371,12 @@ func (r *ClusterReconciler) delete(ctx context.Context, mc *slipwayv1.ManagedClu
 	// resource is gone as succeeded.
 	controllerutil.RemoveFinalizer(mc, slipwayv1.Finalizer)
 	if err := client.IgnoreNotFound(r.Client.Update(ctx, mc)); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	if mc.Spec.Operation != nil && mc.Spec.Operation.Action == slipwayv1.ActionDeleting {
-		return endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
+		return ctrl.Result{}, endOperation(ctx, r.Client, mc.Spec.Operation.ID, slipwayv1.OperationSucceeded, nil)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // loseEphemeralDisks runs when a stopped cluster starts: its VMs were
@@ -396,4 +405,60 @@ func (r *ClusterReconciler) loseEphemeralDisks(ctx context.Context, mc *slipwayv
 		}
 	}
 	return nil
+}
+
+// nodeResourceGroup is the cluster's node resource group: its name, and
+// the subscription and location it is in.
+func nodeResourceGroup(mc *slipwayv1.ManagedCluster) (sub, name, location string, err error) {
+	c, err := desired(mc)
+	if err != nil {
+		return "", "", "", err
+	}
+	return armid.SubscriptionOf(mc.Spec.ResourceID), deref(c.Properties.NodeResourceGroup), deref(c.Location), nil
+}
+
+// ensureNodeResourceGroup makes the cluster's node resource group, managed
+// by the cluster, as AKS does when it creates one (and for clusters made
+// before Slipway kept it as a group of its own).
+func (r *ClusterReconciler) ensureNodeResourceGroup(ctx context.Context, mc *slipwayv1.ManagedCluster) error {
+	sub, name, location, err := nodeResourceGroup(mc)
+	if err != nil || name == "" {
+		return err
+	}
+	g := armid.NewResourceGroup(sub, name, location, mc.Spec.ResourceID)
+	err = r.Client.Get(ctx, client.ObjectKeyFromObject(g), &slipwayv1.ResourceGroup{})
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err := r.Client.Create(ctx, g); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating node resource group %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNodeResourceGroup deletes the cluster's node resource group and
+// says whether it is gone. A group of that name that another cluster
+// manages, or none, is left alone.
+func (r *ClusterReconciler) deleteNodeResourceGroup(ctx context.Context, mc *slipwayv1.ManagedCluster) (bool, error) {
+	sub, name, _, err := nodeResourceGroup(mc)
+	if err != nil || name == "" {
+		return true, err
+	}
+	g := &slipwayv1.ResourceGroup{}
+	err = r.Fresh.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(armid.ResourceGroup(sub, name))}, g)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !strings.EqualFold(g.Spec.ManagedBy, mc.Spec.ResourceID) {
+		return true, nil
+	}
+	if g.DeletionTimestamp == nil {
+		if err := r.Client.Delete(ctx, g); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("deleting node resource group %s: %w", name, err)
+		}
+	}
+	return false, nil
 }

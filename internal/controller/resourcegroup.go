@@ -21,6 +21,10 @@ type ResourceGroupReconciler struct {
 	Fresh client.Reader
 	// StartOperation records a new operation, as the ARM layer does.
 	StartOperation func(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error)
+	// Disks deletes the managed disks a group holds.
+	Disks interface {
+		DeleteGroup(ctx context.Context, sub, group string) error
+	}
 }
 
 // SetupWithManager registers the reconciler.
@@ -63,6 +67,11 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if len(clusters.Items) > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	// The clusters are gone, and with them the VMs the group's disks
+	// were attached to.
+	if err := r.Disks.DeleteGroup(ctx, g.Spec.SubscriptionID, g.Spec.Name); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := authz.DeleteAssignmentsUnder(ctx, r.Client, armid.ResourceGroup(g.Spec.SubscriptionID, g.Spec.Name)); err != nil {
 		return ctrl.Result{}, err

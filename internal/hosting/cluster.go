@@ -97,6 +97,8 @@ type Cluster struct {
 	procs    []*supervisor.Process
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
+	// stopCompanion stops what Options.Companion started.
+	stopCompanion func()
 
 	// admin and probeHTTP are Slipway's own clients of the cluster, made once.
 	admin     func() (kubernetes.Interface, error)
@@ -297,6 +299,16 @@ func (c *Cluster) start(ctx context.Context) error {
 	c.mu.Lock()
 	c.kubelets = kubelets
 	c.mu.Unlock()
+	if c.host.companion != nil {
+		stop, err := c.host.companion(ctx, c)
+		if err != nil {
+			c.stop()
+			return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+		}
+		c.mu.Lock()
+		c.stopCompanion = stop
+		c.mu.Unlock()
+	}
 	return nil
 }
 
@@ -436,9 +448,12 @@ func (c *Cluster) Restart(ctx context.Context) error {
 // order, without touching the desired state.
 func (c *Cluster) stop() {
 	c.mu.Lock()
-	procs, logs, kubelets := c.procs, c.logs, c.kubelets
-	c.procs, c.logs, c.kubelets = nil, nil, nil
+	procs, logs, kubelets, companion := c.procs, c.logs, c.kubelets, c.stopCompanion
+	c.procs, c.logs, c.kubelets, c.stopCompanion = nil, nil, nil, nil
 	c.mu.Unlock()
+	if companion != nil {
+		companion()
+	}
 	if kubelets != nil {
 		kubelets.Stop()
 	}

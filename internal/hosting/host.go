@@ -41,6 +41,11 @@ type Options struct {
 	// Log receives the simulated kubelets' log; nil discards it. The
 	// components log to files in each cluster's logs directory.
 	Log io.Writer
+	// Companion, if set, runs alongside each started cluster's simulated
+	// kubelets in this process: what the cluster's managed side needs
+	// beyond its components (its storage controllers). It returns how to
+	// stop it; it is stopped before the cluster's kubelets and processes.
+	Companion func(ctx context.Context, c *Cluster) (stop func(), err error)
 }
 
 // Host owns the clusters in one data directory.
@@ -49,6 +54,7 @@ type Host struct {
 	executable   string
 	readyTimeout time.Duration
 	log          io.Writer
+	companion    func(ctx context.Context, c *Cluster) (stop func(), err error)
 	ports        *portAllocator
 
 	mu       sync.Mutex
@@ -82,6 +88,7 @@ func New(opts Options) (*Host, error) {
 		executable:   opts.Executable,
 		readyTimeout: opts.ReadyTimeout,
 		log:          opts.Log,
+		companion:    opts.Companion,
 		ports:        newPortAllocator(opts.Ports),
 		clusters:     map[string]*Cluster{},
 	}

@@ -114,15 +114,14 @@ func (s *Provider) putDisk(w http.ResponseWriter, r *http.Request, p arm.Params)
 		prev = old.Spec.SystemData
 		id = old.Spec.ResourceID
 	}
-	d, created, err := s.disks.Put(ctx, id, &in, arm.Touched(ctx, prev))
+	d, _, err := s.disks.Put(ctx, id, &in, arm.Touched(ctx, prev))
 	if err != nil {
 		return armError(err, p["rg"], p["disk"])
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return s.write(w, status, d)
+	// DiskRP answers a PUT with 200 (done) or 202 (running), never 201:
+	// the SDK's poller accepts only those. Slipway's disks are made at
+	// once.
+	return s.write(w, http.StatusOK, d)
 }
 
 func (s *Provider) patchDisk(w http.ResponseWriter, r *http.Request, p arm.Params) error {

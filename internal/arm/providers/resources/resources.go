@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -188,15 +187,8 @@ func (s *Provider) putResourceGroup(w http.ResponseWriter, r *http.Request, p ar
 		err = s.Client().Update(r.Context(), g)
 	case arm.IsNotFound(err):
 		status = http.StatusCreated
-		g = &slipwayv1.ResourceGroup{
-			ObjectMeta: metav1.ObjectMeta{
-				Name: armid.ObjectName(armid.ResourceGroup(s.SubscriptionID(), name)), Namespace: slipwayv1.Namespace,
-				Labels:     map[string]string{slipwayv1.LabelSubscription: armid.Label(s.SubscriptionID())},
-				Finalizers: []string{slipwayv1.Finalizer},
-			},
-			Spec: slipwayv1.ResourceGroupSpec{SubscriptionID: s.SubscriptionID(), Name: name,
-				Location: arm.NormalizeLocation(body.Location), Tags: body.Tags, ManagedBy: body.ManagedBy},
-		}
+		g = armid.NewResourceGroup(s.SubscriptionID(), name, arm.NormalizeLocation(body.Location), body.ManagedBy)
+		g.Spec.Tags = body.Tags
 		err = s.Client().Create(r.Context(), g)
 	}
 	if err != nil {

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/storage"
+	"github.com/slipway-dev/slipway/internal/timing"
+)
+
+// clusterStorage starts each running cluster's storage controllers, with
+// the disks of its node resource group (hosting.Options.Companion).
+type clusterStorage struct {
+	client client.Reader
+	disks  *disks.Service
+	timing timing.Model
+}
+
+func (s clusterStorage) start(ctx context.Context, c *hosting.Cluster) (func(), error) {
+	mc, err := s.cluster(ctx, c.ID())
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := c.RESTConfig(hosting.Admin)
+	if err != nil {
+		return nil, err
+	}
+	p := mc.Properties
+	st, err := storage.Start(ctx, storage.Options{
+		Config: cfg, Disks: s.disks, Timing: s.timing,
+		Subscription: armid.SubscriptionOf(*mc.ID), NodeResourceGroup: *p.NodeResourceGroup, Location: *mc.Location,
+		DiskDriverEnabled: func() bool {
+			mc, err := s.cluster(context.Background(), c.ID())
+			return err == nil && diskDriverEnabled(mc)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.Stop, nil
+}
+
+// cluster reads a hosted cluster's ManagedCluster as its last PUT left it.
+func (s clusterStorage) cluster(ctx context.Context, name string) (*armcontainerservice.ManagedCluster, error) {
+	mc := &slipwayv1.ManagedCluster{}
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, mc); err != nil {
+		return nil, fmt.Errorf("reading the cluster of %s: %w", name, err)
+	}
+	var out armcontainerservice.ManagedCluster
+	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
+		return nil, fmt.Errorf("stored cluster %s: %w", mc.Spec.ResourceID, err)
+	}
+	if out.Properties == nil || out.Properties.NodeResourceGroup == nil || out.Location == nil {
+		return nil, fmt.Errorf("stored cluster %s has no node resource group or location", mc.Spec.ResourceID)
+	}
+	out.ID = &mc.Spec.ResourceID
+	return &out, nil
+}
+
+// diskDriverEnabled follows storageProfile.diskCSIDriver, on unless off.
+func diskDriverEnabled(mc *armcontainerservice.ManagedCluster) bool {
+	sp := mc.Properties.StorageProfile
+	return sp == nil || sp.DiskCSIDriver == nil || sp.DiskCSIDriver.Enabled == nil || *sp.DiskCSIDriver.Enabled
+}

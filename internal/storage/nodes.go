@@ -1,0 +1,204 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
+	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/vmsize"
+)
+
+// nodePlugin does for each simulated node what the kubelet and the disk
+// driver's node DaemonSet do on a real one: it registers the driver in the
+// node's CSINode (node ID, topology key, attach limit), and reports the
+// driver's volumes a running pod has mounted in node.status.volumesInUse,
+// which is how the attach/detach controller knows a disk may be detached.
+type nodePlugin struct {
+	client  kubernetes.Interface
+	nodes   corelisters.NodeLister
+	pods    corelisters.PodLister
+	pvcs    corelisters.PersistentVolumeClaimLister
+	pvs     corelisters.PersistentVolumeLister
+	vas     storagelisters.VolumeAttachmentLister
+	enabled func() bool
+}
+
+// nodeIDsAnnotation is the kubelet's record of each CSI driver's node ID.
+const nodeIDsAnnotation = "csi.volume.kubernetes.io/nodeid"
+
+// uniqueName is how the attach/detach controller and the kubelet name a
+// CSI volume in node status.
+func uniqueName(handle string) corev1.UniqueVolumeName {
+	return corev1.UniqueVolumeName("kubernetes.io/csi/" + azuredisk.DriverName + "^" + handle)
+}
+
+func (n *nodePlugin) sync(ctx context.Context, name string) error {
+	node, err := n.nodes.Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := n.registerDriver(ctx, node); err != nil {
+		return err
+	}
+	return n.reportInUse(ctx, node)
+}
+
+// registerDriver writes the node's CSINode and node-ID annotation, as the
+// kubelet does when a driver's node plugin registers.
+func (n *nodePlugin) registerDriver(ctx context.Context, node *corev1.Node) error {
+	if !n.enabled() {
+		return nil
+	}
+	size, ok := vmsize.Lookup(node.Labels[corev1.LabelInstanceTypeStable])
+	limit := int32(vmsize.DefaultMaxDataDisks)
+	if ok && size.MaxDataDisks > 0 {
+		limit = int32(size.MaxDataDisks)
+	}
+	want := storagev1.CSINodeDriver{
+		Name: azuredisk.DriverName, NodeID: node.Name, TopologyKeys: []string{azuredisk.TopologyKey},
+		Allocatable: &storagev1.VolumeNodeResources{Count: ptr.To(limit)},
+	}
+	csiNode, err := n.client.StorageV1().CSINodes().Get(ctx, node.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		csiNode = &storagev1.CSINode{
+			ObjectMeta: metav1.ObjectMeta{Name: node.Name, OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID,
+			}}},
+			Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{want}},
+		}
+		if _, err := n.client.StorageV1().CSINodes().Create(ctx, csiNode, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("registering %s on node %s: %w", azuredisk.DriverName, node.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading CSINode %s: %w", node.Name, err)
+	default:
+		i := slices.IndexFunc(csiNode.Spec.Drivers, func(d storagev1.CSINodeDriver) bool { return d.Name == azuredisk.DriverName })
+		if i < 0 {
+			csiNode.Spec.Drivers = append(csiNode.Spec.Drivers, want)
+			if _, err := n.client.StorageV1().CSINodes().Update(ctx, csiNode, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("registering %s on node %s: %w", azuredisk.DriverName, node.Name, err)
+			}
+		}
+	}
+	ids := map[string]string{}
+	if v := node.Annotations[nodeIDsAnnotation]; v != "" {
+		json.Unmarshal([]byte(v), &ids)
+	}
+	if ids[azuredisk.DriverName] == node.Name {
+		return nil
+	}
+	ids[azuredisk.DriverName] = node.Name
+	value, _ := json.Marshal(ids)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nodeIDsAnnotation: string(value)}}})
+	if _, err := n.client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("annotating node %s: %w", node.Name, err)
+	}
+	return nil
+}
+
+// reportInUse sets node.status.volumesInUse to the driver's volumes that
+// are attached to the node and used by a pod that still runs there: the
+// kubelet would have them mounted. Other drivers' entries are kept.
+func (n *nodePlugin) reportInUse(ctx context.Context, node *corev1.Node) error {
+	attached := map[string]string{} // PV name -> handle
+	vas, err := n.vas.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, va := range vas {
+		if va.Spec.NodeName == node.Name && va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
+			if pv, err := n.pvs.Get(*va.Spec.Source.PersistentVolumeName); err == nil && pv.Spec.CSI != nil {
+				attached[pv.Name] = pv.Spec.CSI.VolumeHandle
+			}
+		}
+	}
+	var inUse []corev1.UniqueVolumeName
+	for _, v := range node.Status.VolumesInUse {
+		if !strings.HasPrefix(string(v), "kubernetes.io/csi/"+azuredisk.DriverName+"^") {
+			inUse = append(inUse, v)
+		}
+	}
+	if len(attached) > 0 {
+		pods, err := n.pods.List(labels.Everything())
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, pod := range pods {
+			if pod.Spec.NodeName != node.Name || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			for _, vol := range pod.Spec.Volumes {
+				if vol.PersistentVolumeClaim == nil {
+					continue
+				}
+				pvc, err := n.pvcs.PersistentVolumeClaims(pod.Namespace).Get(vol.PersistentVolumeClaim.ClaimName)
+				if err != nil || pvc.Spec.VolumeName == "" {
+					continue
+				}
+				if handle, ok := attached[pvc.Spec.VolumeName]; ok && !seen[handle] {
+					seen[handle] = true
+					inUse = append(inUse, uniqueName(handle))
+				}
+			}
+		}
+	}
+	slices.Sort(inUse)
+	current := slices.Clone(node.Status.VolumesInUse)
+	slices.Sort(current)
+	if slices.Equal(inUse, current) {
+		return nil
+	}
+	if inUse == nil {
+		inUse = []corev1.UniqueVolumeName{}
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"volumesInUse": inUse}})
+	if _, err := n.client.CoreV1().Nodes().PatchStatus(ctx, node.Name, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reporting volumes in use on node %s: %w", node.Name, err)
+	}
+	return nil
+}
+
+// vms finds a node's VM from its Node object: the scale-set VM its provider
+// ID names, its size's data-disk limit and its zone.
+type vms struct {
+	nodes corelisters.NodeLister
+}
+
+func (v vms) VM(_ context.Context, name string) (disks.VM, string, error) {
+	node, err := v.nodes.Get(name)
+	if apierrors.IsNotFound(err) {
+		return disks.VM{}, "", fmt.Errorf("node %s: %w", name, azuredisk.ErrNoVM)
+	}
+	if err != nil {
+		return disks.VM{}, "", err
+	}
+	id, ok := strings.CutPrefix(node.Spec.ProviderID, "azure://")
+	if !ok {
+		return disks.VM{}, "", fmt.Errorf("node %s has no Azure VM (provider ID %q): %w", name, node.Spec.ProviderID, azuredisk.ErrNoVM)
+	}
+	limit := vmsize.DefaultMaxDataDisks
+	if size, ok := vmsize.Lookup(node.Labels[corev1.LabelInstanceTypeStable]); ok && size.MaxDataDisks > 0 {
+		limit = size.MaxDataDisks
+	}
+	return disks.VM{ID: id, Node: name, MaxDataDisks: limit}, node.Labels[azuredisk.TopologyKey], nil
+}

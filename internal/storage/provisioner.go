@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+
+	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
+)
+
+// provisioner is what external-provisioner adds to the library for a CSI
+// driver: a StorageClass and a claim become a CreateVolume call, and its
+// volume a PersistentVolume. external-provisioner itself is not on the
+// module proxy; the library it is built on is, and does the rest (watching
+// claims, binding, events, retries, reclaiming).
+type provisioner struct {
+	driver  *azuredisk.Driver
+	client  kubernetes.Interface
+	enabled func() bool
+}
+
+var (
+	_ controller.Provisioner      = (*provisioner)(nil)
+	_ controller.BlockProvisioner = (*provisioner)(nil)
+)
+
+// SupportsBlock implements controller.BlockProvisioner: a disk can be a raw
+// block device.
+func (p *provisioner) SupportsBlock(context.Context) bool { return true }
+
+// Parameters of a class that are the provisioner's, not the driver's.
+const (
+	paramFSType    = "csi.storage.k8s.io/fstype"
+	paramPrefixCSI = "csi.storage.k8s.io/"
+)
+
+// Provision implements controller.Provisioner.
+func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
+	if !p.enabled() {
+		return nil, controller.ProvisioningFinished, fmt.Errorf("the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver")
+	}
+	pvc, class := opts.PVC, opts.StorageClass
+	params := map[string]string{}
+	fsType := ""
+	for k, v := range class.Parameters {
+		switch {
+		case strings.EqualFold(k, paramFSType), strings.EqualFold(k, "fstype"):
+			fsType = strings.ToLower(v)
+		case strings.HasPrefix(strings.ToLower(k), paramPrefixCSI):
+			// Secret references and the like: the provisioner's keys.
+			continue
+		default:
+			params[k] = v
+		}
+	}
+	// What external-provisioner's --extra-create-metadata passes on; the
+	// driver tags the disk with it.
+	params["csi.storage.k8s.io/pvc/name"] = pvc.Name
+	params["csi.storage.k8s.io/pvc/namespace"] = pvc.Namespace
+	params["csi.storage.k8s.io/pv/name"] = opts.PVName
+
+	block := pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock
+	caps := capabilities(pvc.Spec.AccessModes, block, fsType, class.MountOptions)
+	storage := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	req := &csi.CreateVolumeRequest{
+		Name:               opts.PVName,
+		CapacityRange:      &csi.CapacityRange{RequiredBytes: storage.Value()},
+		VolumeCapabilities: caps,
+		Parameters:         params,
+	}
+	if lim, ok := pvc.Spec.Resources.Limits[corev1.ResourceStorage]; ok {
+		req.CapacityRange.LimitBytes = lim.Value()
+	}
+	if opts.SelectedNodeName != "" {
+		// Strict topology, as AKS runs external-provisioner: the disk goes
+		// in the zone of the node the scheduler picked.
+		node, err := p.client.CoreV1().Nodes().Get(ctx, opts.SelectedNodeName, metav1.GetOptions{})
+		if err != nil {
+			return nil, controller.ProvisioningNoChange, fmt.Errorf("reading selected node %s: %w", opts.SelectedNodeName, err)
+		}
+		t := &csi.Topology{Segments: map[string]string{azuredisk.TopologyKey: node.Labels[azuredisk.TopologyKey]}}
+		req.AccessibilityRequirements = &csi.TopologyRequirement{Requisite: []*csi.Topology{t}, Preferred: []*csi.Topology{t}}
+	}
+	if src := pvc.Spec.DataSource; src != nil && src.Kind == "PersistentVolumeClaim" && (src.APIGroup == nil || *src.APIGroup == "") {
+		handle, err := p.sourceVolume(ctx, pvc.Namespace, src.Name)
+		if err != nil {
+			return nil, controller.ProvisioningFinished, err
+		}
+		req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: handle}}}
+	}
+
+	resp, err := p.driver.CreateVolume(ctx, req)
+	if err != nil {
+		return nil, provisioningState(err), fmt.Errorf("creating the disk for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+	}
+	v := resp.GetVolume()
+	if fsType == "" && !block {
+		fsType = "ext4"
+	}
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: opts.PVName},
+		Spec: corev1.PersistentVolumeSpec{
+			AccessModes:                   pvc.Spec.AccessModes,
+			MountOptions:                  class.MountOptions,
+			VolumeMode:                    pvc.Spec.VolumeMode,
+			PersistentVolumeReclaimPolicy: *class.ReclaimPolicy,
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: *resourceBytes(v.GetCapacityBytes())},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+				Driver: azuredisk.DriverName, VolumeHandle: v.GetVolumeId(), FSType: fsType, VolumeAttributes: v.GetVolumeContext(),
+			}},
+			NodeAffinity: nodeAffinity(v.GetAccessibleTopology()),
+		},
+	}
+	return pv, controller.ProvisioningFinished, nil
+}
+
+// sourceVolume is the disk behind a claim a new claim clones.
+func (p *provisioner) sourceVolume(ctx context.Context, namespace, name string) (string, error) {
+	src, err := p.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading source claim %s/%s: %w", namespace, name, err)
+	}
+	if src.Status.Phase != corev1.ClaimBound {
+		return "", fmt.Errorf("source claim %s/%s is not bound", namespace, name)
+	}
+	pv, err := p.client.CoreV1().PersistentVolumes().Get(ctx, src.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading source volume %s: %w", src.Spec.VolumeName, err)
+	}
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
+		return "", fmt.Errorf("source claim %s/%s is not an Azure disk", namespace, name)
+	}
+	return pv.Spec.CSI.VolumeHandle, nil
+}
+
+// provisioningState says whether a failed CreateVolume may still be
+// making the disk: only an answer that the request itself is wrong is
+// final.
+func provisioningState(err error) controller.ProvisioningState {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.AlreadyExists, codes.OutOfRange, codes.NotFound, codes.FailedPrecondition:
+		return controller.ProvisioningFinished
+	}
+	return controller.ProvisioningInBackground
+}
+
+// capabilities is the CSI form of a claim's access modes.
+func capabilities(modes []corev1.PersistentVolumeAccessMode, block bool, fsType string, mountOptions []string) []*csi.VolumeCapability {
+	var out []*csi.VolumeCapability
+	for _, m := range modes {
+		c := &csi.VolumeCapability{AccessMode: &csi.VolumeCapability_AccessMode{Mode: accessMode(m)}}
+		if block {
+			c.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
+		} else {
+			c.AccessType = &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: fsType, MountFlags: mountOptions}}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func accessMode(m corev1.PersistentVolumeAccessMode) csi.VolumeCapability_AccessMode_Mode {
+	switch m {
+	case corev1.ReadWriteOnce:
+		return csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
+	case corev1.ReadOnlyMany:
+		return csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY
+	case corev1.ReadWriteMany:
+		return csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER
+	case corev1.ReadWriteOncePod:
+		return csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
+	}
+	return csi.VolumeCapability_AccessMode_UNKNOWN
+}
+
+// nodeAffinity pins a volume to the topology it is reachable from.
+func nodeAffinity(topology []*csi.Topology) *corev1.VolumeNodeAffinity {
+	if len(topology) == 0 {
+		return nil
+	}
+	var terms []corev1.NodeSelectorTerm
+	for _, t := range topology {
+		var exprs []corev1.NodeSelectorRequirement
+		for k, v := range t.GetSegments() {
+			exprs = append(exprs, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{v}})
+		}
+		terms = append(terms, corev1.NodeSelectorTerm{MatchExpressions: exprs})
+	}
+	return &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: terms}}
+}
+
+// Delete implements controller.Provisioner: a released volume of a Delete
+// class takes its disk with it, once the disk is detached.
+func (p *provisioner) Delete(ctx context.Context, pv *corev1.PersistentVolume) error {
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
+		return &controller.IgnoredError{Reason: "not an Azure disk"}
+	}
+	_, err := p.driver.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: pv.Spec.CSI.VolumeHandle})
+	if err != nil {
+		return fmt.Errorf("deleting disk %s: %w", pv.Spec.CSI.VolumeHandle, err)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+// Package storage runs a cluster's storage in Slipway's process, as AKS runs
+// it in the managed control plane: the Azure Disk CSI driver's controller
+// (provisioner and attacher) and, for each simulated node, what the
+// kubelet and the driver's node plugin would do there. A cluster's PVC of a
+// disk class becomes a managed disk in its node resource group, attached to
+// the VM of the node its pod runs on.
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+
+	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
+	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/timing"
+)
+
+// Options configure one cluster's storage.
+type Options struct {
+	// Config is an admin client configuration of the cluster.
+	Config *rest.Config
+	// Disks keeps the managed disks.
+	Disks *disks.Service
+	// Subscription, NodeResourceGroup and Location are where the cluster's
+	// disks go.
+	Subscription, NodeResourceGroup, Location string
+	// DiskDriverEnabled says whether the cluster's storageProfile has the
+	// disk driver on; asked at each provisioning.
+	DiskDriverEnabled func() bool
+	// Timing is the VM timing model that attach and detach take.
+	Timing timing.Model
+}
+
+// Storage is a running cluster's storage controllers.
+type Storage struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start starts the cluster's storage controllers; they run until Stop.
+func Start(ctx context.Context, o Options) (*Storage, error) {
+	cfg := rest.CopyConfig(o.Config)
+	cfg.QPS, cfg.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage controllers: %w", err)
+	}
+	if o.DiskDriverEnabled == nil {
+		o.DiskDriverEnabled = func() bool { return true }
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The libraries log each claim they handle at Info; only their
+	// errors are worth a line in serve's log.
+	runCtx = klog.NewContext(runCtx, logr.FromSlogHandler(slog.Default().Handler()).V(1))
+
+	factory := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	nodeInf := factory.Core().V1().Nodes()
+	podInf := factory.Core().V1().Pods()
+	pvcInf := factory.Core().V1().PersistentVolumeClaims()
+	pvInf := factory.Core().V1().PersistentVolumes()
+	vaInf := factory.Storage().V1().VolumeAttachments()
+	nodeVMs := vms{nodes: nodeInf.Lister()}
+	driver := azuredisk.New(o.Disks, nodeVMs, azuredisk.Config{
+		Subscription: o.Subscription, ResourceGroup: o.NodeResourceGroup, Location: o.Location,
+		AttachDelay: o.Timing.Scaled(timing.AttachDisk), DetachDelay: o.Timing.Scaled(timing.DetachDisk),
+	})
+
+	att := &attacher{driver: driver, client: cs, vas: vaInf.Lister(), pvs: pvInf.Lister()}
+	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Lister(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Lister(), enabled: o.DiskDriverEnabled}
+	vaQueue := newQueue("volumeattachments")
+	nodeQueue := newQueue("csinodes")
+
+	vaInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			va := obj.(*storagev1.VolumeAttachment)
+			vaQueue.Add(va.Name)
+			nodeQueue.Add(va.Spec.NodeName)
+		},
+		UpdateFunc: func(_, obj any) {
+			va := obj.(*storagev1.VolumeAttachment)
+			vaQueue.Add(va.Name)
+			nodeQueue.Add(va.Spec.NodeName)
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if va, ok := obj.(*storagev1.VolumeAttachment); ok {
+				nodeQueue.Add(va.Spec.NodeName)
+			}
+		},
+	})
+	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { nodeQueue.Add(obj.(*corev1.Node).Name) },
+		UpdateFunc: func(_, obj any) { nodeQueue.Add(obj.(*corev1.Node).Name) },
+	})
+	podChanged := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.Spec.NodeName == "" {
+			return
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				nodeQueue.Add(pod.Spec.NodeName)
+				return
+			}
+		}
+	}
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, obj any) { podChanged(obj) }, DeleteFunc: podChanged})
+	pvcInf.Informer() // the node plugin reads claims through the cache
+
+	prov := controller.NewProvisionController(runCtx, cs, azuredisk.DriverName,
+		&provisioner{driver: driver, client: cs, enabled: o.DiskDriverEnabled},
+		controller.LeaderElection(false), // one controller per cluster, in this process
+		controller.MetricsPort(0),
+		controller.Threadiness(8),
+		controller.RateLimiter(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second)),
+		controller.CreateProvisionedPVInterval(200*time.Millisecond),
+		controller.ClaimsInformer(pvcInf.Informer()),
+		controller.VolumesInformer(pvInf.Informer()),
+	)
+
+	factory.Start(runCtx.Done())
+	s := &Storage{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer factory.Shutdown()
+		if !cache.WaitForCacheSync(runCtx.Done(), nodeInf.Informer().HasSynced, podInf.Informer().HasSynced, pvcInf.Informer().HasSynced, pvInf.Informer().HasSynced, vaInf.Informer().HasSynced) {
+			return
+		}
+		go prov.Run(runCtx)
+		// Attaches run in parallel (each waits out the VM's update);
+		// one VM's are serialised by the disk service.
+		go work(runCtx, vaQueue, 16, att.sync)
+		go work(runCtx, nodeQueue, 4, plugin.sync)
+		<-runCtx.Done()
+		vaQueue.ShutDown()
+		nodeQueue.ShutDown()
+	}()
+	return s, nil
+}
+
+// Stop stops the controllers.
+func (s *Storage) Stop() {
+	s.cancel()
+	<-s.done
+}
+
+func newQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// work runs n workers on a queue until it shuts down; a failed item is
+// retried with back-off.
+func work(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], n int, sync func(context.Context, string) error) {
+	for range n {
+		go func() {
+			for {
+				key, quit := q.Get()
+				if quit {
+					return
+				}
+				if err := sync(ctx, key); err != nil {
+					klog.FromContext(ctx).V(2).Info("storage: retrying", "key", key, "err", err.Error())
+					q.AddRateLimited(key)
+				} else {
+					q.Forget(key)
+				}
+				q.Done(key)
+			}
+		}()
+	}
+}
+
+func resourceBytes(n int64) *resource.Quantity { return resource.NewQuantity(n, resource.BinarySI) }

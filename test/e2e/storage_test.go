@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// volumeClaim is a claim of the given class and size.
+func volumeClaim(name, class, size string) *corev1.PersistentVolumeClaim {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+		},
+	}
+	if class != "" {
+		pvc.Spec.StorageClassName = &class
+	}
+	return pvc
+}
+
+// podWithClaim is a pod that mounts a claim, on the nodes selector picks.
+func podWithClaim(name, claim string, selector map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeSelector: selector,
+			Containers: []corev1.Container{{Name: "app", Image: "nginx",
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}},
+		},
+	}
+}
+
+// attachmentOf is the attached VolumeAttachment of a volume, if any.
+func attachmentOf(ctx context.Context, cs kubernetes.Interface, pv string) (*storagev1.VolumeAttachment, error) {
+	vas, err := cs.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range vas.Items {
+		va := &vas.Items[i]
+		if va.Spec.Source.PersistentVolumeName != nil && *va.Spec.Source.PersistentVolumeName == pv && va.Status.Attached && va.DeletionTimestamp == nil {
+			return va, nil
+		}
+	}
+	return nil, nil
+}
+
+// waitAttached waits until a claim's disk is attached to a node, and
+// returns the claim's volume and that node.
+func waitAttached(t testing.TB, cs kubernetes.Interface, claim string, timeout time.Duration) (pv *corev1.PersistentVolume, node string) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, timeout, "claim "+claim+" bound and attached", func() (bool, string) {
+		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return false, "claim " + string(pvc.Status.Phase)
+		}
+		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		va, err := attachmentOf(ctx, cs, pv.Name)
+		if err != nil || va == nil {
+			return false, fmt.Sprintf("volume %s not attached (%v)", pv.Name, err)
+		}
+		node = va.Spec.NodeName
+		return true, ""
+	})
+	return pv, node
+}
+
+func TestDiskStorage(t *testing.T) {
+	s := serve(t)
+	c := newClients(t, s)
+	ctx := context.Background()
+	const group, name = "disks-rg", "disks-aks"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := pool("data", armcontainerservice.AgentPoolModeUser, 2)
+	data.VMSize = to.Ptr("Standard_B2s") // four data disks a VM
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := p.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeGroup := *mc.Properties.NodeResourceGroup
+	cs := adminClient(t, c, group, name)
+	diskClient, err := armcompute.NewDisksClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=data"})
+	if err != nil || len(nodes.Items) != 2 {
+		t.Fatalf("data nodes: %v %v", nodes, err)
+	}
+	nodeA, nodeB := nodes.Items[0], nodes.Items[1]
+	// Pods are admitted once the namespace has its service account.
+	eventually(t, 30*time.Second, "default service account", func() (bool, string) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	diskOf := func(pv *corev1.PersistentVolume) armcompute.Disk {
+		t.Helper()
+		id := pv.Spec.CSI.VolumeHandle
+		got, err := diskClient.Get(ctx, nodeGroup, id[strings.LastIndex(id, "/")+1:], nil)
+		if err != nil {
+			t.Fatalf("disk %s: %v", id, err)
+		}
+		return got.Disk
+	}
+
+	t.Run("node resource group and CSI nodes", func(t *testing.T) {
+		g, err := c.groups.Get(ctx, nodeGroup, nil)
+		if err != nil {
+			t.Fatalf("node resource group %s: %v", nodeGroup, err)
+		}
+		if !strings.EqualFold(ptr.Deref(g.ManagedBy, ""), *mc.ID) {
+			t.Errorf("node resource group managed by %q, want %q", ptr.Deref(g.ManagedBy, ""), *mc.ID)
+		}
+		eventually(t, 30*time.Second, "CSINode of "+nodeA.Name, func() (bool, string) {
+			n, err := cs.StorageV1().CSINodes().Get(ctx, nodeA.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, d := range n.Spec.Drivers {
+				if d.Name == "disk.csi.azure.com" {
+					ok := d.NodeID == nodeA.Name && d.Allocatable != nil && *d.Allocatable.Count == 4
+					return ok, fmt.Sprintf("%+v", d)
+				}
+			}
+			return false, "no disk driver"
+		})
+	})
+
+	var claimed *corev1.PersistentVolume
+	t.Run("a claim gets a disk, attached where its pod runs", func(t *testing.T) {
+		start := time.Now()
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, volumeClaim("data-0", "", "10Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("db-0", "data-0", map[string]string{"kubernetes.io/hostname": nodeA.Name}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pv, node := waitAttached(t, cs, "data-0", time.Minute)
+		t.Logf("claim created → disk attached: %v", time.Since(start).Round(time.Millisecond))
+		claimed = pv
+		if node != nodeA.Name || pv.Spec.CSI.Driver != "disk.csi.azure.com" || pv.Spec.StorageClassName != "default" {
+			t.Errorf("volume %s of %s on node %s", pv.Name, pv.Spec.CSI.Driver, node)
+		}
+		if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.Value() != 10<<30 {
+			t.Errorf("capacity %s", got.String())
+		}
+		d := diskOf(pv)
+		vm := strings.TrimPrefix(nodeA.Spec.ProviderID, "azure://")
+		if *d.Properties.DiskState != armcompute.DiskStateAttached || !strings.EqualFold(ptr.Deref(d.ManagedBy, ""), vm) {
+			t.Errorf("disk %s: %s, managed by %q, want Attached to %s", *d.Name, *d.Properties.DiskState, ptr.Deref(d.ManagedBy, ""), vm)
+		}
+		if *d.SKU.Name != armcompute.DiskStorageAccountTypesStandardSSDLRS || *d.Properties.DiskSizeGB != 10 ||
+			ptr.Deref(d.Tags["kubernetes.io-created-for-pvc-name"], "") != "data-0" || ptr.Deref(d.Tags["k8s-azure-created-by"], "") != "kubernetes-azure-dd" {
+			t.Errorf("disk %s: sku %s, %d GB, tags %v", *d.Name, *d.SKU.Name, *d.Properties.DiskSizeGB, d.Tags)
+		}
+		// An attached disk cannot be deleted.
+		_, err := diskClient.BeginDelete(ctx, nodeGroup, *d.Name, nil)
+		expectCode(t, err, http.StatusConflict, "OperationNotAllowed")
+	})
+	if claimed == nil {
+		t.FailNow()
+	}
+
+	t.Run("the disk follows its pod to another node", func(t *testing.T) {
+		start := time.Now()
+		if err := cs.CoreV1().Pods("default").Delete(ctx, "db-0", metav1.DeleteOptions{GracePeriodSeconds: to.Ptr[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "db-0 gone", func() (bool, string) {
+			_, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
+		})
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("db-0", "data-0", map[string]string{"kubernetes.io/hostname": nodeB.Name}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "disk attached to "+nodeB.Name, func() (bool, string) {
+			va, err := attachmentOf(ctx, cs, claimed.Name)
+			if err != nil || va == nil {
+				return false, fmt.Sprint("no attachment ", err)
+			}
+			return va.Spec.NodeName == nodeB.Name, "attached to " + va.Spec.NodeName
+		})
+		t.Logf("pod deleted → disk attached on the other node: %v", time.Since(start).Round(time.Millisecond))
+		d := diskOf(claimed)
+		if vm := strings.TrimPrefix(nodeB.Spec.ProviderID, "azure://"); !strings.EqualFold(ptr.Deref(d.ManagedBy, ""), vm) {
+			t.Errorf("disk managed by %q, want %s", ptr.Deref(d.ManagedBy, ""), vm)
+		}
+	})
+
+	t.Run("a node takes as many disks as its size allows", func(t *testing.T) {
+		// Node A is free of disks: Standard_B2s takes four.
+		for i := range 5 {
+			claim := fmt.Sprintf("limit-%d", i)
+			if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, volumeClaim(claim, "managed-csi", "1Gi"), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim(claim, claim, map[string]string{"kubernetes.io/hostname": nodeA.Name}), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, time.Minute, "four disks attached to "+nodeA.Name+", the fifth pod unschedulable", func() (bool, string) {
+			vas, err := cs.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			attached := 0
+			for _, va := range vas.Items {
+				if va.Spec.NodeName == nodeA.Name && va.Status.Attached {
+					attached++
+				}
+			}
+			pending := 0
+			pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, p := range pods.Items {
+				if strings.HasPrefix(p.Name, "limit-") && p.Spec.NodeName == "" {
+					pending++
+				}
+			}
+			return attached == 4 && pending == 1, fmt.Sprintf("%d attached, %d pending", attached, pending)
+		})
+	})
+
+	t.Run("a disk made through ARM can be used as a volume", func(t *testing.T) {
+		poller, err := diskClient.BeginCreateOrUpdate(ctx, nodeGroup, "static-disk", armcompute.Disk{
+			Location: to.Ptr(s.conn.Location),
+			SKU:      &armcompute.DiskSKU{Name: to.Ptr(armcompute.DiskStorageAccountTypesPremiumLRS)},
+			Properties: &armcompute.DiskProperties{
+				CreationData: &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionEmpty)},
+				DiskSizeGB:   to.Ptr[int32](5),
+			},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := poller.PollUntilDone(ctx, poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Properties.DiskState != armcompute.DiskStateUnattached || *d.Properties.ProvisioningState != "Succeeded" {
+			t.Errorf("new disk: %s %s", *d.Properties.DiskState, *d.Properties.ProvisioningState)
+		}
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: "static-pv"},
+			Spec: corev1.PersistentVolumeSpec{
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+					Driver: "disk.csi.azure.com", VolumeHandle: *d.ID, FSType: "ext4"}},
+			},
+		}
+		if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		claim := volumeClaim("static", "", "5Gi")
+		claim.Spec.StorageClassName = to.Ptr("")
+		claim.Spec.VolumeName = "static-pv"
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("static", "static", map[string]string{"kubernetes.io/hostname": nodeB.Name}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitAttached(t, cs, "static", time.Minute)
+		got, err := diskClient.Get(ctx, nodeGroup, "static-disk", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got.Properties.DiskState != armcompute.DiskStateAttached {
+			t.Errorf("static disk %s", *got.Properties.DiskState)
+		}
+	})
+
+	t.Run("deleting the claim deletes its disk", func(t *testing.T) {
+		if err := cs.CoreV1().Pods("default").Delete(ctx, "db-0", metav1.DeleteOptions{GracePeriodSeconds: to.Ptr[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		id := claimed.Spec.CSI.VolumeHandle
+		eventually(t, time.Minute, "disk "+id+" deleted", func() (bool, string) {
+			_, err := diskClient.Get(ctx, nodeGroup, id[strings.LastIndex(id, "/")+1:], nil)
+			code, _ := errorCode(err)
+			return code == http.StatusNotFound, fmt.Sprint(err)
+		})
+	})
+
+	t.Run("deleting the cluster deletes its node resource group and disks", func(t *testing.T) {
+		p, err := c.clusters.BeginDelete(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.PollUntilDone(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.groups.Get(ctx, nodeGroup, nil)
+		if code, _ := errorCode(err); code != http.StatusNotFound {
+			t.Errorf("node resource group after the cluster's delete: %v", err)
+		}
+		pager := diskClient.NewListPager(nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range page.Value {
+				if strings.Contains(strings.ToLower(*d.ID), strings.ToLower("/resourceGroups/"+nodeGroup+"/")) {
+					t.Errorf("disk %s outlived its cluster", *d.ID)
+				}
+			}
+		}
+	})
+}
