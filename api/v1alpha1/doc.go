@@ -33,6 +33,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&RoleAssignment{}, &RoleAssignmentList{},
 		&ClusterHealth{}, &ClusterHealthList{},
 		&Disk{}, &DiskList{},
+		&StorageAccount{}, &StorageAccountList{},
+		&FileShare{}, &FileShareList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

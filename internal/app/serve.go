@@ -31,6 +31,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
+	storageprovider "github.com/slipway-dev/slipway/internal/arm/providers/storage"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
@@ -40,6 +41,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/identity"
 	"github.com/slipway-dev/slipway/internal/management"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
+	"github.com/slipway-dev/slipway/internal/storageaccounts"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
 
@@ -139,8 +141,8 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	diskService := disks.New(direct)
-	volumes := clusterStorage{client: direct, disks: diskService, timing: timing.Model{Scale: o.TimeScale}}
+	diskService, accountService := disks.New(direct), storageaccounts.New(direct)
+	volumes := clusterStorage{client: direct, disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
 	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: volumes.start})
 	if err != nil {
 		return err
@@ -179,6 +181,7 @@ func Serve(ctx context.Context, o Options) error {
 	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
 	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
 	computeprovider.Register(front, diskService)
+	storageprovider.Register(front, accountService)
 	authorization.Register(front)
 
 	vms := &sim.Provider{Clusters: clusters}
@@ -186,7 +189,8 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.ClusterReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, FQDN: containerservice.ClusterFQDN, NewAgentPool: containerservice.NewAgentPoolObject},
 		&controller.AgentPoolReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
-		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation, Disks: diskService},
+		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation,
+			Contents: []controller.GroupContents{diskService, accountService}},
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},

@@ -13,15 +13,17 @@ import (
 	"github.com/slipway-dev/slipway/internal/disks"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/storage"
+	"github.com/slipway-dev/slipway/internal/storageaccounts"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
 
 // clusterStorage starts each running cluster's storage controllers, with
 // the disks of its node resource group (hosting.Options.Companion).
 type clusterStorage struct {
-	client client.Reader
-	disks  *disks.Service
-	timing timing.Model
+	client   client.Reader
+	disks    *disks.Service
+	accounts *storageaccounts.Service
+	timing   timing.Model
 }
 
 func (s clusterStorage) start(ctx context.Context, c *hosting.Cluster) (func(), error) {
@@ -35,12 +37,10 @@ func (s clusterStorage) start(ctx context.Context, c *hosting.Cluster) (func(), 
 	}
 	p := mc.Properties
 	st, err := storage.Start(ctx, storage.Options{
-		Config: cfg, Disks: s.disks, Timing: s.timing,
+		Config: cfg, Disks: s.disks, Accounts: s.accounts, Timing: s.timing,
 		Subscription: armid.SubscriptionOf(*mc.ID), NodeResourceGroup: *p.NodeResourceGroup, Location: *mc.Location,
-		DiskDriverEnabled: func() bool {
-			mc, err := s.cluster(context.Background(), c.ID())
-			return err == nil && diskDriverEnabled(mc)
-		},
+		DiskDriverEnabled: func() bool { disk, _ := s.drivers(c.ID()); return disk },
+		FileDriverEnabled: func() bool { _, file := s.drivers(c.ID()); return file },
 	})
 	if err != nil {
 		return nil, err
@@ -65,8 +65,22 @@ func (s clusterStorage) cluster(ctx context.Context, name string) (*armcontainer
 	return &out, nil
 }
 
-// diskDriverEnabled follows storageProfile.diskCSIDriver, on unless off.
-func diskDriverEnabled(mc *armcontainerservice.ManagedCluster) bool {
-	sp := mc.Properties.StorageProfile
-	return sp == nil || sp.DiskCSIDriver == nil || sp.DiskCSIDriver.Enabled == nil || *sp.DiskCSIDriver.Enabled
+// drivers are the disk and file drivers' switches in a cluster's
+// storageProfile: on unless set off (the front door fills the profile in
+// on every PUT); off if the cluster cannot be read.
+func (s clusterStorage) drivers(name string) (disk, file bool) {
+	mc, err := s.cluster(context.Background(), name)
+	if err != nil {
+		return false, false
+	}
+	disk, file = true, true
+	if sp := mc.Properties.StorageProfile; sp != nil {
+		if sp.DiskCSIDriver != nil && sp.DiskCSIDriver.Enabled != nil {
+			disk = *sp.DiskCSIDriver.Enabled
+		}
+		if sp.FileCSIDriver != nil && sp.FileCSIDriver.Enabled != nil {
+			file = *sp.FileCSIDriver.Enabled
+		}
+	}
+	return disk, file
 }

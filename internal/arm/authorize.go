@@ -22,15 +22,21 @@ func (s *Server) permission(rt *route, method string, p Params) (action, scope s
 	// Under a provider namespace, resource types and names alternate; a
 	// literal name (upgradeProfiles/default, availabilityStatuses/current)
 	// names the one child of its type and is part of neither the action
-	// nor the scope.
+	// nor, at the end of the path, the scope.
 	name := false
 	for i := 0; i < len(segs); i++ {
 		seg := segs[i]
 		switch {
 		case name:
-			if strings.HasPrefix(seg, "{") {
+			switch {
+			case strings.HasPrefix(seg, "{"):
 				id = append(id, p[strings.Trim(seg, "{}")])
-			} else {
+			case i+1 < len(segs):
+				// A literal parent of further resources
+				// (fileServices/default/shares/{share}) is part of
+				// their IDs.
+				id = append(id, seg)
+			default:
 				id = id[:len(id)-1] // the literal's type is not a scope either
 			}
 			name = false

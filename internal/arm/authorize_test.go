@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
+	"github.com/slipway-dev/slipway/internal/arm/providers/storage"
 	"github.com/slipway-dev/slipway/internal/health"
 )
 
@@ -22,6 +23,7 @@ func allProviders() *arm.Server {
 	slipwayidentity.Register(s, nil, nil)
 	resourcehealth.Register(s, health.DefaultPolicy(), containerservice.RouteCluster)
 	compute.Register(s, nil)
+	storage.Register(s, nil)
 	authorization.Register(s)
 	return s
 }
@@ -54,6 +56,8 @@ func TestPermissions(t *testing.T) {
 		{"PUT", "subscriptions/s1/resourceGroups/MC_rg1_aks1_eastus/providers/Microsoft.Compute/disks/pvc-1", "Microsoft.Compute/disks/write", sub + "/resourceGroups/MC_rg1_aks1_eastus/providers/Microsoft.Compute/disks/pvc-1"},
 		{"DELETE", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/disks/d1", "Microsoft.Compute/disks/delete", rg + "/providers/Microsoft.Compute/disks/d1"},
 		{"GET", "subscriptions/s1/providers/Microsoft.Compute/disks", "Microsoft.Compute/disks/read", sub},
+		{"POST", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/f1/listKeys", "Microsoft.Storage/storageAccounts/listKeys/action", rg + "/providers/Microsoft.Storage/storageAccounts/f1"},
+		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/f1/fileServices/default/shares/pvc-1", "Microsoft.Storage/storageAccounts/fileServices/shares/write", rg + "/providers/Microsoft.Storage/storageAccounts/f1/fileServices/default/shares/pvc-1"},
 		{"PUT", "subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/0b4c", "Microsoft.Authorization/roleAssignments/write", rg + "/providers/Microsoft.Authorization/roleAssignments/0b4c"},
 	} {
 		action, scope, ok := s.Permission(tc.method, tc.path)

@@ -21,10 +21,14 @@ type ResourceGroupReconciler struct {
 	Fresh client.Reader
 	// StartOperation records a new operation, as the ARM layer does.
 	StartOperation func(ctx context.Context, resourceID, action, location string, deletes bool) (*slipwayv1.Operation, error)
-	// Disks deletes the managed disks a group holds.
-	Disks interface {
-		DeleteGroup(ctx context.Context, sub, group string) error
-	}
+	// Contents delete what a group holds besides clusters: managed disks,
+	// storage accounts.
+	Contents []GroupContents
+}
+
+// GroupContents is a service whose resources live in resource groups.
+type GroupContents interface {
+	DeleteGroup(ctx context.Context, sub, group string) error
 }
 
 // SetupWithManager registers the reconciler.
@@ -70,8 +74,10 @@ func (r *ResourceGroupReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	// The clusters are gone, and with them the VMs the group's disks
 	// were attached to.
-	if err := r.Disks.DeleteGroup(ctx, g.Spec.SubscriptionID, g.Spec.Name); err != nil {
-		return ctrl.Result{}, err
+	for _, c := range r.Contents {
+		if err := c.DeleteGroup(ctx, g.Spec.SubscriptionID, g.Spec.Name); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if err := authz.DeleteAssignmentsUnder(ctx, r.Client, armid.ResourceGroup(g.Spec.SubscriptionID, g.Spec.Name)); err != nil {
 		return ctrl.Result{}, err

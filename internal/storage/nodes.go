@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
+	"github.com/slipway-dev/slipway/internal/csi/azurefile"
 	"github.com/slipway-dev/slipway/internal/disks"
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
@@ -29,13 +30,14 @@ import (
 // driver's volumes a running pod has mounted in node.status.volumesInUse,
 // which is how the attach/detach controller knows a disk may be detached.
 type nodePlugin struct {
-	client  kubernetes.Interface
-	nodes   corelisters.NodeLister
-	pods    corelisters.PodLister
-	pvcs    corelisters.PersistentVolumeClaimLister
-	pvs     corelisters.PersistentVolumeLister
-	vas     storagelisters.VolumeAttachmentLister
-	enabled func() bool
+	client kubernetes.Interface
+	nodes  corelisters.NodeLister
+	pods   corelisters.PodLister
+	pvcs   corelisters.PersistentVolumeClaimLister
+	pvs    corelisters.PersistentVolumeLister
+	vas    storagelisters.VolumeAttachmentLister
+
+	diskEnabled, fileEnabled func() bool
 }
 
 // nodeIDsAnnotation is the kubelet's record of each CSI driver's node ID.
@@ -55,26 +57,34 @@ func (n *nodePlugin) sync(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := n.registerDriver(ctx, node); err != nil {
+	if err := n.registerDrivers(ctx, node); err != nil {
 		return err
 	}
 	return n.reportInUse(ctx, node)
 }
 
-// registerDriver writes the node's CSINode and node-ID annotation, as the
-// kubelet does when a driver's node plugin registers.
-func (n *nodePlugin) registerDriver(ctx context.Context, node *corev1.Node) error {
-	if !n.enabled() {
+// registerDrivers writes the node's CSINode and node-ID annotation, as the
+// kubelet does when a driver's node plugin registers: the disk driver with
+// its topology key and the VM size's attach limit, the file driver with
+// neither (a share is reachable from every node and takes no slot).
+func (n *nodePlugin) registerDrivers(ctx context.Context, node *corev1.Node) error {
+	var want []storagev1.CSINodeDriver
+	if n.diskEnabled() {
+		size, ok := vmsize.Lookup(node.Labels[corev1.LabelInstanceTypeStable])
+		limit := int32(vmsize.DefaultMaxDataDisks)
+		if ok && size.MaxDataDisks > 0 {
+			limit = int32(size.MaxDataDisks)
+		}
+		want = append(want, storagev1.CSINodeDriver{
+			Name: azuredisk.DriverName, NodeID: node.Name, TopologyKeys: []string{azuredisk.TopologyKey},
+			Allocatable: &storagev1.VolumeNodeResources{Count: ptr.To(limit)},
+		})
+	}
+	if n.fileEnabled() {
+		want = append(want, storagev1.CSINodeDriver{Name: azurefile.DriverName, NodeID: node.Name})
+	}
+	if len(want) == 0 {
 		return nil
-	}
-	size, ok := vmsize.Lookup(node.Labels[corev1.LabelInstanceTypeStable])
-	limit := int32(vmsize.DefaultMaxDataDisks)
-	if ok && size.MaxDataDisks > 0 {
-		limit = int32(size.MaxDataDisks)
-	}
-	want := storagev1.CSINodeDriver{
-		Name: azuredisk.DriverName, NodeID: node.Name, TopologyKeys: []string{azuredisk.TopologyKey},
-		Allocatable: &storagev1.VolumeNodeResources{Count: ptr.To(limit)},
 	}
 	csiNode, err := n.client.StorageV1().CSINodes().Get(ctx, node.Name, metav1.GetOptions{})
 	switch {
@@ -83,19 +93,24 @@ func (n *nodePlugin) registerDriver(ctx context.Context, node *corev1.Node) erro
 			ObjectMeta: metav1.ObjectMeta{Name: node.Name, OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID,
 			}}},
-			Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{want}},
+			Spec: storagev1.CSINodeSpec{Drivers: want},
 		}
 		if _, err := n.client.StorageV1().CSINodes().Create(ctx, csiNode, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("registering %s on node %s: %w", azuredisk.DriverName, node.Name, err)
+			return fmt.Errorf("registering CSI drivers on node %s: %w", node.Name, err)
 		}
 	case err != nil:
 		return fmt.Errorf("reading CSINode %s: %w", node.Name, err)
 	default:
-		i := slices.IndexFunc(csiNode.Spec.Drivers, func(d storagev1.CSINodeDriver) bool { return d.Name == azuredisk.DriverName })
-		if i < 0 {
-			csiNode.Spec.Drivers = append(csiNode.Spec.Drivers, want)
+		changed := false
+		for _, d := range want {
+			if !slices.ContainsFunc(csiNode.Spec.Drivers, func(have storagev1.CSINodeDriver) bool { return have.Name == d.Name }) {
+				csiNode.Spec.Drivers = append(csiNode.Spec.Drivers, d)
+				changed = true
+			}
+		}
+		if changed {
 			if _, err := n.client.StorageV1().CSINodes().Update(ctx, csiNode, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("registering %s on node %s: %w", azuredisk.DriverName, node.Name, err)
+				return fmt.Errorf("registering CSI drivers on node %s: %w", node.Name, err)
 			}
 		}
 	}
@@ -103,10 +118,15 @@ func (n *nodePlugin) registerDriver(ctx context.Context, node *corev1.Node) erro
 	if v := node.Annotations[nodeIDsAnnotation]; v != "" {
 		json.Unmarshal([]byte(v), &ids)
 	}
-	if ids[azuredisk.DriverName] == node.Name {
+	changed := false
+	for _, d := range want {
+		if ids[d.Name] != node.Name {
+			ids[d.Name], changed = node.Name, true
+		}
+	}
+	if !changed {
 		return nil
 	}
-	ids[azuredisk.DriverName] = node.Name
 	value, _ := json.Marshal(ids)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nodeIDsAnnotation: string(value)}}})
 	if _, err := n.client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {

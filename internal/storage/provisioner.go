@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
-
-	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
 )
 
 // provisioner is what external-provisioner adds to the library for a CSI
@@ -22,9 +21,21 @@ import (
 // module proxy; the library it is built on is, and does the rest (watching
 // claims, binding, events, retries, reclaiming).
 type provisioner struct {
-	driver  *azuredisk.Driver
-	client  kubernetes.Interface
+	// name is the driver's, and the provisioner's.
+	name   string
+	driver csi.ControllerServer
+	client kubernetes.Interface
+	// topologyKey is the driver's topology segment; empty for a driver
+	// whose volumes are reachable from every node.
+	topologyKey string
+	// defaultFSType is the filesystem of a mounted volume whose class
+	// names none; empty leaves it to the driver.
+	defaultFSType string
+	// block says whether the driver's volumes can be raw block devices.
+	block   bool
 	enabled func() bool
+	// disabled is the error a claim gets while the driver is off.
+	disabled string
 }
 
 var (
@@ -34,7 +45,7 @@ var (
 
 // SupportsBlock implements controller.BlockProvisioner: a disk can be a raw
 // block device.
-func (p *provisioner) SupportsBlock(context.Context) bool { return true }
+func (p *provisioner) SupportsBlock(context.Context) bool { return p.block }
 
 // Parameters of a class that are the provisioner's, not the driver's.
 const (
@@ -45,7 +56,7 @@ const (
 // Provision implements controller.Provisioner.
 func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
 	if !p.enabled() {
-		return nil, controller.ProvisioningFinished, fmt.Errorf("the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver")
+		return nil, controller.ProvisioningFinished, errors.New(p.disabled)
 	}
 	pvc, class := opts.PVC, opts.StorageClass
 	params := map[string]string{}
@@ -79,14 +90,14 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if lim, ok := pvc.Spec.Resources.Limits[corev1.ResourceStorage]; ok {
 		req.CapacityRange.LimitBytes = lim.Value()
 	}
-	if opts.SelectedNodeName != "" {
+	if opts.SelectedNodeName != "" && p.topologyKey != "" {
 		// Strict topology, as AKS runs external-provisioner: the disk goes
 		// in the zone of the node the scheduler picked.
 		node, err := p.client.CoreV1().Nodes().Get(ctx, opts.SelectedNodeName, metav1.GetOptions{})
 		if err != nil {
 			return nil, controller.ProvisioningNoChange, fmt.Errorf("reading selected node %s: %w", opts.SelectedNodeName, err)
 		}
-		t := &csi.Topology{Segments: map[string]string{azuredisk.TopologyKey: node.Labels[azuredisk.TopologyKey]}}
+		t := &csi.Topology{Segments: map[string]string{p.topologyKey: node.Labels[p.topologyKey]}}
 		req.AccessibilityRequirements = &csi.TopologyRequirement{Requisite: []*csi.Topology{t}, Preferred: []*csi.Topology{t}}
 	}
 	if src := pvc.Spec.DataSource; src != nil && src.Kind == "PersistentVolumeClaim" && (src.APIGroup == nil || *src.APIGroup == "") {
@@ -103,7 +114,7 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	}
 	v := resp.GetVolume()
 	if fsType == "" && !block {
-		fsType = "ext4"
+		fsType = p.defaultFSType
 	}
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: opts.PVName},
@@ -114,7 +125,7 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 			PersistentVolumeReclaimPolicy: *class.ReclaimPolicy,
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: *resourceBytes(v.GetCapacityBytes())},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver: azuredisk.DriverName, VolumeHandle: v.GetVolumeId(), FSType: fsType, VolumeAttributes: v.GetVolumeContext(),
+				Driver: p.name, VolumeHandle: v.GetVolumeId(), FSType: fsType, VolumeAttributes: v.GetVolumeContext(),
 			}},
 			NodeAffinity: nodeAffinity(v.GetAccessibleTopology()),
 		},
@@ -135,8 +146,8 @@ func (p *provisioner) sourceVolume(ctx context.Context, namespace, name string) 
 	if err != nil {
 		return "", fmt.Errorf("reading source volume %s: %w", src.Spec.VolumeName, err)
 	}
-	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
-		return "", fmt.Errorf("source claim %s/%s is not an Azure disk", namespace, name)
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != p.name {
+		return "", fmt.Errorf("source claim %s/%s is not a volume of %s", namespace, name, p.name)
 	}
 	return pv.Spec.CSI.VolumeHandle, nil
 }
@@ -198,14 +209,14 @@ func nodeAffinity(topology []*csi.Topology) *corev1.VolumeNodeAffinity {
 }
 
 // Delete implements controller.Provisioner: a released volume of a Delete
-// class takes its disk with it, once the disk is detached.
+// class takes its disk or share with it (a disk once it is detached).
 func (p *provisioner) Delete(ctx context.Context, pv *corev1.PersistentVolume) error {
-	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
-		return &controller.IgnoredError{Reason: "not an Azure disk"}
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != p.name {
+		return &controller.IgnoredError{Reason: "not a volume of " + p.name}
 	}
 	_, err := p.driver.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: pv.Spec.CSI.VolumeHandle})
 	if err != nil {
-		return fmt.Errorf("deleting disk %s: %w", pv.Spec.CSI.VolumeHandle, err)
+		return fmt.Errorf("deleting volume %s: %w", pv.Spec.CSI.VolumeHandle, err)
 	}
 	return nil
 }

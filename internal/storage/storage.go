@@ -12,20 +12,28 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
+	"github.com/slipway-dev/slipway/internal/csi/azurefile"
 	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/storageaccounts"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
 
@@ -33,14 +41,16 @@ import (
 type Options struct {
 	// Config is an admin client configuration of the cluster.
 	Config *rest.Config
-	// Disks keeps the managed disks.
-	Disks *disks.Service
+	// Disks keeps the managed disks; Accounts the storage accounts and
+	// their file shares.
+	Disks    *disks.Service
+	Accounts *storageaccounts.Service
 	// Subscription, NodeResourceGroup and Location are where the cluster's
 	// disks go.
 	Subscription, NodeResourceGroup, Location string
-	// DiskDriverEnabled says whether the cluster's storageProfile has the
-	// disk driver on; asked at each provisioning.
-	DiskDriverEnabled func() bool
+	// DiskDriverEnabled and FileDriverEnabled say whether the cluster's
+	// storageProfile has each driver on; asked at each provisioning.
+	DiskDriverEnabled, FileDriverEnabled func() bool
 	// Timing is the VM timing model that attach and detach take.
 	Timing timing.Model
 }
@@ -59,8 +69,12 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage controllers: %w", err)
 	}
+	on := func() bool { return true }
 	if o.DiskDriverEnabled == nil {
-		o.DiskDriverEnabled = func() bool { return true }
+		o.DiskDriverEnabled = on
+	}
+	if o.FileDriverEnabled == nil {
+		o.FileDriverEnabled = on
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	// The libraries log each claim they handle at Info; only their
@@ -79,8 +93,16 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		AttachDelay: o.Timing.Scaled(timing.AttachDisk), DetachDelay: o.Timing.Scaled(timing.DetachDisk),
 	})
 
+	files := azurefile.New(o.Accounts, azurefile.Config{
+		Subscription: o.Subscription, ResourceGroup: o.NodeResourceGroup, Location: o.Location,
+		StoreKey: func(ctx context.Context, namespace, name, account, key string) error {
+			return storeKey(ctx, cs, namespace, name, account, key)
+		},
+	})
+
 	att := &attacher{driver: driver, client: cs, vas: vaInf.Lister(), pvs: pvInf.Lister()}
-	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Lister(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Lister(), enabled: o.DiskDriverEnabled}
+	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Lister(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Lister(),
+		diskEnabled: o.DiskDriverEnabled, fileEnabled: o.FileDriverEnabled}
 	vaQueue := newQueue("volumeattachments")
 	nodeQueue := newQueue("csinodes")
 
@@ -124,18 +146,30 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		}
 	}
 	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, obj any) { podChanged(obj) }, DeleteFunc: podChanged})
-	pvcInf.Informer() // the node plugin reads claims through the cache
+	broadcaster := record.NewBroadcaster(record.WithContext(runCtx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	events := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "external-resizer"})
+	resize := &resizer{drivers: map[string]csi.ControllerServer{azuredisk.DriverName: driver, azurefile.DriverName: files}, client: cs, pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), events: events}
+	resizeQueue := newQueue("resizes")
+	claimChanged := func(obj any) {
+		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+			resizeQueue.Add(key)
+		}
+	}
+	pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: claimChanged, UpdateFunc: func(_, obj any) { claimChanged(obj) }})
 
-	prov := controller.NewProvisionController(runCtx, cs, azuredisk.DriverName,
-		&provisioner{driver: driver, client: cs, enabled: o.DiskDriverEnabled},
-		controller.LeaderElection(false), // one controller per cluster, in this process
-		controller.MetricsPort(0),
-		controller.Threadiness(8),
-		controller.RateLimiter(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second)),
-		controller.CreateProvisionedPVInterval(200*time.Millisecond),
-		controller.ClaimsInformer(pvcInf.Informer()),
-		controller.VolumesInformer(pvInf.Informer()),
-	)
+	// The library adds its own index to the claims informer it is given
+	// and exits the process if the index is there already: only one of
+	// the two provisioners may share the cluster's informers; the other
+	// watches claims and volumes itself.
+	provisioners := []*controller.ProvisionController{
+		newProvisionController(runCtx, cs, &provisioner{name: azuredisk.DriverName, driver: driver, client: cs,
+			topologyKey: azuredisk.TopologyKey, defaultFSType: "ext4", block: true, enabled: o.DiskDriverEnabled,
+			disabled: "the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver"},
+			controller.ClaimsInformer(pvcInf.Informer()), controller.VolumesInformer(pvInf.Informer())),
+		newProvisionController(runCtx, cs, &provisioner{name: azurefile.DriverName, driver: files, client: cs, enabled: o.FileDriverEnabled,
+			disabled: "the Azure Files CSI driver is disabled on this cluster: enable it with az aks update --enable-file-driver"}),
+	}
 
 	factory.Start(runCtx.Done())
 	s := &Storage{cancel: cancel, done: make(chan struct{})}
@@ -145,16 +179,48 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		if !cache.WaitForCacheSync(runCtx.Done(), nodeInf.Informer().HasSynced, podInf.Informer().HasSynced, pvcInf.Informer().HasSynced, pvInf.Informer().HasSynced, vaInf.Informer().HasSynced) {
 			return
 		}
-		go prov.Run(runCtx)
+		for _, p := range provisioners {
+			go p.Run(runCtx)
+		}
 		// Attaches run in parallel (each waits out the VM's update);
 		// one VM's are serialised by the disk service.
 		go work(runCtx, vaQueue, 16, att.sync)
 		go work(runCtx, nodeQueue, 4, plugin.sync)
+		go work(runCtx, resizeQueue, 4, resize.sync)
 		<-runCtx.Done()
 		vaQueue.ShutDown()
 		nodeQueue.ShutDown()
+		resizeQueue.ShutDown()
+		broadcaster.Shutdown()
 	}()
 	return s, nil
+}
+
+// newProvisionController runs the library's claim and volume loops for one
+// driver.
+func newProvisionController(ctx context.Context, cs kubernetes.Interface, p *provisioner, opts ...func(*controller.ProvisionController) error) *controller.ProvisionController {
+	return controller.NewProvisionController(ctx, cs, p.name, p, append([]func(*controller.ProvisionController) error{
+		controller.LeaderElection(false), // one controller per cluster, in this process
+		controller.MetricsPort(0),
+		controller.Threadiness(8),
+		controller.RateLimiter(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second)),
+		controller.CreateProvisionedPVInterval(200 * time.Millisecond),
+	}, opts...)...)
+}
+
+// storeKey keeps a storage account's key in the Secret pods' mounts of its
+// shares read, as the Azure Files driver's storeAccountKey does.
+func storeKey(ctx context.Context, cs kubernetes.Interface, namespace, name, account, key string) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"azurestorageaccountname": account, "azurestorageaccountkey": key},
+	}
+	_, err := cs.CoreV1().Secrets(namespace).Create(ctx, secret, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = cs.CoreV1().Secrets(namespace).Update(ctx, secret, metav1.UpdateOptions{})
+	}
+	return err
 }
 
 // Stop stops the controllers.

@@ -12,11 +12,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -92,7 +94,7 @@ func waitAttached(t testing.TB, cs kubernetes.Interface, claim string, timeout t
 	return pv, node
 }
 
-func TestDiskStorage(t *testing.T) {
+func TestCSIStorage(t *testing.T) {
 	s := serve(t)
 	c := newClients(t, s)
 	ctx := context.Background()
@@ -220,6 +222,31 @@ func TestDiskStorage(t *testing.T) {
 		}
 	})
 
+	t.Run("growing the claim grows the disk, attached", func(t *testing.T) {
+		patch := []byte(`{"spec":{"resources":{"requests":{"storage":"20Gi"}}}}`)
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Patch(ctx, "data-0", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "claim data-0 at 20Gi", func() (bool, string) {
+			pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data-0", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			got := pvc.Status.Capacity[corev1.ResourceStorage]
+			return got.Value() == 20<<30 && len(pvc.Status.Conditions) == 0, fmt.Sprintf("capacity %s, conditions %v", got.String(), pvc.Status.Conditions)
+		})
+		if d := diskOf(claimed); *d.Properties.DiskSizeGB != 20 || *d.Properties.DiskState != armcompute.DiskStateAttached {
+			t.Errorf("disk after the resize: %d GB, %s", *d.Properties.DiskSizeGB, *d.Properties.DiskState)
+		}
+		pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, claimed.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.Value() != 20<<30 {
+			t.Errorf("volume capacity %s", got.String())
+		}
+	})
+
 	t.Run("a node takes as many disks as its size allows", func(t *testing.T) {
 		// Node A is free of disks: Standard_B2s takes four.
 		for i := range 5 {
@@ -322,7 +349,124 @@ func TestDiskStorage(t *testing.T) {
 		})
 	})
 
-	t.Run("deleting the cluster deletes its node resource group and disks", func(t *testing.T) {
+	t.Run("a file share is shared by pods on two nodes", func(t *testing.T) {
+		shareClient, err := armstorage.NewFileSharesClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		claim := volumeClaim("shared", "azurefile-csi", "10Gi")
+		claim.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []corev1.Node{nodeA, nodeB} {
+			if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("web-"+n.Name[len(n.Name)-1:], "shared", map[string]string{"kubernetes.io/hostname": n.Name}), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var pv *corev1.PersistentVolume
+		eventually(t, time.Minute, "claim shared bound, both pods running", func() (bool, string) {
+			pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "shared", metav1.GetOptions{})
+			if err != nil || pvc.Status.Phase != corev1.ClaimBound {
+				return false, fmt.Sprint("claim ", pvc.Status.Phase, err)
+			}
+			if pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{}); err != nil {
+				return false, err.Error()
+			}
+			running, err := readyPods(ctx, cs, "")
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, n := range []string{"web-" + nodeA.Name[len(nodeA.Name)-1:], "web-" + nodeB.Name[len(nodeB.Name)-1:]} {
+				p, err := cs.CoreV1().Pods("default").Get(ctx, n, metav1.GetOptions{})
+				if err != nil || p.Status.Phase != corev1.PodRunning {
+					return false, fmt.Sprintf("pod %s not running (%d ready)", n, running)
+				}
+			}
+			return true, ""
+		})
+		if pv.Spec.CSI.Driver != "file.csi.azure.com" {
+			t.Fatalf("volume of %s", pv.Spec.CSI.Driver)
+		}
+		// {group}#{account}#{share}###{namespace}, as upstream's.
+		parts := strings.Split(pv.Spec.CSI.VolumeHandle, "#")
+		if len(parts) != 6 || !strings.EqualFold(parts[0], nodeGroup) || parts[5] != "default" {
+			t.Fatalf("volume handle %q", pv.Spec.CSI.VolumeHandle)
+		}
+		account, shareName := parts[1], parts[2]
+		share, err := shareClient.Get(ctx, nodeGroup, account, shareName, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *share.FileShareProperties.ShareQuota != 10 || *share.FileShareProperties.EnabledProtocols != armstorage.EnabledProtocolsSMB {
+			t.Errorf("share %s: quota %d, %s", shareName, *share.FileShareProperties.ShareQuota, *share.FileShareProperties.EnabledProtocols)
+		}
+		secret, err := cs.CoreV1().Secrets("default").Get(ctx, "azure-storage-account-"+account+"-secret", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		accounts, err := armstorage.NewAccountsClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := accounts.ListKeys(ctx, nodeGroup, account, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(secret.Data["azurestorageaccountkey"]) != *keys.Keys[0].Value || string(secret.Data["azurestorageaccountname"]) != account {
+			t.Errorf("secret %v does not hold the account's key", secret.Data)
+		}
+		if va, err := attachmentOf(ctx, cs, pv.Name); err != nil || va != nil {
+			t.Errorf("a share was attached: %v %v", va, err)
+		}
+
+		// A share grows with no node step.
+		patch := []byte(`{"spec":{"resources":{"requests":{"storage":"20Gi"}}}}`)
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Patch(ctx, "shared", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "share at 20 GiB", func() (bool, string) {
+			share, err := shareClient.Get(ctx, nodeGroup, account, shareName, nil)
+			if err != nil {
+				return false, err.Error()
+			}
+			pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "shared", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			got := pvc.Status.Capacity[corev1.ResourceStorage]
+			return *share.FileShareProperties.ShareQuota == 20 && got.Value() == 20<<30, fmt.Sprintf("quota %d, claim %s", *share.FileShareProperties.ShareQuota, got.String())
+		})
+
+		// Deleting the claim deletes the share.
+		for _, n := range []corev1.Node{nodeA, nodeB} {
+			cs.CoreV1().Pods("default").Delete(ctx, "web-"+n.Name[len(n.Name)-1:], metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+		}
+		if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "shared", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "share "+shareName+" deleted", func() (bool, string) {
+			_, err := shareClient.Get(ctx, nodeGroup, account, shareName, nil)
+			code, _ := errorCode(err)
+			return code == http.StatusNotFound, fmt.Sprint(err)
+		})
+	})
+
+	t.Run("a premium share is at least 100 GiB", func(t *testing.T) {
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, volumeClaim("premium", "azurefile-csi-premium", "1Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "claim premium bound at 100Gi", func() (bool, string) {
+			pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "premium", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			got := pvc.Status.Capacity[corev1.ResourceStorage]
+			return pvc.Status.Phase == corev1.ClaimBound && got.Value() == 100<<30, fmt.Sprintf("%s %s", pvc.Status.Phase, got.String())
+		})
+	})
+
+	t.Run("deleting the cluster deletes its node resource group, disks and shares", func(t *testing.T) {
 		p, err := c.clusters.BeginDelete(ctx, group, name, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -343,6 +487,22 @@ func TestDiskStorage(t *testing.T) {
 			for _, d := range page.Value {
 				if strings.Contains(strings.ToLower(*d.ID), strings.ToLower("/resourceGroups/"+nodeGroup+"/")) {
 					t.Errorf("disk %s outlived its cluster", *d.ID)
+				}
+			}
+		}
+		accounts, err := armstorage.NewAccountsClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		accountPager := accounts.NewListPager(nil)
+		for accountPager.More() {
+			page, err := accountPager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range page.Value {
+				if strings.Contains(strings.ToLower(*a.ID), strings.ToLower("/resourceGroups/"+nodeGroup+"/")) {
+					t.Errorf("storage account %s outlived its cluster", *a.ID)
 				}
 			}
 		}

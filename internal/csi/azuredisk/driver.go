@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +31,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/csi/mounts"
 	"github.com/slipway-dev/slipway/internal/disks"
 )
 
@@ -91,14 +91,12 @@ type Driver struct {
 	// the spec asks, rather than interleave.
 	locks sync.Map
 
-	mu        sync.Mutex
-	staged    map[string]string // volume ID -> staging path
-	published map[string]map[string]bool
+	mounts *mounts.Table
 }
 
 // New returns a driver.
 func New(d Disks, vms VMs, cfg Config) *Driver {
-	return &Driver{disks: d, vms: vms, cfg: cfg, staged: map[string]string{}, published: map[string]map[string]bool{}}
+	return &Driver{disks: d, vms: vms, cfg: cfg, mounts: mounts.New()}
 }
 
 func (d *Driver) lock(id string) (func(), error) {
@@ -712,12 +710,9 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if _, err := d.disks.Get(ctx, id); err != nil {
 		return nil, grpcError(err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if prev, ok := d.staged[id]; ok && prev != path {
-		return nil, status.Errorf(codes.AlreadyExists, "volume %s is staged at %s already", id, prev)
+	if err := d.mounts.Stage(id, path); err != nil {
+		return nil, status.Error(codes.AlreadyExists, err.Error())
 	}
-	d.staged[id] = path
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
@@ -729,9 +724,7 @@ func (d *Driver) NodeUnstageVolume(_ context.Context, req *csi.NodeUnstageVolume
 	if req.GetStagingTargetPath() == "" {
 		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
 	}
-	d.mu.Lock()
-	delete(d.staged, req.GetVolumeId())
-	d.mu.Unlock()
+	d.mounts.Unstage(req.GetVolumeId())
 	return &csi.NodeUnstageVolumeResponse{}, nil
 }
 
@@ -752,15 +745,9 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if _, err := d.disks.Get(ctx, id); err != nil {
 		return nil, grpcError(err)
 	}
-	if err := os.MkdirAll(target, 0o750); err != nil {
-		return nil, status.Errorf(codes.Internal, "making target path: %v", err)
+	if err := d.mounts.Publish(id, target); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.published[id] == nil {
-		d.published[id] = map[string]bool{}
-	}
-	d.published[id][target] = true
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
@@ -774,12 +761,9 @@ func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVo
 	if target == "" {
 		return nil, status.Error(codes.InvalidArgument, "target path is required")
 	}
-	if err := os.RemoveAll(target); err != nil {
-		return nil, status.Errorf(codes.Internal, "removing target path: %v", err)
+	if err := d.mounts.Unpublish(id, target); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
-	d.mu.Lock()
-	delete(d.published[id], target)
-	d.mu.Unlock()
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
@@ -789,11 +773,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	if id == "" || path == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume ID and volume path are required")
 	}
-	d.mu.Lock()
-	published := d.published[id][path]
-	staged := d.staged[id] == path
-	d.mu.Unlock()
-	if !published && !staged {
+	if !d.mounts.Mounted(id, path) {
 		return nil, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", id, path)
 	}
 	disk, err := d.disks.Get(ctx, id)
