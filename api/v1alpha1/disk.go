@@ -61,3 +61,40 @@ type DiskList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Disk `json:"items"`
 }
+
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.spec.resourceID`
+
+// Snapshot is a managed disk snapshot (Microsoft.Compute/snapshots): what
+// the Azure Disk CSI driver makes of a VolumeSnapshot, and a new disk can
+// be made from. Its name is armid.ObjectName of its ID; the disk service
+// owns it.
+type Snapshot struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec SnapshotSpec `json:"spec"`
+}
+
+// SnapshotSpec is the snapshot as made.
+type SnapshotSpec struct {
+	// ResourceID is the snapshot's ARM ID, as spelled when it was created.
+	ResourceID string `json:"resourceID"`
+	// Resource is the ARM Snapshot (the SDK's JSON), read-only fields left
+	// out; its creationData names the source disk.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Resource    runtime.RawExtension `json:"resource"`
+	UniqueID    string               `json:"uniqueID"`
+	TimeCreated metav1.Time          `json:"timeCreated"`
+}
+
+// +kubebuilder:object:root=true
+
+// SnapshotList is a list of Snapshots.
+type SnapshotList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Snapshot `json:"items"`
+}

@@ -33,6 +33,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&RoleAssignment{}, &RoleAssignmentList{},
 		&ClusterHealth{}, &ClusterHealthList{},
 		&Disk{}, &DiskList{},
+		&Snapshot{}, &SnapshotList{},
 		&StorageAccount{}, &StorageAccountList{},
 		&FileShare{}, &FileShareList{},
 	)

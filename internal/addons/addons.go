@@ -9,10 +9,12 @@ package addons
 import (
 	"bytes"
 	"context"
+	"embed"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"sync"
@@ -29,6 +31,12 @@ import (
 
 //go:embed manifests.yaml
 var manifests string
+
+// snapshotCRDs are external-snapshotter's VolumeSnapshot CRDs, as its
+// client module ships them (hack/snapshot-crds.sh copies them).
+//
+//go:embed snapshotcrds/*.yaml
+var snapshotCRDs embed.FS
 
 var tmpl = template.Must(template.New("addons").Option("missingkey=error").Parse(manifests))
 
@@ -52,6 +60,10 @@ type Spec struct {
 	// DaemonSets, CSIDriver objects and StorageClasses are there only when
 	// the driver is enabled.
 	DiskCSIDriver, FileCSIDriver bool
+	// SnapshotController installs the VolumeSnapshot CRDs (the snapshot
+	// controller itself runs in Slipway, as AKS runs it in the managed
+	// control plane).
+	SnapshotController bool
 }
 
 // The built-in StorageClasses of AKS, with their parameters exactly as AKS
@@ -107,7 +119,39 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 	if err := tmpl.Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("rendering add-ons: %w", err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(&buf, 4096)
+	out, err := decode(&buf)
+	if err != nil {
+		return nil, err
+	}
+	if spec.SnapshotController {
+		files, _ := fs.Glob(snapshotCRDs, "snapshotcrds/*.yaml")
+		for _, f := range files {
+			data, err := snapshotCRDs.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			crds, err := decode(bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range crds {
+				// Made once and left: removing a CRD would delete every
+				// snapshot of the cluster with it.
+				labels := u.GetLabels()
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				labels[ModeLabel] = "EnsureExists"
+				u.SetLabels(labels)
+			}
+			out = append(out, crds...)
+		}
+	}
+	return out, nil
+}
+
+func decode(r io.Reader) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var out []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
@@ -144,16 +188,17 @@ var CoreWorkloads = sync.OnceValue(func() []Workload {
 
 // resources maps the kinds the manifests use to their API resources.
 var resources = map[string]string{
-	"ServiceAccount":      "serviceaccounts",
-	"ConfigMap":           "configmaps",
-	"Service":             "services",
-	"ClusterRole":         "clusterroles",
-	"ClusterRoleBinding":  "clusterrolebindings",
-	"Deployment":          "deployments",
-	"DaemonSet":           "daemonsets",
-	"PodDisruptionBudget": "poddisruptionbudgets",
-	"CSIDriver":           "csidrivers",
-	"StorageClass":        "storageclasses",
+	"ServiceAccount":           "serviceaccounts",
+	"ConfigMap":                "configmaps",
+	"Service":                  "services",
+	"ClusterRole":              "clusterroles",
+	"ClusterRoleBinding":       "clusterrolebindings",
+	"Deployment":               "deployments",
+	"DaemonSet":                "daemonsets",
+	"PodDisruptionBudget":      "poddisruptionbudgets",
+	"CSIDriver":                "csidrivers",
+	"StorageClass":             "storageclasses",
+	"CustomResourceDefinition": "customresourcedefinitions",
 }
 
 // Apply brings the add-ons of a cluster to spec. Accounts, roles,
@@ -192,7 +237,7 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 // made, and stay.
 func prune(ctx context.Context, dc dynamic.Interface, spec Spec, keep []*unstructured.Unstructured) error {
 	all := spec
-	all.DiskCSIDriver, all.FileCSIDriver = true, true
+	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController = true, true, true
 	every, err := Objects(all)
 	if err != nil {
 		return err

@@ -218,7 +218,7 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 	spec := addons.Spec{
 		ServiceCIDR: hosting.DefaultServiceCIDR, PodCIDR: hosting.DefaultPodCIDR,
 		APIServerFQDN: r.FQDN(mc), KubernetesVersion: version.Kubernetes,
-		DiskCSIDriver: true, FileCSIDriver: true,
+		DiskCSIDriver: true, FileCSIDriver: true, SnapshotController: true,
 	}
 	p := c.Properties
 	if np := p.NetworkProfile; np != nil {
@@ -232,6 +232,9 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 		}
 		if sp.FileCSIDriver != nil && sp.FileCSIDriver.Enabled != nil {
 			spec.FileCSIDriver = *sp.FileCSIDriver.Enabled
+		}
+		if sp.SnapshotController != nil && sp.SnapshotController.Enabled != nil {
+			spec.SnapshotController = *sp.SnapshotController.Enabled
 		}
 	}
 	cfg, err := hosted.RESTConfig(hosting.Admin)

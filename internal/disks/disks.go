@@ -296,25 +296,45 @@ func (s *Service) validateNew(ctx context.Context, in *armcompute.Disk) error {
 		if cd.SourceResourceID == nil {
 			return invalid("properties.creationData.sourceResourceId is required to copy a disk")
 		}
-		src, err := s.Get(ctx, *cd.SourceResourceID)
+		size, uniqueID, err := s.source(ctx, *cd.SourceResourceID)
 		if err != nil {
 			return err
 		}
-		sm, err := Model(src)
-		if err != nil {
-			return err
-		}
-		size := to32(sm.Properties.DiskSizeGB)
 		if in.Properties.DiskSizeGB == nil {
 			in.Properties.DiskSizeGB = &size
 		} else if *in.Properties.DiskSizeGB < size {
 			return invalid("properties.diskSizeGB %d is smaller than the source disk's %d GB", *in.Properties.DiskSizeGB, size)
 		}
-		cd.SourceUniqueID = &src.Spec.UniqueID
+		cd.SourceUniqueID = &uniqueID
 	default:
 		return invalid("createOption %q is not supported by Slipway; use Empty or Copy", *cd.CreateOption)
 	}
 	return checkSize(in)
+}
+
+// source is the size and unique ID of what a disk is copied from: a disk
+// or a snapshot.
+func (s *Service) source(ctx context.Context, id string) (int32, string, error) {
+	if strings.Contains(strings.ToLower(id), "/providers/microsoft.compute/snapshots/") {
+		sn, err := s.GetSnapshot(ctx, id)
+		if err != nil {
+			return 0, "", err
+		}
+		m, err := SnapshotModel(sn)
+		if err != nil {
+			return 0, "", err
+		}
+		return to32(m.Properties.DiskSizeGB), sn.Spec.UniqueID, nil
+	}
+	src, err := s.Get(ctx, id)
+	if err != nil {
+		return 0, "", err
+	}
+	m, err := Model(src)
+	if err != nil {
+		return 0, "", err
+	}
+	return to32(m.Properties.DiskSizeGB), src.Spec.UniqueID, nil
 }
 
 func checkSize(in *armcompute.Disk) error {
@@ -392,9 +412,18 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteGroup deletes every disk of a resource group, attached or not: the
-// group is going, with the VMs they are attached to.
+// DeleteGroup deletes every disk and snapshot of a resource group,
+// attached or not: the group is going, with the VMs they are attached to.
 func (s *Service) DeleteGroup(ctx context.Context, sub, group string) error {
+	snapshots, err := s.ListSnapshots(ctx, sub, group)
+	if err != nil {
+		return err
+	}
+	for i := range snapshots {
+		if err := s.client.Delete(ctx, &snapshots[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting snapshot %s: %w", snapshots[i].Spec.ResourceID, err)
+		}
+	}
 	list, err := s.List(ctx, sub, group)
 	if err != nil {
 		return err

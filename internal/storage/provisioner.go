@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -32,8 +33,11 @@ type provisioner struct {
 	// names none; empty leaves it to the driver.
 	defaultFSType string
 	// block says whether the driver's volumes can be raw block devices.
-	block   bool
-	enabled func() bool
+	block bool
+	// snapshots reads the VolumeSnapshots a claim is restored from; nil
+	// for a driver without snapshots.
+	snapshots snapshotclient.Interface
+	enabled   func() bool
 	// disabled is the error a claim gets while the driver is off.
 	disabled string
 }
@@ -100,12 +104,28 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 		t := &csi.Topology{Segments: map[string]string{p.topologyKey: node.Labels[p.topologyKey]}}
 		req.AccessibilityRequirements = &csi.TopologyRequirement{Requisite: []*csi.Topology{t}, Preferred: []*csi.Topology{t}}
 	}
-	if src := pvc.Spec.DataSource; src != nil && src.Kind == "PersistentVolumeClaim" && (src.APIGroup == nil || *src.APIGroup == "") {
-		handle, err := p.sourceVolume(ctx, pvc.Namespace, src.Name)
-		if err != nil {
-			return nil, controller.ProvisioningFinished, err
+	if src := pvc.Spec.DataSource; src != nil {
+		group := ""
+		if src.APIGroup != nil {
+			group = *src.APIGroup
 		}
-		req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: handle}}}
+		switch {
+		case src.Kind == "PersistentVolumeClaim" && group == "":
+			handle, err := p.sourceVolume(ctx, pvc.Namespace, src.Name)
+			if err != nil {
+				return nil, controller.ProvisioningFinished, err
+			}
+			req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: handle}}}
+		case src.Kind == "VolumeSnapshot" && group == "snapshot.storage.k8s.io" && p.snapshots != nil:
+			handle, err := snapshotHandle(ctx, p.snapshots, pvc.Namespace, src.Name)
+			if err != nil {
+				// Not ready yet, most likely: try again.
+				return nil, controller.ProvisioningNoChange, err
+			}
+			req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: handle}}}
+		default:
+			return nil, controller.ProvisioningFinished, fmt.Errorf("%s cannot make a volume from a %s", p.name, src.Kind)
+		}
 	}
 
 	resp, err := p.driver.CreateVolume(ctx, req)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,6 +67,10 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	cfg := rest.CopyConfig(o.Config)
 	cfg.QPS, cfg.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage controllers: %w", err)
+	}
+	sc, err := snapshotclient.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("storage controllers: %w", err)
 	}
@@ -163,7 +168,7 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	// the two provisioners may share the cluster's informers; the other
 	// watches claims and volumes itself.
 	provisioners := []*controller.ProvisionController{
-		newProvisionController(runCtx, cs, &provisioner{name: azuredisk.DriverName, driver: driver, client: cs,
+		newProvisionController(runCtx, cs, &provisioner{name: azuredisk.DriverName, driver: driver, client: cs, snapshots: sc,
 			topologyKey: azuredisk.TopologyKey, defaultFSType: "ext4", block: true, enabled: o.DiskDriverEnabled,
 			disabled: "the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver"},
 			controller.ClaimsInformer(pvcInf.Informer()), controller.VolumesInformer(pvInf.Informer())),
@@ -171,6 +176,9 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 			disabled: "the Azure Files CSI driver is disabled on this cluster: enable it with az aks update --enable-file-driver"}),
 	}
 
+	// The snapshot controllers wait for the snapshot CRDs, which the
+	// add-ons install when storageProfile.snapshotController is on.
+	stopSnapshots := runSnapshots(runCtx, cs, sc, factory, driver)
 	factory.Start(runCtx.Done())
 	s := &Storage{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -192,6 +200,7 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		nodeQueue.ShutDown()
 		resizeQueue.ShutDown()
 		broadcaster.Shutdown()
+		stopSnapshots()
 	}()
 	return s, nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -245,6 +248,87 @@ func TestCSIStorage(t *testing.T) {
 		if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.Value() != 20<<30 {
 			t.Errorf("volume capacity %s", got.String())
 		}
+	})
+
+	t.Run("a snapshot of the disk restores into a new claim", func(t *testing.T) {
+		creds, err := c.clusters.ListClusterAdminCredentials(ctx, group, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(creds.Kubeconfigs[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := snapshotclient.NewForConfigOrDie(cfg)
+		// AKS installs the snapshot CRDs and controller, not a class: the
+		// user applies the one its documentation gives.
+		class := &snapshotv1.VolumeSnapshotClass{
+			ObjectMeta: metav1.ObjectMeta{Name: "csi-azuredisk-vsc"}, Driver: "disk.csi.azure.com",
+			DeletionPolicy: snapshotv1.VolumeSnapshotContentDelete, Parameters: map[string]string{"incremental": "true"},
+		}
+		eventually(t, time.Minute, "the snapshot CRDs", func() (bool, string) {
+			_, err := sc.SnapshotV1().VolumeSnapshotClasses().Create(ctx, class, metav1.CreateOptions{})
+			return err == nil || apierrors.IsAlreadyExists(err), fmt.Sprint(err)
+		})
+		snap := &snapshotv1.VolumeSnapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: "snap-0", Namespace: "default"},
+			Spec: snapshotv1.VolumeSnapshotSpec{Source: snapshotv1.VolumeSnapshotSource{PersistentVolumeClaimName: ptr.To("data-0")},
+				VolumeSnapshotClassName: ptr.To("csi-azuredisk-vsc")},
+		}
+		if _, err := sc.SnapshotV1().VolumeSnapshots("default").Create(ctx, snap, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var handle string
+		eventually(t, time.Minute, "snapshot ready", func() (bool, string) {
+			vs, err := sc.SnapshotV1().VolumeSnapshots("default").Get(ctx, "snap-0", metav1.GetOptions{})
+			if err != nil || vs.Status == nil || vs.Status.ReadyToUse == nil || !*vs.Status.ReadyToUse || vs.Status.BoundVolumeSnapshotContentName == nil {
+				if err == nil && vs.Status != nil && vs.Status.Error != nil {
+					return false, "snapshot error: " + ptr.Deref(vs.Status.Error.Message, "")
+				}
+				return false, fmt.Sprint("snapshot not ready ", err)
+			}
+			content, err := sc.SnapshotV1().VolumeSnapshotContents().Get(ctx, *vs.Status.BoundVolumeSnapshotContentName, metav1.GetOptions{})
+			if err != nil || content.Status == nil || content.Status.SnapshotHandle == nil {
+				return false, fmt.Sprint("content ", err)
+			}
+			handle = *content.Status.SnapshotHandle
+			return vs.Status.RestoreSize != nil && vs.Status.RestoreSize.Value() == 20<<30, fmt.Sprint("restore size ", vs.Status.RestoreSize)
+		})
+		snapshots, err := armcompute.NewSnapshotsClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := snapshots.Get(ctx, nodeGroup, handle[strings.LastIndex(handle, "/")+1:], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.EqualFold(*got.Properties.CreationData.SourceResourceID, claimed.Spec.CSI.VolumeHandle) || !*got.Properties.Incremental {
+			t.Errorf("snapshot %s of %s, incremental %v", *got.Name, *got.Properties.CreationData.SourceResourceID, *got.Properties.Incremental)
+		}
+
+		restored := volumeClaim("restored", "managed-csi", "20Gi")
+		restored.Spec.DataSource = &corev1.TypedLocalObjectReference{APIGroup: ptr.To("snapshot.storage.k8s.io"), Kind: "VolumeSnapshot", Name: "snap-0"}
+		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, restored, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("restored", "restored", map[string]string{"kubernetes.io/hostname": nodeB.Name}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pv, _ := waitAttached(t, cs, "restored", time.Minute)
+		d := diskOf(pv)
+		if cd := d.Properties.CreationData; *cd.CreateOption != armcompute.DiskCreateOptionCopy || !strings.EqualFold(*cd.SourceResourceID, handle) {
+			t.Errorf("restored disk made by %s from %s", *cd.CreateOption, ptr.Deref(cd.SourceResourceID, ""))
+		}
+
+		// A snapshot of a Delete class goes with its VolumeSnapshot.
+		if err := sc.SnapshotV1().VolumeSnapshots("default").Delete(ctx, "snap-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "ARM snapshot deleted", func() (bool, string) {
+			_, err := snapshots.Get(ctx, nodeGroup, *got.Name, nil)
+			code, _ := errorCode(err)
+			return code == http.StatusNotFound, fmt.Sprint(err)
+		})
 	})
 
 	t.Run("a node takes as many disks as its size allows", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/armid"
@@ -53,6 +55,10 @@ type Disks interface {
 	Resize(ctx context.Context, id string, sizeGB int32) (int32, error)
 	Attach(ctx context.Context, id string, vm disks.VM) (int32, error)
 	Detach(ctx context.Context, id, vmID string) error
+	GetSnapshot(ctx context.Context, id string) (*slipwayv1.Snapshot, error)
+	PutSnapshot(ctx context.Context, id string, in *armcompute.Snapshot) (*slipwayv1.Snapshot, error)
+	DeleteSnapshot(ctx context.Context, id string) error
+	ListSnapshots(ctx context.Context, sub, group string) ([]slipwayv1.Snapshot, error)
 }
 
 // VMs finds the VM behind a node.
@@ -136,6 +142,8 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
 	} {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
 	}
@@ -423,15 +431,31 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 	var source *csi.VolumeContentSource
 	if src := req.GetVolumeContentSource(); src != nil {
-		if src.GetSnapshot() != nil {
-			return nil, status.Error(codes.InvalidArgument, "snapshots are not supported by this driver yet")
-		}
-		srcID := src.GetVolume().GetVolumeId()
-		if _, _, _, ok := armid.ParseDisk(srcID); !ok {
-			return nil, status.Errorf(codes.NotFound, "source volume %s not found", srcID)
-		}
-		if _, err := d.disks.Get(ctx, srcID); err != nil {
-			return nil, grpcError(err)
+		var srcID string
+		if snap := src.GetSnapshot(); snap != nil {
+			srcID = snap.GetSnapshotId()
+			if _, ok := parseSnapshotID(srcID); !ok {
+				return nil, status.Errorf(codes.NotFound, "source snapshot %s not found", srcID)
+			}
+			sn, err := d.disks.GetSnapshot(ctx, srcID)
+			if err != nil {
+				return nil, grpcError(err)
+			}
+			m, err := disks.SnapshotModel(sn)
+			if err != nil {
+				return nil, err
+			}
+			if *m.Properties.DiskSizeGB > size {
+				return nil, status.Errorf(codes.InvalidArgument, "the snapshot is %d GiB, more than the %d GiB asked for", *m.Properties.DiskSizeGB, size)
+			}
+		} else {
+			srcID = src.GetVolume().GetVolumeId()
+			if _, _, _, ok := armid.ParseDisk(srcID); !ok {
+				return nil, status.Errorf(codes.NotFound, "source volume %s not found", srcID)
+			}
+			if _, err := d.disks.Get(ctx, srcID); err != nil {
+				return nil, grpcError(err)
+			}
 		}
 		disk.Properties.CreationData = &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionCopy), SourceResourceID: &srcID}
 		source = src
@@ -806,4 +830,167 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		return nil, err
 	}
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: int64(*m.Properties.DiskSizeGB) * gib}, nil
+}
+
+// parseSnapshotID checks a snapshot's ARM ID and returns its group.
+func parseSnapshotID(id string) (group string, ok bool) {
+	segs := strings.Split(strings.TrimPrefix(id, "/"), "/")
+	if len(segs) != 8 || !strings.EqualFold(segs[0], "subscriptions") || !strings.EqualFold(segs[5], "Microsoft.Compute") || !strings.EqualFold(segs[6], "snapshots") {
+		return "", false
+	}
+	return segs[3], true
+}
+
+// knownSnapshotParams are the VolumeSnapshotClass parameters accepted.
+var knownSnapshotParams = map[string]bool{
+	"incremental": true, "resourcegroup": true, "subscriptionid": true, "location": true, "tags": true,
+	"dataaccessauthmode": true, "networkaccesspolicy": true, "publicnetworkaccess": true, "instantaccessdurationminutes": true,
+	"csi.storage.k8s.io/volumesnapshot/name": true, "csi.storage.k8s.io/volumesnapshot/namespace": true,
+	"csi.storage.k8s.io/volumesnapshotcontent/name": true,
+}
+
+// CreateSnapshot implements csi.ControllerServer: an incremental snapshot
+// of the disk, in the disk's group unless the class names another.
+func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "snapshot name is required")
+	}
+	srcID := req.GetSourceVolumeId()
+	if srcID == "" {
+		return nil, status.Error(codes.InvalidArgument, "source volume ID is required")
+	}
+	sub, group, _, ok := armid.ParseDisk(srcID)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "source volume %s not found", srcID)
+	}
+	tags := map[string]*string{"k8s-azure-created-by": to.Ptr("kubernetes-azure-dd"), "source_volume_id": to.Ptr(srcID)}
+	incremental := true
+	for k, v := range req.GetParameters() {
+		key := strings.ToLower(k)
+		if !knownSnapshotParams[key] {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid parameter %s in VolumeSnapshotClass", k)
+		}
+		switch key {
+		case "incremental":
+			incremental = !strings.EqualFold(v, "false")
+		case "resourcegroup":
+			if v != "" {
+				group = v
+			}
+		case "subscriptionid":
+			if v != "" {
+				sub = v
+			}
+		case "csi.storage.k8s.io/volumesnapshot/name":
+			tags["kubernetes.io-created-for-volumesnapshot-name"] = to.Ptr(v)
+		case "csi.storage.k8s.io/volumesnapshot/namespace":
+			tags["kubernetes.io-created-for-volumesnapshot-namespace"] = to.Ptr(v)
+		case "csi.storage.k8s.io/volumesnapshotcontent/name":
+			tags["kubernetes.io-created-for-volumesnapshotcontent-name"] = to.Ptr(v)
+		}
+	}
+	name := diskName(req.GetName())
+	unlock, err := d.lock("snapshot/" + name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	id := "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Compute/snapshots/" + name
+	sn, err := d.disks.PutSnapshot(ctx, id, &armcompute.Snapshot{
+		Location: to.Ptr(d.cfg.Location), Tags: tags,
+		Properties: &armcompute.SnapshotProperties{Incremental: &incremental,
+			CreationData: &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionCopy), SourceResourceID: &srcID}},
+	})
+	if errors.Is(err, disks.ErrExists) {
+		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out, err := csiSnapshot(sn)
+	if err != nil {
+		return nil, err
+	}
+	return &csi.CreateSnapshotResponse{Snapshot: out}, nil
+}
+
+func csiSnapshot(sn *slipwayv1.Snapshot) (*csi.Snapshot, error) {
+	m, err := disks.SnapshotModel(sn)
+	if err != nil {
+		return nil, err
+	}
+	return &csi.Snapshot{
+		SnapshotId: sn.Spec.ResourceID, SourceVolumeId: *m.Properties.CreationData.SourceResourceID,
+		SizeBytes: int64(*m.Properties.DiskSizeGB) * gib, CreationTime: timestamppb.New(sn.Spec.TimeCreated.Time), ReadyToUse: true,
+	}, nil
+}
+
+// DeleteSnapshot implements csi.ControllerServer.
+func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+	id := req.GetSnapshotId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "snapshot ID is required")
+	}
+	if _, ok := parseSnapshotID(id); !ok {
+		return &csi.DeleteSnapshotResponse{}, nil
+	}
+	if err := d.disks.DeleteSnapshot(ctx, id); err != nil {
+		return nil, grpcError(err)
+	}
+	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// ListSnapshots implements csi.ControllerServer: the snapshots of the
+// driver's group, or the one asked for, or those of one disk; pages by
+// index.
+func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+	var list []slipwayv1.Snapshot
+	if id := req.GetSnapshotId(); id != "" {
+		if _, ok := parseSnapshotID(id); !ok {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		sn, err := d.disks.GetSnapshot(ctx, id)
+		if errors.Is(err, disks.ErrNotFound) {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		list = append(list, *sn)
+	} else {
+		all, err := d.disks.ListSnapshots(ctx, d.cfg.Subscription, "")
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		list = all
+	}
+	slices.SortFunc(list, func(a, b slipwayv1.Snapshot) int { return strings.Compare(a.Spec.ResourceID, b.Spec.ResourceID) })
+	var entries []*csi.ListSnapshotsResponse_Entry
+	for i := range list {
+		s, err := csiSnapshot(&list[i])
+		if err != nil {
+			return nil, err
+		}
+		if src := req.GetSourceVolumeId(); src != "" && !strings.EqualFold(src, s.SourceVolumeId) {
+			continue
+		}
+		entries = append(entries, &csi.ListSnapshotsResponse_Entry{Snapshot: s})
+	}
+	start := 0
+	if tok := req.GetStartingToken(); tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil || n < 0 || n > len(entries) {
+			return nil, status.Errorf(codes.Aborted, "starting token %q is not valid", tok)
+		}
+		start = n
+	}
+	end := len(entries)
+	if m := int(req.GetMaxEntries()); m > 0 && start+m < end {
+		end = start + m
+	}
+	resp := &csi.ListSnapshotsResponse{Entries: entries[start:end]}
+	if end < len(entries) {
+		resp.NextToken = strconv.Itoa(end)
+	}
+	return resp, nil
 }

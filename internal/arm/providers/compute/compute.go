@@ -24,8 +24,9 @@ import (
 var versions = arm.DatedVersions("2025-01-02")
 
 const (
-	routeGroup = "subscriptions/{sub}/resourceGroups/{rg}"
-	routeDisk  = routeGroup + "/providers/Microsoft.Compute/disks/{disk}"
+	routeGroup    = "subscriptions/{sub}/resourceGroups/{rg}"
+	routeDisk     = routeGroup + "/providers/Microsoft.Compute/disks/{disk}"
+	routeSnapshot = routeGroup + "/providers/Microsoft.Compute/snapshots/{snapshot}"
 )
 
 // Provider serves Microsoft.Compute.
@@ -44,6 +45,11 @@ func Register(core *arm.Server, d *disks.Service) *Provider {
 	h("GET", routeDisk, versions, s.getDisk)
 	h("PATCH", routeDisk, versions, s.patchDisk)
 	h("DELETE", routeDisk, versions, s.deleteDisk)
+	h("GET", "subscriptions/{sub}/providers/Microsoft.Compute/snapshots", versions, s.listSnapshots)
+	h("GET", routeGroup+"/providers/Microsoft.Compute/snapshots", versions, s.listSnapshots)
+	h("PUT", routeSnapshot, versions, s.putSnapshot)
+	h("GET", routeSnapshot, versions, s.getSnapshot)
+	h("DELETE", routeSnapshot, versions, s.deleteSnapshot)
 	return s
 }
 
@@ -54,6 +60,8 @@ func armError(err error, group, name string) error {
 		return arm.ResourceNotFound(armid.DiskType, name, group)
 	case errors.Is(err, disks.ErrInvalid):
 		return arm.InvalidParameter("", "%s", errorText(err, disks.ErrInvalid))
+	case errors.Is(err, disks.ErrExists):
+		return arm.NewError(http.StatusConflict, "Conflict", "", "%s", errorText(err, disks.ErrExists))
 	case errors.Is(err, disks.ErrAttached):
 		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "%s", errorText(err, disks.ErrAttached))
 	}
@@ -179,6 +187,91 @@ func (s *Provider) listDisks(w http.ResponseWriter, r *http.Request, p arm.Param
 			return err
 		}
 		out = append(out, d)
+	}
+	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
+}
+
+const snapshotType = "Microsoft.Compute/snapshots"
+
+func (s *Provider) snapshotID(p arm.Params) string {
+	return "/subscriptions/" + s.SubscriptionID() + "/resourceGroups/" + p["rg"] + "/providers/" + snapshotType + "/" + p["snapshot"]
+}
+
+func (s *Provider) getSnapshot(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
+		return err
+	}
+	sn, err := s.disks.GetSnapshot(r.Context(), s.snapshotID(p))
+	if err != nil {
+		return armError(err, p["rg"], p["snapshot"])
+	}
+	return writeSnapshot(w, sn)
+}
+
+func writeSnapshot(w http.ResponseWriter, sn *slipwayv1.Snapshot) error {
+	out, err := disks.RenderSnapshot(sn)
+	if err != nil {
+		return err
+	}
+	arm.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Provider) putSnapshot(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	var in armcompute.Snapshot
+	if err := arm.DecodeBody(r, &in); err != nil {
+		return err
+	}
+	if _, err := s.WritableResourceGroup(r.Context(), p["rg"]); err != nil {
+		return err
+	}
+	if in.Location != nil {
+		in.Location = ptr(arm.NormalizeLocation(*in.Location))
+	}
+	sn, err := s.disks.PutSnapshot(r.Context(), s.snapshotID(p), &in)
+	if err != nil {
+		if errors.Is(err, disks.ErrNotFound) {
+			return arm.InvalidParameter("creationData.sourceResourceId", "%s", err.Error())
+		}
+		return armError(err, p["rg"], p["snapshot"])
+	}
+	return writeSnapshot(w, sn)
+}
+
+func (s *Provider) deleteSnapshot(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
+		return err
+	}
+	id := s.snapshotID(p)
+	if _, err := s.disks.GetSnapshot(r.Context(), id); errors.Is(err, disks.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err := s.disks.DeleteSnapshot(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Provider) listSnapshots(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	if p["rg"] != "" {
+		if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
+			return err
+		}
+	}
+	list, err := s.disks.ListSnapshots(r.Context(), s.SubscriptionID(), p["rg"])
+	if err != nil {
+		return err
+	}
+	out := []*armcompute.Snapshot{}
+	for i := range list {
+		sn, err := disks.RenderSnapshot(&list[i])
+		if err != nil {
+			return err
+		}
+		out = append(out, sn)
 	}
 	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 	return nil
