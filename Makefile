@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -47,3 +47,8 @@ bench-scale: build
 # against the least time the VM timing model allows.
 bench-upgrade: build
 	SLIPWAY_E2E_TIME_SCALE=0.01 SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkNodeImageUpgrade -benchtime 1x -timeout 90m ./test/e2e
+
+# Disks: claim to attached (median), and 100 disks following their pods
+# through a drain, against the timing model's minimum.
+bench-storage: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkDiskVolumes -benchtime 5x -timeout 30m ./test/e2e

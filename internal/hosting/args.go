@@ -119,6 +119,11 @@ func launches(rec *record, dir string) []launch {
 		// never do.
 		"controllers": "*,-bootstrapsigner,-tokencleaner",
 		"profiling":   "false",
+		// Each controller's client is limited to 20 requests a second by
+		// default: a drain that moves a hundred disks would wait on the
+		// attach/detach controller's limiter for its VolumeAttachments.
+		"kube-api-qps":   "100",
+		"kube-api-burst": "200",
 	}
 	scheduler := map[string]string{
 		"kubeconfig":                schedKubeconfig,

@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (*Kubelets, error) {
 		RESTMapper:                        restMapper,
 		ImpersonatingDynamicClient:        clientset.ToImpersonatingDynamicClient(),
 		ImpersonatingTypedClient:          clientset.ToImpersonatingTypedClient(),
-		TypedClient:                       typedClient,
+		TypedClient:                       guardPodDeletes(typedClient),
 		TypedKwokClient:                   kwokClient,
 		ManageNodesWithAnnotationSelector: ManagedAnnotation + "=true",
 		CIDR:                              opts.PodCIDR,

@@ -64,8 +64,7 @@ type Storage struct {
 
 // Start starts the cluster's storage controllers; they run until Stop.
 func Start(ctx context.Context, o Options) (*Storage, error) {
-	cfg := rest.CopyConfig(o.Config)
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg := o.Config
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("storage controllers: %w", err)

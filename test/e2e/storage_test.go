@@ -408,13 +408,15 @@ func TestCSIStorage(t *testing.T) {
 		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("static", "static", map[string]string{"kubernetes.io/hostname": nodeB.Name}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitAttached(t, cs, "static", time.Minute)
-		got, err := diskClient.Get(ctx, nodeGroup, "static-disk", nil)
-		if err != nil {
-			t.Fatal(err)
+		_, node := waitAttached(t, cs, "static", time.Minute)
+		// az 2.45 reads it as armcompute does.
+		var shown struct {
+			DiskState string `json:"diskState"`
+			ManagedBy string `json:"managedBy"`
 		}
-		if *got.Properties.DiskState != armcompute.DiskStateAttached {
-			t.Errorf("static disk %s", *got.Properties.DiskState)
+		newAZ(t, s).json(&shown, "disk", "show", "-g", nodeGroup, "-n", "static-disk")
+		if shown.DiskState != "Attached" || !strings.HasSuffix(shown.ManagedBy, "/virtualMachines/"+node[len(node)-1:]) {
+			t.Errorf("az disk show: %+v (attached to node %s)", shown, node)
 		}
 	})
 
