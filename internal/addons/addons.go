@@ -60,6 +60,11 @@ type Spec struct {
 	// DaemonSets, CSIDriver objects and StorageClasses are there only when
 	// the driver is enabled.
 	DiskCSIDriver, FileCSIDriver bool
+	// ZoneRedundant makes the built-in disk classes zone-redundant
+	// (StandardSSD_ZRS, Premium_ZRS), as AKS does from Kubernetes 1.29 on
+	// for clusters whose nodes span zones: a disk then follows its pod to
+	// a node of any zone.
+	ZoneRedundant bool
 	// SnapshotController installs the VolumeSnapshot CRDs (the snapshot
 	// controller itself runs in Slipway, as AKS runs it in the managed
 	// control plane).
@@ -112,10 +117,17 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 		spec.DNSServiceIP = ip
 	}
 	var buf bytes.Buffer
+	disks := diskClasses
+	if spec.ZoneRedundant {
+		disks = map[string]string{}
+		for name, params := range diskClasses {
+			disks[name] = strings.ReplaceAll(params, "_LRS", "_ZRS")
+		}
+	}
 	data := struct {
 		Spec
 		DiskClasses, FileClasses map[string]string
-	}{spec, diskClasses, fileClasses}
+	}{spec, disks, fileClasses}
 	if err := tmpl.Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("rendering add-ons: %w", err)
 	}

@@ -79,3 +79,32 @@ func TestDNSServiceIP(t *testing.T) {
 		t.Error("a /29 has no tenth address, yet no error")
 	}
 }
+
+// TestZoneRedundantDiskClasses: a cluster whose nodes span zones gets the
+// built-in disk classes with ZRS SKUs, every one of them; others get LRS.
+func TestZoneRedundantDiskClasses(t *testing.T) {
+	for _, zrs := range []bool{false, true} {
+		objs, err := Objects(Spec{ServiceCIDR: "10.0.0.0/16", PodCIDR: "10.244.0.0/16", APIServerFQDN: "c", KubernetesVersion: "v1.36.3", DiskCSIDriver: true, ZoneRedundant: zrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		classes := 0
+		for _, u := range objs {
+			if u.GetKind() != "StorageClass" {
+				continue
+			}
+			if p, _, _ := unstructured.NestedString(u.Object, "provisioner"); p != "disk.csi.azure.com" {
+				continue
+			}
+			classes++
+			params, _, _ := unstructured.NestedStringMap(u.Object, "parameters")
+			sku := params["skuname"] + params["storageaccounttype"]
+			if got := strings.HasSuffix(sku, "_ZRS"); got != zrs {
+				t.Errorf("zone-redundant %v: class %s has %s", zrs, u.GetName(), sku)
+			}
+		}
+		if classes != 5 {
+			t.Errorf("zone-redundant %v: %d disk classes, want 5", zrs, classes)
+		}
+	}
+}

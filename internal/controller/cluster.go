@@ -237,6 +237,9 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 			spec.SnapshotController = *sp.SnapshotController.Enabled
 		}
 	}
+	if spec.ZoneRedundant, err = r.spansZones(ctx, mc, c); err != nil {
+		return err
+	}
 	cfg, err := hosted.RESTConfig(hosting.Admin)
 	if err != nil {
 		return err
@@ -461,6 +464,30 @@ func (r *ClusterReconciler) deleteNodeResourceGroup(ctx context.Context, mc *sli
 	if g.DeletionTimestamp == nil {
 		if err := r.Client.Delete(ctx, g); client.IgnoreNotFound(err) != nil {
 			return false, fmt.Errorf("deleting node resource group %s: %w", name, err)
+		}
+	}
+	return false, nil
+}
+
+// spansZones says whether any of the cluster's pools spreads its nodes
+// over more than one availability zone: the pools a PUT asks for, and
+// those made since.
+func (r *ClusterReconciler) spansZones(ctx context.Context, mc *slipwayv1.ManagedCluster, c *armcontainerservice.ManagedCluster) (bool, error) {
+	for _, p := range c.Properties.AgentPoolProfiles {
+		if len(p.AvailabilityZones) > 1 {
+			return true, nil
+		}
+	}
+	var pools slipwayv1.AgentPoolList
+	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return false, err
+	}
+	for _, p := range pools.Items {
+		var props struct {
+			AvailabilityZones []string `json:"availabilityZones"`
+		}
+		if json.Unmarshal(p.Spec.Properties.Raw, &props) == nil && len(props.AvailabilityZones) > 1 {
+			return true, nil
 		}
 	}
 	return false, nil

@@ -149,6 +149,10 @@ func TestCSIStorage(t *testing.T) {
 		if !strings.EqualFold(ptr.Deref(g.ManagedBy, ""), *mc.ID) {
 			t.Errorf("node resource group managed by %q, want %q", ptr.Deref(g.ManagedBy, ""), *mc.ID)
 		}
+		// Nodes outside zones: the built-in classes keep LRS disks.
+		if sc, err := cs.StorageV1().StorageClasses().Get(ctx, "default", metav1.GetOptions{}); err != nil || sc.Parameters["skuname"] != "StandardSSD_LRS" {
+			t.Errorf("default class: %v %v", sc, err)
+		}
 		eventually(t, 30*time.Second, "CSINode of "+nodeA.Name, func() (bool, string) {
 			n, err := cs.StorageV1().CSINodes().Get(ctx, nodeA.Name, metav1.GetOptions{})
 			if err != nil {
