@@ -75,6 +75,29 @@ func provisioningState(op *slipwayv1.OperationRef, completed, ended string) stri
 	return ended
 }
 
+// clusterState is the cluster's provisioningState. The controller ends an
+// operation before it records the end on the cluster, so a client that saw
+// the operation succeed may GET the cluster in between: the operation's
+// own end is taken then, not the action it no longer runs.
+func (s *Provider) clusterState(ctx context.Context, mc *slipwayv1.ManagedCluster) string {
+	state := provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState)
+	if busyWith(mc.Spec.Operation, mc.Status.CompletedOperation) == "" {
+		return state
+	}
+	op, err := s.GetOperation(ctx, mc.Spec.Operation.ID)
+	if err != nil {
+		return state
+	}
+	switch op.Status.Status {
+	case slipwayv1.OperationSucceeded, slipwayv1.OperationFailed, slipwayv1.OperationCanceled:
+		if mc.Spec.Operation.Action == slipwayv1.ActionDeleting && op.Status.Status == slipwayv1.OperationSucceeded {
+			return state // a deleted cluster is not shown as Succeeded
+		}
+		return op.Status.Status
+	}
+	return state
+}
+
 // poolsOf lists the agent pool objects of a cluster.
 func (s *Provider) poolsOf(ctx context.Context, mc *slipwayv1.ManagedCluster) ([]slipwayv1.AgentPool, error) {
 	var list slipwayv1.AgentPoolList
@@ -139,7 +162,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		out.ETag = to.Ptr(etag)
 	}
 	out.SystemData = renderSystemData(mc.Spec.SystemData)
-	p.ProvisioningState = to.Ptr(provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState))
+	p.ProvisioningState = to.Ptr(s.clusterState(ctx, mc))
 	power := armcontainerservice.CodeRunning
 	if mc.Status.PowerState == string(armcontainerservice.CodeStopped) {
 		power = armcontainerservice.CodeStopped
