@@ -142,7 +142,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	diskService, accountService := disks.New(direct), storageaccounts.New(direct)
-	volumes := clusterStorage{client: direct, disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
+	volumes := clusterStorage{client: mgr.GetClient(), disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
 	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: volumes.start})
 	if err != nil {
 		return err

@@ -20,6 +20,8 @@ import (
 // clusterStorage starts each running cluster's storage controllers, with
 // the disks of its node resource group (hosting.Options.Companion).
 type clusterStorage struct {
+	// client reads through the manager's cache: the drivers' switches
+	// are asked at every provisioning and node sync.
 	client   client.Reader
 	disks    *disks.Service
 	accounts *storageaccounts.Service

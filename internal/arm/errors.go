@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 )
 
 // Error is an ARM error: an HTTP status and the body
@@ -87,4 +88,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	if v != nil {
 		json.NewEncoder(w).Encode(v)
 	}
+}
+
+// Detail is the message of a service error made as fmt.Errorf("%w: ...",
+// sentinel, ...), without the sentinel's prefix: the part a user reads in
+// the ARM error the sentinel maps to.
+func Detail(err error) string {
+	msg := err.Error()
+	if cause := errors.Unwrap(err); cause != nil {
+		return strings.TrimPrefix(msg, cause.Error()+": ")
+	}
+	return msg
 }

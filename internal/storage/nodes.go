@@ -11,11 +11,10 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	storagelisters "k8s.io/client-go/listers/storage/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
@@ -32,10 +31,11 @@ import (
 type nodePlugin struct {
 	client kubernetes.Interface
 	nodes  corelisters.NodeLister
-	pods   corelisters.PodLister
 	pvcs   corelisters.PersistentVolumeClaimLister
 	pvs    corelisters.PersistentVolumeLister
-	vas    storagelisters.VolumeAttachmentLister
+	// byNode indexes pods and VolumeAttachments by node name: a node's
+	// sync reads its own, not the cluster's.
+	pods, vas cache.Indexer
 
 	diskEnabled, fileEnabled func() bool
 }
@@ -140,12 +140,13 @@ func (n *nodePlugin) registerDrivers(ctx context.Context, node *corev1.Node) err
 // kubelet would have them mounted. Other drivers' entries are kept.
 func (n *nodePlugin) reportInUse(ctx context.Context, node *corev1.Node) error {
 	attached := map[string]string{} // PV name -> handle
-	vas, err := n.vas.List(labels.Everything())
+	vas, err := n.vas.ByIndex(byNode, node.Name)
 	if err != nil {
 		return err
 	}
-	for _, va := range vas {
-		if va.Spec.NodeName == node.Name && va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
+	for _, obj := range vas {
+		va := obj.(*storagev1.VolumeAttachment)
+		if va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
 			if pv, err := n.pvs.Get(*va.Spec.Source.PersistentVolumeName); err == nil && pv.Spec.CSI != nil {
 				attached[pv.Name] = pv.Spec.CSI.VolumeHandle
 			}
@@ -158,13 +159,14 @@ func (n *nodePlugin) reportInUse(ctx context.Context, node *corev1.Node) error {
 		}
 	}
 	if len(attached) > 0 {
-		pods, err := n.pods.List(labels.Everything())
+		pods, err := n.pods.ByIndex(byNode, node.Name)
 		if err != nil {
 			return err
 		}
 		seen := map[string]bool{}
-		for _, pod := range pods {
-			if pod.Spec.NodeName != node.Name || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		for _, obj := range pods {
+			pod := obj.(*corev1.Pod)
+			if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 				continue
 			}
 			for _, vol := range pod.Spec.Volumes {
@@ -222,3 +224,17 @@ func (v vms) VM(_ context.Context, name string) (disks.VM, string, error) {
 	}
 	return disks.VM{ID: id, Node: name, MaxDataDisks: limit}, node.Labels[azuredisk.TopologyKey], nil
 }
+
+// byNode is the index of pods and VolumeAttachments by their node.
+const byNode = "node"
+
+// nodeIndexers index pods and VolumeAttachments by node name.
+var nodeIndexers = cache.Indexers{byNode: func(obj any) ([]string, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return []string{o.Spec.NodeName}, nil
+	case *storagev1.VolumeAttachment:
+		return []string{o.Spec.NodeName}, nil
+	}
+	return nil, nil
+}}

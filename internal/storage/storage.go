@@ -64,12 +64,11 @@ type Storage struct {
 
 // Start starts the cluster's storage controllers; they run until Stop.
 func Start(ctx context.Context, o Options) (*Storage, error) {
-	cfg := o.Config
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(o.Config)
 	if err != nil {
 		return nil, fmt.Errorf("storage controllers: %w", err)
 	}
-	sc, err := snapshotclient.NewForConfig(cfg)
+	sc, err := snapshotclient.NewForConfig(o.Config)
 	if err != nil {
 		return nil, fmt.Errorf("storage controllers: %w", err)
 	}
@@ -105,7 +104,13 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	})
 
 	att := &attacher{driver: driver, client: cs, vas: vaInf.Lister(), pvs: pvInf.Lister()}
-	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Lister(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Lister(),
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), vaInf.Informer()} {
+		if err := inf.AddIndexers(nodeIndexers); err != nil {
+			cancel()
+			return nil, fmt.Errorf("storage controllers: %w", err)
+		}
+	}
+	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Informer().GetIndexer(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Informer().GetIndexer(),
 		diskEnabled: o.DiskDriverEnabled, fileEnabled: o.FileDriverEnabled}
 	vaQueue := newQueue("volumeattachments")
 	nodeQueue := newQueue("csinodes")

@@ -33,7 +33,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/armid"
-	"github.com/slipway-dev/slipway/internal/csi/mounts"
+	"github.com/slipway-dev/slipway/internal/csi/plugin"
 	"github.com/slipway-dev/slipway/internal/disks"
 )
 
@@ -87,7 +87,7 @@ type Config struct {
 type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
-	csi.UnimplementedNodeServer
+	*plugin.Node
 
 	disks Disks
 	vms   VMs
@@ -96,13 +96,26 @@ type Driver struct {
 	// locks makes concurrent calls for one volume answer ABORTED, as
 	// the spec asks, rather than interleave.
 	locks sync.Map
-
-	mounts *mounts.Table
 }
 
 // New returns a driver.
 func New(d Disks, vms VMs, cfg Config) *Driver {
-	return &Driver{disks: d, vms: vms, cfg: cfg, mounts: mounts.New()}
+	drv := &Driver{disks: d, vms: vms, cfg: cfg}
+	drv.Node = plugin.NewNode(drv.capacity, true)
+	return drv
+}
+
+// capacity is a disk's size in bytes, for the node service.
+func (d *Driver) capacity(ctx context.Context, id string) (int64, error) {
+	disk, err := d.disks.Get(ctx, id)
+	if err != nil {
+		return 0, grpcError(err)
+	}
+	m, err := disks.Model(disk)
+	if err != nil {
+		return 0, err
+	}
+	return int64(*m.Properties.DiskSizeGB) * gib, nil
 }
 
 func (d *Driver) lock(id string) (func(), error) {
@@ -136,18 +149,14 @@ func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, 
 
 // ControllerGetCapabilities implements csi.ControllerServer.
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	var caps []*csi.ControllerServiceCapability
-	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+	return plugin.ControllerCapabilities(
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
 		csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
 		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
-	} {
-		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+	), nil
 }
 
 // checkCapabilities accepts what a disk can be: one node's, as a mounted
@@ -201,10 +210,8 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 		group: d.cfg.ResourceGroup, sub: d.cfg.Subscription, location: d.cfg.Location,
 		tags: map[string]*string{"k8s-azure-created-by": to.Ptr("kubernetes-azure-dd")}, networkAccessPolicy: "DenyAll", publicNetworkAccess: "Disabled"}
 	delim := ","
-	for k, v := range in {
-		if strings.EqualFold(k, "tagValueDelimiter") && v != "" {
-			delim = v
-		}
+	if v, ok := plugin.Param(in, "tagValueDelimiter"); ok && v != "" {
+		delim = v
 	}
 	for k, v := range in {
 		key := strings.ToLower(k)
@@ -244,15 +251,8 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 				p.location = v
 			}
 		case "tags":
-			for _, kv := range strings.Split(v, delim) {
-				if kv = strings.TrimSpace(kv); kv == "" {
-					continue
-				}
-				name, value, ok := strings.Cut(kv, "=")
-				if !ok {
-					return nil, status.Errorf(codes.InvalidArgument, "tags %q are invalid: use key=value%skey=value", v, delim)
-				}
-				p.tags[strings.TrimSpace(name)] = to.Ptr(strings.TrimSpace(value))
+			if err := plugin.Tags(v, delim, p.tags); err != nil {
+				return nil, err
 			}
 		case "networkaccesspolicy":
 			p.networkAccessPolicy = v
@@ -288,7 +288,7 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 	}
 	ultra := p.sku == armcompute.DiskStorageAccountTypesUltraSSDLRS || p.sku == armcompute.DiskStorageAccountTypesPremiumV2LRS
 	if ultra && !strings.EqualFold(p.cachingMode, "None") {
-		if _, set := lookup(in, "cachingmode"); set {
+		if _, set := plugin.Param(in, "cachingmode"); set {
 			return nil, status.Errorf(codes.InvalidArgument, "cachingMode %s is not supported for %s", p.cachingMode, p.sku)
 		}
 		p.cachingMode = "None"
@@ -297,15 +297,6 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "diskIOPSReadWrite and diskMBpsReadWrite are only for UltraSSD_LRS and PremiumV2_LRS, not %s", p.sku)
 	}
 	return p, nil
-}
-
-func lookup(m map[string]string, key string) (string, bool) {
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return "", false
 }
 
 func normalizeSKU(v string) (armcompute.DiskStorageAccountTypes, bool) {
@@ -704,114 +695,11 @@ func (d *Driver) NodeGetInfo(ctx context.Context, _ *csi.NodeGetInfoRequest) (*c
 
 // NodeGetCapabilities implements csi.NodeServer.
 func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	var caps []*csi.NodeServiceCapability
-	for _, t := range []csi.NodeServiceCapability_RPC_Type{
+	return plugin.NodeCapabilities(
 		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
 		csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
 		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
-	} {
-		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
-}
-
-// NodeStageVolume implements csi.NodeServer. A simulated VM has no device
-// to format and mount: staging records that the volume is ready on the
-// node, at the LUN the attach gave it.
-func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	id, path := req.GetVolumeId(), req.GetStagingTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	case path == "":
-		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
-	}
-	if _, ok := req.GetPublishContext()["LUN"]; !ok && req.GetVolumeCapability().GetBlock() == nil {
-		return nil, status.Error(codes.InvalidArgument, "LUN is missing from the publish context: the volume was not attached")
-	}
-	if _, err := d.disks.Get(ctx, id); err != nil {
-		return nil, grpcError(err)
-	}
-	if err := d.mounts.Stage(id, path); err != nil {
-		return nil, status.Error(codes.AlreadyExists, err.Error())
-	}
-	return &csi.NodeStageVolumeResponse{}, nil
-}
-
-// NodeUnstageVolume implements csi.NodeServer.
-func (d *Driver) NodeUnstageVolume(_ context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	}
-	if req.GetStagingTargetPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
-	}
-	d.mounts.Unstage(req.GetVolumeId())
-	return &csi.NodeUnstageVolumeResponse{}, nil
-}
-
-// NodePublishVolume implements csi.NodeServer: it makes the target path
-// the pod mounts.
-func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	id, target := req.GetVolumeId(), req.GetTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	case target == "":
-		return nil, status.Error(codes.InvalidArgument, "target path is required")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
-	case req.GetStagingTargetPath() == "" && req.GetVolumeCapability().GetBlock() == nil:
-		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
-	}
-	if _, err := d.disks.Get(ctx, id); err != nil {
-		return nil, grpcError(err)
-	}
-	if err := d.mounts.Publish(id, target); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	return &csi.NodePublishVolumeResponse{}, nil
-}
-
-// NodeUnpublishVolume implements csi.NodeServer: it removes the target
-// path.
-func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	id, target := req.GetVolumeId(), req.GetTargetPath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	}
-	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target path is required")
-	}
-	if err := d.mounts.Unpublish(id, target); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	return &csi.NodeUnpublishVolumeResponse{}, nil
-}
-
-// NodeGetVolumeStats implements csi.NodeServer.
-func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	id, path := req.GetVolumeId(), req.GetVolumePath()
-	if id == "" || path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID and volume path are required")
-	}
-	if !d.mounts.Mounted(id, path) {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", id, path)
-	}
-	disk, err := d.disks.Get(ctx, id)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	m, err := disks.Model(disk)
-	if err != nil {
-		return nil, err
-	}
-	total := int64(*m.Properties.DiskSizeGB) * gib
-	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
-		{Unit: csi.VolumeUsage_BYTES, Total: total, Available: total, Used: 0},
-	}}, nil
+	), nil
 }
 
 // NodeExpandVolume implements csi.NodeServer: the filesystem takes the
@@ -821,15 +709,11 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	if id == "" || req.GetVolumePath() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume ID and volume path are required")
 	}
-	disk, err := d.disks.Get(ctx, id)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	m, err := disks.Model(disk)
+	size, err := d.capacity(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &csi.NodeExpandVolumeResponse{CapacityBytes: int64(*m.Properties.DiskSizeGB) * gib}, nil
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 }
 
 // parseSnapshotID checks a snapshot's ARM ID and returns its group.

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
-	"github.com/slipway-dev/slipway/internal/csi/mounts"
+	"github.com/slipway-dev/slipway/internal/csi/plugin"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
 )
 
@@ -60,16 +60,23 @@ type Config struct {
 type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
-	csi.UnimplementedNodeServer
+	*plugin.Node
 
 	accounts Accounts
 	cfg      Config
-	mounts   *mounts.Table
 }
 
 // New returns a driver.
 func New(a Accounts, cfg Config) *Driver {
-	return &Driver{accounts: a, cfg: cfg, mounts: mounts.New()}
+	drv := &Driver{accounts: a, cfg: cfg}
+	drv.Node = plugin.NewNode(func(ctx context.Context, id string) (int64, error) {
+		_, _, props, err := drv.share(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return int64(*props.ShareQuota) * gib, nil
+	}, false)
+	return drv
 }
 
 // Sizes of shares, in GiB: a claim of no size gets the default; a premium
@@ -81,8 +88,11 @@ const (
 	gib             = int64(1) << 30
 )
 
-// createdByTag marks the accounts the driver made and may put shares in.
-var createdByTag = map[string]string{"k8s-azure-created-by": "azure"}
+// The tag that marks the accounts the driver made and may put shares in.
+const (
+	createdByTag   = "k8s-azure-created-by"
+	createdByValue = "azure"
+)
 
 // GetPluginInfo implements csi.IdentityServer.
 func (d *Driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
@@ -105,14 +115,10 @@ func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, 
 // ControllerGetCapabilities implements csi.ControllerServer: no publish,
 // since a share is mounted over the network, not attached.
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	var caps []*csi.ControllerServiceCapability
-	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+	return plugin.ControllerCapabilities(
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
 		csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
-	} {
-		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+	), nil
 }
 
 func checkCapabilities(caps []*csi.VolumeCapability) error {
@@ -166,7 +172,7 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 	p := &params{sku: armstorage.SKUNameStandardLRS, protocol: armstorage.EnabledProtocolsSMB,
 		group: d.cfg.ResourceGroup, sub: d.cfg.Subscription, location: d.cfg.Location, storeKey: true, tags: map[string]*string{}}
 	delim := ","
-	if v, ok := lookup(in, "tagValueDelimiter"); ok && v != "" {
+	if v, ok := plugin.Param(in, "tagValueDelimiter"); ok && v != "" {
 		delim = v
 	}
 	for k, v := range in {
@@ -237,15 +243,8 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 				return nil, status.Errorf(codes.InvalidArgument, "rootSquashType(%s) is not supported, supported RootSquashType list: %v", v, armstorage.PossibleRootSquashTypeValues())
 			}
 		case "tags":
-			for _, kv := range strings.Split(v, delim) {
-				if kv = strings.TrimSpace(kv); kv == "" {
-					continue
-				}
-				name, value, ok := strings.Cut(kv, "=")
-				if !ok {
-					return nil, status.Errorf(codes.InvalidArgument, "tags %q are invalid: use key=value%skey=value", v, delim)
-				}
-				p.tags[strings.TrimSpace(name)] = to.Ptr(strings.TrimSpace(value))
+			if err := plugin.Tags(v, delim, p.tags); err != nil {
+				return nil, err
 			}
 		case "csi.storage.k8s.io/pvc/name":
 			p.pvcName = v
@@ -265,15 +264,6 @@ func (d *Driver) parseParams(in map[string]string) (*params, error) {
 		p.secretNamespace = "default"
 	}
 	return p, nil
-}
-
-func lookup(m map[string]string, key string) (string, bool) {
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return "", false
 }
 
 func premium(sku armstorage.SKUName) bool { return strings.HasPrefix(string(sku), "Premium") }
@@ -422,14 +412,14 @@ func (d *Driver) ensureAccount(ctx context.Context, p *params) (string, error) {
 		if err != nil {
 			continue
 		}
-		if *m.SKU.Name == p.sku && *m.Kind == kind && m.Tags["k8s-azure-created-by"] != nil && *m.Tags["k8s-azure-created-by"] == createdByTag["k8s-azure-created-by"] {
+		if *m.SKU.Name == p.sku && *m.Kind == kind && m.Tags[createdByTag] != nil && *m.Tags[createdByTag] == createdByValue {
 			return list[i].Spec.ResourceID, nil
 		}
 	}
 	var b [11]byte
 	rand.Read(b[:])
 	name := "f" + hex.EncodeToString(b[:]) // 23 characters, as AKS's
-	tags := map[string]*string{"k8s-azure-created-by": to.Ptr(createdByTag["k8s-azure-created-by"])}
+	tags := map[string]*string{createdByTag: to.Ptr(createdByValue)}
 	for k, v := range p.tags {
 		tags[k] = v
 	}
@@ -545,92 +535,8 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 
 // NodeGetCapabilities implements csi.NodeServer.
 func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	var caps []*csi.NodeServiceCapability
-	for _, t := range []csi.NodeServiceCapability_RPC_Type{
+	return plugin.NodeCapabilities(
 		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
 		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
-	} {
-		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: t}}})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
-}
-
-// NodeStageVolume implements csi.NodeServer: the share is mounted on the
-// node (recorded; there is no SMB server behind a simulated share).
-func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	id, path := req.GetVolumeId(), req.GetStagingTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	case path == "":
-		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
-	}
-	if _, _, _, err := d.share(ctx, id); err != nil {
-		return nil, err
-	}
-	if err := d.mounts.Stage(id, path); err != nil {
-		return nil, status.Error(codes.AlreadyExists, err.Error())
-	}
-	return &csi.NodeStageVolumeResponse{}, nil
-}
-
-// NodeUnstageVolume implements csi.NodeServer.
-func (d *Driver) NodeUnstageVolume(_ context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	if req.GetVolumeId() == "" || req.GetStagingTargetPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID and staging target path are required")
-	}
-	d.mounts.Unstage(req.GetVolumeId())
-	return &csi.NodeUnstageVolumeResponse{}, nil
-}
-
-// NodePublishVolume implements csi.NodeServer.
-func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	id, target := req.GetVolumeId(), req.GetTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	case target == "":
-		return nil, status.Error(codes.InvalidArgument, "target path is required")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
-	case req.GetStagingTargetPath() == "":
-		return nil, status.Error(codes.InvalidArgument, "staging target path is required")
-	}
-	if _, _, _, err := d.share(ctx, id); err != nil {
-		return nil, err
-	}
-	if err := d.mounts.Publish(id, target); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	return &csi.NodePublishVolumeResponse{}, nil
-}
-
-// NodeUnpublishVolume implements csi.NodeServer.
-func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	if req.GetVolumeId() == "" || req.GetTargetPath() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID and target path are required")
-	}
-	if err := d.mounts.Unpublish(req.GetVolumeId(), req.GetTargetPath()); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	return &csi.NodeUnpublishVolumeResponse{}, nil
-}
-
-// NodeGetVolumeStats implements csi.NodeServer.
-func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	id, path := req.GetVolumeId(), req.GetVolumePath()
-	if id == "" || path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID and volume path are required")
-	}
-	if !d.mounts.Mounted(id, path) {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not mounted at %s", id, path)
-	}
-	_, _, props, err := d.share(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	total := int64(*props.ShareQuota) * gib
-	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: total, Available: total}}}, nil
+	), nil
 }

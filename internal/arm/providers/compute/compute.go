@@ -59,22 +59,13 @@ func armError(err error, group, name string) error {
 	case errors.Is(err, disks.ErrNotFound):
 		return arm.ResourceNotFound(armid.DiskType, name, group)
 	case errors.Is(err, disks.ErrInvalid):
-		return arm.InvalidParameter("", "%s", errorText(err, disks.ErrInvalid))
+		return arm.InvalidParameter("", "%s", arm.Detail(err))
 	case errors.Is(err, disks.ErrExists):
-		return arm.NewError(http.StatusConflict, "Conflict", "", "%s", errorText(err, disks.ErrExists))
+		return arm.NewError(http.StatusConflict, "Conflict", "", "%s", arm.Detail(err))
 	case errors.Is(err, disks.ErrAttached):
-		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "%s", errorText(err, disks.ErrAttached))
+		return arm.NewError(http.StatusConflict, "OperationNotAllowed", "", "%s", arm.Detail(err))
 	}
 	return err
-}
-
-// errorText is an error's message without its sentinel's prefix.
-func errorText(err, sentinel error) string {
-	s, prefix := err.Error(), sentinel.Error()+": "
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):]
-	}
-	return s
 }
 
 func (s *Provider) diskID(p arm.Params) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
 )
@@ -60,21 +61,13 @@ func armError(err error, typ, name, group string) error {
 	case errors.Is(err, storageaccounts.ErrNotFound):
 		return arm.ResourceNotFound(typ, name, group)
 	case errors.Is(err, storageaccounts.ErrInvalid):
-		return arm.InvalidParameter("", "%s", trim(err, storageaccounts.ErrInvalid))
+		return arm.InvalidParameter("", "%s", arm.Detail(err))
 	case errors.Is(err, storageaccounts.ErrNameTaken):
-		return arm.NewError(http.StatusConflict, "StorageAccountAlreadyTaken", "", "%s", trim(err, storageaccounts.ErrNameTaken))
+		return arm.NewError(http.StatusConflict, "StorageAccountAlreadyTaken", "", "%s", arm.Detail(err))
 	case errors.Is(err, storageaccounts.ErrConflict):
-		return arm.NewError(http.StatusConflict, "Conflict", "", "%s", trim(err, storageaccounts.ErrConflict))
+		return arm.NewError(http.StatusConflict, "Conflict", "", "%s", arm.Detail(err))
 	}
 	return err
-}
-
-func trim(err, sentinel error) string {
-	s, prefix := err.Error(), sentinel.Error()+": "
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):]
-	}
-	return s
 }
 
 const accountType = "Microsoft.Storage/storageAccounts"
@@ -84,24 +77,21 @@ func (s *Provider) accountID(p arm.Params) string {
 }
 
 // account reads the account a request names, its group first.
-func (s *Provider) account(r *http.Request, p arm.Params) (string, error) {
+func (s *Provider) account(r *http.Request, p arm.Params) (*slipwayv1.StorageAccount, error) {
 	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
-		return "", err
+		return nil, err
 	}
 	a, err := s.accounts.GetAccount(r.Context(), s.accountID(p))
 	if err != nil {
-		return "", armError(err, accountType, p["account"], p["rg"])
+		return nil, armError(err, accountType, p["account"], p["rg"])
 	}
-	return a.Spec.ResourceID, nil
+	return a, nil
 }
 
 func (s *Provider) getAccount(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
-		return err
-	}
-	a, err := s.accounts.GetAccount(r.Context(), s.accountID(p))
+	a, err := s.account(r, p)
 	if err != nil {
-		return armError(err, accountType, p["account"], p["rg"])
+		return err
 	}
 	out, err := storageaccounts.RenderAccount(a)
 	if err != nil {
@@ -175,12 +165,9 @@ func (s *Provider) listAccounts(w http.ResponseWriter, r *http.Request, p arm.Pa
 }
 
 func (s *Provider) listKeys(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	if _, err := s.LookupResourceGroup(r.Context(), p["rg"]); err != nil {
-		return err
-	}
-	a, err := s.accounts.GetAccount(r.Context(), s.accountID(p))
+	a, err := s.account(r, p)
 	if err != nil {
-		return armError(err, accountType, p["account"], p["rg"])
+		return err
 	}
 	arm.WriteJSON(w, http.StatusOK, armstorage.AccountListKeysResult{Keys: storageaccounts.Keys(a)})
 	return nil
@@ -212,10 +199,11 @@ func (s *Provider) checkName(w http.ResponseWriter, r *http.Request, _ arm.Param
 }
 
 func (s *Provider) listShares(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	id, err := s.account(r, p)
+	a, err := s.account(r, p)
 	if err != nil {
 		return err
 	}
+	id := a.Spec.ResourceID
 	list, err := s.accounts.ListShares(r.Context(), id)
 	if err != nil {
 		return err
@@ -233,10 +221,11 @@ func (s *Provider) listShares(w http.ResponseWriter, r *http.Request, p arm.Para
 }
 
 func (s *Provider) getShare(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	id, err := s.account(r, p)
+	a, err := s.account(r, p)
 	if err != nil {
 		return err
 	}
+	id := a.Spec.ResourceID
 	sh, err := s.accounts.GetShare(r.Context(), id, p["share"])
 	if err != nil {
 		return armError(err, "Microsoft.Storage/storageAccounts/fileServices/shares", p["share"], p["rg"])
@@ -255,10 +244,11 @@ func (s *Provider) putShare(w http.ResponseWriter, r *http.Request, p arm.Params
 	if err := arm.DecodeBody(r, &in); err != nil {
 		return err
 	}
-	id, err := s.account(r, p)
+	a, err := s.account(r, p)
 	if err != nil {
 		return err
 	}
+	id := a.Spec.ResourceID
 	if r.Method == http.MethodPatch {
 		if _, err := s.accounts.GetShare(r.Context(), id, p["share"]); err != nil {
 			return armError(err, "Microsoft.Storage/storageAccounts/fileServices/shares", p["share"], p["rg"])
@@ -281,10 +271,11 @@ func (s *Provider) putShare(w http.ResponseWriter, r *http.Request, p arm.Params
 }
 
 func (s *Provider) deleteShare(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	id, err := s.account(r, p)
+	a, err := s.account(r, p)
 	if err != nil {
 		return err
 	}
+	id := a.Spec.ResourceID
 	if _, err := s.accounts.GetShare(r.Context(), id, p["share"]); errors.Is(err, storageaccounts.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil

@@ -1,10 +1,12 @@
-// Package mounts keeps a CSI node plugin's view of what is staged and
-// published on its node. A simulated VM has no device to format or share
+// Package plugin holds what the Azure Disk and Azure Files CSI drivers
+// share: the node service over a table of what is staged and
+// published on its node, class parameters and capability answers. A
+// simulated VM has no device to format or share
 // to mount: the drivers record the CO's stage and publish calls here and
 // make and remove the target paths the CO asks for, so the node services
 // answer as the real ones do (idempotent calls, ALREADY_EXISTS for a
 // conflicting stage, NOT_FOUND for stats of a path not mounted).
-package mounts
+package plugin
 
 import (
 	"fmt"
