@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestEvictionProbability(t *testing.T) {
@@ -22,6 +24,26 @@ func TestEvictionProbability(t *testing.T) {
 	for _, tt := range tests {
 		if got := evictionProbability(tt.rate, tt.tick, tt.scale); math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("evictionProbability(%v, %v, %v) = %v, want %v", tt.rate, tt.tick, tt.scale, got, tt.want)
+		}
+	}
+}
+
+// TestToleratesCordon: a pod that tolerates every NoSchedule taint, as
+// konnectivity-agent does, may come back to a cordoned node; others not.
+func TestToleratesCordon(t *testing.T) {
+	for _, tc := range []struct {
+		tolerations []corev1.Toleration
+		want        bool
+	}{
+		{nil, false},
+		{[]corev1.Toleration{{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists}}, false},
+		{[]corev1.Toleration{{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}, true},
+		{[]corev1.Toleration{{Operator: corev1.TolerationOpExists}}, true},
+		{[]corev1.Toleration{{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists}}, true},
+	} {
+		pod := &corev1.Pod{Spec: corev1.PodSpec{Tolerations: tc.tolerations}}
+		if got := toleratesCordon(pod); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.tolerations, got, tc.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
 )
 
@@ -62,14 +63,23 @@ func cordonAndDrain(ctx context.Context, cs kubernetes.Interface, name string, t
 	}
 	// The scheduler learns of the cordon from its own watch, so a pod
 	// can still land on the node just after it: a replacement of one just
-	// evicted, most likely. Drain until a fresh look finds the node
-	// empty, or that pod goes down with the VM and the budget with it.
-	for {
+	// evicted, most likely. Drain until a fresh look finds no such pod,
+	// or it goes down with the VM and the budget with it. A pod that
+	// tolerates the cordon (konnectivity-agent tolerates every NoSchedule
+	// taint) is evicted once, as kubectl drain evicts it: its replacement
+	// may be placed on the cordoned node again, and waiting for the node
+	// to be free of it would never end.
+	for first := true; ; first = false {
 		list, errs := h.GetPodsForDeletion(name)
 		if len(errs) > 0 {
 			return fmt.Errorf("draining %s: %w", name, errors.Join(errs...))
 		}
-		pods := list.Pods()
+		var pods []corev1.Pod
+		for _, pod := range list.Pods() {
+			if first || !toleratesCordon(&pod) {
+				pods = append(pods, pod)
+			}
+		}
 		if len(pods) == 0 {
 			return nil
 		}
@@ -111,4 +121,18 @@ func evict(ctx context.Context, h *drain.Helper, cs kubernetes.Interface, pod co
 		case <-time.After(deletionPoll):
 		}
 	}
+}
+
+// cordonTaint is the taint a cordoned node carries.
+var cordonTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+
+// toleratesCordon says whether the scheduler may place pod on a cordoned
+// node.
+func toleratesCordon(pod *corev1.Pod) bool {
+	for _, t := range pod.Spec.Tolerations {
+		if t.ToleratesTaint(klog.Background(), &cordonTaint, false) {
+			return true
+		}
+	}
+	return false
 }
