@@ -17,6 +17,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/app"
 	"github.com/slipway-dev/slipway/internal/bench"
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/csi/standalone"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/timing"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -29,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand())
 	return root
 }
 
@@ -174,6 +175,58 @@ apply it in their maintenance windows.`,
 	publish.Flags().StringVar(&osSKU, "os-sku", "Ubuntu", "the OS SKU whose image family gets the new image (Ubuntu, Ubuntu2204, Ubuntu2404, AzureLinux, AzureLinux3, CBLMariner)")
 	publish.Flags().StringVar(&version, "version", "", "the new image's version, YYYYMM.DD.rev (default: the next weekly release)")
 	cmd.AddCommand(publish)
+	return cmd
+}
+
+func newCSICommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "csi",
+		Short: "Serve a CSI driver on its own: for conformance tools such as csi-sanity",
+		Long: `csi serves one of the drivers that slipway serve runs in-process for its
+clusters, disk (disk.csi.azure.com) or file (file.csi.azure.com), on a gRPC
+endpoint. Its disks and shares are kept in a management plane: a running
+Slipway's (--management-kubeconfig), or one it hosts in --data-dir. Its node
+service speaks for one node, --node-id, a VM of size --vm-size.`,
+	}
+	for _, driver := range []string{"disk", "file"} {
+		o := standalone.Options{Driver: driver}
+		sub := &cobra.Command{
+			Use:   driver + " --endpoint unix://PATH",
+			Short: "Serve the Azure " + map[string]string{"disk": "Disk", "file": "Files"}[driver] + " CSI driver",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if o.ManagementKubeconfig == "" && o.DataDir == "" {
+					dir, err := os.MkdirTemp("", "slipway-csi-")
+					if err != nil {
+						return err
+					}
+					defer os.RemoveAll(dir)
+					o.DataDir = dir
+				}
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				o.Executable, o.Progress = exe, cmd.ErrOrStderr()
+				return standalone.Run(ctx, o)
+			},
+		}
+		f := sub.Flags()
+		f.StringVar(&o.Endpoint, "endpoint", "", "where to serve CSI: unix://PATH or tcp://HOST:PORT")
+		f.StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "keep disks and shares in this management plane (a running Slipway's)")
+		f.StringVar(&o.DataDir, "data-dir", "", "host a management plane here (default: a temporary directory, removed afterwards)")
+		f.IntVar(&o.Ports.First, "first-port", 30000, "first loopback port of a hosted management plane")
+		f.IntVar(&o.Ports.Last, "last-port", 30099, "last loopback port of a hosted management plane")
+		f.StringVar(&o.Subscription, "subscription", "00000000-0000-0000-0000-000000000000", "subscription of new disks and storage accounts")
+		f.StringVar(&o.ResourceGroup, "resource-group", "MC_slipway_csi_eastus", "resource group of new disks and storage accounts (a cluster's node resource group)")
+		f.StringVar(&o.Location, "location", "eastus", "region of new disks and storage accounts")
+		f.StringVar(&o.NodeID, "node-id", "aks-nodepool1-00000000-vmss000000", "the node the node service speaks for, a scale-set VM's name")
+		f.StringVar(&o.VMSize, "vm-size", "Standard_D2s_v3", "the node's VM size: its data-disk limit is the attach limit")
+		sub.MarkFlagRequired("endpoint")
+		cmd.AddCommand(sub)
+	}
 	return cmd
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
 	storageprovider "github.com/slipway-dev/slipway/internal/arm/providers/storage"
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
@@ -123,6 +124,11 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer plane.Close()
+	if plane.Hosted {
+		if err := writeManagementKubeconfig(plane, o.DataDir); err != nil {
+			return err
+		}
+	}
 
 	mgr, err := ctrl.NewManager(plane.Config, ctrl.Options{
 		Scheme:                  plane.Scheme,
@@ -287,4 +293,18 @@ func (c credentials) Kubeconfig(id string, admin bool, cluster, user, context st
 		cred = hosting.Admin
 	}
 	return hc.Kubeconfig(cred, hosting.KubeconfigNames{Cluster: cluster, User: user, Context: context})
+}
+
+// writeManagementKubeconfig leaves the hosted management plane's kubeconfig
+// in the data directory, readable by its owner only (the directory holds
+// the plane's CA key already), for `slipway csi --management-kubeconfig`.
+func writeManagementKubeconfig(plane *management.Plane, dataDir string) error {
+	data, err := plane.Kubeconfig()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dataDir, management.KubeconfigFile), data, 0o600); err != nil {
+		return fmt.Errorf("writing the management kubeconfig: %w", err)
+	}
+	return nil
 }

@@ -122,6 +122,23 @@ func Open(ctx context.Context, o Options) (*Plane, error) {
 	return p, nil
 }
 
+// KubeconfigFile is where serve writes a self-hosted management plane's
+// kubeconfig, in Slipway's data directory, for the commands that keep
+// their objects there too (slipway csi --management-kubeconfig).
+const KubeconfigFile = "management.kubeconfig"
+
+// Kubeconfig returns an admin kubeconfig of a self-hosted management plane.
+func (p *Plane) Kubeconfig() ([]byte, error) {
+	if p.host == nil {
+		return nil, errors.New("the management plane is not Slipway's own: use its kubeconfig")
+	}
+	c, err := p.host.Get(hostedID)
+	if err != nil {
+		return nil, fmt.Errorf("management plane: %w", err)
+	}
+	return c.Kubeconfig(hosting.Admin, hosting.KubeconfigNames{Cluster: "slipway-management", User: "slipway-admin", Context: "slipway-management"})
+}
+
 // Close stops a self-hosted management plane.
 func (p *Plane) Close() {
 	if p.host != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
 	"github.com/slipway-dev/slipway/internal/armid"
-	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
 	"github.com/slipway-dev/slipway/internal/csi/csitest"
 	"github.com/slipway-dev/slipway/internal/disks"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -22,18 +21,6 @@ const (
 	group = "MC_rg_sanity_eastus"
 	node  = "aks-nodepool1-12345678-vmss000000"
 )
-
-// inventory is the VMs of the sanity run: one node with its size's limit,
-// as a cluster's nodes are.
-type inventory map[string]disks.VM
-
-func (inv inventory) VM(_ context.Context, name string) (disks.VM, string, error) {
-	vm, ok := inv[name]
-	if !ok {
-		return disks.VM{}, "", fmt.Errorf("node %s: %w", name, azuredisk.ErrNoVM)
-	}
-	return vm, "", nil
-}
 
 // ids gives csi-sanity volume IDs of the driver's form (disk ARM IDs) that
 // name no disk, and node names no VM has.
@@ -48,13 +35,13 @@ func (g *ids) GenerateUniqueValidNodeID() string {
 }
 func (g *ids) GenerateInvalidNodeID() string { return "no-such-node" }
 
-// TestSanity runs the CSI conformance suite against the disk driver.
+// TestSanity runs the CSI conformance suite against `slipway csi disk`.
 func TestSanity(t *testing.T) {
-	c := csitest.ManagementPlane(t, hosting.PortRange{First: 21300, Last: 21349})
-	vms := inventory{node: {ID: "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/0", Node: node, MaxDataDisks: 4}}
+	c, kubeconfig := csitest.ManagementPlane(t, hosting.PortRange{First: 21300, Last: 21349})
+	endpoint := csitest.Serve(t, "disk", kubeconfig, "--subscription", sub, "--resource-group", group, "--location", "eastus",
+		"--node-id", node, "--vm-size", "Standard_B2s") // 4 data disks
 	svc := disks.New(c)
-	driver := azuredisk.New(svc, vms, azuredisk.Config{Subscription: sub, ResourceGroup: group, Location: "eastus", NodeID: node})
-	csitest.Sanity(t, driver, func(cfg *sanity.TestConfig) {
+	csitest.Sanity(t, endpoint, func(cfg *sanity.TestConfig) {
 		cfg.TestVolumeParameters = map[string]string{"skuName": "Premium_LRS"}
 		cfg.TestNodeVolumeAttachLimit = true
 		cfg.IDGen = &ids{}

@@ -9,10 +9,11 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/slipway-dev/slipway/internal/csi/azurefile"
 	"github.com/slipway-dev/slipway/internal/csi/csitest"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
@@ -37,10 +38,11 @@ func (g *ids) GenerateInvalidNodeID() string     { return "no-such-node" }
 // standard shares: the suite runs once a process), then checks the size
 // rules of premium shares.
 func TestSanity(t *testing.T) {
-	c := csitest.ManagementPlane(t, hosting.PortRange{First: 21350, Last: 21399})
+	c, kubeconfig := csitest.ManagementPlane(t, hosting.PortRange{First: 21350, Last: 21399})
+	endpoint := csitest.Serve(t, "file", kubeconfig, "--subscription", sub, "--resource-group", group, "--location", "eastus",
+		"--node-id", "aks-nodepool1-12345678-vmss000000")
 	svc := storageaccounts.New(c)
-	driver := azurefile.New(svc, azurefile.Config{Subscription: sub, ResourceGroup: group, Location: "eastus", NodeID: "aks-nodepool1-12345678-vmss000000"})
-	csitest.Sanity(t, driver, func(cfg *sanity.TestConfig) {
+	csitest.Sanity(t, endpoint, func(cfg *sanity.TestConfig) {
 		cfg.TestVolumeParameters = map[string]string{"skuName": "Standard_LRS"}
 		cfg.IDGen = &ids{}
 	})
@@ -65,6 +67,12 @@ func TestSanity(t *testing.T) {
 		}
 	}
 
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	driver := csi.NewControllerClient(conn)
 	mount := []*csi.VolumeCapability{{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER}}}
 	for _, tc := range []struct {

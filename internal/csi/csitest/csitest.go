@@ -1,18 +1,19 @@
 // Package csitest runs the CSI conformance suite, csi-sanity, against
-// Slipway's drivers: each driver serves on a unix socket in-process, its
-// objects kept by its service in a real management plane.
+// Slipway's drivers as a user would: `slipway csi disk|file --endpoint`
+// serving on a unix socket, its objects kept in a real management plane
+// the test hosts and reads.
 package csitest
 
 import (
 	"context"
-	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
-	"google.golang.org/grpc"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -20,22 +21,16 @@ import (
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
-// Driver is a CSI plugin's three services.
-type Driver interface {
-	csi.IdentityServer
-	csi.ControllerServer
-	csi.NodeServer
-}
-
 // ManagementPlane starts a management plane for a test, on ports of its
-// own, and returns a client of it.
-func ManagementPlane(t *testing.T, ports hosting.PortRange) client.Client {
+// own, and returns a client of it and a kubeconfig file naming it.
+func ManagementPlane(t *testing.T, ports hosting.PortRange) (client.Client, string) {
 	t.Helper()
 	bin, err := testenv.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plane, err := management.Open(context.Background(), management.Options{DataDir: t.TempDir(), Executable: bin, Ports: ports})
+	dir := t.TempDir()
+	plane, err := management.Open(context.Background(), management.Options{DataDir: dir, Executable: bin, Ports: ports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,32 +39,71 @@ func ManagementPlane(t *testing.T, ports hosting.PortRange) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	kubeconfig, err := plane.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, management.KubeconfigFile)
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, path
 }
 
-// Sanity serves d on a unix socket and runs csi-sanity against it with
-// the configuration configure fills in.
-func Sanity(t *testing.T, d Driver, configure func(*sanity.TestConfig)) {
+// Serve runs `slipway csi DRIVER` with args on a unix socket, its objects
+// in the management plane of kubeconfig, until the test ends, and returns
+// its endpoint once it answers.
+func Serve(t *testing.T, driver, kubeconfig string, args ...string) string {
 	t.Helper()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir, err := os.MkdirTemp("", "csi") // short: a socket path has ~108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "csi.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
+	cmd := exec.Command(bin, append([]string{"csi", driver, "--endpoint", "unix://" + sock, "--management-kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	csi.RegisterIdentityServer(srv, d)
-	csi.RegisterControllerServer(srv, d)
-	csi.RegisterNodeServer(srv, d)
-	go srv.Serve(lis)
-	defer srv.Stop()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	// The socket appears once the driver answers.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return "unix://" + sock
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("slipway csi %s exited: %v", driver, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slipway csi %s: no socket after a minute", driver)
+		}
+	}
+}
 
+// Sanity runs csi-sanity against endpoint with the configuration
+// configure fills in.
+func Sanity(t *testing.T, endpoint string, configure func(*sanity.TestConfig)) {
+	t.Helper()
+	dir := t.TempDir()
 	cfg := sanity.NewTestConfig()
-	cfg.Address = "unix://" + sock
+	cfg.Address = endpoint
 	cfg.TargetPath = filepath.Join(dir, "target")
 	cfg.StagingPath = filepath.Join(dir, "staging")
 	cfg.IdempotentCount = 3
