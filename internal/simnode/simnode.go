@@ -55,6 +55,15 @@ const (
 	// ReadyAtAnnotation holds the time (RFC 3339) a registered node becomes
 	// Ready: the simulated VM is still provisioning and booting until then.
 	ReadyAtAnnotation = "slipway.dev/ready-at"
+
+	// VolumesMountedAnnotation on a pod says its claims' volumes are
+	// attached and mounted on its node. A pod with claims starts only
+	// then, as a kubelet starts no container before the pod's volumes
+	// are mounted; the storage controllers set it (internal/storage).
+	VolumesMountedAnnotation = "slipway.dev/volumes-mounted"
+
+	// podReadyStage is the name of KWOK's stage that starts pods.
+	podReadyStage = "pod-ready"
 )
 
 // Options configure the simulated kubelets of one cluster.
@@ -207,6 +216,16 @@ func parseStages() (map[internalversion.StageResourceRef][]*internalversion.Stag
 					internalversion.MatchExpression{JQ: &internalversion.SelectorJQ{
 						Key:      fmt.Sprintf(".metadata.annotations[%q]", notReadyReason),
 						Operator: internalversion.SelectorOpDoesNotExist,
+					}})
+			}
+			if stage.Name == podReadyStage {
+				// A pod with claims waits for its volumes.
+				stage.Spec.Selector.MatchExpressions = append(stage.Spec.Selector.MatchExpressions,
+					internalversion.MatchExpression{JQ: &internalversion.SelectorJQ{
+						Key: fmt.Sprintf(`([.spec.volumes[]? | select(.persistentVolumeClaim != null or .ephemeral != null)] | length == 0)`+
+							` or .metadata.annotations[%q] == "true"`, VolumesMountedAnnotation),
+						Operator: internalversion.SelectorOpIn,
+						Values:   []string{"true"},
 					}})
 			}
 			out[group.ref] = append(out[group.ref], stage)

@@ -20,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
 	"github.com/slipway-dev/slipway/internal/csi/azurefile"
 	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/simnode"
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
 
@@ -60,7 +61,95 @@ func (n *nodePlugin) sync(ctx context.Context, name string) error {
 	if err := n.registerDrivers(ctx, node); err != nil {
 		return err
 	}
-	return n.reportInUse(ctx, node)
+	if err := n.reportInUse(ctx, node); err != nil {
+		return err
+	}
+	return n.mountVolumes(ctx, node)
+}
+
+// claimName is the claim behind a pod's volume: its own, or the one the
+// ephemeral volume controller makes for a generic ephemeral volume.
+func claimName(pod *corev1.Pod, vol corev1.Volume) string {
+	switch {
+	case vol.PersistentVolumeClaim != nil:
+		return vol.PersistentVolumeClaim.ClaimName
+	case vol.Ephemeral != nil:
+		return pod.Name + "-" + vol.Name
+	}
+	return ""
+}
+
+// mountVolumes marks each pod on the node whose claims' volumes are all
+// ready with simnode.VolumesMountedAnnotation, which lets KWOK start it: a
+// kubelet starts a pod's containers only once its volumes are mounted,
+// and it mounts a disk only once the disk is attached to the node. A
+// volume of another kind (a share, a local or NFS volume) mounts at once.
+func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node) error {
+	pods, err := n.pods.ByIndex(byNode, node.Name)
+	if err != nil {
+		return err
+	}
+	var attached map[string]bool // PV names
+	for _, obj := range pods {
+		pod := obj.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodPending || pod.Annotations[simnode.VolumesMountedAnnotation] == "true" {
+			continue
+		}
+		ready, claims := true, 0
+		for _, vol := range pod.Spec.Volumes {
+			name := claimName(pod, vol)
+			if name == "" {
+				continue
+			}
+			claims++
+			pvc, err := n.pvcs.PersistentVolumeClaims(pod.Namespace).Get(name)
+			if err != nil || pvc.Spec.VolumeName == "" {
+				ready = false
+				break
+			}
+			pv, err := n.pvs.Get(pvc.Spec.VolumeName)
+			if err != nil {
+				ready = false
+				break
+			}
+			if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
+				continue
+			}
+			if attached == nil {
+				if attached, err = n.attachedTo(node.Name); err != nil {
+					return err
+				}
+			}
+			if !attached[pv.Name] {
+				ready = false
+				break
+			}
+		}
+		if !ready || claims == 0 {
+			continue
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{simnode.VolumesMountedAnnotation: "true"}}})
+		if _, err := n.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("mounting the volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+	return nil
+}
+
+// attachedTo is the set of PVs whose disks are attached to the node.
+func (n *nodePlugin) attachedTo(node string) (map[string]bool, error) {
+	vas, err := n.vas.ByIndex(byNode, node)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, obj := range vas {
+		va := obj.(*storagev1.VolumeAttachment)
+		if va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
+			out[*va.Spec.Source.PersistentVolumeName] = true
+		}
+	}
+	return out, nil
 }
 
 // registerDrivers writes the node's CSINode and node-ID annotation, as the

@@ -148,7 +148,7 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 			return
 		}
 		for _, v := range pod.Spec.Volumes {
-			if v.PersistentVolumeClaim != nil {
+			if claimName(pod, v) != "" {
 				nodeQueue.Add(pod.Spec.NodeName)
 				return
 			}

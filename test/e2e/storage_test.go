@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	apiwatch "k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -95,6 +96,41 @@ func waitAttached(t testing.TB, cs kubernetes.Interface, claim string, timeout t
 		return true, ""
 	})
 	return pv, node
+}
+
+// runningWithDisk waits, on w (a watch of one pod), until the pod runs,
+// and fails the test unless its claim's disk was attached to its node by
+// then.
+func runningWithDisk(t testing.TB, cs kubernetes.Interface, w apiwatch.Interface, claim string) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the pod watch ended")
+			}
+			pod, isPod := ev.Object.(*corev1.Pod)
+			if !isPod || pod.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			ctx := context.Background()
+			pvc, err := cs.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			va, err := attachmentOf(ctx, cs, pvc.Spec.VolumeName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if va == nil || va.Spec.NodeName != pod.Spec.NodeName {
+				t.Fatalf("pod %s runs on %s before its disk is attached there (attachment %v)", pod.Name, pod.Spec.NodeName, va)
+			}
+			return
+		case <-timeout:
+			t.Fatal("the pod did not run within a minute")
+		}
+	}
 }
 
 func TestCSIStorage(t *testing.T) {
@@ -174,11 +210,19 @@ func TestCSIStorage(t *testing.T) {
 		if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, volumeClaim("data-0", "", "10Gi"), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// Watch the pod from before it exists: it must not run before its
+		// disk is attached, as a kubelet mounts the disk first.
+		w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=db-0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
 		if _, err := cs.CoreV1().Pods("default").Create(ctx, podWithClaim("db-0", "data-0", map[string]string{"kubernetes.io/hostname": nodeA.Name}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		runningWithDisk(t, cs, w, "data-0")
 		pv, node := waitAttached(t, cs, "data-0", time.Minute)
-		t.Logf("claim created → disk attached: %v", time.Since(start).Round(time.Millisecond))
+		t.Logf("claim created → pod Running with its disk attached: %v", time.Since(start).Round(time.Millisecond))
 		claimed = pv
 		if node != nodeA.Name || pv.Spec.CSI.Driver != "disk.csi.azure.com" || pv.Spec.StorageClassName != "default" {
 			t.Errorf("volume %s of %s on node %s", pv.Name, pv.Spec.CSI.Driver, node)
@@ -196,7 +240,7 @@ func TestCSIStorage(t *testing.T) {
 			t.Errorf("disk %s: sku %s, %d GB, tags %v", *d.Name, *d.SKU.Name, *d.Properties.DiskSizeGB, d.Tags)
 		}
 		// An attached disk cannot be deleted.
-		_, err := diskClient.BeginDelete(ctx, nodeGroup, *d.Name, nil)
+		_, err = diskClient.BeginDelete(ctx, nodeGroup, *d.Name, nil)
 		expectCode(t, err, http.StatusConflict, "OperationNotAllowed")
 	})
 	if claimed == nil {
