@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -158,9 +159,31 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 			}
 			out = append(out, crds...)
 		}
+		if spec.DiskCSIDriver {
+			vsc, err := decode(strings.NewReader(diskSnapshotClass))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, vsc...)
+		}
 	}
 	return out, nil
 }
+
+// diskSnapshotClass is the VolumeSnapshotClass Slipway ships for disks,
+// exactly as AKS's documentation has users create it, so applying that
+// manifest changes nothing. AKS itself ships none; a class to snapshot
+// with from the start is what a user expects of a snapshot controller
+// that is on. Created once: the user's to edit or delete.
+const diskSnapshotClass = `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata:
+  name: csi-azuredisk-vsc
+  labels: {addonmanager.kubernetes.io/mode: EnsureExists, kubernetes.io/cluster-service: "true"}
+driver: disk.csi.azure.com
+deletionPolicy: Delete
+parameters: {incremental: "true"}
+`
 
 func decode(r io.Reader) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
@@ -211,7 +234,12 @@ var resources = map[string]string{
 	"CSIDriver":                "csidrivers",
 	"StorageClass":             "storageclasses",
 	"CustomResourceDefinition": "customresourcedefinitions",
+	"VolumeSnapshotClass":      "volumesnapshotclasses",
 }
+
+// customKinds are add-on kinds served by an add-on's CRDs: applied last,
+// once their CRDs are established.
+var customKinds = map[string]bool{"VolumeSnapshotClass": true}
 
 // Apply brings the add-ons of a cluster to spec. Accounts, roles,
 // configuration and services go first, all at once, then the workloads
@@ -222,18 +250,25 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 	if err != nil {
 		return err
 	}
-	var first, workloads []*unstructured.Unstructured
+	var first, workloads, custom []*unstructured.Unstructured
 	for _, u := range objs {
-		if k := u.GetKind(); k == "Deployment" || k == "DaemonSet" {
+		switch k := u.GetKind(); {
+		case k == "Deployment" || k == "DaemonSet":
 			workloads = append(workloads, u)
-		} else {
+		case customKinds[k]:
+			custom = append(custom, u)
+		default:
 			first = append(first, u)
 		}
 	}
-	for _, batch := range [][]*unstructured.Unstructured{first, workloads} {
+	for _, batch := range [][]*unstructured.Unstructured{first, workloads, custom} {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(8)
 		for _, u := range batch {
+			if customKinds[u.GetKind()] {
+				g.Go(func() error { return applyWhenServed(gctx, dc, u) })
+				continue
+			}
 			g.Go(func() error { return apply(gctx, dc, u) })
 		}
 		if err := g.Wait(); err != nil {
@@ -287,6 +322,23 @@ func resourceFor(dc dynamic.Interface, u *unstructured.Unstructured) (dynamic.Re
 		return dc.Resource(gv.WithResource(res)).Namespace(ns), nil
 	}
 	return dc.Resource(gv.WithResource(res)), nil
+}
+
+// applyWhenServed applies an object of a CRD just made: the API server
+// serves the kind a moment after the CRD is established.
+func applyWhenServed(ctx context.Context, dc dynamic.Interface, u *unstructured.Unstructured) error {
+	var err error
+	for range 60 {
+		if err = apply(ctx, dc, u); !apierrors.IsNotFound(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // apply server-side applies one add-on object, or creates it if its mode

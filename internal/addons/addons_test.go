@@ -108,3 +108,28 @@ func TestZoneRedundantDiskClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotClass: the disk VolumeSnapshotClass comes with the snapshot
+// controller and the disk driver, and only with both.
+func TestSnapshotClass(t *testing.T) {
+	for _, tc := range []struct {
+		snapshots, disks, want bool
+	}{{true, true, true}, {true, false, false}, {false, true, false}} {
+		objs, err := Objects(Spec{ServiceCIDR: "10.96.0.0/16", PodCIDR: "10.244.0.0/16", APIServerFQDN: "c.hcp.local", KubernetesVersion: "v1.36.3", SnapshotController: tc.snapshots, DiskCSIDriver: tc.disks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, u := range objs {
+			if u.GetKind() == "VolumeSnapshotClass" {
+				got = true
+				if d, _, _ := unstructured.NestedString(u.Object, "driver"); d != "disk.csi.azure.com" || u.GetName() != "csi-azuredisk-vsc" || u.GetLabels()[ModeLabel] != "EnsureExists" {
+					t.Errorf("snapshot class %s of %s, mode %s", u.GetName(), d, u.GetLabels()[ModeLabel])
+				}
+			}
+		}
+		if got != tc.want {
+			t.Errorf("snapshot controller %v, disk driver %v: class %v, want %v", tc.snapshots, tc.disks, got, tc.want)
+		}
+	}
+}

@@ -308,15 +308,16 @@ func TestCSIStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc := snapshotclient.NewForConfigOrDie(cfg)
-		// AKS installs the snapshot CRDs and controller, not a class: the
-		// user applies the one its documentation gives.
-		class := &snapshotv1.VolumeSnapshotClass{
-			ObjectMeta: metav1.ObjectMeta{Name: "csi-azuredisk-vsc"}, Driver: "disk.csi.azure.com",
-			DeletionPolicy: snapshotv1.VolumeSnapshotContentDelete, Parameters: map[string]string{"incremental": "true"},
-		}
-		eventually(t, time.Minute, "the snapshot CRDs", func() (bool, string) {
-			_, err := sc.SnapshotV1().VolumeSnapshotClasses().Create(ctx, class, metav1.CreateOptions{})
-			return err == nil || apierrors.IsAlreadyExists(err), fmt.Sprint(err)
+		// Slipway ships the class AKS's documentation has users create.
+		eventually(t, time.Minute, "the disk snapshot class", func() (bool, string) {
+			class, err := sc.SnapshotV1().VolumeSnapshotClasses().Get(ctx, "csi-azuredisk-vsc", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			if class.Driver != "disk.csi.azure.com" || class.DeletionPolicy != snapshotv1.VolumeSnapshotContentDelete || class.Parameters["incremental"] != "true" {
+				t.Fatalf("snapshot class %+v", class)
+			}
+			return true, ""
 		})
 		snap := &snapshotv1.VolumeSnapshot{
 			ObjectMeta: metav1.ObjectMeta{Name: "snap-0", Namespace: "default"},
