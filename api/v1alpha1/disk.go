@@ -38,6 +38,11 @@ type DiskSpec struct {
 	UniqueID    string      `json:"uniqueID"`
 	TimeCreated metav1.Time `json:"timeCreated"`
 	SystemData  *SystemData `json:"systemData,omitempty"`
+	// Content stands for what is written on the disk: the marker a pod
+	// last wrote to it (disks.MarkerAnnotation). It stays with the disk
+	// through detaches, attaches, node upgrades and cluster stops, and
+	// snapshots and copies carry it.
+	Content string `json:"content,omitempty"`
 }
 
 // DiskStatus is the disk's attachment.
@@ -88,6 +93,8 @@ type SnapshotSpec struct {
 	Resource    runtime.RawExtension `json:"resource"`
 	UniqueID    string               `json:"uniqueID"`
 	TimeCreated metav1.Time          `json:"timeCreated"`
+	// Content is the source disk's Content when the snapshot was taken.
+	Content string `json:"content,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -27,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -52,6 +53,19 @@ var (
 
 // LabelVM indexes disks by the VM they are attached to.
 const LabelVM = "slipway.dev/vm"
+
+// A simulated disk has no blocks; what a workload writes on it is a
+// marker, as the OS disk's is (compute.OSDiskMarkerAnnotation), kept
+// with the disk itself (DiskSpec.Content).
+const (
+	// MarkerAnnotation on a running pod is what it writes on each disk
+	// it mounts read-write.
+	MarkerAnnotation = "slipway.dev/data-disk-marker"
+	// ContentsAnnotation on a pod is what it found on its disks when
+	// they were mounted: a JSON object from volume name to marker ("" for
+	// a disk nothing was written on).
+	ContentsAnnotation = "slipway.dev/data-disk-contents"
+)
 
 // Size limits of managed disks, in GiB.
 const (
@@ -149,10 +163,11 @@ func (s *Service) Put(ctx context.Context, id string, in *armcompute.Disk, sd *s
 		return nil, false, err
 	}
 	if old == nil {
-		if err := s.validateNew(ctx, in); err != nil {
+		content, err := s.validateNew(ctx, in)
+		if err != nil {
 			return nil, false, err
 		}
-		d, err := s.create(ctx, id, sub, group, in, sd)
+		d, err := s.create(ctx, id, sub, group, in, sd, content)
 		return d, true, err
 	}
 	prev, err := Model(old)
@@ -252,13 +267,13 @@ func to32(p *int32) int32 {
 	return *p
 }
 
-func (s *Service) create(ctx context.Context, id, sub, group string, in *armcompute.Disk, sd *slipwayv1.SystemData) (*slipwayv1.Disk, error) {
+func (s *Service) create(ctx context.Context, id, sub, group string, in *armcompute.Disk, sd *slipwayv1.SystemData, content string) (*slipwayv1.Disk, error) {
 	d := &slipwayv1.Disk{
 		ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(id), Labels: map[string]string{
 			slipwayv1.LabelSubscription:  armid.Label(sub),
 			slipwayv1.LabelResourceGroup: armid.Label(group),
 		}},
-		Spec: slipwayv1.DiskSpec{ResourceID: id, Resource: raw(stripped(in)), UniqueID: newGUID(), TimeCreated: metav1.NewTime(s.now()), SystemData: sd},
+		Spec: slipwayv1.DiskSpec{ResourceID: id, Resource: raw(stripped(in)), UniqueID: newGUID(), TimeCreated: metav1.NewTime(s.now()), SystemData: sd, Content: content},
 	}
 	if err := s.client.Create(ctx, d); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -272,69 +287,90 @@ func (s *Service) create(ctx context.Context, id, sub, group string, in *armcomp
 }
 
 // validateNew applies Azure's rules to a new disk and fills in what Azure
-// defaults.
-func (s *Service) validateNew(ctx context.Context, in *armcompute.Disk) error {
+// defaults. It returns what the new disk holds: a copy's source's content.
+func (s *Service) validateNew(ctx context.Context, in *armcompute.Disk) (content string, err error) {
 	if in.Location == nil || *in.Location == "" {
-		return invalid("location is required")
+		return "", invalid("location is required")
 	}
 	if in.Properties == nil || in.Properties.CreationData == nil || in.Properties.CreationData.CreateOption == nil {
-		return invalid("properties.creationData.createOption is required")
+		return "", invalid("properties.creationData.createOption is required")
 	}
 	if in.SKU == nil || in.SKU.Name == nil {
 		in.SKU = &armcompute.DiskSKU{Name: to.Ptr(armcompute.DiskStorageAccountTypesStandardLRS)}
 	}
 	if !slices.Contains(skus, *in.SKU.Name) {
-		return invalid("sku.name %q is not one of %v", *in.SKU.Name, skus)
+		return "", invalid("sku.name %q is not one of %v", *in.SKU.Name, skus)
 	}
 	cd := in.Properties.CreationData
 	switch *cd.CreateOption {
 	case armcompute.DiskCreateOptionEmpty:
 		if in.Properties.DiskSizeGB == nil {
-			return invalid("properties.diskSizeGB is required for an empty disk")
+			return "", invalid("properties.diskSizeGB is required for an empty disk")
 		}
 	case armcompute.DiskCreateOptionCopy:
 		if cd.SourceResourceID == nil {
-			return invalid("properties.creationData.sourceResourceId is required to copy a disk")
+			return "", invalid("properties.creationData.sourceResourceId is required to copy a disk")
 		}
-		size, uniqueID, err := s.source(ctx, *cd.SourceResourceID)
+		src, err := s.source(ctx, *cd.SourceResourceID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if in.Properties.DiskSizeGB == nil {
-			in.Properties.DiskSizeGB = &size
-		} else if *in.Properties.DiskSizeGB < size {
-			return invalid("properties.diskSizeGB %d is smaller than the source disk's %d GB", *in.Properties.DiskSizeGB, size)
+			in.Properties.DiskSizeGB = &src.sizeGB
+		} else if *in.Properties.DiskSizeGB < src.sizeGB {
+			return "", invalid("properties.diskSizeGB %d is smaller than the source disk's %d GB", *in.Properties.DiskSizeGB, src.sizeGB)
 		}
-		cd.SourceUniqueID = &uniqueID
+		cd.SourceUniqueID = &src.uniqueID
+		content = src.content
 	default:
-		return invalid("createOption %q is not supported by Slipway; use Empty or Copy", *cd.CreateOption)
+		return "", invalid("createOption %q is not supported by Slipway; use Empty or Copy", *cd.CreateOption)
 	}
-	return checkSize(in)
+	return content, checkSize(in)
 }
 
-// source is the size and unique ID of what a disk is copied from: a disk
-// or a snapshot.
-func (s *Service) source(ctx context.Context, id string) (int32, string, error) {
+// copySource is what a copy needs of its source.
+type copySource struct {
+	sizeGB            int32
+	uniqueID, content string
+}
+
+// source is what a disk is copied from: a disk or a snapshot.
+func (s *Service) source(ctx context.Context, id string) (copySource, error) {
 	if strings.Contains(strings.ToLower(id), "/providers/microsoft.compute/snapshots/") {
 		sn, err := s.GetSnapshot(ctx, id)
 		if err != nil {
-			return 0, "", err
+			return copySource{}, err
 		}
 		m, err := SnapshotModel(sn)
 		if err != nil {
-			return 0, "", err
+			return copySource{}, err
 		}
-		return to32(m.Properties.DiskSizeGB), sn.Spec.UniqueID, nil
+		return copySource{to32(m.Properties.DiskSizeGB), sn.Spec.UniqueID, sn.Spec.Content}, nil
 	}
 	src, err := s.Get(ctx, id)
 	if err != nil {
-		return 0, "", err
+		return copySource{}, err
 	}
 	m, err := Model(src)
 	if err != nil {
-		return 0, "", err
+		return copySource{}, err
 	}
-	return to32(m.Properties.DiskSizeGB), src.Spec.UniqueID, nil
+	return copySource{to32(m.Properties.DiskSizeGB), src.Spec.UniqueID, src.Spec.Content}, nil
+}
+
+// Write records what a pod wrote on a disk (see MarkerAnnotation).
+func (s *Service) Write(ctx context.Context, id, content string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := s.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.Spec.Content == content {
+			return nil
+		}
+		d.Spec.Content = content
+		return s.client.Update(ctx, d)
+	})
 }
 
 func checkSize(in *armcompute.Disk) error {

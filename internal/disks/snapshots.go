@@ -114,7 +114,7 @@ func (s *Service) PutSnapshot(ctx context.Context, id string, in *armcompute.Sna
 		ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: armid.ObjectName(id), Labels: map[string]string{
 			slipwayv1.LabelSubscription: armid.Label(segs[1]), slipwayv1.LabelResourceGroup: armid.Label(segs[3]),
 		}},
-		Spec: slipwayv1.SnapshotSpec{ResourceID: id, Resource: raw(m), UniqueID: newGUID(), TimeCreated: metav1.NewTime(s.now())},
+		Spec: slipwayv1.SnapshotSpec{ResourceID: id, Resource: raw(m), UniqueID: newGUID(), TimeCreated: metav1.NewTime(s.now()), Content: src.Spec.Content},
 	}
 	if err := s.client.Create(ctx, sn); err != nil {
 		if apierrors.IsAlreadyExists(err) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
 	"github.com/slipway-dev/slipway/internal/csi/azurefile"
 	"github.com/slipway-dev/slipway/internal/disks"
@@ -38,7 +40,16 @@ type nodePlugin struct {
 	// sync reads its own, not the cluster's.
 	pods, vas cache.Indexer
 
+	// disks keeps what pods write on their disks.
+	disks diskContents
+
 	diskEnabled, fileEnabled func() bool
+}
+
+// diskContents reads and writes what is on a disk.
+type diskContents interface {
+	Get(ctx context.Context, id string) (*slipwayv1.Disk, error)
+	Write(ctx context.Context, id, content string) error
 }
 
 // nodeIDsAnnotation is the kubelet's record of each CSI driver's node ID.
@@ -79,11 +90,14 @@ func claimName(pod *corev1.Pod, vol corev1.Volume) string {
 	return ""
 }
 
-// mountVolumes marks each pod on the node whose claims' volumes are all
-// ready with simnode.VolumesMountedAnnotation, which lets KWOK start it: a
-// kubelet starts a pod's containers only once its volumes are mounted,
-// and it mounts a disk only once the disk is attached to the node. A
-// volume of another kind (a share, a local or NFS volume) mounts at once.
+// mountVolumes does a kubelet's part for the pods on the node that have
+// claims. A pod whose claims' volumes are all ready is marked with
+// simnode.VolumesMountedAnnotation, which lets KWOK start it (a kubelet
+// starts no container before the pod's volumes are mounted, nor mounts a
+// disk before it is attached to the node; a volume of another kind, a
+// share or a local or NFS volume, mounts at once), and with what it finds
+// on its disks (disks.ContentsAnnotation). A running pod's
+// disks.MarkerAnnotation is written on its read-write disks.
 func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node) error {
 	pods, err := n.pods.ByIndex(byNode, node.Name)
 	if err != nil {
@@ -92,48 +106,97 @@ func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node) error 
 	var attached map[string]bool // PV names
 	for _, obj := range pods {
 		pod := obj.(*corev1.Pod)
-		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodPending || pod.Annotations[simnode.VolumesMountedAnnotation] == "true" {
+		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		ready, claims := true, 0
-		for _, vol := range pod.Spec.Volumes {
-			name := claimName(pod, vol)
-			if name == "" {
-				continue
+		mounted := pod.Annotations[simnode.VolumesMountedAnnotation] == "true"
+		marker, writes := pod.Annotations[disks.MarkerAnnotation]
+		if (mounted && (!writes || pod.Status.Phase != corev1.PodRunning)) || (!mounted && pod.Status.Phase != corev1.PodPending) {
+			continue
+		}
+		if attached == nil {
+			if attached, err = n.attachedTo(node.Name); err != nil {
+				return err
 			}
-			claims++
-			pvc, err := n.pvcs.PersistentVolumeClaims(pod.Namespace).Get(name)
-			if err != nil || pvc.Spec.VolumeName == "" {
-				ready = false
-				break
-			}
-			pv, err := n.pvs.Get(pvc.Spec.VolumeName)
-			if err != nil {
-				ready = false
-				break
-			}
-			if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
-				continue
-			}
-			if attached == nil {
-				if attached, err = n.attachedTo(node.Name); err != nil {
-					return err
+		}
+		vols, ready := n.podDisks(pod, attached)
+		if !ready {
+			continue
+		}
+		if mounted {
+			for _, v := range vols {
+				if !v.readOnly {
+					if err := n.disks.Write(ctx, v.handle, marker); err != nil && !errors.Is(err, disks.ErrNotFound) {
+						return fmt.Errorf("writing on the disk of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+					}
 				}
 			}
-			if !attached[pv.Name] {
-				ready = false
-				break
+		}
+		annotations := map[string]string{}
+		if !mounted {
+			annotations[simnode.VolumesMountedAnnotation] = "true"
+		}
+		if len(vols) > 0 {
+			contents := map[string]string{}
+			for _, v := range vols {
+				d, err := n.disks.Get(ctx, v.handle)
+				if err != nil {
+					return fmt.Errorf("mounting the volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+				}
+				contents[v.volume] = d.Spec.Content
+			}
+			data, _ := json.Marshal(contents)
+			if pod.Annotations[disks.ContentsAnnotation] != string(data) {
+				annotations[disks.ContentsAnnotation] = string(data)
 			}
 		}
-		if !ready || claims == 0 {
+		if len(annotations) == 0 {
 			continue
 		}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{simnode.VolumesMountedAnnotation: "true"}}})
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 		if _, err := n.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("mounting the volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
 	return nil
+}
+
+// podDisk is a pod's volume on an Azure disk.
+type podDisk struct {
+	volume, handle string
+	readOnly       bool
+}
+
+// podDisks returns a pod's disk volumes, and whether all its claims'
+// volumes can be mounted: each claim bound, each disk attached (in
+// attached, by PV name).
+func (n *nodePlugin) podDisks(pod *corev1.Pod, attached map[string]bool) ([]podDisk, bool) {
+	var out []podDisk
+	claims := 0
+	for _, vol := range pod.Spec.Volumes {
+		name := claimName(pod, vol)
+		if name == "" {
+			continue
+		}
+		claims++
+		pvc, err := n.pvcs.PersistentVolumeClaims(pod.Namespace).Get(name)
+		if err != nil || pvc.Spec.VolumeName == "" {
+			return nil, false
+		}
+		pv, err := n.pvs.Get(pvc.Spec.VolumeName)
+		if err != nil {
+			return nil, false
+		}
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
+			continue
+		}
+		if !attached[pv.Name] {
+			return nil, false
+		}
+		readOnly := pv.Spec.CSI.ReadOnly || (vol.PersistentVolumeClaim != nil && vol.PersistentVolumeClaim.ReadOnly)
+		out = append(out, podDisk{volume: vol.Name, handle: pv.Spec.CSI.VolumeHandle, readOnly: readOnly})
+	}
+	return out, claims > 0
 }
 
 // attachedTo is the set of PVs whose disks are attached to the node.

@@ -111,7 +111,7 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		}
 	}
 	plugin := &nodePlugin{client: cs, nodes: nodeInf.Lister(), pods: podInf.Informer().GetIndexer(), pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), vas: vaInf.Informer().GetIndexer(),
-		diskEnabled: o.DiskDriverEnabled, fileEnabled: o.FileDriverEnabled}
+		disks: o.Disks, diskEnabled: o.DiskDriverEnabled, fileEnabled: o.FileDriverEnabled}
 	vaQueue := newQueue("volumeattachments")
 	nodeQueue := newQueue("csinodes")
 

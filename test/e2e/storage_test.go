@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+
+	"github.com/slipway-dev/slipway/internal/disks"
 )
 
 // volumeClaim is a claim of the given class and size.
@@ -131,6 +133,19 @@ func runningWithDisk(t testing.TB, cs kubernetes.Interface, w apiwatch.Interface
 			t.Fatal("the pod did not run within a minute")
 		}
 	}
+}
+
+// waitContents waits until a running pod shows what is on its disks.
+func waitContents(t testing.TB, cs kubernetes.Interface, pod, want string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "pod "+pod+" finds "+want+" on its disks", func() (bool, string) {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), pod, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		got := p.Annotations[disks.ContentsAnnotation]
+		return p.Status.Phase == corev1.PodRunning && got == want, fmt.Sprintf("%s, contents %s", p.Status.Phase, got)
+	})
 }
 
 func TestCSIStorage(t *testing.T) {
@@ -242,6 +257,14 @@ func TestCSIStorage(t *testing.T) {
 		// An attached disk cannot be deleted.
 		_, err = diskClient.BeginDelete(ctx, nodeGroup, *d.Name, nil)
 		expectCode(t, err, http.StatusConflict, "OperationNotAllowed")
+
+		// A new disk holds nothing; what the pod writes stays on it.
+		waitContents(t, cs, "db-0", `{"data":""}`)
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"written-on-a"}}}`, disks.MarkerAnnotation)
+		if _, err := cs.CoreV1().Pods("default").Patch(ctx, "db-0", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitContents(t, cs, "db-0", `{"data":"written-on-a"}`)
 	})
 	if claimed == nil {
 		t.FailNow()
@@ -267,6 +290,8 @@ func TestCSIStorage(t *testing.T) {
 			return va.Spec.NodeName == nodeB.Name, "attached to " + va.Spec.NodeName
 		})
 		t.Logf("pod deleted → disk attached on the other node: %v", time.Since(start).Round(time.Millisecond))
+		// What was written on node A is there on node B.
+		waitContents(t, cs, "db-0", `{"data":"written-on-a"}`)
 		d := diskOf(claimed)
 		if vm := strings.TrimPrefix(nodeB.Spec.ProviderID, "azure://"); !strings.EqualFold(ptr.Deref(d.ManagedBy, ""), vm) {
 			t.Errorf("disk managed by %q, want %s", ptr.Deref(d.ManagedBy, ""), vm)
@@ -364,6 +389,7 @@ func TestCSIStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 		pv, _ := waitAttached(t, cs, "restored", time.Minute)
+		waitContents(t, cs, "restored", `{"data":"written-on-a"}`)
 		d := diskOf(pv)
 		if cd := d.Properties.CreationData; *cd.CreateOption != armcompute.DiskCreateOptionCopy || !strings.EqualFold(*cd.SourceResourceID, handle) {
 			t.Errorf("restored disk made by %s from %s", *cd.CreateOption, ptr.Deref(cd.SourceResourceID, ""))
