@@ -2,13 +2,9 @@ package azurefile_test
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,16 +20,6 @@ const (
 	group = "MC_rg_sanity_eastus"
 )
 
-// ids gives csi-sanity volume IDs of the driver's form that name no share.
-type ids struct{ n atomic.Int64 }
-
-func (g *ids) GenerateUniqueValidVolumeID() string {
-	return fmt.Sprintf("%s#fmissing#missing-%d-%d###default", group, time.Now().UnixNano(), g.n.Add(1))
-}
-func (g *ids) GenerateInvalidVolumeID() string   { return "not-a-share-id" }
-func (g *ids) GenerateUniqueValidNodeID() string { return fmt.Sprintf("node-%d", g.n.Add(1)) }
-func (g *ids) GenerateInvalidNodeID() string     { return "no-such-node" }
-
 // TestSanity runs the CSI conformance suite against the file driver (with
 // standard shares: the suite runs once a process), then checks the size
 // rules of premium shares.
@@ -42,10 +28,7 @@ func TestSanity(t *testing.T) {
 	endpoint := csitest.Serve(t, "file", kubeconfig, "--subscription", sub, "--resource-group", group, "--location", "eastus",
 		"--node-id", "aks-nodepool1-12345678-vmss000000")
 	svc := storageaccounts.New(c)
-	csitest.Sanity(t, endpoint, func(cfg *sanity.TestConfig) {
-		cfg.TestVolumeParameters = map[string]string{"skuName": "Standard_LRS"}
-		cfg.IDGen = &ids{}
-	})
+	csitest.Sanity(t, endpoint, map[string]string{"skuName": "Standard_LRS"})
 	ctx := context.Background()
 
 	// Everything the suite made, it deleted: no share is left in the

@@ -1,7 +1,7 @@
-// Package csitest runs the CSI conformance suite, csi-sanity, against
-// Slipway's drivers as a user would: `slipway csi disk|file --endpoint`
-// serving on a unix socket, its objects kept in a real management plane
-// the test hosts and reads.
+// Package csitest runs the CSI conformance suite, csi-sanity (the program,
+// at the version the Makefile installs), against Slipway's drivers as a
+// user would: `slipway csi disk|file --endpoint` serving on a unix socket,
+// its objects kept in a real management plane the test hosts and reads.
 package csitest
 
 import (
@@ -9,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/management"
@@ -97,16 +98,35 @@ func Serve(t *testing.T, driver, kubeconfig string, args ...string) string {
 	}
 }
 
-// Sanity runs csi-sanity against endpoint with the configuration
-// configure fills in.
-func Sanity(t *testing.T, endpoint string, configure func(*sanity.TestConfig)) {
+// Sanity runs csi-sanity against endpoint, with the class parameters
+// params and the flags given, and fails the test if a spec fails.
+func Sanity(t *testing.T, endpoint string, params map[string]string, flags ...string) {
 	t.Helper()
+	bin, err := testenv.CSISanity()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	cfg := sanity.NewTestConfig()
-	cfg.Address = endpoint
-	cfg.TargetPath = filepath.Join(dir, "target")
-	cfg.StagingPath = filepath.Join(dir, "staging")
-	cfg.IdempotentCount = 3
-	configure(&cfg)
-	sanity.Test(t, cfg)
+	paramsFile := filepath.Join(dir, "params.yaml")
+	data, err := yaml.Marshal(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(paramsFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--csi.endpoint", endpoint,
+		"--csi.mountdir", filepath.Join(dir, "target"), "--csi.stagingdir", filepath.Join(dir, "staging"),
+		"--csi.testvolumeparameters", paramsFile, "--ginkgo.no-color"}, flags...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("csi-sanity: %v\n%s", err, out)
+	}
+	// The summary: how many specs ran and passed.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, l := range lines[max(0, len(lines)-4):] {
+		if strings.Contains(l, "Ran ") || strings.Contains(l, "Passed") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
 }
