@@ -11,16 +11,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+	"k8s.io/client-go/tools/record"
 )
 
-// provisioner is what external-provisioner adds to the library for a CSI
-// driver: a StorageClass and a claim become a CreateVolume call, and its
-// volume a PersistentVolume. external-provisioner itself is not on the
-// module proxy; the library it is built on is, and does the rest (watching
-// claims, binding, events, retries, reclaiming).
+// provisioner is what external-provisioner does for one CSI driver: a
+// StorageClass and a claim become a CreateVolume call, and its volume a
+// PersistentVolume; a reclaimed volume a DeleteVolume call. The claim and
+// volume loops around it are in provisioning.go.
 type provisioner struct {
 	// name is the driver's, and the provisioner's.
 	name   string
@@ -37,19 +38,35 @@ type provisioner struct {
 	// snapshots reads the VolumeSnapshots a claim is restored from; nil
 	// for a driver without snapshots.
 	snapshots snapshotclient.Interface
-	enabled   func() bool
+	// events records on claims and volumes as the provisioner.
+	events  record.EventRecorder
+	enabled func() bool
 	// disabled is the error a claim gets while the driver is off.
 	disabled string
 }
 
-var (
-	_ controller.Provisioner      = (*provisioner)(nil)
-	_ controller.BlockProvisioner = (*provisioner)(nil)
-)
+// provisionOptions is what a claim's volume is made from.
+type provisionOptions struct {
+	class        *storagev1.StorageClass
+	pvName       string
+	pvc          *corev1.PersistentVolumeClaim
+	selectedNode string // the scheduler's pick, for WaitForFirstConsumer
+}
 
-// SupportsBlock implements controller.BlockProvisioner: a disk can be a raw
-// block device.
-func (p *provisioner) SupportsBlock(context.Context) bool { return p.block }
+// provisioningState says what a failed Provision leaves.
+type provisioningState int
+
+const (
+	// provisioningFinished: nothing was made; retrying the same request
+	// fails the same way until something changes.
+	provisioningFinished provisioningState = iota
+	// provisioningInBackground: the volume may still be being made.
+	provisioningInBackground
+	// provisioningNoChange: nothing happened; try again.
+	provisioningNoChange
+	// provisioningReschedule: the selected node cannot have the volume.
+	provisioningReschedule
+)
 
 // Parameters of a class that are the provisioner's, not the driver's.
 const (
@@ -57,12 +74,13 @@ const (
 	paramPrefixCSI = "csi.storage.k8s.io/"
 )
 
-// Provision implements controller.Provisioner.
-func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
+// Provision makes a claim's volume and returns its PersistentVolume (claim
+// reference and provisioner's annotations left to the caller).
+func (p *provisioner) Provision(ctx context.Context, opts provisionOptions) (*corev1.PersistentVolume, provisioningState, error) {
 	if !p.enabled() {
-		return nil, controller.ProvisioningFinished, errors.New(p.disabled)
+		return nil, provisioningFinished, errors.New(p.disabled)
 	}
-	pvc, class := opts.PVC, opts.StorageClass
+	pvc, class := opts.pvc, opts.class
 	params := map[string]string{}
 	fsType := ""
 	for k, v := range class.Parameters {
@@ -80,13 +98,16 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	// driver tags the disk with it.
 	params["csi.storage.k8s.io/pvc/name"] = pvc.Name
 	params["csi.storage.k8s.io/pvc/namespace"] = pvc.Namespace
-	params["csi.storage.k8s.io/pv/name"] = opts.PVName
+	params["csi.storage.k8s.io/pv/name"] = opts.pvName
 
 	block := pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock
+	if block && !p.block {
+		return nil, provisioningFinished, fmt.Errorf("%s does not make raw block volumes: set the claim's volumeMode to Filesystem", p.name)
+	}
 	caps := capabilities(pvc.Spec.AccessModes, block, fsType, class.MountOptions)
 	storage := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 	req := &csi.CreateVolumeRequest{
-		Name:               opts.PVName,
+		Name:               opts.pvName,
 		CapacityRange:      &csi.CapacityRange{RequiredBytes: storage.Value()},
 		VolumeCapabilities: caps,
 		Parameters:         params,
@@ -94,12 +115,15 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if lim, ok := pvc.Spec.Resources.Limits[corev1.ResourceStorage]; ok {
 		req.CapacityRange.LimitBytes = lim.Value()
 	}
-	if opts.SelectedNodeName != "" && p.topologyKey != "" {
+	if opts.selectedNode != "" && p.topologyKey != "" {
 		// Strict topology, as AKS runs external-provisioner: the disk goes
 		// in the zone of the node the scheduler picked.
-		node, err := p.client.CoreV1().Nodes().Get(ctx, opts.SelectedNodeName, metav1.GetOptions{})
+		node, err := p.client.CoreV1().Nodes().Get(ctx, opts.selectedNode, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, provisioningReschedule, fmt.Errorf("selected node %s is gone", opts.selectedNode)
+		}
 		if err != nil {
-			return nil, controller.ProvisioningNoChange, fmt.Errorf("reading selected node %s: %w", opts.SelectedNodeName, err)
+			return nil, provisioningNoChange, fmt.Errorf("reading selected node %s: %w", opts.selectedNode, err)
 		}
 		t := &csi.Topology{Segments: map[string]string{p.topologyKey: node.Labels[p.topologyKey]}}
 		req.AccessibilityRequirements = &csi.TopologyRequirement{Requisite: []*csi.Topology{t}, Preferred: []*csi.Topology{t}}
@@ -113,31 +137,31 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 		case src.Kind == "PersistentVolumeClaim" && group == "":
 			handle, err := p.sourceVolume(ctx, pvc.Namespace, src.Name)
 			if err != nil {
-				return nil, controller.ProvisioningFinished, err
+				return nil, provisioningFinished, err
 			}
 			req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: handle}}}
 		case src.Kind == "VolumeSnapshot" && group == "snapshot.storage.k8s.io" && p.snapshots != nil:
 			handle, err := snapshotHandle(ctx, p.snapshots, pvc.Namespace, src.Name)
 			if err != nil {
 				// Not ready yet, most likely: try again.
-				return nil, controller.ProvisioningNoChange, err
+				return nil, provisioningNoChange, err
 			}
 			req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: handle}}}
 		default:
-			return nil, controller.ProvisioningFinished, fmt.Errorf("%s cannot make a volume from a %s", p.name, src.Kind)
+			return nil, provisioningFinished, fmt.Errorf("%s cannot make a volume from a %s", p.name, src.Kind)
 		}
 	}
 
 	resp, err := p.driver.CreateVolume(ctx, req)
 	if err != nil {
-		return nil, provisioningState(err), fmt.Errorf("creating the disk for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+		return nil, stateOf(err), fmt.Errorf("creating the disk for %s/%s: %w", pvc.Namespace, pvc.Name, err)
 	}
 	v := resp.GetVolume()
 	if fsType == "" && !block {
 		fsType = p.defaultFSType
 	}
 	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: opts.PVName},
+		ObjectMeta: metav1.ObjectMeta{Name: opts.pvName},
 		Spec: corev1.PersistentVolumeSpec{
 			AccessModes:                   pvc.Spec.AccessModes,
 			MountOptions:                  class.MountOptions,
@@ -150,7 +174,7 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 			NodeAffinity: nodeAffinity(v.GetAccessibleTopology()),
 		},
 	}
-	return pv, controller.ProvisioningFinished, nil
+	return pv, provisioningFinished, nil
 }
 
 // sourceVolume is the disk behind a claim a new claim clones.
@@ -175,12 +199,16 @@ func (p *provisioner) sourceVolume(ctx context.Context, namespace, name string) 
 // provisioningState says whether a failed CreateVolume may still be
 // making the disk: only an answer that the request itself is wrong is
 // final.
-func provisioningState(err error) controller.ProvisioningState {
+func stateOf(err error) provisioningState {
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.AlreadyExists, codes.OutOfRange, codes.NotFound, codes.FailedPrecondition:
-		return controller.ProvisioningFinished
+		return provisioningFinished
+	case codes.ResourceExhausted:
+		// No capacity where the node is (a zone without the SKU): another
+		// node may do.
+		return provisioningReschedule
 	}
-	return controller.ProvisioningInBackground
+	return provisioningInBackground
 }
 
 // capabilities is the CSI form of a claim's access modes.
@@ -228,11 +256,11 @@ func nodeAffinity(topology []*csi.Topology) *corev1.VolumeNodeAffinity {
 	return &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: terms}}
 }
 
-// Delete implements controller.Provisioner: a released volume of a Delete
-// class takes its disk or share with it (a disk once it is detached).
+// Delete deletes a reclaimed volume's disk or share (a disk once it is
+// detached). A volume that is not the driver's is left alone.
 func (p *provisioner) Delete(ctx context.Context, pv *corev1.PersistentVolume) error {
 	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != p.name {
-		return &controller.IgnoredError{Reason: "not a volume of " + p.name}
+		return nil
 	}
 	_, err := p.driver.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: pv.Spec.CSI.VolumeHandle})
 	if err != nil {

@@ -29,7 +29,6 @@ import (
 // VolumeSnapshots to contents) and the disk driver's sidecar (making and
 // deleting the snapshots through the driver, in-process).
 func runSnapshots(ctx context.Context, cs kubernetes.Interface, sc snapshotclient.Interface, core informers.SharedInformerFactory, driver *azuredisk.Driver) func() {
-	registerSnapshotTypes()
 	factory := snapshotinformers.NewSharedInformerFactory(sc, 10*time.Minute)
 	vs := factory.Snapshot().V1().VolumeSnapshots()
 	vsc := factory.Snapshot().V1().VolumeSnapshotContents()
@@ -65,12 +64,14 @@ func runSnapshots(ctx context.Context, cs kubernetes.Interface, sc snapshotclien
 	}
 }
 
-// registerSnapshotTypes adds the snapshot types to client-go's scheme,
-// which the controllers' event recorders use for the objects they report
-// on (the snapshot-controller binary does the same in its main).
-var registerSnapshotTypes = sync.OnceFunc(func() {
+// init adds the snapshot types to client-go's scheme, which the
+// controllers' event recorders use for the objects they report on (the
+// snapshot-controller binary does the same in its main). At init, not when
+// a cluster's controllers start: every client in the process decodes with
+// that scheme, and a write to it while one decodes is a fatal error.
+func init() {
 	utilruntime.Must(snapshotscheme.AddToScheme(scheme.Scheme))
-})
+}
 
 // inProcessSnapshotter is external-snapshotter's Snapshotter over the disk
 // driver's controller service, called directly rather than over a socket.

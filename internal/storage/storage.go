@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
 	"github.com/slipway-dev/slipway/internal/csi/azuredisk"
 	"github.com/slipway-dev/slipway/internal/csi/azurefile"
@@ -90,6 +89,7 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	pvcInf := factory.Core().V1().PersistentVolumeClaims()
 	pvInf := factory.Core().V1().PersistentVolumes()
 	vaInf := factory.Storage().V1().VolumeAttachments()
+	classInf := factory.Storage().V1().StorageClasses()
 	nodeVMs := vms{nodes: nodeInf.Lister()}
 	driver := azuredisk.New(o.Disks, nodeVMs, azuredisk.Config{
 		Subscription: o.Subscription, ResourceGroup: o.NodeResourceGroup, Location: o.Location,
@@ -157,28 +157,33 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, obj any) { podChanged(obj) }, DeleteFunc: podChanged})
 	broadcaster := record.NewBroadcaster(record.WithContext(runCtx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
-	events := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "external-resizer"})
-	resize := &resizer{drivers: map[string]csi.ControllerServer{azuredisk.DriverName: driver, azurefile.DriverName: files}, client: cs, pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), events: events}
+	recorder := func(component string) record.EventRecorder {
+		return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	}
+	resize := &resizer{drivers: map[string]csi.ControllerServer{azuredisk.DriverName: driver, azurefile.DriverName: files}, client: cs, pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), events: recorder("external-resizer")}
 	resizeQueue := newQueue("resizes")
+
+	prov := &provisioning{client: cs, pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), classes: classInf.Lister(), byName: map[string]*provisioner{
+		azuredisk.DriverName: {name: azuredisk.DriverName, driver: driver, client: cs, snapshots: sc, events: recorder(azuredisk.DriverName),
+			topologyKey: azuredisk.TopologyKey, defaultFSType: "ext4", block: true, enabled: o.DiskDriverEnabled,
+			disabled: "the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver"},
+		azurefile.DriverName: {name: azurefile.DriverName, driver: files, client: cs, events: recorder(azurefile.DriverName), enabled: o.FileDriverEnabled,
+			disabled: "the Azure Files CSI driver is disabled on this cluster: enable it with az aks update --enable-file-driver"},
+	}}
+	claimQueue, volumeQueue := newQueue("claims"), newQueue("volumes")
 	claimChanged := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
 			resizeQueue.Add(key)
+			claimQueue.Add(key)
 		}
 	}
 	pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: claimChanged, UpdateFunc: func(_, obj any) { claimChanged(obj) }})
-
-	// The library adds its own index to the claims informer it is given
-	// and exits the process if the index is there already: only one of
-	// the two provisioners may share the cluster's informers; the other
-	// watches claims and volumes itself.
-	provisioners := []*controller.ProvisionController{
-		newProvisionController(runCtx, cs, &provisioner{name: azuredisk.DriverName, driver: driver, client: cs, snapshots: sc,
-			topologyKey: azuredisk.TopologyKey, defaultFSType: "ext4", block: true, enabled: o.DiskDriverEnabled,
-			disabled: "the Azure Disk CSI driver is disabled on this cluster: enable it with az aks update --enable-disk-driver"},
-			controller.ClaimsInformer(pvcInf.Informer()), controller.VolumesInformer(pvInf.Informer())),
-		newProvisionController(runCtx, cs, &provisioner{name: azurefile.DriverName, driver: files, client: cs, enabled: o.FileDriverEnabled,
-			disabled: "the Azure Files CSI driver is disabled on this cluster: enable it with az aks update --enable-file-driver"}),
+	volumeChanged := func(obj any) {
+		if pv, ok := obj.(*corev1.PersistentVolume); ok {
+			volumeQueue.Add(pv.Name)
+		}
 	}
+	pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: volumeChanged, UpdateFunc: func(_, obj any) { volumeChanged(obj) }})
 
 	// The snapshot controllers wait for the snapshot CRDs, which the
 	// add-ons install when storageProfile.snapshotController is on.
@@ -188,12 +193,11 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 	go func() {
 		defer close(s.done)
 		defer factory.Shutdown()
-		if !cache.WaitForCacheSync(runCtx.Done(), nodeInf.Informer().HasSynced, podInf.Informer().HasSynced, pvcInf.Informer().HasSynced, pvInf.Informer().HasSynced, vaInf.Informer().HasSynced) {
+		if !cache.WaitForCacheSync(runCtx.Done(), nodeInf.Informer().HasSynced, podInf.Informer().HasSynced, pvcInf.Informer().HasSynced, pvInf.Informer().HasSynced, vaInf.Informer().HasSynced, classInf.Informer().HasSynced) {
 			return
 		}
-		for _, p := range provisioners {
-			go p.Run(runCtx)
-		}
+		go work(runCtx, claimQueue, 8, prov.syncClaim)
+		go work(runCtx, volumeQueue, 4, prov.syncVolume)
 		// Attaches run in parallel (each waits out the VM's update);
 		// one VM's are serialised by the disk service.
 		go work(runCtx, vaQueue, 16, att.sync)
@@ -201,24 +205,14 @@ func Start(ctx context.Context, o Options) (*Storage, error) {
 		go work(runCtx, resizeQueue, 4, resize.sync)
 		<-runCtx.Done()
 		vaQueue.ShutDown()
+		claimQueue.ShutDown()
+		volumeQueue.ShutDown()
 		nodeQueue.ShutDown()
 		resizeQueue.ShutDown()
 		broadcaster.Shutdown()
 		stopSnapshots()
 	}()
 	return s, nil
-}
-
-// newProvisionController runs the library's claim and volume loops for one
-// driver.
-func newProvisionController(ctx context.Context, cs kubernetes.Interface, p *provisioner, opts ...func(*controller.ProvisionController) error) *controller.ProvisionController {
-	return controller.NewProvisionController(ctx, cs, p.name, p, append([]func(*controller.ProvisionController) error{
-		controller.LeaderElection(false), // one controller per cluster, in this process
-		controller.MetricsPort(0),
-		controller.Threadiness(8),
-		controller.RateLimiter(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second)),
-		controller.CreateProvisionedPVInterval(200 * time.Millisecond),
-	}, opts...)...)
 }
 
 // storeKey keeps a storage account's key in the Secret pods' mounts of its
