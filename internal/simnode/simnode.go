@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	nodefast "sigs.k8s.io/kwok/kustomize/stage/node/fast"
 	nodeheartbeat "sigs.k8s.io/kwok/kustomize/stage/node/heartbeat-with-lease"
 	podfast "sigs.k8s.io/kwok/kustomize/stage/pod/fast"
@@ -293,10 +294,28 @@ func (k *Kubelets) Register(ctx context.Context, n Node) error {
 
 // Remove deletes the node. Removing a node that does not exist is not an
 // error.
+//
+// The pods still bound to it die with the VM. Pod GC would delete them
+// only after its 40 s quarantine, and until then their controllers count
+// them as running: a pod that tolerates the cordon (konnectivity-agent)
+// may be placed on the node after its drain, and its Deployment would be a
+// replica short for that long. Deleting them with the node is what Pod GC
+// ends with, sooner.
 func (k *Kubelets) Remove(ctx context.Context, name string) error {
 	err := k.client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing simulated node %s: %w", name, err)
+	}
+	pods, err := k.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	if err != nil {
+		return fmt.Errorf("listing the pods of removed node %s: %w", name, err)
+	}
+	for _, pod := range pods.Items {
+		err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting pod %s/%s of removed node %s: %w", pod.Namespace, pod.Name, name, err)
+		}
 	}
 	return nil
 }
