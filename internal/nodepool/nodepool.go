@@ -126,6 +126,11 @@ func Default(p *Properties) {
 	if p.EnableAutoScaling == nil {
 		p.EnableAutoScaling = to.Ptr(false)
 	}
+	if !*p.EnableAutoScaling {
+		// Bounds mean nothing without the autoscaler; az clears them when
+		// it turns it off, and AKS shows none.
+		p.MinCount, p.MaxCount = nil, nil
+	}
 	if p.OSDiskSizeGB != nil && *p.OSDiskSizeGB == 0 {
 		p.OSDiskSizeGB = nil // 0 means "the size's default"
 	}
@@ -231,8 +236,22 @@ func Validate(p *Properties) error {
 	if mode == armcontainerservice.AgentPoolModeSystem {
 		minCount = 1
 	}
-	if c := *p.Count; c < minCount || c > 1000 {
-		return invalid("agentPoolProfile.count", "agentPoolProfile.count was %d. It must be greater or equal to minCount:%d and less than or equal to maxCount:1000. If allowedMinCount was expected to be 0 but is 1: 1) VMAS pool 2) api Version < 2020-03-01 3) system pool", c, minCount)
+	if err := countInRange("count", *p.Count, minCount); err != nil {
+		return err
+	}
+	if *p.EnableAutoScaling {
+		if p.MinCount == nil {
+			return invalid("agentPoolProfile.minCount", "Required parameter agentPoolProfile.minCount is missing (null): a pool with enableAutoScaling needs minCount and maxCount.")
+		}
+		if p.MaxCount == nil {
+			return invalid("agentPoolProfile.maxCount", "Required parameter agentPoolProfile.maxCount is missing (null): a pool with enableAutoScaling needs minCount and maxCount.")
+		}
+		if err := countInRange("minCount", *p.MinCount, minCount); err != nil {
+			return err
+		}
+		if err := countInRange("maxCount", *p.MaxCount, max(minCount, 1)); err != nil {
+			return err
+		}
 	}
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
 		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
@@ -279,6 +298,15 @@ func Validate(p *Properties) error {
 	return nil
 }
 
+// countInRange applies AKS's range to a pool's count, minCount or
+// maxCount, with the message AKS gives (a System pool cannot go to 0).
+func countInRange(field string, n, least int32) error {
+	if n >= least && n <= 1000 {
+		return nil
+	}
+	return invalid("agentPoolProfile."+field, "agentPoolProfile.%s was %d. It must be greater or equal to minCount:%d and less than or equal to maxCount:1000. If allowedMinCount was expected to be 0 but is 1: 1) The nodepool is a VMAS pool. 2) api Version is less than 2020-03-01. 3) The node is a system pool.", field, n, least)
+}
+
 // validateFields checks the values AKS refuses that the model's types
 // allow: enums, label keys Kubernetes would refuse, zones, ranges.
 func validateFields(p *Properties) error {
@@ -316,14 +344,8 @@ func validateFields(p *Properties) error {
 			return invalid("agentPoolProfile.nodeLabels", "The value of parameter agentPoolProfile.nodeLabels is invalid: label %q is in a namespace AKS reserves (kubernetes.io, k8s.io, kubernetes.azure.com).", k)
 		}
 	}
-	if p.MinCount != nil && (*p.MinCount < 0 || *p.MinCount > 1000) {
-		return invalid("agentPoolProfile.minCount", "The value of parameter agentPoolProfile.minCount is invalid: %d is outside 0-1000.", *p.MinCount)
-	}
-	if p.MaxCount != nil && (*p.MaxCount < 0 || *p.MaxCount > 1000) {
-		return invalid("agentPoolProfile.maxCount", "The value of parameter agentPoolProfile.maxCount is invalid: %d is outside 0-1000.", *p.MaxCount)
-	}
 	if p.MinCount != nil && p.MaxCount != nil && *p.MinCount > *p.MaxCount {
-		return invalid("agentPoolProfile.minCount", "The value of parameter agentPoolProfile.minCount is invalid: minCount %d is greater than maxCount %d.", *p.MinCount, *p.MaxCount)
+		return invalid("agentPoolProfile.minCount", "agentPoolProfile.minCount was %d. It must be less than or equal to agentPoolProfile.maxCount:%d.", *p.MinCount, *p.MaxCount)
 	}
 	if us := p.UpgradeSettings; us != nil {
 		if v := deref(us.MaxSurge); v != "" && !ValidCountOrPercent(v) {
@@ -374,8 +396,15 @@ func ValidateVersion(v, target string) error {
 		Message: fmt.Sprintf("Version %s is not supported in this region. Supported versions: %s (%s).", v, full, version.KubernetesMinor())}
 }
 
-// ValidateUpdate checks what a PUT may not change.
-func ValidateUpdate(old, p *Properties) error {
+// ValidateUpdate checks what a PUT of pool name may not change: the
+// immutable fields, and the count of a pool the autoscaler sizes.
+func ValidateUpdate(name string, old, p *Properties) error {
+	if *p.EnableAutoScaling && deref(p.Count) != deref(old.Count) {
+		if deref(old.EnableAutoScaling) {
+			return invalid("agentPoolProfile.count", "Cannot manually scale AgentPool '%s' of an AKS cluster with cluster autoscaler enabled. Please disable cluster autoscaler in the cluster to manually scale.", name)
+		}
+		return invalid("agentPoolProfile.count", "Cannot manually scale and enable cluster autoscaler in the same update operation on VMSS Agentpool '%s'.", name)
+	}
 	immutable := []struct {
 		name     string
 		old, new string

@@ -219,3 +219,61 @@ func TestInternalIP(t *testing.T) {
 		t.Errorf("FreeIPSlot = %d, want 2", got)
 	}
 }
+
+func TestAutoscalingRules(t *testing.T) {
+	user, system := armcontainerservice.AgentPoolModeUser, armcontainerservice.AgentPoolModeSystem
+	pool := func(mode armcontainerservice.AgentPoolMode, count int32, enable bool, min, max *int32) *Properties {
+		return &Properties{Mode: to.Ptr(mode), Count: to.Ptr(count), EnableAutoScaling: to.Ptr(enable), MinCount: min, MaxCount: max}
+	}
+	for _, tc := range []struct {
+		name   string
+		p      *Properties
+		target string // "" for accepted
+	}{
+		{"a User pool from zero", pool(user, 0, true, to.Ptr[int32](0), to.Ptr[int32](5)), ""},
+		{"a System pool from zero", pool(system, 1, true, to.Ptr[int32](0), to.Ptr[int32](5)), "agentPoolProfile.minCount"},
+		{"no minCount", pool(user, 1, true, nil, to.Ptr[int32](5)), "agentPoolProfile.minCount"},
+		{"no maxCount", pool(user, 1, true, to.Ptr[int32](1), nil), "agentPoolProfile.maxCount"},
+		{"min above max", pool(user, 1, true, to.Ptr[int32](5), to.Ptr[int32](3)), "agentPoolProfile.minCount"},
+		{"max above 1000", pool(user, 1, true, to.Ptr[int32](1), to.Ptr[int32](1001)), "agentPoolProfile.maxCount"},
+		{"bounds without the autoscaler are dropped", pool(user, 1, false, to.Ptr[int32](5), to.Ptr[int32](3)), ""},
+	} {
+		err := Normalize(tc.p)
+		switch {
+		case tc.target == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.target != "" && (err == nil || err.(*Invalid).Target != tc.target):
+			t.Errorf("%s: %v, want an error for %s", tc.name, err, tc.target)
+		}
+		if tc.target == "" && !*tc.p.EnableAutoScaling && (tc.p.MinCount != nil || tc.p.MaxCount != nil) {
+			t.Errorf("%s: bounds kept on a pool without the autoscaler", tc.name)
+		}
+	}
+	if err := Normalize(pool(system, 0, true, to.Ptr[int32](0), to.Ptr[int32](3))); err == nil || !strings.Contains(err.Error(), "allowedMinCount") {
+		t.Errorf("System pool at 0: %v, want AKS's allowedMinCount message", err)
+	}
+
+	// A count the autoscaler owns cannot be set by hand.
+	old := pool(user, 3, true, to.Ptr[int32](1), to.Ptr[int32](5))
+	for _, tc := range []struct {
+		name   string
+		old, p *Properties
+		msg    string // "" for accepted
+	}{
+		{"new bounds, same count", old, pool(user, 3, true, to.Ptr[int32](2), to.Ptr[int32](8)), ""},
+		{"a manual scale", old, pool(user, 4, true, to.Ptr[int32](1), to.Ptr[int32](5)), "Cannot manually scale AgentPool 'work'"},
+		{"enable and scale at once", pool(user, 3, false, nil, nil), pool(user, 4, true, to.Ptr[int32](1), to.Ptr[int32](5)), "Cannot manually scale and enable cluster autoscaler in the same update operation on VMSS Agentpool 'work'"},
+		{"disable and scale at once", old, pool(user, 4, false, nil, nil), ""},
+	} {
+		for _, p := range []*Properties{tc.old, tc.p} {
+			p.VMSize, p.OSType, p.OSDiskType, p.ScaleSetPriority = to.Ptr("Standard_D2s_v3"), to.Ptr(armcontainerservice.OSTypeLinux), to.Ptr(armcontainerservice.OSDiskTypeManaged), to.Ptr(armcontainerservice.ScaleSetPriorityRegular)
+		}
+		err := ValidateUpdate("work", tc.old, tc.p)
+		switch {
+		case tc.msg == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.msg != "" && (err == nil || !strings.Contains(err.Error(), tc.msg) || err.(*Invalid).Code != "InvalidParameter"):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.msg)
+		}
+	}
+}

@@ -310,7 +310,7 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 		if err := json.Unmarshal(existing.Spec.Properties.Raw, &old); err != nil {
 			return err
 		}
-		if err := nodepool.ValidateUpdate(&old, props); err != nil {
+		if err := nodepool.ValidateUpdate(name, &old, props); err != nil {
 			return fromInvalid(err)
 		}
 		if *old.Mode == armcontainerservice.AgentPoolModeSystem && *props.Mode != armcontainerservice.AgentPoolModeSystem && !otherSystemPool(pools, name) {

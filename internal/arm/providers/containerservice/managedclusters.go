@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/armid"
+	"github.com/slipway-dev/slipway/internal/autoscaler"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
 )
@@ -219,6 +221,11 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		}
 		profile.Name = to.Ptr(pools[i].Spec.Name)
 		p.AgentPoolProfiles = append(p.AgentPoolProfiles, &profile)
+		if deref(profile.EnableAutoScaling) && p.AutoScalerProfile == nil {
+			// A cluster whose pools autoscale shows the profile in force.
+			p.AutoScalerProfile = &armcontainerservice.ManagedClusterPropertiesAutoScalerProfile{}
+			autoscaler.Normalize(p.AutoScalerProfile)
+		}
 		// az aks upgrade --node-image-only starts every pool's upgrade and
 		// shows the cluster upgrading while they run.
 		if *p.ProvisioningState == "Succeeded" && busyWith(pools[i].Spec.Operation, pools[i].Status.CompletedOperation) == slipwayv1.ActionUpgradeNodeImage {
@@ -473,6 +480,17 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 		p.EnableRBAC = to.Ptr(true)
 	}
 	defaultStorageProfile(p, old)
+	if p.AutoScalerProfile != nil {
+		if err := autoscaler.Normalize(p.AutoScalerProfile); err != nil {
+			var inv *autoscaler.Invalid
+			if errors.As(err, &inv) {
+				return arm.InvalidParameter(inv.Target, "%s", inv.Message)
+			}
+			return err
+		}
+	} else if old != nil {
+		p.AutoScalerProfile = old.Properties.AutoScalerProfile
+	}
 	if in.Identity == nil && p.ServicePrincipalProfile == nil {
 		in.Identity = &armcontainerservice.ManagedClusterIdentity{Type: to.Ptr(armcontainerservice.ResourceIdentityTypeSystemAssigned)}
 	}

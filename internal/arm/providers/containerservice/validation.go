@@ -157,7 +157,7 @@ func checkPoolUpdates(profiles []*armcontainerservice.ManagedClusterAgentPoolPro
 			kept = kept || runningSystem(&old)
 			continue
 		}
-		if err := nodepool.ValidateUpdate(&old, props); err != nil {
+		if err := nodepool.ValidateUpdate(e.Spec.Name, &old, props); err != nil {
 			return fromInvalid(err)
 		}
 	}
