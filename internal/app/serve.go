@@ -149,7 +149,20 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	diskService, accountService := disks.New(direct), storageaccounts.New(direct)
 	volumes := clusterStorage{client: mgr.GetClient(), disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
-	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: volumes.start})
+	images := &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}
+	companions := func(ctx context.Context, c *hosting.Cluster) (func(), error) {
+		stopVolumes, err := volumes.start(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		stopScaler, err := startAutoscaler(ctx, c, mgr.GetClient(), images)
+		if err != nil {
+			stopVolumes()
+			return nil, err
+		}
+		return func() { stopScaler(); stopVolumes() }, nil
+	}
+	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: companions})
 	if err != nil {
 		return err
 	}

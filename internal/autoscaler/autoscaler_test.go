@@ -1,0 +1,240 @@
+package autoscaler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+)
+
+// fakePools is a cluster's pools held in memory; what the autoscaler asks
+// of them is recorded.
+type fakePools struct {
+	mu      sync.Mutex
+	pools   []Pool
+	profile *Profile
+	resized []string
+	removed []string
+}
+
+func (f *fakePools) Pools(context.Context) ([]Pool, *Profile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Pool, len(f.pools))
+	copy(out, f.pools)
+	return out, f.profile, nil
+}
+
+func (f *fakePools) Resize(_ context.Context, pool string, from, to int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resized = append(f.resized, fmt.Sprintf("%s %d->%d", pool, from, to))
+	for i := range f.pools {
+		if f.pools[i].Name == pool {
+			f.pools[i].Count = to
+		}
+	}
+	return nil
+}
+
+func (f *fakePools) RemoveNode(_ context.Context, pool, node string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, node)
+	return nil
+}
+
+func (f *fakePools) removedNodes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.removed...)
+}
+
+// template is a node of pool with 2 CPUs and 8 GiB, as nodepool makes it.
+func template(pool string, taints ...corev1.Taint) *corev1.Node {
+	rl := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110")}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "aks-" + pool + "-12345678-vmss000000", Labels: map[string]string{
+			"kubernetes.azure.com/agentpool": pool, corev1.LabelHostname: "aks-" + pool + "-12345678-vmss000000", corev1.LabelOSStable: "linux"}},
+		Spec:   corev1.NodeSpec{Taints: taints},
+		Status: corev1.NodeStatus{Capacity: rl, Allocatable: rl, Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func node(pool string, i int) *corev1.Node {
+	n := template(pool)
+	n.Name = fmt.Sprintf("aks-%s-12345678-vmss%06d", pool, i)
+	n.Labels[corev1.LabelHostname] = n.Name
+	return n
+}
+
+func pendingPod(name, cpu string, selector map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Minute)),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "rs", Controller: to.Ptr(true)}}},
+		Spec: corev1.PodSpec{NodeSelector: selector, Containers: []corev1.Container{{Name: "c", Image: "i",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}},
+	}
+}
+
+// newTestAutoscaler runs an autoscaler over a fake API server holding objs.
+func newTestAutoscaler(t *testing.T, pools *fakePools, objs ...runtime.Object) (*Autoscaler, *record.FakeRecorder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cs := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	events := record.NewFakeRecorder(100)
+	a, err := New(ctx, cs, factory, pools, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			t.Fatalf("%v did not sync", typ)
+		}
+	}
+	return a, events
+}
+
+func TestScaleUpFromZero(t *testing.T) {
+	pools := &fakePools{pools: []Pool{
+		{Name: "system", ScaleSet: "aks-system-12345678-vmss", Count: 1, Template: template("system")},
+		{Name: "user", ScaleSet: "aks-user-12345678-vmss", Enabled: true, Min: 0, Max: 5, Template: template("user")},
+	}}
+	// The system node is full; each pod needs most of a node.
+	full := pendingPod("system-hog", "1900m", nil)
+	full.Spec.NodeName, full.Status.Conditions = node("system", 0).Name, nil
+	a, events := newTestAutoscaler(t, pools, node("system", 0), full,
+		pendingPod("web-1", "1500m", nil), pendingPod("web-2", "1500m", nil), pendingPod("web-3", "1500m", nil),
+		pendingPod("nowhere", "100m", map[string]string{"disk": "nvme"}))
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pools.resized) != "[user 0->3]" {
+		for len(events.Events) > 0 {
+			t.Log(<-events.Events)
+		}
+		t.Fatalf("resized %v, want [user 0->3]", pools.resized)
+	}
+	got := map[string]int{}
+	for len(events.Events) > 0 {
+		e := <-events.Events
+		for _, reason := range []string{"TriggeredScaleUp", "NotTriggerScaleUp"} {
+			if len(e) > len("Normal "+reason) && e[:len("Normal "+reason)] == "Normal "+reason {
+				got[reason]++
+			}
+		}
+	}
+	if got["TriggeredScaleUp"] != 3 || got["NotTriggerScaleUp"] != 0 {
+		t.Errorf("events %v", got)
+	}
+
+	// A pod no pool's node can take triggers nothing, and says why.
+	pools.resized = nil
+	a.lastScaleUp = time.Time{}
+	pools.pools[1].Count = 3 // made: as upcoming nodes they hold web-1..3
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(pools.resized) != 0 {
+		t.Errorf("resized %v for pods that fit the upcoming nodes or no node", pools.resized)
+	}
+	found := false
+	for len(events.Events) > 0 {
+		if e := <-events.Events; len(e) > 0 && contains(e, "NotTriggerScaleUp") && contains(e, "didn't match Pod's node affinity/selector") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no NotTriggerScaleUp event naming the selector")
+	}
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || index(s, sub) >= 0) }
+
+func index(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestExpanders(t *testing.T) {
+	spot := Pool{Name: "spot", ScaleSet: "aks-spot-12345678-vmss", Enabled: true, Max: 5, Template: template("spot")}
+	regular := Pool{Name: "regular", ScaleSet: "aks-regular-12345678-vmss", Enabled: true, Max: 5, Template: template("regular")}
+	priorities := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: priorityName, Namespace: "kube-system"},
+		Data: map[string]string{"priorities": "50:\n  - .*spot.*\n10:\n  - .*\n"}}
+	pools := &fakePools{pools: []Pool{regular, spot}, profile: &Profile{Expander: to.Ptr(armcontainerservice.ExpanderPriority)}}
+	a, _ := newTestAutoscaler(t, pools, priorities, pendingPod("web-1", "1", nil))
+	for range 5 { // the random tie-break never picks the lower priority
+		pools.resized = nil
+		pools.pools[0].Count, pools.pools[1].Count = 0, 0
+		a.lastScaleUp = time.Time{}
+		if _, err := a.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(pools.resized) != "[spot 0->1]" {
+			t.Fatalf("resized %v, want the Spot pool first", pools.resized)
+		}
+	}
+
+	// A Spot pool without capacity fails, backs off, and the next loop
+	// falls back to the regular pool.
+	pools.resized = nil
+	pools.pools[0].Count, pools.pools[1].Count = 0, 0
+	pools.pools[1].NoCapacity = "AllocationFailed: no Spot capacity for Standard_D2s_v3 in eastus"
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(pools.resized) != 0 || a.backoff["aks-spot-12345678-vmss"].code != "AllocationFailed" {
+		t.Fatalf("resized %v, backoff %+v", pools.resized, a.backoff)
+	}
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pools.resized) != "[regular 0->1]" {
+		t.Fatalf("resized %v, want the regular pool as fallback", pools.resized)
+	}
+}
+
+func TestScaleDown(t *testing.T) {
+	pools := &fakePools{pools: []Pool{
+		{Name: "user", ScaleSet: "aks-user-12345678-vmss", Enabled: true, Min: 2, Max: 5, Count: 3, Template: template("user")},
+	}}
+	busy := pendingPod("busy", "1800m", nil)
+	busy.Spec.NodeName, busy.Status = node("user", 2).Name, corev1.PodStatus{Phase: corev1.PodRunning}
+	a, _ := newTestAutoscaler(t, pools, node("user", 0), node("user", 1), node("user", 2), busy)
+	a.lastScaleUp, a.lastScaleDown, a.lastFailure = time.Time{}, time.Time{}, time.Time{}
+	zero := &Profile{ScaleDownUnneededTime: to.Ptr("0s"), ScaleDownDelayAfterAdd: to.Ptr("0s"), ScaleDownDelayAfterDelete: to.Ptr("0s")}
+	pools.profile = zero
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Two empty nodes, a minimum of two: one goes. The busy one is used.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pools.removedNodes()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	removed := pools.removedNodes()
+	if len(removed) != 1 || removed[0] == node("user", 2).Name {
+		t.Errorf("removed %v, want one of the empty nodes", removed)
+	}
+}
