@@ -205,6 +205,17 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		out.Identity.PrincipalID = to.Ptr(guidFrom(id + "/identity"))
 		out.Identity.TenantID = to.Ptr(s.TenantID())
 	}
+	if out.Identity != nil && p.IdentityProfile == nil {
+		// The kubelet's identity AKS makes in the node resource group for
+		// a cluster with a managed identity; az aks update reads it on
+		// every run (for --attach-acr), and fails without it.
+		p.IdentityProfile = map[string]*armcontainerservice.UserAssignedIdentity{"kubeletidentity": {
+			ResourceID: to.Ptr(fmt.Sprintf("/subscriptions/%s/resourcegroups/%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/%s-agentpool",
+				armid.SubscriptionOf(id), deref(p.NodeResourceGroup), segs[len(segs)-1])),
+			ClientID: to.Ptr(guidFrom(id + "/kubelet/client")),
+			ObjectID: to.Ptr(guidFrom(id + "/kubelet/object")),
+		}}
+	}
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
 		return nil, err
