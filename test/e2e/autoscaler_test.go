@@ -14,8 +14,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -170,6 +172,116 @@ func TestClusterAutoscaler(t *testing.T) {
 			return *got.Properties.Count == 0 && len(nodes) == 0, fmt.Sprintf("count %d, %d nodes", *got.Properties.Count, len(nodes))
 		})
 		t.Logf("deployment at 0 → pool at 0: %v (unneeded time 5s)", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("a PodDisruptionBudget holds a scale-down until it allows the eviction", func(t *testing.T) {
+		if _, err := cs.AppsV1().Deployments("default").Create(ctx, hungry("big", "burst", 1), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var burstNode string
+		eventually(t, 2*time.Minute, "a burst node for the big pod", func() (bool, string) {
+			nodes := poolNodes(t, cs, "burst")
+			n, _ := runningPods(ctx, cs, "big")
+			if len(nodes) == 1 && n == 1 {
+				burstNode = nodes[0].Name
+			}
+			return burstNode != "", fmt.Sprintf("%d nodes, %d running", len(nodes), n)
+		})
+		// A small pod that would rather run on the burst node, but fits
+		// the system node too, and may not be evicted.
+		guarded := hungry("guarded", "", 1)
+		guarded.Spec.Template.Spec.NodeSelector = nil
+		guarded.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m")}
+		guarded.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{
+			Weight: 100, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{burstNode}}}}}}}}
+		if _, err := cs.AppsV1().Deployments("default").Create(ctx, guarded, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "guarded", Namespace: "default"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: to.Ptr(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "guarded"}}}}
+		if _, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the guarded pod on the burst node, its budget at 0", func() (bool, string) {
+			pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=guarded"})
+			if err != nil || len(pods.Items) != 1 {
+				return false, fmt.Sprint(err)
+			}
+			b, err := cs.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "guarded", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			p := pods.Items[0]
+			if p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != burstNode {
+				t.Fatalf("the guarded pod went to %s, not the burst node", p.Spec.NodeName)
+			}
+			return p.Status.Phase == corev1.PodRunning && b.Status.ObservedGeneration == b.Generation && b.Status.DisruptionsAllowed == 0, string(p.Status.Phase)
+		})
+		scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "default"}, Spec: autoscalingv1.ScaleSpec{Replicas: 0}}
+		if _, err := cs.AppsV1().Deployments("default").UpdateScale(ctx, "big", scale, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The autoscaler marks the node and tries to drain it; the budget
+		// holds the pod, and so the node.
+		eventually(t, time.Minute, "the burst node marked for deletion", func() (bool, string) {
+			n, err := cs.CoreV1().Nodes().Get(ctx, burstNode, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, taint := range n.Spec.Taints {
+				if taint.Key == "ToBeDeletedByClusterAutoscaler" {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(n.Spec.Taints)
+		})
+		time.Sleep(10 * time.Second)
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=guarded"})
+		if err != nil || len(pods.Items) != 1 || pods.Items[0].Spec.NodeName != burstNode || pods.Items[0].DeletionTimestamp != nil {
+			t.Fatalf("the guarded pod was evicted despite its budget: %v %v", pods, err)
+		}
+		if got, err := c.pools.Get(ctx, group, name, "burst", nil); err != nil || *got.Properties.Count != 1 {
+			t.Fatalf("the burst pool shrank behind a budget: %v", err)
+		}
+		// Once the budget allows it, the pod moves and the node goes.
+		if err := cs.PolicyV1().PodDisruptionBudgets("default").Delete(ctx, "guarded", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Minute, "the burst pool at 0, the guarded pod moved", func() (bool, string) {
+			got, err := c.pools.Get(ctx, group, name, "burst", nil)
+			if err != nil {
+				return false, err.Error()
+			}
+			n, _ := runningPods(ctx, cs, "guarded")
+			return *got.Properties.Count == 0 && n == 1, fmt.Sprintf("count %d, guarded running %d", *got.Properties.Count, n)
+		})
+	})
+
+	t.Run("az updates the autoscaler of a pool and the profile", func(t *testing.T) {
+		az := newAZ(t, s)
+		var ap struct {
+			EnableAutoScaling  bool `json:"enableAutoScaling"`
+			MinCount, MaxCount int
+		}
+		az.json(&ap, "aks", "nodepool", "update", "-g", group, "--cluster-name", name, "-n", "burst", "--update-cluster-autoscaler", "--min-count", "0", "--max-count", "4")
+		if !ap.EnableAutoScaling || ap.MaxCount != 4 {
+			t.Errorf("after --update-cluster-autoscaler: %+v", ap)
+		}
+		var mc struct {
+			AutoScalerProfile map[string]any `json:"autoScalerProfile"`
+		}
+		az.json(&mc, "aks", "update", "-g", group, "-n", name, "--cluster-autoscaler-profile", "scale-down-unneeded-time=7m", "scan-interval=1s")
+		if mc.AutoScalerProfile["scaleDownUnneededTime"] != "7m" && mc.AutoScalerProfile["scale-down-unneeded-time"] != "7m" {
+			t.Errorf("profile after az aks update: %v", mc.AutoScalerProfile)
+		}
+		var off struct {
+			EnableAutoScaling  bool `json:"enableAutoScaling"`
+			MinCount, MaxCount *int
+		}
+		az.json(&off, "aks", "nodepool", "update", "-g", group, "--cluster-name", name, "-n", "burst", "--disable-cluster-autoscaler")
+		if off.EnableAutoScaling || off.MinCount != nil || off.MaxCount != nil {
+			t.Errorf("after --disable-cluster-autoscaler: %+v", off)
+		}
 	})
 
 	t.Run("Spot first, regular when Spot has no capacity", func(t *testing.T) {
