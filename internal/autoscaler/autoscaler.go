@@ -2,6 +2,7 @@ package autoscaler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -191,7 +193,16 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 	snap := v.snapshot()
 	a.sim.use(snap)
 	var stranded []*corev1.Pod
+	// Room only shrinks as pods are placed: once a pod fits no node, its
+	// equivalents (same controller, same scheduling constraints) do not
+	// either, as upstream's equivalence groups have it.
+	fitsNowhere := map[string]bool{}
 	for _, pod := range pending {
+		key := equivalence(pod)
+		if fitsNowhere[key] {
+			stranded = append(stranded, pod)
+			continue
+		}
 		if node := a.place(ctx, pod, v.nodes); node != "" {
 			if err := a.sim.assume(pod, node); err != nil {
 				return settings, err
@@ -201,6 +212,7 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 			v.pods = append(v.pods, p)
 			continue
 		}
+		fitsNowhere[key] = true
 		stranded = append(stranded, pod)
 	}
 	a.status.scaleUpNeeded = len(stranded) > 0
@@ -291,6 +303,28 @@ func (a *Autoscaler) pending(s Settings, now time.Time) ([]*corev1.Pod, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreationTimestamp.Before(&out[j].CreationTimestamp) })
 	return out, nil
+}
+
+// equivalence is the key of a pod's equivalence group: pods of one
+// controller with the same scheduling constraints and requests fit the
+// same nodes.
+func equivalence(p *corev1.Pod) string {
+	owner := ""
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		owner = string(ref.UID)
+	} else {
+		owner = p.Namespace + "/" + p.Name // a bare pod is its own group
+	}
+	constraints, _ := json.Marshal(struct {
+		Labels      map[string]string
+		Selector    map[string]string
+		Affinity    *corev1.Affinity
+		Tolerations []corev1.Toleration
+		Spread      []corev1.TopologySpreadConstraint
+		Containers  []corev1.Container
+		Volumes     []corev1.Volume
+	}{p.Labels, p.Spec.NodeSelector, p.Spec.Affinity, p.Spec.Tolerations, p.Spec.TopologySpreadConstraints, p.Spec.Containers, p.Spec.Volumes})
+	return owner + "/" + string(constraints)
 }
 
 // place finds a node of the current snapshot that takes pod, or "".
@@ -403,14 +437,18 @@ func (a *Autoscaler) estimate(ctx context.Context, v *view, p *Pool, stranded []
 	}
 	a.sim.use(v.snapshot(news...))
 	opt := option{pool: p}
+	// First fit: an equivalent of a pod placed on new node i fits none
+	// before i, so it starts looking there.
+	from := map[string]int{}
 	for _, pod := range stranded {
 		state, allowed, err := a.sim.preFilter(ctx, pod)
 		if err != nil {
 			reject(rejected, pod, err.Error())
 			continue
 		}
+		key := equivalence(pod)
 		placed, why := -1, ""
-		for i := 0; i <= min(opt.nodes, room-1); i++ {
+		for i := from[key]; i <= min(opt.nodes, room-1); i++ {
 			ok, reason := a.sim.fits(ctx, state, allowed, pod, news[i].Name)
 			if ok {
 				placed = i
@@ -423,8 +461,10 @@ func (a *Autoscaler) estimate(ctx context.Context, v *view, p *Pool, stranded []
 			continue
 		}
 		if err := a.sim.assume(pod, news[placed].Name); err != nil {
+			reject(rejected, pod, err.Error())
 			continue
 		}
+		from[key] = placed
 		opt.pods = append(opt.pods, pod)
 		opt.nodes = max(opt.nodes, placed+1)
 	}

@@ -91,13 +91,13 @@ func pendingPod(name, cpu string, selector map[string]string) *corev1.Pod {
 }
 
 // newTestAutoscaler runs an autoscaler over a fake API server holding objs.
-func newTestAutoscaler(t *testing.T, pools *fakePools, objs ...runtime.Object) (*Autoscaler, *record.FakeRecorder) {
+func newTestAutoscaler(t testing.TB, pools *fakePools, objs ...runtime.Object) (*Autoscaler, *record.FakeRecorder) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cs := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(cs, 0)
-	events := record.NewFakeRecorder(100)
+	events := record.NewFakeRecorder(100000)
 	a, err := New(ctx, cs, factory, pools, events)
 	if err != nil {
 		t.Fatal(err)

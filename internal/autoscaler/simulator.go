@@ -107,7 +107,9 @@ func (s *simulator) fits(ctx context.Context, state fwk.CycleState, allowed sets
 	if err != nil {
 		return false, err.Error()
 	}
-	status := s.fw.RunFilterPlugins(ctx, state.Clone(), pod, ni)
+	// Filter plugins only read the cycle state, so one state serves every
+	// node, as in kube-scheduler's own filtering.
+	status := s.fw.RunFilterPlugins(ctx, state, pod, ni)
 	if status.IsSuccess() {
 		return true, ""
 	}
