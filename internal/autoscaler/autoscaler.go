@@ -73,6 +73,7 @@ type Autoscaler struct {
 	backoff                                 map[string]backoff   // scale set -> backoff
 	mu                                      sync.Mutex
 	draining                                map[string]bool // nodes being drained for removal
+	cleaned                                 bool            // stale ToBeDeleted taints removed
 	status                                  status
 }
 
@@ -167,6 +168,15 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 	settings, err := Read(profile)
 	if err != nil {
 		return Settings{}, err
+	}
+	if !a.cleaned {
+		// A drain cut short by a restart left its node tainted; as
+		// upstream does at start, the taint goes, and the node is judged
+		// afresh.
+		if err := a.cleanTaints(ctx); err != nil {
+			return settings, err
+		}
+		a.cleaned = true
 	}
 	now := a.now()
 	v, err := a.look(pools)

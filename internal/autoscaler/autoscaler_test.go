@@ -238,3 +238,22 @@ func TestScaleDown(t *testing.T) {
 		t.Errorf("removed %v, want one of the empty nodes", removed)
 	}
 }
+
+// TestStaleTaintsGo: a node left tainted by a drain that a restart cut
+// short is given back to the scheduler by the next autoscaler.
+func TestStaleTaintsGo(t *testing.T) {
+	pools := &fakePools{pools: []Pool{{Name: "user", ScaleSet: "aks-user-12345678-vmss", Enabled: true, Min: 1, Max: 5, Count: 1, Template: template("user")}}}
+	n := node("user", 0)
+	n.Spec.Taints = []corev1.Taint{{Key: taintToBeDeleted, Value: "1700000000", Effect: corev1.TaintEffectNoSchedule}, {Key: "keep", Effect: corev1.TaintEffectNoSchedule}}
+	a, _ := newTestAutoscaler(t, pools, n)
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.client.CoreV1().Nodes().Get(context.Background(), n.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Spec.Taints) != 1 || got.Spec.Taints[0].Key != "keep" {
+		t.Errorf("taints after a restart: %v", got.Spec.Taints)
+	}
+}

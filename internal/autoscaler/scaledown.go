@@ -354,6 +354,24 @@ func (a *Autoscaler) drain(ctx context.Context, node string, s Settings, empty b
 	return nil
 }
 
+// cleanTaints removes the ToBeDeleted taint from every node this
+// autoscaler is not draining.
+func (a *Autoscaler) cleanTaints(ctx context.Context) error {
+	nodes, err := a.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	draining := maps.Clone(a.draining)
+	a.mu.Unlock()
+	for _, n := range nodes {
+		if !draining[n.Name] && slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == taintToBeDeleted }) {
+			a.untaint(ctx, n.Name)
+		}
+	}
+	return nil
+}
+
 // untaint gives a node whose removal failed back to the scheduler.
 func (a *Autoscaler) untaint(ctx context.Context, node string) {
 	n, err := a.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
