@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -576,7 +577,19 @@ func (a *Autoscaler) event(obj *corev1.Pod, kind, reason, format string, args ..
 		a.events.Eventf(obj, kind, reason, format, args...)
 		return
 	}
-	if cm, err := a.cms.ConfigMaps(statusNamespace).Get(statusName); err == nil {
+	cm, err := a.cms.ConfigMaps(statusNamespace).Get(statusName)
+	if apierrors.IsNotFound(err) {
+		// The first loop's events come before its status: the ConfigMap
+		// is made now, as upstream's starts out Initializing.
+		cm, err = a.client.CoreV1().ConfigMaps(statusNamespace).Create(context.Background(), &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: statusName, Namespace: statusNamespace},
+			Data:       map[string]string{"status": "autoscalerStatus: Initializing\n"},
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			cm, err = a.client.CoreV1().ConfigMaps(statusNamespace).Get(context.Background(), statusName, metav1.GetOptions{})
+		}
+	}
+	if err == nil {
 		a.events.Eventf(cm, kind, reason, format, args...)
 	}
 }

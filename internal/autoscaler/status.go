@@ -95,6 +95,9 @@ type (
 func (a *Autoscaler) writeStatus(ctx context.Context, running bool) error {
 	cms := a.client.CoreV1().ConfigMaps(statusNamespace)
 	if !running {
+		if _, err := a.cms.ConfigMaps(statusNamespace).Get(statusName); apierrors.IsNotFound(err) {
+			return nil // none, as the cache shows: no call
+		}
 		err := cms.Delete(ctx, statusName, metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
