@@ -60,6 +60,11 @@ const (
 // Normalize applies AKS's defaults to a pool and validates it, as a PUT of
 // the pool (or of its cluster) does.
 func Normalize(p *Properties) error {
+	for field, n := range map[string]*int32{"minCount": p.MinCount, "maxCount": p.MaxCount} {
+		if n != nil && (*n < 0 || *n > 1000) {
+			return invalid("agentPoolProfile."+field, "The value of parameter agentPoolProfile.%s is invalid: %d is outside 0-1000.", field, *n)
+		}
+	}
 	Default(p)
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
 		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
@@ -128,7 +133,8 @@ func Default(p *Properties) {
 	}
 	if !*p.EnableAutoScaling {
 		// Bounds mean nothing without the autoscaler; az clears them when
-		// it turns it off, and AKS shows none.
+		// it turns it off, and AKS shows none (Normalize refuses values no
+		// pool could have first).
 		p.MinCount, p.MaxCount = nil, nil
 	}
 	if p.OSDiskSizeGB != nil && *p.OSDiskSizeGB == 0 {
