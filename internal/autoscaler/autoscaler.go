@@ -147,11 +147,10 @@ func unschedulable(p *corev1.Pod) bool {
 // view is the cluster as one loop sees it: the pools by name, which pool
 // each node is in, and the snapshot's nodes and pods.
 type view struct {
-	pools    map[string]*Pool
-	poolOf   map[string]string // node -> pool
-	nodes    []*corev1.Node    // snapshot nodes: real, and upcoming ones
-	pods     []*corev1.Pod     // pods on the snapshot's nodes
-	upcoming map[string]int    // pool -> nodes it is making
+	pools  map[string]*Pool
+	poolOf map[string]string // node -> pool
+	nodes  []*corev1.Node    // snapshot nodes: real, and upcoming ones
+	pods   []*corev1.Pod     // pods on the snapshot's nodes
 }
 
 // snapshot builds a fresh scheduler snapshot of the view, plus extra
@@ -245,7 +244,7 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 // still booting, and those it is yet to make, stand in the snapshot as
 // copies of its template: the pods waiting for them are not stranded.
 func (a *Autoscaler) look(pools []Pool) (*view, error) {
-	v := &view{pools: map[string]*Pool{}, poolOf: map[string]string{}, upcoming: map[string]int{}}
+	v := &view{pools: map[string]*Pool{}, poolOf: map[string]string{}}
 	for i := range pools {
 		v.pools[pools[i].Name] = &pools[i]
 	}
@@ -274,7 +273,6 @@ func (a *Autoscaler) look(pools []Pool) (*view, error) {
 		}
 		for i := registered[p.Name]; i < p.Count; i++ {
 			v.nodes = append(v.nodes, fromTemplate(p, 100000+i))
-			v.upcoming[p.Name]++
 		}
 	}
 	pods, err := a.pods.List(labels.Everything())

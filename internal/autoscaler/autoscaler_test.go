@@ -3,6 +3,7 @@ package autoscaler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,7 +136,7 @@ func TestScaleUpFromZero(t *testing.T) {
 	for len(events.Events) > 0 {
 		e := <-events.Events
 		for _, reason := range []string{"TriggeredScaleUp", "NotTriggerScaleUp"} {
-			if len(e) > len("Normal "+reason) && e[:len("Normal "+reason)] == "Normal "+reason {
+			if strings.HasPrefix(e, "Normal "+reason) {
 				got[reason]++
 			}
 		}
@@ -156,24 +157,13 @@ func TestScaleUpFromZero(t *testing.T) {
 	}
 	found := false
 	for len(events.Events) > 0 {
-		if e := <-events.Events; len(e) > 0 && contains(e, "NotTriggerScaleUp") && contains(e, "didn't match Pod's node affinity/selector") {
+		if e := <-events.Events; strings.Contains(e, "NotTriggerScaleUp") && strings.Contains(e, "didn't match Pod's node affinity/selector") {
 			found = true
 		}
 	}
 	if !found {
 		t.Error("no NotTriggerScaleUp event naming the selector")
 	}
-}
-
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || index(s, sub) >= 0) }
-
-func index(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestExpanders(t *testing.T) {

@@ -3,6 +3,7 @@ package autoscaler
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -330,7 +331,7 @@ func (a *Autoscaler) drain(ctx context.Context, node string, s Settings, empty b
 	h := &drain.Helper{
 		Ctx: ctx, Client: a.client, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
 		GracePeriodSeconds: int(s.MaxGracefulTermination.Seconds()), Timeout: drainTimeout,
-		Out: discard{}, ErrOut: discard{},
+		Out: io.Discard, ErrOut: io.Discard,
 	}
 	list, errs := h.GetPodsForDeletion(node)
 	if len(errs) > 0 {
@@ -381,7 +382,3 @@ func (a *Autoscaler) untaint(ctx context.Context, node string) {
 	n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == taintToBeDeleted })
 	a.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -147,12 +147,11 @@ func (a *Autoscaler) writeStatus(ctx context.Context, running bool) error {
 			Annotations: map[string]string{lastUpdated: doc.Time}},
 		Data: map[string]string{"status": string(data)},
 	}
-	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
+	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
 		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
-		return err
-	} else {
-		return err
 	}
+	return err
 }
 
 // byPriority picks among options with the priority ConfigMap: the

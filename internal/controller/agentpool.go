@@ -184,7 +184,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		want = int(*props.Count) // an eviction may have shrunk the scale set
 	}
 	instances = slices.DeleteFunc(instances, func(idx int) bool { return slices.Contains(removed, byInstance[idx].Name) })
-	image, err := r.poolImage(ctx, pool, &props)
+	image, err := poolImage(ctx, r.Images, pool, &props)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -283,11 +283,11 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 // poolImage is the image the pool's nodes run: the one it has, or the
 // latest for its OS SKU when it has none yet.
-func (r *AgentPoolReconciler) poolImage(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties) (nodeimage.Image, error) {
+func poolImage(ctx context.Context, images *nodeimage.Catalog, pool *slipwayv1.AgentPool, props *nodepool.Properties) (nodeimage.Image, error) {
 	if pool.Status.NodeImageVersion != "" {
-		return r.Images.Resolve(ctx, pool.Status.NodeImageVersion)
+		return images.Resolve(ctx, pool.Status.NodeImageVersion)
 	}
-	return r.Images.Latest(ctx, string(deref(props.OSSKU)))
+	return images.Latest(ctx, string(deref(props.OSSKU)))
 }
 
 // vmsOf returns the pool's scale-set instances on image, by instance

@@ -79,7 +79,7 @@ func (a *AutoscaledPools) Pools(ctx context.Context) ([]autoscaler.Pool, *autosc
 		if deref(props.ScaleSetPriority) == armcontainerservice.ScaleSetPrioritySpot && strings.EqualFold(deref(props.Tags[CapacityTag]), "none") {
 			p.NoCapacity = fmt.Sprintf("AllocationFailed: Allocation failed. We do not have sufficient capacity for the requested VM size %s in this region (Spot).", deref(props.VMSize))
 		}
-		image, err := a.image(ctx, pool, &props)
+		image, err := poolImage(ctx, a.Images, pool, &props)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -87,14 +87,6 @@ func (a *AutoscaledPools) Pools(ctx context.Context) ([]autoscaler.Pool, *autosc
 		out = append(out, p)
 	}
 	return out, profile, nil
-}
-
-// image is the pool's node image, as the pool controller picks it.
-func (a *AutoscaledPools) image(ctx context.Context, pool *slipwayv1.AgentPool, props *nodepool.Properties) (nodeimage.Image, error) {
-	if pool.Status.NodeImageVersion != "" {
-		return a.Images.Resolve(ctx, pool.Status.NodeImageVersion)
-	}
-	return a.Images.Latest(ctx, string(deref(props.OSSKU)))
 }
 
 // templateNode is the node a VM registers, as the autoscaler's template.

@@ -72,10 +72,14 @@ func (n *nodePlugin) sync(ctx context.Context, name string) error {
 	if err := n.registerDrivers(ctx, node); err != nil {
 		return err
 	}
-	if err := n.reportInUse(ctx, node); err != nil {
+	attached, err := n.attachedTo(node.Name)
+	if err != nil {
 		return err
 	}
-	return n.mountVolumes(ctx, node)
+	if err := n.reportInUse(ctx, node, attached); err != nil {
+		return err
+	}
+	return n.mountVolumes(ctx, node, attached)
 }
 
 // claimName is the claim behind a pod's volume: its own, or the one the
@@ -98,12 +102,11 @@ func claimName(pod *corev1.Pod, vol corev1.Volume) string {
 // share or a local or NFS volume, mounts at once), and with what it finds
 // on its disks (disks.ContentsAnnotation). A running pod's
 // disks.MarkerAnnotation is written on its read-write disks.
-func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node) error {
+func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node, attached map[string]string) error {
 	pods, err := n.pods.ByIndex(byNode, node.Name)
 	if err != nil {
 		return err
 	}
-	var attached map[string]bool // PV names
 	for _, obj := range pods {
 		pod := obj.(*corev1.Pod)
 		if pod.DeletionTimestamp != nil {
@@ -113,11 +116,6 @@ func (n *nodePlugin) mountVolumes(ctx context.Context, node *corev1.Node) error 
 		marker, writes := pod.Annotations[disks.MarkerAnnotation]
 		if (mounted && (!writes || pod.Status.Phase != corev1.PodRunning)) || (!mounted && pod.Status.Phase != corev1.PodPending) {
 			continue
-		}
-		if attached == nil {
-			if attached, err = n.attachedTo(node.Name); err != nil {
-				return err
-			}
 		}
 		vols, ready := n.podDisks(pod, attached)
 		if !ready {
@@ -170,7 +168,7 @@ type podDisk struct {
 // podDisks returns a pod's disk volumes, and whether all its claims'
 // volumes can be mounted: each claim bound, each disk attached (in
 // attached, by PV name).
-func (n *nodePlugin) podDisks(pod *corev1.Pod, attached map[string]bool) ([]podDisk, bool) {
+func (n *nodePlugin) podDisks(pod *corev1.Pod, attached map[string]string) ([]podDisk, bool) {
 	var out []podDisk
 	claims := 0
 	for _, vol := range pod.Spec.Volumes {
@@ -190,7 +188,7 @@ func (n *nodePlugin) podDisks(pod *corev1.Pod, attached map[string]bool) ([]podD
 		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != azuredisk.DriverName {
 			continue
 		}
-		if !attached[pv.Name] {
+		if _, ok := attached[pv.Name]; !ok {
 			return nil, false
 		}
 		readOnly := pv.Spec.CSI.ReadOnly || (vol.PersistentVolumeClaim != nil && vol.PersistentVolumeClaim.ReadOnly)
@@ -199,17 +197,20 @@ func (n *nodePlugin) podDisks(pod *corev1.Pod, attached map[string]bool) ([]podD
 	return out, claims > 0
 }
 
-// attachedTo is the set of PVs whose disks are attached to the node.
-func (n *nodePlugin) attachedTo(node string) (map[string]bool, error) {
+// attachedTo maps the PVs whose disks are attached to the node to their
+// volume handles.
+func (n *nodePlugin) attachedTo(node string) (map[string]string, error) {
 	vas, err := n.vas.ByIndex(byNode, node)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, obj := range vas {
 		va := obj.(*storagev1.VolumeAttachment)
 		if va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
-			out[*va.Spec.Source.PersistentVolumeName] = true
+			if pv, err := n.pvs.Get(*va.Spec.Source.PersistentVolumeName); err == nil && pv.Spec.CSI != nil {
+				out[pv.Name] = pv.Spec.CSI.VolumeHandle
+			}
 		}
 	}
 	return out, nil
@@ -290,20 +291,7 @@ func (n *nodePlugin) registerDrivers(ctx context.Context, node *corev1.Node) err
 // reportInUse sets node.status.volumesInUse to the driver's volumes that
 // are attached to the node and used by a pod that still runs there: the
 // kubelet would have them mounted. Other drivers' entries are kept.
-func (n *nodePlugin) reportInUse(ctx context.Context, node *corev1.Node) error {
-	attached := map[string]string{} // PV name -> handle
-	vas, err := n.vas.ByIndex(byNode, node.Name)
-	if err != nil {
-		return err
-	}
-	for _, obj := range vas {
-		va := obj.(*storagev1.VolumeAttachment)
-		if va.Spec.Attacher == azuredisk.DriverName && va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
-			if pv, err := n.pvs.Get(*va.Spec.Source.PersistentVolumeName); err == nil && pv.Spec.CSI != nil {
-				attached[pv.Name] = pv.Spec.CSI.VolumeHandle
-			}
-		}
-	}
+func (n *nodePlugin) reportInUse(ctx context.Context, node *corev1.Node, attached map[string]string) error {
 	var inUse []corev1.UniqueVolumeName
 	for _, v := range node.Status.VolumesInUse {
 		if !strings.HasPrefix(string(v), "kubernetes.io/csi/"+azuredisk.DriverName+"^") {

@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/slipway-dev/slipway/internal/timing"
@@ -27,24 +25,9 @@ func BenchmarkAutoscaleUp(b *testing.B) {
 	ctx := context.Background()
 	const group = "scalebench-rg"
 	name := fmt.Sprintf("scalebench-%d", time.Now().UnixNano()%1e9)
-	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
-		b.Fatal(err)
-	}
-	burst := pool("burst", armcontainerservice.AgentPoolModeUser, 0)
-	burst.EnableAutoScaling, burst.MinCount, burst.MaxCount = to.Ptr(true), to.Ptr[int32](0), to.Ptr[int32](5)
-	mc := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), burst)
 	// AKS's default scan interval (10 s) would be most of the figure: the
 	// benchmark scans every second and lets nodes go at once.
-	mc.Properties.AutoScalerProfile = &armcontainerservice.ManagedClusterPropertiesAutoScalerProfile{
-		ScanInterval: to.Ptr("1s"), ScaleDownUnneededTime: to.Ptr("1s"), ScaleDownDelayAfterAdd: to.Ptr("0s"), ScaleDownDelayAfterDelete: to.Ptr("0s"),
-	}
-	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, mc, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := p.PollUntilDone(ctx, poll); err != nil {
-		b.Fatal(err)
-	}
+	autoscaledCluster(b, s, c, group, name, "1s")
 	b.Cleanup(func() {
 		if p, err := c.clusters.BeginDelete(ctx, group, name, nil); err == nil {
 			p.PollUntilDone(ctx, poll)

@@ -61,23 +61,21 @@ func runningPods(ctx context.Context, cs kubernetes.Interface, app string) (int,
 	return n, nil
 }
 
-// TestClusterAutoscaler: pools that grow for pods that cannot be placed,
-// from zero, shrink back when not needed, prefer Spot and fall back, and
-// whose counts only the autoscaler changes.
-func TestClusterAutoscaler(t *testing.T) {
-	s := serve(t)
-	c := newClients(t, s)
+// autoscaledCluster makes a cluster with a System pool of one node and a
+// User pool "burst" that autoscales from 0 to 5, its autoscaler scanning
+// every second and letting nodes go after unneeded (AKS's defaults are
+// minutes).
+func autoscaledCluster(t testing.TB, s *server, c clients, group, name, unneeded string) armcontainerservice.ManagedClustersClientCreateOrUpdateResponse {
+	t.Helper()
 	ctx := context.Background()
-	const group, name = "scale-rg", "scale-aks"
 	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	burst := pool("burst", armcontainerservice.AgentPoolModeUser, 0)
 	burst.EnableAutoScaling, burst.MinCount, burst.MaxCount = to.Ptr(true), to.Ptr[int32](0), to.Ptr[int32](5)
 	mc := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), burst)
-	// Quick enough for a test; AKS's defaults are minutes.
 	mc.Properties.AutoScalerProfile = &armcontainerservice.ManagedClusterPropertiesAutoScalerProfile{
-		ScanInterval: to.Ptr("1s"), ScaleDownUnneededTime: to.Ptr("5s"), ScaleDownDelayAfterAdd: to.Ptr("0s"), ScaleDownDelayAfterDelete: to.Ptr("0s"),
+		ScanInterval: to.Ptr("1s"), ScaleDownUnneededTime: to.Ptr(unneeded), ScaleDownDelayAfterAdd: to.Ptr("0s"), ScaleDownDelayAfterDelete: to.Ptr("0s"),
 	}
 	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, mc, nil)
 	if err != nil {
@@ -87,6 +85,18 @@ func TestClusterAutoscaler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return created
+}
+
+// TestClusterAutoscaler: pools that grow for pods that cannot be placed,
+// from zero, shrink back when not needed, prefer Spot and fall back, and
+// whose counts only the autoscaler changes.
+func TestClusterAutoscaler(t *testing.T) {
+	s := serve(t)
+	c := newClients(t, s)
+	ctx := context.Background()
+	const group, name = "scale-rg", "scale-aks"
+	created := autoscaledCluster(t, s, c, group, name, "5s")
 	cs := adminClient(t, c, group, name)
 
 	t.Run("the profile shows AKS's defaults and refuses bad values", func(t *testing.T) {
