@@ -36,6 +36,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Snapshot{}, &SnapshotList{},
 		&StorageAccount{}, &StorageAccountList{},
 		&FileShare{}, &FileShareList{},
+		&UsageRecord{}, &UsageRecordList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

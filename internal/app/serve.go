@@ -28,6 +28,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
 	computeprovider "github.com/slipway-dev/slipway/internal/arm/providers/compute"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
+	"github.com/slipway-dev/slipway/internal/arm/providers/costmanagement"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
@@ -201,6 +202,14 @@ func Serve(ctx context.Context, o Options) error {
 	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
 	computeprovider.Register(front, diskService)
 	storageprovider.Register(front, accountService)
+	heartbeat, err := controller.NewMeteringHeartbeat(ctx, direct, time.Minute, clock.RealClock{})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(heartbeat); err != nil {
+		return err
+	}
+	costmanagement.Register(front, heartbeat.Downtime, containerservice.RouteCluster)
 	authorization.Register(front)
 
 	vms := &sim.Provider{Clusters: clusters}
@@ -216,6 +225,7 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.HealthReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{},
 			Identity: identityCheck{store: &identity.Store{Client: mgr.GetClient()}, signer: signer, tenant: conn.TenantID, audience: conn.Audience},
 			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},
+		&controller.MeteringReconciler{Client: mgr.GetClient(), Clock: clock.RealClock{}, Downtime: heartbeat.Downtime},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)

@@ -49,10 +49,16 @@ var (
 		Description: "List cluster user credential action.",
 		Actions: []string{"Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
 			"Microsoft.ContainerService/managedClusters/read"}}
+	CostManagementReader = Role{ID: "72fafb9e-0641-4937-9268-a91bfd8191a3", Name: "Cost Management Reader",
+		Description: "Can view cost data and configuration (e.g. budgets, exports)",
+		Actions: []string{"Microsoft.Consumption/*/read", "Microsoft.CostManagement/*/read", "Microsoft.Billing/billingPeriods/read",
+			"Microsoft.Resources/subscriptions/read", "Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Support/*",
+			"Microsoft.Advisor/configurations/read", "Microsoft.Advisor/recommendations/read",
+			"Microsoft.Management/managementGroups/read", "Microsoft.Billing/billingProperty/read"}}
 )
 
 // BuiltIn lists the built-in roles.
-var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser}
+var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser, CostManagementReader}
 
 // RoleByID finds a built-in role by GUID, or by a role definition ID that
 // ends in one (/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}).
