@@ -37,6 +37,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&StorageAccount{}, &StorageAccountList{},
 		&FileShare{}, &FileShareList{},
 		&UsageRecord{}, &UsageRecordList{},
+		&CostAllocation{}, &CostAllocationList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

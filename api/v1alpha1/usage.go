@@ -70,6 +70,19 @@ type UsageRate struct {
 	// NanoUSDPerUnitHour is the price of one unit for one hour, in
 	// billionths of a US dollar (integers: CRDs keep no floats).
 	NanoUSDPerUnitHour int64 `json:"nanoUSDPerUnitHour"`
+	// Split shares the meter out to the Kubernetes namespaces and
+	// workloads that use it (cost analysis); what no share takes is idle.
+	Split []UsageShare `json:"split,omitempty"`
+}
+
+// UsageShare is a namespace's or workload's part of a meter.
+type UsageShare struct {
+	Namespace string `json:"namespace"`
+	// Workload is the pods' top controller, as Kind/name
+	// (Deployment/web), or empty for pods of none.
+	Workload string `json:"workload,omitempty"`
+	// PartsPerMillion is the share of the meter.
+	PartsPerMillion int64 `json:"ppm"`
 }
 
 // UsageLine is what one meter used in the day.
@@ -79,6 +92,47 @@ type UsageLine struct {
 	UnitMillis int64 `json:"unitMillis"`
 	// NanoUSD is what that cost, in billionths of a US dollar.
 	NanoUSD int64 `json:"nanoUSD"`
+	// Split is the part of the line each namespace and workload used,
+	// while the meter was shared out.
+	Split []UsageSplit `json:"split,omitempty"`
+}
+
+// UsageSplit is a namespace's or workload's part of a line.
+type UsageSplit struct {
+	Namespace  string `json:"namespace"`
+	Workload   string `json:"workload,omitempty"`
+	UnitMillis int64  `json:"unitMillis"`
+	NanoUSD    int64  `json:"nanoUSD"`
+}
+
+// +kubebuilder:object:root=true
+
+// CostAllocation is how a cluster's node pools are shared out among its
+// namespaces and workloads, by their pods' requests, as the cost analysis
+// add-on (OpenCost) samples it. Its name is its ManagedCluster's; the cost
+// agent writes it while the cluster's costAnalysis is enabled.
+type CostAllocation struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec CostAllocationSpec `json:"spec"`
+}
+
+// CostAllocationSpec is the latest sample.
+type CostAllocationSpec struct {
+	// Pools are the shares of each pool's VMs, by pool name.
+	Pools map[string][]UsageShare `json:"pools,omitempty"`
+	// SampledAt is when the pods were read.
+	SampledAt metav1.Time `json:"sampledAt"`
+}
+
+// +kubebuilder:object:root=true
+
+// CostAllocationList is a list of CostAllocations.
+type CostAllocationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CostAllocation `json:"items"`
 }
 
 // +kubebuilder:object:root=true

@@ -144,6 +144,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().IntVar(&o.RebootConcurrency, "reboot-concurrency", 1, "how many nodes of a cluster the reboot coordinator reboots at once")
 	cmd.Flags().Float64Var(&o.SpotEvictionRate, "spot-eviction-rate", 0, "random evictions per Spot VM per simulated hour (0: only simulateEviction evicts)")
 	cmd.Flags().DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "time between two Resource Health probes of a cluster (a failure is seen within this plus 2 s)")
+	cmd.Flags().DurationVar(&o.CostSampleInterval, "cost-sample-interval", 30*time.Second, "time between two samples of the pods of a cluster whose cost analysis is on")
 	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")

@@ -70,6 +70,9 @@ type Options struct {
 	// 0 means 5 s. HealthUnknownAfter is how long without a probe makes
 	// a cluster's health Unknown; 0 means Resource Health's ten minutes.
 	HealthInterval, HealthUnknownAfter time.Duration
+	// CostSampleInterval is the time between two samples of a cost
+	// analysis cluster's pods.
+	CostSampleInterval time.Duration
 	// Ports is the port range of hosted control planes; the first hundred
 	// go to the management plane. Zero means hosting's default.
 	Ports hosting.PortRange
@@ -226,6 +229,7 @@ func Serve(ctx context.Context, o Options) error {
 			Identity: identityCheck{store: &identity.Store{Client: mgr.GetClient()}, signer: signer, tenant: conn.TenantID, audience: conn.Audience},
 			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},
 		&controller.MeteringReconciler{Client: mgr.GetClient(), Clock: clock.RealClock{}, Downtime: heartbeat.Downtime},
+		&controller.CostAllocationReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{}, Interval: cmp.Or(o.CostSampleInterval, 30*time.Second)},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)

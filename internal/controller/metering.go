@@ -50,6 +50,18 @@ func (r *MeteringReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return out
 	}
+	// nodeGroup is the node resource group of the cluster of that name.
+	nodeGroup := func(ctx context.Context, cluster string) []reconcile.Request {
+		mc := &slipwayv1.ManagedCluster{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: cluster}, mc); err != nil {
+			return nil
+		}
+		sub, group, _, err := nodeResourceGroup(mc)
+		if err != nil || group == "" {
+			return nil
+		}
+		return byID(armid.ResourceGroup(sub, group))
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("metering").
 		Watches(&slipwayv1.ResourceGroup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -65,15 +77,10 @@ func (r *MeteringReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return byID(ids...)
 		})).
 		Watches(&slipwayv1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			mc := &slipwayv1.ManagedCluster{}
-			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: o.GetNamespace(), Name: o.(*slipwayv1.AgentPool).Spec.Cluster}, mc); err != nil {
-				return nil
-			}
-			sub, group, _, err := nodeResourceGroup(mc)
-			if err != nil || group == "" {
-				return nil
-			}
-			return byID(armid.ResourceGroup(sub, group))
+			return nodeGroup(ctx, o.(*slipwayv1.AgentPool).Spec.Cluster)
+		})).
+		Watches(&slipwayv1.CostAllocation{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return nodeGroup(ctx, o.GetName())
 		})).
 		Watches(&slipwayv1.Disk{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return byID(o.(*slipwayv1.Disk).Spec.ResourceID)
@@ -265,6 +272,13 @@ func (r *MeteringReconciler) poolRates(ctx context.Context, sub string, rg *slip
 	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
 		return nil, err
 	}
+	alloc := &slipwayv1.CostAllocation{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: mc.Name}, alloc); client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	if !costAnalysis(c) {
+		alloc.Spec.Pools = nil // switched off a moment ago: its agent has yet to see it
+	}
 	var rates []slipwayv1.UsageRate
 	for i := range pools.Items {
 		pool := &pools.Items[i]
@@ -274,7 +288,7 @@ func (r *MeteringReconciler) poolRates(ctx context.Context, sub string, rg *slip
 		}
 		p := metering.Pool{Subscription: sub, NodeResourceGroup: rg.Spec.Name, Location: deref(c.Location),
 			ClusterID: mc.Spec.ResourceID, Name: pool.Spec.Name, Props: &props,
-			ClusterTags: metering.Tags(c.Tags), Tags: metering.Tags(c.Tags, props.Tags)}
+			ClusterTags: metering.Tags(c.Tags), Tags: metering.Tags(c.Tags, props.Tags), Split: alloc.Spec.Pools[pool.Spec.Name]}
 		for _, node := range pool.Status.Nodes {
 			i, ok := nodepool.InstanceOf(node)
 			if !ok {

@@ -103,10 +103,46 @@ func accrue(st *slipwayv1.UsageRecordStatus, t time.Time) {
 	d := t.Sub(st.AccruedUntil.Time).Truncate(time.Millisecond)
 	for _, r := range st.Rates {
 		l := line(st, r.UsageMeter)
-		l.UnitMillis += r.Units * d.Milliseconds()
-		l.NanoUSD += int64(math.Round(float64(r.Units) * float64(r.NanoUSDPerUnitHour) * d.Hours()))
+		units := r.Units * d.Milliseconds()
+		cost := int64(math.Round(float64(r.Units) * float64(r.NanoUSDPerUnitHour) * d.Hours()))
+		l.UnitMillis += units
+		l.NanoUSD += cost
+		if len(r.Split) == 0 {
+			continue
+		}
+		// What no namespace takes is idle; it gets the rounding too, so
+		// the parts add up to the line.
+		idleUnits, idleCost := units, cost
+		for _, sh := range r.Split {
+			u, c := part(units, sh.PartsPerMillion), part(cost, sh.PartsPerMillion)
+			addSplit(l, sh.Namespace, sh.Workload, u, c)
+			idleUnits, idleCost = idleUnits-u, idleCost-c
+		}
+		addSplit(l, IdleNamespace, "", idleUnits, idleCost)
 	}
 	st.AccruedUntil = metav1.NewMicroTime(st.AccruedUntil.Add(d))
+}
+
+// part is ppm millionths of x (in floating point: a day's cost of a large
+// pool, in nano-dollars, times a million overflows an int64).
+func part(x, ppm int64) int64 { return int64(math.Round(float64(x) * float64(ppm) / 1e6)) }
+
+// IdleNamespace holds the part of the nodes no pod requested, as OpenCost
+// names it.
+const IdleNamespace = "__idle__"
+
+func addSplit(l *slipwayv1.UsageLine, namespace, workload string, units, cost int64) {
+	if units == 0 && cost == 0 {
+		return
+	}
+	for i := range l.Split {
+		if sp := &l.Split[i]; sp.Namespace == namespace && sp.Workload == workload {
+			sp.UnitMillis += units
+			sp.NanoUSD += cost
+			return
+		}
+	}
+	l.Split = append(l.Split, slipwayv1.UsageSplit{Namespace: namespace, Workload: workload, UnitMillis: units, NanoUSD: cost})
 }
 
 // line is st's line for a meter, added if new; its tags are the meter's

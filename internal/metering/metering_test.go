@@ -8,6 +8,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/nodepool"
@@ -232,5 +235,82 @@ func TestEvaluateRefuses(t *testing.T) {
 		if _, ok := err.(*Invalid); !ok {
 			t.Errorf("%s: got %v, want an invalid query", body, err)
 		}
+	}
+}
+
+func TestAllocateByRequests(t *testing.T) {
+	node := func(name, pool string) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{poolLabel: pool}},
+			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("8Gi")}}}
+	}
+	pod := func(ns, name, node, cpu, mem string, owner *metav1.OwnerReference, labels map[string]string) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}}}}}}
+		if owner != nil {
+			owner.Controller = to.Ptr(true)
+			p.OwnerReferences = []metav1.OwnerReference{*owner}
+		}
+		return p
+	}
+	rs := &metav1.OwnerReference{Kind: "ReplicaSet", Name: "web-5d8f7c", APIVersion: "apps/v1"}
+	hash := map[string]string{"pod-template-hash": "5d8f7c"}
+	shares := Allocate(
+		[]corev1.Node{node("a", "np"), node("b", "np"), node("s", "system")},
+		[]corev1.Pod{
+			pod("shop", "web-1", "a", "1", "4Gi", rs, hash),
+			pod("shop", "web-2", "b", "1", "4Gi", rs, hash),
+			pod("shop", "bare", "a", "500m", "0", nil, nil),
+			pod("kube-system", "coredns", "s", "2", "8Gi", &metav1.OwnerReference{Kind: "Deployment", Name: "coredns"}, nil),
+			pod("shop", "pending", "", "1", "1Gi", nil, nil),
+		})
+	np := shares["np"]
+	if len(np) != 2 || np[0].Namespace != "shop" || np[0].Workload != "" || np[1].Workload != "Deployment/web" {
+		t.Fatalf("np shares %+v", np)
+	}
+	// Half of each node's CPU and memory is half of each node: half the
+	// pool. The bare pod has a quarter of one node's CPU, and CPU is
+	// 2×0.031611 of the node's 2×0.031611+8×0.004237.
+	cpuWeight := 2 * cpuHourWeight / (2*cpuHourWeight + 8*gibHourWeight)
+	if np[1].PartsPerMillion != 500000 {
+		t.Errorf("web takes %d ppm of the pool, want half", np[1].PartsPerMillion)
+	}
+	if want := int64(cpuWeight * 0.25 / 2 * 1e6); np[0].PartsPerMillion != want {
+		t.Errorf("the bare pod takes %d ppm, want %d", np[0].PartsPerMillion, want)
+	}
+	if sys := shares["system"]; len(sys) != 1 || sys[0].PartsPerMillion != 1e6 || sys[0].Namespace != "kube-system" {
+		t.Errorf("system pool %+v: want all of it to coredns", sys)
+	}
+}
+
+func TestSplitLinesAddUp(t *testing.T) {
+	rec := NewRecord("sub", "MC_rg", at("2026-11-30T00:00:00Z"))
+	rate := vmRate("/x/vmss", "D2s v3", OnDemand, 3, 0.096, nil)
+	rate.Split = []slipwayv1.UsageShare{{Namespace: "shop", Workload: "Deployment/web", PartsPerMillion: 600000}, {Namespace: "kube-system", PartsPerMillion: 100000}}
+	rec.Status.Rates = []slipwayv1.UsageRate{rate}
+	Advance(rec, at("2026-11-30T01:00:00Z"), Downtime{})
+	rows := func(body string) [][]any {
+		var q Query
+		if err := json.Unmarshal([]byte(body), &q); err != nil {
+			t.Fatal(err)
+		}
+		props, err := Evaluate(&q, []*slipwayv1.UsageRecord{rec}, at("2026-11-30T01:00:00Z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return props.Rows
+	}
+	got := rows(`{"type":"ActualCost","timeframe":"MonthToDate","dataset":{"grouping":[{"type":"Dimension","name":"Namespace"}]}}`)
+	want := map[string]float64{"shop": 0.6, "kube-system": 0.1, IdleNamespace: 0.3}
+	if len(got) != 3 {
+		t.Fatalf("rows %v", got)
+	}
+	for _, r := range got {
+		if !near(r[0], want[r[1].(string)]*3*0.096) {
+			t.Errorf("namespace %v costs %v, want %v", r[1], r[0], want[r[1].(string)]*3*0.096)
+		}
+	}
+	if total := rows(`{"type":"ActualCost","timeframe":"MonthToDate","dataset":{}}`); len(total) != 1 || !near(total[0][0], 3*0.096) {
+		t.Errorf("the split changed the total: %v", total)
 	}
 }

@@ -58,30 +58,59 @@ func quantityOf(l slipwayv1.UsageLine) float64 {
 	return hours / HoursPerMonth
 }
 
+// entry is what a query sums: a line of a record, or the part of one a
+// namespace and workload used.
+type entry struct {
+	rec                 *slipwayv1.UsageRecord
+	line                slipwayv1.UsageLine
+	namespace, workload string
+}
+
+// entries are a record's lines, each shared out as cost analysis split it:
+// a part per namespace and workload, and the rest (the time the meter was
+// not shared) with neither.
+func entries(rec *slipwayv1.UsageRecord) []entry {
+	var out []entry
+	for _, l := range rec.Status.Lines {
+		rest := l
+		rest.Split = nil
+		for _, sp := range l.Split {
+			part := rest
+			part.UnitMillis, part.NanoUSD = sp.UnitMillis, sp.NanoUSD
+			out = append(out, entry{rec: rec, line: part, namespace: sp.Namespace, workload: sp.Workload})
+			rest.UnitMillis -= sp.UnitMillis
+			rest.NanoUSD -= sp.NanoUSD
+		}
+		if len(l.Split) == 0 || rest.UnitMillis != 0 || rest.NanoUSD != 0 {
+			out = append(out, entry{rec: rec, line: rest})
+		}
+	}
+	return out
+}
+
 // dimensions are the columns a query may group or filter by, and their
-// value for a line of a record. Cost Management reports IDs, groups and
-// types in lower case.
-var dimensions = map[string]func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) string{
-	"resourcegroup": func(r *slipwayv1.UsageRecord, _ *slipwayv1.UsageLine) string {
-		return strings.ToLower(r.Spec.ResourceGroup)
-	},
-	"resourcegroupname": func(r *slipwayv1.UsageRecord, _ *slipwayv1.UsageLine) string {
-		return strings.ToLower(r.Spec.ResourceGroup)
-	},
-	"resourceid":       func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return strings.ToLower(l.ResourceID) },
-	"resourcetype":     func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.ResourceType },
-	"resourcelocation": func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return strings.ToLower(l.Location) },
-	"servicename":      func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.ServiceName },
-	"servicefamily":    func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return serviceFamily[l.ServiceName] },
-	"metercategory":    func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.MeterCategory },
-	"metersubcategory": func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.MeterSubCategory },
-	"meter":            func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.Meter },
-	"pricingmodel":     func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.PricingModel },
-	"unitofmeasure":    func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) string { return l.UnitOfMeasure },
-	"chargetype":       func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) string { return "Usage" },
-	"publishertype":    func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) string { return "Azure" },
-	"subscriptionid":   func(r *slipwayv1.UsageRecord, _ *slipwayv1.UsageLine) string { return r.Spec.SubscriptionID },
-	"subscriptionname": func(r *slipwayv1.UsageRecord, _ *slipwayv1.UsageLine) string { return r.Spec.SubscriptionID },
+// value for an entry. Cost Management reports IDs, groups and types in
+// lower case. Namespace and Workload are Slipway's: Cost Management's
+// query API does not serve the cost analysis add-on's split (Azure/AKS#4417).
+var dimensions = map[string]func(*entry) string{
+	"resourcegroup":     func(e *entry) string { return strings.ToLower(e.rec.Spec.ResourceGroup) },
+	"resourcegroupname": func(e *entry) string { return strings.ToLower(e.rec.Spec.ResourceGroup) },
+	"resourceid":        func(e *entry) string { return strings.ToLower(e.line.ResourceID) },
+	"resourcetype":      func(e *entry) string { return e.line.ResourceType },
+	"resourcelocation":  func(e *entry) string { return strings.ToLower(e.line.Location) },
+	"servicename":       func(e *entry) string { return e.line.ServiceName },
+	"servicefamily":     func(e *entry) string { return serviceFamily[e.line.ServiceName] },
+	"metercategory":     func(e *entry) string { return e.line.MeterCategory },
+	"metersubcategory":  func(e *entry) string { return e.line.MeterSubCategory },
+	"meter":             func(e *entry) string { return e.line.Meter },
+	"pricingmodel":      func(e *entry) string { return e.line.PricingModel },
+	"unitofmeasure":     func(e *entry) string { return e.line.UnitOfMeasure },
+	"chargetype":        func(*entry) string { return "Usage" },
+	"publishertype":     func(*entry) string { return "Azure" },
+	"subscriptionid":    func(e *entry) string { return e.rec.Spec.SubscriptionID },
+	"subscriptionname":  func(e *entry) string { return e.rec.Spec.SubscriptionID },
+	"namespace":         func(e *entry) string { return e.namespace },
+	"workload":          func(e *entry) string { return e.workload },
 }
 
 var serviceFamily = map[string]string{"Virtual Machines": "Compute", "Storage": "Storage", "Azure Kubernetes Service": "Containers"}
@@ -89,7 +118,7 @@ var serviceFamily = map[string]string{"Virtual Machines": "Compute", "Storage": 
 // column is an output column: its name, type, and value for a line.
 type column struct {
 	name, typ string
-	value     func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) any
+	value     func(*entry) any
 }
 
 // Evaluate answers q over records (each group's latest already advanced
@@ -139,9 +168,8 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 		if err != nil || day.Before(from) || day.After(to) {
 			continue
 		}
-		for i := range r.Status.Lines {
-			l := &r.Status.Lines[i]
-			if !match(r, l) {
+		for _, e := range entries(r) {
+			if !match(&e) {
 				continue
 			}
 			var key []any
@@ -149,7 +177,7 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 				key = append(key, keyOf(day))
 			}
 			for _, g := range groups {
-				key = append(key, g.value(r, l))
+				key = append(key, g.value(&e))
 			}
 			k := fmt.Sprint(key...)
 			b := buckets[k]
@@ -159,7 +187,7 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 				order = append(order, k)
 			}
 			for j, a := range aggs {
-				b.sums[j] += a.sum(*l)
+				b.sums[j] += a.sum(e.line)
 			}
 		}
 	}
@@ -321,12 +349,12 @@ func groupings(in []*armcostmanagement.QueryGrouping) ([]column, error) {
 			if !ok {
 				return nil, invalid("The dimension '%s' is not supported for grouping.", name)
 			}
-			out = append(out, column{name, "String", func(r *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) any { return value(r, l) }})
+			out = append(out, column{name, "String", func(e *entry) any { return value(e) }})
 		case "tagkey":
 			out = append(out,
-				column{"TagKey", "String", func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) any { return name }},
-				column{"TagValue", "String", func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) any {
-					if v, ok := tag(l, name); ok {
+				column{"TagKey", "String", func(*entry) any { return name }},
+				column{"TagValue", "String", func(e *entry) any {
+					if v, ok := tag(&e.line, name); ok {
 						return v
 					}
 					return nil
@@ -349,12 +377,12 @@ func tag(l *slipwayv1.UsageLine, key string) (string, bool) {
 	return "", false
 }
 
-type predicate func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) bool
+type predicate func(*entry) bool
 
 // filter compiles a query filter.
 func filter(f *armcostmanagement.QueryFilter) (predicate, error) {
 	if f == nil {
-		return func(*slipwayv1.UsageRecord, *slipwayv1.UsageLine) bool { return true }, nil
+		return func(*entry) bool { return true }, nil
 	}
 	var parts []predicate
 	set := 0
@@ -381,9 +409,9 @@ func filter(f *armcostmanagement.QueryFilter) (predicate, error) {
 		// An "or" is true at its first true item, an "and" false at
 		// its first false one.
 		or := len(f.Or) > 0
-		parts = append(parts, func(r *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) bool {
+		parts = append(parts, func(e *entry) bool {
 			for _, p := range preds {
-				if p(r, l) == or {
+				if p(e) == or {
 					return or
 				}
 			}
@@ -400,8 +428,8 @@ func filter(f *armcostmanagement.QueryFilter) (predicate, error) {
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, func(r *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) bool {
-			return slices.ContainsFunc(in, func(v string) bool { return strings.EqualFold(v, value(r, l)) })
+		parts = append(parts, func(e *entry) bool {
+			return slices.ContainsFunc(in, func(v string) bool { return strings.EqualFold(v, value(e)) })
 		})
 	}
 	if e := f.Tags; e != nil {
@@ -411,8 +439,8 @@ func filter(f *armcostmanagement.QueryFilter) (predicate, error) {
 			return nil, err
 		}
 		key := deref(e.Name)
-		parts = append(parts, func(_ *slipwayv1.UsageRecord, l *slipwayv1.UsageLine) bool {
-			v, ok := tag(l, key)
+		parts = append(parts, func(e *entry) bool {
+			v, ok := tag(&e.line, key)
 			return ok && slices.ContainsFunc(in, func(w string) bool { return strings.EqualFold(w, v) })
 		})
 	}

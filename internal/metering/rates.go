@@ -72,6 +72,9 @@ type Pool struct {
 	// Running are its running VMs' instances; Allocated also counts the
 	// deallocated ones, whose OS disks are still billed.
 	Running, Allocated []int
+	// Split shares the VMs out among namespaces and workloads, when the
+	// cluster's cost analysis is on.
+	Split []slipwayv1.UsageShare
 }
 
 // ScaleSetID is the ARM ID of the pool's VM scale set.
@@ -105,7 +108,7 @@ func PoolRates(p Pool) []slipwayv1.UsageRate {
 				ServiceName: "Virtual Machines", MeterCategory: "Virtual Machines", MeterSubCategory: seriesOf(size.Name),
 				Meter: meter, PricingModel: model, UnitOfMeasure: perHour, Tags: p.Tags,
 			},
-			Units: int64(len(p.Running)), NanoUSDPerUnitHour: nano(nodepool.HourlyCost(p.Props, 1)),
+			Units: int64(len(p.Running)), NanoUSDPerUnitHour: nano(nodepool.HourlyCost(p.Props, 1)), Split: p.Split,
 		})
 	}
 	if deref(p.Props.OSDiskType) == armcontainerservice.OSDiskTypeManaged {

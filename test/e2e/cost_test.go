@@ -13,6 +13,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/costmanagement/armcostmanagement/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // costRows runs a query with the SDK and returns its rows keyed by their
@@ -76,6 +79,7 @@ func TestCostQuery(t *testing.T) {
 	mc := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), regular, spot)
 	mc.SKU = &armcontainerservice.ManagedClusterSKU{Name: to.Ptr(armcontainerservice.ManagedClusterSKUNameBase), Tier: to.Ptr(armcontainerservice.ManagedClusterSKUTierStandard)}
 	mc.Tags = map[string]*string{"team": to.Ptr("payments")}
+	mc.Properties.MetricsProfile = &armcontainerservice.ManagedClusterMetricsProfile{CostAnalysis: &armcontainerservice.ManagedClusterCostAnalysis{Enabled: to.Ptr(true)}}
 	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, mc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +128,72 @@ func TestCostQuery(t *testing.T) {
 		if b, a := scaleSetRow(before, "spot")["Cost"].(float64), scaleSetRow(after, "spot")["Cost"].(float64); a <= b {
 			t.Errorf("the running Spot pool stopped costing: %v then %v", b, a)
 		}
+	})
+
+	t.Run("cost analysis shares the nodes out by namespace and workload", func(t *testing.T) {
+		cs := adminClient(t, c, group, name)
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		web := hungry("web", "spot", 2)
+		web.Namespace = "shop"
+		web.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")}
+		if _, err := cs.AppsV1().Deployments("shop").Create(ctx, web, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// One pod's part of one node is what the Deployment takes of the
+		// two-node pool, CPU and memory weighted as OpenCost weighs them.
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=spot"})
+		if err != nil || len(nodes.Items) != 2 {
+			t.Fatalf("spot nodes: %v (%v)", len(nodes.Items), err)
+		}
+		capCPU, capMem := float64(nodes.Items[0].Status.Capacity.Cpu().MilliValue())/1000, float64(nodes.Items[0].Status.Capacity.Memory().Value())/(1<<30)
+		cpuW, memW := capCPU*0.031611, capMem*0.004237
+		want := (cpuW/capCPU + memW/capMem) / (cpuW + memW)
+
+		byNamespace := armcostmanagement.QueryDefinition{
+			Type: to.Ptr(armcostmanagement.ExportTypeActualCost), Timeframe: to.Ptr(armcostmanagement.TimeframeTypeMonthToDate),
+			Dataset: &armcostmanagement.QueryDataset{
+				Aggregation: map[string]*armcostmanagement.QueryAggregation{"cost": {Name: to.Ptr("Cost"), Function: to.Ptr(armcostmanagement.FunctionTypeSum)}},
+				Grouping: []*armcostmanagement.QueryGrouping{
+					{Type: to.Ptr(armcostmanagement.QueryColumnTypeDimension), Name: to.Ptr("Namespace")},
+					{Type: to.Ptr(armcostmanagement.QueryColumnTypeDimension), Name: to.Ptr("Workload")},
+				},
+				Filter: &armcostmanagement.QueryFilter{Dimensions: &armcostmanagement.QueryComparisonExpression{
+					Name: to.Ptr("PricingModel"), Operator: to.Ptr(armcostmanagement.QueryOperatorTypeIn), Values: []*string{to.Ptr("Spot")}}},
+			},
+		}
+		costs := func() (web, total float64) {
+			for _, r := range costRows(t, q, clusterScope, byNamespace) {
+				if r["Namespace"] == "shop" && r["Workload"] == "Deployment/web" {
+					web = r["Cost"].(float64)
+				}
+				total += r["Cost"].(float64)
+			}
+			return web, total
+		}
+		eventually(t, time.Minute, "the shop namespace charged for web", func() (bool, string) {
+			n, err := cs.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+			if err != nil {
+				return false, err.Error()
+			}
+			w, _ := costs()
+			return len(n.Items) == 2 && w > 0, fmt.Sprintf("%d pods running, web charged %v", len(n.Items), w)
+		})
+		time.Sleep(time.Second) // a sample after both pods run
+		web0, total0 := costs()
+		time.Sleep(3 * time.Second)
+		web1, total1 := costs()
+		if got := (web1 - web0) / (total1 - total0); math.Abs(got-want) > 0.02 {
+			t.Errorf("web took %.4f of the Spot pool's cost over 3 s, want %.4f", got, want)
+		}
+	})
+
+	t.Run("cost analysis needs the Standard or Premium tier", func(t *testing.T) {
+		free := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
+		free.Properties.MetricsProfile = mc.Properties.MetricsProfile
+		_, err := c.clusters.BeginCreateOrUpdate(ctx, group, "cost-free", free, nil)
+		expectCode(t, err, http.StatusBadRequest, "InvalidParameter")
 	})
 
 	t.Run("costs survive a kill of serve", func(t *testing.T) {

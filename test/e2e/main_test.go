@@ -104,7 +104,7 @@ func (s *server) start() error {
 	// for another scale.
 	scale := cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005")
 	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", scale,
-		"--health-unknown-after", healthUnknownAfter.String())
+		"--health-unknown-after", healthUnknownAfter.String(), "--cost-sample-interval", "1s")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		return err

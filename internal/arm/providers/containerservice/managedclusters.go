@@ -511,6 +511,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	if in.SKU == nil {
 		in.SKU = &armcontainerservice.ManagedClusterSKU{Name: to.Ptr(armcontainerservice.ManagedClusterSKUNameBase), Tier: to.Ptr(armcontainerservice.ManagedClusterSKUTierFree)}
 	}
+	if err := checkCostAnalysis(in); err != nil {
+		return err
+	}
 	if p.NetworkProfile == nil {
 		p.NetworkProfile = &armcontainerservice.NetworkProfile{}
 	}

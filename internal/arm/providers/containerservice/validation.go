@@ -1,6 +1,7 @@
 package containerservice
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -211,4 +212,22 @@ func defaultNetwork(np *armcontainerservice.NetworkProfile) {
 			lb.BackendPoolType = to.Ptr(armcontainerservice.BackendPoolTypeNodeIPConfiguration)
 		}
 	}
+}
+
+// checkCostAnalysis applies the cost analysis add-on's rules: the cluster
+// must be on the Standard or Premium tier, and have a managed identity.
+func checkCostAnalysis(in *armcontainerservice.ManagedCluster) error {
+	m := in.Properties.MetricsProfile
+	if m == nil || m.CostAnalysis == nil || !deref(m.CostAnalysis.Enabled) {
+		return nil
+	}
+	if tier := deref(in.SKU.Tier); !strings.EqualFold(string(tier), "Standard") && !strings.EqualFold(string(tier), "Premium") {
+		return arm.InvalidParameter("properties.metricsProfile.costAnalysis.enabled",
+			"Cost analysis can only be enabled on clusters of the Standard or Premium tier; the cluster's sku.tier is %s.", cmp.Or(string(tier), "Free"))
+	}
+	if in.Identity == nil || deref(in.Identity.Type) == armcontainerservice.ResourceIdentityTypeNone {
+		return arm.InvalidParameter("properties.metricsProfile.costAnalysis.enabled",
+			"Cost analysis can only be enabled on clusters with a managed identity, not a service principal.")
+	}
+	return nil
 }
