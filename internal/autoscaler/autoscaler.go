@@ -70,8 +70,9 @@ type Autoscaler struct {
 
 	// What earlier loops decided, as the upstream autoscaler keeps it.
 	lastScaleUp, lastScaleDown, lastFailure time.Time
-	unneeded                                map[string]time.Time // node -> unneeded since
-	backoff                                 map[string]backoff   // scale set -> backoff
+	unneeded                                map[string]time.Time      // node -> unneeded since
+	backoff                                 map[string]backoff        // scale set -> backoff
+	scaleUps                                map[string]scaleUpRequest // pool -> the scale-up under way
 	mu                                      sync.Mutex
 	draining                                map[string]bool // nodes being drained for removal
 	cleaned                                 bool            // stale ToBeDeleted taints removed
@@ -147,10 +148,11 @@ func unschedulable(p *corev1.Pod) bool {
 // view is the cluster as one loop sees it: the pools by name, which pool
 // each node is in, and the snapshot's nodes and pods.
 type view struct {
-	pools  map[string]*Pool
-	poolOf map[string]string // node -> pool
-	nodes  []*corev1.Node    // snapshot nodes: real, and upcoming ones
-	pods   []*corev1.Pod     // pods on the snapshot's nodes
+	pools      map[string]*Pool
+	poolOf     map[string]string // node -> pool
+	nodes      []*corev1.Node    // snapshot nodes: real, and upcoming ones
+	registered []*corev1.Node    // the real nodes, as they are
+	pods       []*corev1.Pod     // pods on the snapshot's nodes
 }
 
 // snapshot builds a fresh scheduler snapshot of the view, plus extra
@@ -179,7 +181,7 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 		a.cleaned = true
 	}
 	now := a.now()
-	v, err := a.look(pools)
+	v, err := a.look(pools, settings, now)
 	if err != nil {
 		return settings, err
 	}
@@ -192,6 +194,18 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 	}
 	if !anyEnabled {
 		return settings, a.writeStatus(ctx, false)
+	}
+
+	if err := a.checkProvisioning(ctx, v, settings, now); err != nil {
+		return settings, err
+	}
+	a.status.census = census(v.registered, settings, now)
+	if !a.status.census.healthy(settings) {
+		// Too many nodes are broken for the picture to be trusted:
+		// neither up nor down until they recover.
+		a.status.unhealthy = true
+		klog.FromContext(ctx).Info("Cluster is not ready for autoscaling", "unready", a.status.census.unready, "total", a.status.census.total)
+		return settings, a.writeStatus(ctx, true)
 	}
 
 	pending, err := a.pending(settings, now)
@@ -241,9 +255,10 @@ func (a *Autoscaler) RunOnce(ctx context.Context) (Settings, error) {
 }
 
 // look reads the nodes and pods into a view. A pool's nodes that are
-// still booting, and those it is yet to make, stand in the snapshot as
-// copies of its template: the pods waiting for them are not stranded.
-func (a *Autoscaler) look(pools []Pool) (*view, error) {
+// still booting (younger than the provision time), and those it is yet to
+// make, stand in the snapshot as copies of its template: the pods waiting
+// for them are not stranded. A node unready for longer is what it is.
+func (a *Autoscaler) look(pools []Pool, s Settings, now time.Time) (*view, error) {
 	v := &view{pools: map[string]*Pool{}, poolOf: map[string]string{}}
 	for i := range pools {
 		v.pools[pools[i].Name] = &pools[i]
@@ -252,13 +267,15 @@ func (a *Autoscaler) look(pools []Pool) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.registered = nodes
 	registered := map[string]int{}
 	for _, n := range nodes {
 		pool := n.Labels["kubernetes.azure.com/agentpool"]
 		if p, ok := v.pools[pool]; ok {
 			v.poolOf[n.Name] = pool
 			registered[pool]++
-			if !ready(n) && n.DeletionTimestamp == nil && p.Template != nil && !n.Spec.Unschedulable {
+			starting := now.Sub(n.CreationTimestamp.Time) < s.MaxNodeProvisionTime
+			if !ready(n) && starting && n.DeletionTimestamp == nil && p.Template != nil && !n.Spec.Unschedulable {
 				t := fromTemplate(p, 0)
 				t.Name, t.Labels[corev1.LabelHostname] = n.Name, n.Name
 				v.nodes = append(v.nodes, t)
@@ -410,7 +427,6 @@ func (a *Autoscaler) scaleUp(ctx context.Context, v *view, stranded []*corev1.Po
 	}
 	best := a.expand(options, string(s.Expander))
 	p := best.pool
-	target := p.Count + best.nodes
 	if p.NoCapacity != "" {
 		a.fail(p, now, "AllocationFailed", p.NoCapacity)
 		a.event(nil, corev1.EventTypeWarning, "FailedToScaleUpGroup", "Scale-up failed for group %s: %s", p.ScaleSet, p.NoCapacity)
@@ -418,20 +434,36 @@ func (a *Autoscaler) scaleUp(ctx context.Context, v *view, stranded []*corev1.Po
 		// The next loop tries the next option, this pool backed off.
 		return false, nil
 	}
-	a.event(nil, corev1.EventTypeNormal, "ScaledUpGroup", "Scale-up: setting group %s size to %d instead of %d (max: %d)", p.ScaleSet, target, p.Count, p.Max)
-	if err := a.cluster.Resize(ctx, p.Name, p.Count, target); err != nil {
-		a.fail(p, now, "ScaleUpFailed", err.Error())
-		a.event(nil, corev1.EventTypeWarning, "FailedToScaleUpGroup", "Scale-up failed for group %s: %v", p.ScaleSet, err)
+	groups, targets := []*Pool{p}, []int{p.Count + best.nodes}
+	if s.BalanceSimilarNodeGroups {
+		groups = similarOptions(best, options)
+		targets = balance(groups, best.nodes)
+	}
+	var grown []string
+	for i, g := range groups {
+		if targets[i] == g.Count {
+			continue
+		}
+		a.event(nil, corev1.EventTypeNormal, "ScaledUpGroup", "Scale-up: setting group %s size to %d instead of %d (max: %d)", g.ScaleSet, targets[i], g.Count, g.Max)
+		if err := a.cluster.Resize(ctx, g.Name, g.Count, targets[i]); err != nil {
+			a.fail(g, now, "ScaleUpFailed", err.Error())
+			a.event(nil, corev1.EventTypeWarning, "FailedToScaleUpGroup", "Scale-up failed for group %s: %v", g.ScaleSet, err)
+			continue
+		}
+		log.Info("Scaled up", "pool", g.Name, "from", g.Count, "to", targets[i], "pods", len(best.pods))
+		a.event(nil, corev1.EventTypeNormal, "ScaledUpGroup", "Scale-up: group %s size set to %d instead of %d (max: %d)", g.ScaleSet, targets[i], g.Count, g.Max)
+		grown = append(grown, fmt.Sprintf("{%s %d->%d (max: %d)}", g.ScaleSet, g.Count, targets[i], g.Max))
+		a.scaleUps[g.Name] = scaleUpRequest{from: g.Count, target: targets[i], deadline: now.Add(s.MaxNodeProvisionTime)}
+		delete(a.backoff, g.ScaleSet)
+		g.Count = targets[i]
+	}
+	if len(grown) == 0 {
 		return false, nil
 	}
-	log.Info("Scaled up", "pool", p.Name, "from", p.Count, "to", target, "pods", len(best.pods))
-	a.event(nil, corev1.EventTypeNormal, "ScaledUpGroup", "Scale-up: group %s size set to %d instead of %d (max: %d)", p.ScaleSet, target, p.Count, p.Max)
 	for _, pod := range best.pods {
-		a.event(pod, corev1.EventTypeNormal, "TriggeredScaleUp", "pod triggered scale-up: [{%s %d->%d (max: %d)}]", p.ScaleSet, p.Count, target, p.Max)
+		a.event(pod, corev1.EventTypeNormal, "TriggeredScaleUp", "pod triggered scale-up: [%s]", strings.Join(grown, " "))
 	}
 	a.lastScaleUp = now
-	delete(a.backoff, p.ScaleSet)
-	p.Count = target
 	a.status.scaleUpInProgress = true
 	return true, nil
 }

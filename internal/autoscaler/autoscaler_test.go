@@ -247,3 +247,99 @@ func TestStaleTaintsGo(t *testing.T) {
 		t.Errorf("taints after a restart: %v", got.Spec.Taints)
 	}
 }
+
+func TestBalanceSimilarNodeGroups(t *testing.T) {
+	pools := &fakePools{pools: []Pool{
+		{Name: "a", ScaleSet: "aks-a-12345678-vmss", Enabled: true, Max: 5, Count: 1, Template: template("a")},
+		{Name: "b", ScaleSet: "aks-b-12345678-vmss", Enabled: true, Max: 5, Template: template("b")},
+		// Tainted: not like the others.
+		{Name: "gpu", ScaleSet: "aks-gpu-12345678-vmss", Enabled: true, Max: 5, Template: template("gpu", corev1.Taint{Key: "sku", Value: "gpu", Effect: corev1.TaintEffectNoSchedule})},
+	}, profile: &Profile{BalanceSimilarNodeGroups: to.Ptr("true")}}
+	busy := pendingPod("busy", "1900m", nil)
+	busy.Spec.NodeName, busy.Status = node("a", 0).Name, corev1.PodStatus{Phase: corev1.PodRunning}
+	a, _ := newTestAutoscaler(t, pools, node("a", 0), busy,
+		pendingPod("web-1", "1500m", nil), pendingPod("web-2", "1500m", nil), pendingPod("web-3", "1500m", nil))
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Three new nodes over a (at 1) and b (at 0): b first, then one each.
+	if got := fmt.Sprint(pools.resized); got != "[a 1->2 b 0->2]" {
+		t.Errorf("resized %v, want [a 1->2 b 0->2]", got)
+	}
+	if !similar(&pools.pools[0], &pools.pools[1]) || similar(&pools.pools[0], &pools.pools[2]) {
+		t.Error("similarity: a and b are alike, the tainted pool is not")
+	}
+}
+
+func TestScaleUpTimesOut(t *testing.T) {
+	pools := &fakePools{pools: []Pool{{Name: "user", ScaleSet: "aks-user-12345678-vmss", Enabled: true, Max: 5, Template: template("user")}}}
+	a, events := newTestAutoscaler(t, pools, pendingPod("web-1", "1500m", nil), pendingPod("web-2", "1500m", nil))
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// No node ever registers. Within the provision time, nothing happens;
+	// past it, the pool goes back and backs off.
+	now = now.Add(14 * time.Minute)
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(pools.resized); got != "[user 0->2 user 2->0]" {
+		t.Fatalf("resized %v, want the scale-up undone after 15 minutes", got)
+	}
+	if b := a.backoff["aks-user-12345678-vmss"]; b.code != "timeout" || !b.until.After(now) {
+		t.Errorf("backoff %+v", b)
+	}
+	found := false
+	for len(events.Events) > 0 {
+		if e := <-events.Events; strings.HasPrefix(e, "Warning ScaleUpTimedOut Nodes added to group aks-user-12345678-vmss failed to register within 15m0s") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no ScaleUpTimedOut event")
+	}
+}
+
+func TestUnhealthyClusterDoesNotScale(t *testing.T) {
+	pools := &fakePools{pools: []Pool{{Name: "user", ScaleSet: "aks-user-12345678-vmss", Enabled: true, Max: 9, Count: 4, Template: template("user")}}}
+	var objs []runtime.Object
+	for i := range 4 {
+		n := node("user", i)
+		n.CreationTimestamp = metav1.NewTime(time.Now().Add(-time.Hour))
+		if i > 0 { // three of four NotReady for an hour: 75% > 45%, 3 ≤ 3
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
+			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}
+		}
+		objs = append(objs, n)
+	}
+	objs = append(objs, pendingPod("web-1", "1500m", nil), pendingPod("web-2", "1500m", nil), pendingPod("web-3", "1500m", nil), pendingPod("web-4", "1500m", nil))
+	a, _ := newTestAutoscaler(t, pools, objs...)
+	// Three unready nodes are within ok-total-unready-count (3): it scales.
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(pools.resized) != 1 {
+		t.Fatalf("resized %v with three unready nodes of four, want a scale-up", pools.resized)
+	}
+	pools.resized = nil
+	pools.pools[0].Count = 4
+	a.lastScaleUp = time.Time{}
+	a.scaleUps = map[string]scaleUpRequest{}
+	pools.profile = &Profile{OkTotalUnreadyCount: to.Ptr("2")}
+	if _, err := a.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(pools.resized) != 0 {
+		t.Errorf("resized %v with 3 of 4 nodes unready, over both limits", pools.resized)
+	}
+	cm, err := a.client.CoreV1().ConfigMaps(statusNamespace).Get(context.Background(), statusName, metav1.GetOptions{})
+	if err != nil || !strings.Contains(cm.Data["status"], "status: Unhealthy") || !strings.Contains(cm.Data["status"], "unready:\n          total: 3") {
+		t.Errorf("status %v (%v)", cm.Data["status"], err)
+	}
+}

@@ -26,7 +26,7 @@ func New(ctx context.Context, cs kubernetes.Interface, factory informers.SharedI
 		cluster: c, client: cs, sim: sim, events: events, now: time.Now,
 		nodes: factory.Core().V1().Nodes().Lister(), pods: factory.Core().V1().Pods().Lister(),
 		pdbs: factory.Policy().V1().PodDisruptionBudgets().Lister(), cms: factory.Core().V1().ConfigMaps().Lister(),
-		unneeded: map[string]time.Time{}, backoff: map[string]backoff{}, draining: map[string]bool{},
+		unneeded: map[string]time.Time{}, backoff: map[string]backoff{}, draining: map[string]bool{}, scaleUps: map[string]scaleUpRequest{},
 	}, nil
 }
 

@@ -31,6 +31,9 @@ type status struct {
 	scaleUpNeeded       bool
 	scaleUpInProgress   bool
 	scaleDownCandidates int
+	census              nodeCensus
+	// unhealthy says too many nodes are unready to autoscale.
+	unhealthy bool
 }
 
 type groupStatus struct {
@@ -66,6 +69,9 @@ type (
 			Ready        int `json:"ready"`
 			NotStarted   int `json:"notStarted"`
 			BeingDeleted int `json:"beingDeleted"`
+			Unready      struct {
+				Total int `json:"total"`
+			} `json:"unready"`
 		} `json:"registered"`
 	}
 	scaleUpSt struct {
@@ -107,7 +113,13 @@ func (a *Autoscaler) writeStatus(ctx context.Context, running bool) error {
 	st := a.status
 	probe := st.time.UTC().Format(time.RFC3339)
 	doc := statusDoc{Time: st.time.UTC().Format("2006-01-02 15:04:05.999999999 -0700 MST"), AutoscalerStatus: "Running"}
-	doc.ClusterWide.Health = healthSt{Status: "Healthy", LastProbeTime: probe}
+	counts := &nodeCounts{}
+	counts.Registered.Total, counts.Registered.Ready, counts.Registered.NotStarted = st.census.total, st.census.ready, st.census.notStarted
+	counts.Registered.BeingDeleted, counts.Registered.Unready.Total = st.census.beingDeleted, st.census.unready
+	doc.ClusterWide.Health = healthSt{Status: "Healthy", NodeCounts: counts, LastProbeTime: probe}
+	if st.unhealthy {
+		doc.ClusterWide.Health.Status = "Unhealthy"
+	}
 	doc.ClusterWide.ScaleUp = scaleUpSt{Status: "NoActivity", LastProbeTime: probe}
 	switch {
 	case st.scaleUpInProgress:

@@ -108,13 +108,18 @@ func TestAZ(t *testing.T) {
 		ProvisioningState string
 		PowerState        struct{ Code string }
 		AgentPoolProfiles []struct {
-			Name, OsDiskType string
-			Count            int
+			Name, OsDiskType          string
+			Count, MinCount, MaxCount int
+			EnableAutoScaling         bool
 		}
 	}
-	az.json(&mc, "aks", "create", "-g", group, "-n", name, "--node-count", "1", "--generate-ssh-keys")
+	az.json(&mc, "aks", "create", "-g", group, "-n", name, "--node-count", "1", "--generate-ssh-keys",
+		"--enable-cluster-autoscaler", "--min-count", "1", "--max-count", "3")
 	if mc.ProvisioningState != "Succeeded" || len(mc.AgentPoolProfiles) != 1 {
 		t.Fatalf("az aks create: %+v", mc)
+	}
+	if p := mc.AgentPoolProfiles[0]; !p.EnableAutoScaling || p.MinCount != 1 || p.MaxCount != 3 || p.Count != 1 {
+		t.Errorf("az aks create --enable-cluster-autoscaler: pool %+v", p)
 	}
 	az.json(&mc, "aks", "show", "-g", group, "-n", name)
 	var clusters []struct{ Name string }
