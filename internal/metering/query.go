@@ -39,7 +39,7 @@ func invalid(format string, args ...any) error {
 }
 
 // Columns a query can aggregate, and what each sums.
-var measures = map[string]func(slipwayv1.UsageLine) float64{
+var measures = map[string]func(*slipwayv1.UsageLine) float64{
 	"cost":          costOf,
 	"pretaxcost":    costOf,
 	"costusd":       costOf,
@@ -47,10 +47,10 @@ var measures = map[string]func(slipwayv1.UsageLine) float64{
 	"usagequantity": quantityOf,
 }
 
-func costOf(l slipwayv1.UsageLine) float64 { return float64(l.NanoUSD) / 1e9 }
+func costOf(l *slipwayv1.UsageLine) float64 { return float64(l.NanoUSD) / 1e9 }
 
 // quantityOf is a line's usage in its unit of measure.
-func quantityOf(l slipwayv1.UsageLine) float64 {
+func quantityOf(l *slipwayv1.UsageLine) float64 {
 	hours := float64(l.UnitMillis) / float64(time.Hour/time.Millisecond)
 	if l.UnitOfMeasure == perHour {
 		return hours
@@ -62,27 +62,32 @@ func quantityOf(l slipwayv1.UsageLine) float64 {
 // namespace and workload used.
 type entry struct {
 	rec                 *slipwayv1.UsageRecord
-	line                slipwayv1.UsageLine
+	line                *slipwayv1.UsageLine
 	namespace, workload string
 }
 
-// entries are a record's lines, each shared out as cost analysis split it:
-// a part per namespace and workload, and the rest (the time the meter was
-// not shared) with neither.
-func entries(rec *slipwayv1.UsageRecord) []entry {
-	var out []entry
-	for _, l := range rec.Status.Lines {
-		rest := l
+// entries are a record's lines; with split, each is shared out as cost
+// analysis split it: a part per namespace and workload, and the rest (the
+// time the meter was not shared) with neither.
+func entries(rec *slipwayv1.UsageRecord, split bool) []entry {
+	out := make([]entry, 0, len(rec.Status.Lines))
+	for i := range rec.Status.Lines {
+		l := &rec.Status.Lines[i]
+		if !split || len(l.Split) == 0 {
+			out = append(out, entry{rec: rec, line: l})
+			continue
+		}
+		rest := *l
 		rest.Split = nil
 		for _, sp := range l.Split {
 			part := rest
 			part.UnitMillis, part.NanoUSD = sp.UnitMillis, sp.NanoUSD
-			out = append(out, entry{rec: rec, line: part, namespace: sp.Namespace, workload: sp.Workload})
+			out = append(out, entry{rec: rec, line: &part, namespace: sp.Namespace, workload: sp.Workload})
 			rest.UnitMillis -= sp.UnitMillis
 			rest.NanoUSD -= sp.NanoUSD
 		}
-		if len(l.Split) == 0 || rest.UnitMillis != 0 || rest.NanoUSD != 0 {
-			out = append(out, entry{rec: rec, line: rest})
+		if rest.UnitMillis != 0 || rest.NanoUSD != 0 {
+			out = append(out, entry{rec: rec, line: &rest})
 		}
 	}
 	return out
@@ -156,6 +161,13 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 	if err != nil {
 		return nil, err
 	}
+	// Lines are shared out only for a query that reads the split: the
+	// parts of a line add up to it.
+	split := false
+	for _, g := range ds.Grouping {
+		split = split || g != nil && splitDimension(deref(g.Name))
+	}
+	split = split || filterReadsSplit(ds.Filter)
 
 	type bucket struct {
 		key  []any
@@ -168,7 +180,7 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 		if err != nil || day.Before(from) || day.After(to) {
 			continue
 		}
-		for _, e := range entries(r) {
+		for _, e := range entries(r, split) {
 			if !match(&e) {
 				continue
 			}
@@ -179,7 +191,11 @@ func Evaluate(q *Query, records []*slipwayv1.UsageRecord, now time.Time) (*armco
 			for _, g := range groups {
 				key = append(key, g.value(&e))
 			}
-			k := fmt.Sprint(key...)
+			var kb strings.Builder
+			for _, v := range key {
+				fmt.Fprint(&kb, v, "\x00")
+			}
+			k := kb.String()
 			b := buckets[k]
 			if b == nil {
 				b = &bucket{key: key, sums: make([]float64, len(aggs))}
@@ -297,7 +313,7 @@ func granularity(g *armcostmanagement.GranularityType) (func(time.Time) any, err
 
 type aggregation struct {
 	name string
-	sum  func(slipwayv1.UsageLine) float64
+	sum  func(*slipwayv1.UsageLine) float64
 }
 
 // aggregations are the summed columns, by alias; with none asked, the cost.
@@ -354,7 +370,7 @@ func groupings(in []*armcostmanagement.QueryGrouping) ([]column, error) {
 			out = append(out,
 				column{"TagKey", "String", func(*entry) any { return name }},
 				column{"TagValue", "String", func(e *entry) any {
-					if v, ok := tag(&e.line, name); ok {
+					if v, ok := tag(e.line, name); ok {
 						return v
 					}
 					return nil
@@ -440,7 +456,7 @@ func filter(f *armcostmanagement.QueryFilter) (predicate, error) {
 		}
 		key := deref(e.Name)
 		parts = append(parts, func(e *entry) bool {
-			v, ok := tag(&e.line, key)
+			v, ok := tag(e.line, key)
 			return ok && slices.ContainsFunc(in, func(w string) bool { return strings.EqualFold(w, v) })
 		})
 	}
@@ -459,4 +475,24 @@ func values(e *armcostmanagement.QueryComparisonExpression) ([]string, error) {
 		out = append(out, deref(v))
 	}
 	return out, nil
+}
+
+// splitDimension says a dimension reads cost analysis's split.
+func splitDimension(name string) bool {
+	return strings.EqualFold(name, "Namespace") || strings.EqualFold(name, "Workload")
+}
+
+func filterReadsSplit(f *armcostmanagement.QueryFilter) bool {
+	if f == nil {
+		return false
+	}
+	if f.Dimensions != nil && splitDimension(deref(f.Dimensions.Name)) {
+		return true
+	}
+	for _, sub := range append(slices.Clone(f.And), f.Or...) {
+		if filterReadsSplit(sub) {
+			return true
+		}
+	}
+	return false
 }
