@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -66,3 +66,11 @@ bench-storage: build
 bench-autoscale: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkAutoscaleUp -benchtime 5x -timeout 30m ./test/e2e
 	go test -run '^$$' -bench BenchmarkRunOnce -benchtime 3x -timeout 30m ./internal/autoscaler
+
+# Key Vault: GetSecret latency from 16 concurrent azsecrets clients.
+bench-keyvault: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretGet -benchtime 200x -timeout 30m ./test/e2e
+
+# Cost Management queries over a month of usage records.
+bench-cost:
+	go test -run '^$$' -bench BenchmarkEvaluate -benchtime 5x ./internal/metering

@@ -38,6 +38,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&FileShare{}, &FileShareList{},
 		&UsageRecord{}, &UsageRecordList{},
 		&CostAllocation{}, &CostAllocationList{},
+		&Vault{}, &VaultList{},
+		&VaultSecret{}, &VaultSecretList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,11 +89,17 @@ func AZLogin(ctx context.Context, o AZLoginOptions) (string, error) {
 		return out.String(), nil
 	}
 	arm := conn.ARMEndpoint
+	endpoints := []string{"--endpoint-resource-manager", arm}
+	if u, err := url.Parse(arm); err == nil && conn.KeyVaultDNSSuffix != "" {
+		// az makes a vault's URL as https://{name}{suffix}: the port goes
+		// in the suffix.
+		endpoints = append(endpoints, "--suffix-keyvault-dns", "."+conn.KeyVaultDNSSuffix+":"+u.Port())
+	}
 	if _, err := az("cloud", "show", "-n", o.Cloud, "-o", "none"); err == nil {
-		if _, err := az("cloud", "update", "-n", o.Cloud, "--endpoint-resource-manager", arm); err != nil {
+		if _, err := az(append([]string{"cloud", "update", "-n", o.Cloud}, endpoints...)...); err != nil {
 			return "", err
 		}
-	} else if _, err := az("cloud", "register", "-n", o.Cloud, "--endpoint-resource-manager", arm); err != nil {
+	} else if _, err := az(append([]string{"cloud", "register", "-n", o.Cloud}, endpoints...)...); err != nil {
 		return "", err
 	}
 	if _, err := az("cloud", "set", "-n", o.Cloud); err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,7 +25,10 @@ import (
 )
 
 // HTTPClient returns an HTTP client that trusts the server's CA (and only
-// it: Slipway's endpoints are all it talks to).
+// it: Slipway's endpoints are all it talks to), and that reaches the key
+// vaults' names (https://{vault}.{KeyVaultDNSSuffix}:{port}/), which no DNS
+// resolves, at Slipway's address: the Key Vault SDKs work through it with
+// their default options, challenge verification included.
 func (c *Connection) HTTPClient() (*http.Client, error) {
 	pem, err := os.ReadFile(c.CACertFile)
 	if err != nil {
@@ -34,7 +38,20 @@ func (c *Connection) HTTPClient() (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s holds no certificate", c.CACertFile)
 	}
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+	arm, err := url.Parse(c.ARMEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("ARM endpoint %q: %w", c.ARMEndpoint, err)
+	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	suffix := "." + strings.ToLower(c.KeyVaultDNSSuffix)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && c.KeyVaultDNSSuffix != "" && strings.HasSuffix(strings.ToLower(host), suffix) && port == arm.Port() {
+			addr = arm.Host
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: dial,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
 }
 
 // Cloud is the azcore cloud configuration of this Slipway.

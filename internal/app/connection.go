@@ -26,10 +26,19 @@ type Connection struct {
 	Location       string `json:"location"`
 	// ObjectID is the bootstrap principal's object ID.
 	ObjectID string `json:"objectId"`
+	// KeyVaultDNSSuffix is the DNS suffix of the key vaults' data planes
+	// (https://{vault}.{suffix}:{port}/, the port ARM's). Such names
+	// resolve nowhere by themselves: map them to Slipway's address.
+	KeyVaultDNSSuffix string `json:"keyVaultDNSSuffix"`
 }
 
 // DefaultAudience is the ARM audience tokens are issued for.
 const DefaultAudience = "https://management.slipway.local/"
+
+// DefaultKeyVaultDNSSuffix is the key vaults' DNS suffix unless serve is
+// told another: a .test name (RFC 2606) that no DNS will ever answer for
+// someone else.
+const DefaultKeyVaultDNSSuffix = "vault.slipway.test"
 
 // DefaultLocation is the location Slipway reports and defaults to.
 const DefaultLocation = "local"

@@ -29,6 +29,7 @@ import (
 	computeprovider "github.com/slipway-dev/slipway/internal/arm/providers/compute"
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
 	"github.com/slipway-dev/slipway/internal/arm/providers/costmanagement"
+	keyvaultprovider "github.com/slipway-dev/slipway/internal/arm/providers/keyvault"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
@@ -41,6 +42,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/health"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
+	"github.com/slipway-dev/slipway/internal/keyvault"
 	"github.com/slipway-dev/slipway/internal/management"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
@@ -73,6 +75,8 @@ type Options struct {
 	// CostSampleInterval is the time between two samples of a cost
 	// analysis cluster's pods.
 	CostSampleInterval time.Duration
+	// KeyVaultDNSSuffix is the vaults' DNS suffix (DefaultKeyVaultDNSSuffix).
+	KeyVaultDNSSuffix string
 	// Ports is the port range of hosted control planes; the first hundred
 	// go to the management plane. Zero means hosting's default.
 	Ports hosting.PortRange
@@ -104,12 +108,17 @@ func Serve(ctx context.Context, o Options) error {
 	defer listener.Close()
 	host, port, _ := net.SplitHostPort(listener.Addr().String())
 	base := "https://" + net.JoinHostPort(host, port)
-	tlsCfg, caFile, err := serverTLS(filepath.Join(o.DataDir, "pki"), host)
+	conn.KeyVaultDNSSuffix = cmp.Or(o.KeyVaultDNSSuffix, DefaultKeyVaultDNSSuffix)
+	tlsCfg, caFile, err := serverTLS(filepath.Join(o.DataDir, "pki"), host, conn.KeyVaultDNSSuffix)
 	if err != nil {
 		return err
 	}
 	conn.ARMEndpoint, conn.AuthorityHost = base+"/", base+"/"
 	conn.LoginEndpoint, conn.CACertFile = identity.ADFSIssuer(base), caFile
+	sealer, err := keyvault.OpenSealer(filepath.Join(o.DataDir, "keyvault", "sealing.key"))
+	if err != nil {
+		return err
+	}
 
 	if o.TimeScale == 0 {
 		o.TimeScale = timing.DefaultScale
@@ -152,6 +161,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	diskService, accountService := disks.New(direct), storageaccounts.New(direct)
+	vaults := keyvault.New(direct, sealer, conn.KeyVaultDNSSuffix, ":"+port)
 	volumes := clusterStorage{client: mgr.GetClient(), disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
 	images := &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}
 	companions := func(ctx context.Context, c *hosting.Cluster) (func(), error) {
@@ -182,7 +192,7 @@ func Serve(ctx context.Context, o Options) error {
 	signer, err := identity.NewSigner(identity.SignerOptions{
 		KeyFile:  filepath.Join(o.DataDir, "identity", "signing-key.pem"),
 		Issuers:  []string{identity.ADFSIssuer(base), identity.TenantIssuer(base, conn.TenantID)},
-		Audience: conn.Audience,
+		Audience: conn.Audience, Resources: []string{vaults.Resource()},
 	})
 	if err != nil {
 		return err
@@ -204,6 +214,7 @@ func Serve(ctx context.Context, o Options) error {
 	slipwayidentity.Register(front, &identity.Store{Client: direct}, signer)
 	resourcehealth.Register(front, healthPolicy, containerservice.RouteCluster)
 	computeprovider.Register(front, diskService)
+	keyvaultprovider.Register(front, vaults)
 	storageprovider.Register(front, accountService)
 	heartbeat, err := controller.NewMeteringHeartbeat(ctx, direct, time.Minute, clock.RealClock{})
 	if err != nil {
@@ -221,7 +232,7 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.AgentPoolReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation,
-			Contents: []controller.GroupContents{diskService, accountService}},
+			Contents: []controller.GroupContents{diskService, accountService, vaults}},
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
@@ -264,7 +275,18 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}
 
-	srv := &http.Server{Handler: front.Handler(), TLSConfig: tlsCfg,
+	dataPlane := &keyvault.DataPlane{Service: vaults, Verify: signer.VerifyFor, RBAC: &authz.Authorizer{Client: mgr.GetClient()},
+		Authority: base, TenantID: conn.TenantID}
+	armHandler := front.Handler()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// One port, two hosts: ARM, and each vault at its own name.
+		if _, ok := dataPlane.VaultOf(r.Host); ok {
+			dataPlane.ServeHTTP(w, r)
+			return
+		}
+		armHandler.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: handler, TLSConfig: tlsCfg,
 		// Slow or idle clients are cut off: with --listen beyond
 		// loopback, connections held open would exhaust the server.
 		// No body Slipway takes needs more than seconds to send, and no

@@ -15,7 +15,7 @@ import (
 // serverTLS loads or makes Slipway's CA and ARM serving certificate. The CA
 // stays for the life of the data directory, so clients trust it once; the
 // serving certificate is made again when the listen host is not in it.
-func serverTLS(dir, host string) (*tls.Config, string, error) {
+func serverTLS(dir, host, vaultSuffix string) (*tls.Config, string, error) {
 	caFile := filepath.Join(dir, "ca.crt")
 	ca, err := pki.LoadKeyPair(dir, "ca")
 	if errors.Is(err, fs.ErrNotExist) {
@@ -27,9 +27,12 @@ func serverTLS(dir, host string) (*tls.Config, string, error) {
 		return nil, "", fmt.Errorf("Slipway CA: %w", err)
 	}
 	serving, err := pki.LoadKeyPair(dir, "server")
-	if err != nil || serving.Cert.VerifyHostname(host) != nil || time.Until(serving.Cert.NotAfter) < 30*24*time.Hour {
+	// The key vaults' data planes are served here too, each at its own
+	// name under the vault suffix.
+	if err != nil || serving.Cert.VerifyHostname(host) != nil || serving.Cert.VerifyHostname("kv."+vaultSuffix) != nil ||
+		time.Until(serving.Cert.NotAfter) < 30*24*time.Hour {
 		ips := []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
-		dns := []string{"localhost"}
+		dns := []string{"localhost", vaultSuffix, "*." + vaultSuffix}
 		if ip := net.ParseIP(host); ip != nil {
 			ips = append(ips, ip)
 		} else if host != "" {

@@ -22,6 +22,9 @@ type Role struct {
 	Description string
 	Actions     []string
 	NotActions  []string
+	// DataActions are what the role may do in a data plane (a key
+	// vault's secrets); control-plane actions never grant them.
+	DataActions []string
 }
 
 // The built-in roles Slipway knows, with Azure's GUIDs and permissions.
@@ -57,8 +60,33 @@ var (
 			"Microsoft.Management/managementGroups/read", "Microsoft.Billing/billingProperty/read"}}
 )
 
+// Key Vault's data-plane roles (azure-docs built-in-roles/security.md).
+var (
+	kvControl = []string{"Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*", "Microsoft.Resources/deployments/*",
+		"Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Support/*", "Microsoft.KeyVault/checkNameAvailability/read",
+		"Microsoft.KeyVault/deletedVaults/read", "Microsoft.KeyVault/locations/*/read", "Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/operations/read"}
+	KeyVaultAdministrator = Role{ID: "00482a5a-887f-4fb3-b363-3b7fe8e74483", Name: "Key Vault Administrator",
+		Description: "Perform all data plane operations on a key vault and all objects in it, including certificates, keys, and secrets. Cannot manage key vault resources or manage role assignments. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Actions:     kvControl, DataActions: []string{"Microsoft.KeyVault/vaults/*"}}
+	KeyVaultSecretsOfficer = Role{ID: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7", Name: "Key Vault Secrets Officer",
+		Description: "Perform any action on the secrets of a key vault, except manage permissions. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Actions:     kvControl, DataActions: []string{"Microsoft.KeyVault/vaults/secrets/*"}}
+	KeyVaultSecretsUser = Role{ID: "4633458b-17de-408a-b874-0445c86b69e6", Name: "Key Vault Secrets User",
+		Description: "Read secret contents. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		DataActions: []string{"Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"}}
+	KeyVaultReader = Role{ID: "21090545-7ca7-4776-b22c-e363652d74d2", Name: "Key Vault Reader",
+		Description: "Read metadata of key vaults and its certificates, keys, and secrets. Cannot read sensitive values such as secret contents or key material. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+		Actions:     kvControl, DataActions: []string{"Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"}}
+	KeyVaultContributor = Role{ID: "f25e0fa2-a7c8-4377-a976-54943a77a395", Name: "Key Vault Contributor",
+		Description: "Manage key vaults, but does not allow you to assign roles in Azure RBAC, and does not allow you to access secrets, keys, or certificates.",
+		Actions: []string{"Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*", "Microsoft.KeyVault/*", "Microsoft.Resources/deployments/*",
+			"Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Support/*"},
+		NotActions: []string{"Microsoft.KeyVault/locations/deletedVaults/purge/action", "Microsoft.KeyVault/hsmPools/*", "Microsoft.KeyVault/managedHsms/*"}}
+)
+
 // BuiltIn lists the built-in roles.
-var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser, CostManagementReader}
+var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser, CostManagementReader,
+	KeyVaultAdministrator, KeyVaultSecretsOfficer, KeyVaultSecretsUser, KeyVaultReader, KeyVaultContributor}
 
 // RoleByID finds a built-in role by GUID, or by a role definition ID that
 // ends in one (/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}).
@@ -80,6 +108,16 @@ func RoleByName(name string) (Role, bool) {
 		}
 	}
 	return Role{}, false
+}
+
+// AllowsData says whether the role grants a data action.
+func (r Role) AllowsData(action string) bool {
+	for _, a := range r.DataActions {
+		if match(a, action) {
+			return true
+		}
+	}
+	return false
 }
 
 // Allows says whether the role grants action: an Actions pattern matches
@@ -170,6 +208,24 @@ func (a *Authorizer) Authorize(ctx context.Context, appID, objectID, action, sco
 			continue
 		}
 		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && role.Allows(action) {
+			return nil
+		}
+	}
+	return &Denied{AppID: appID, ObjectID: objectID, Action: action, Scope: scope}
+}
+
+// AuthorizeData returns nil if one of the principal's assignments at
+// scope or above grants the data action, and a *Denied otherwise.
+func (a *Authorizer) AuthorizeData(ctx context.Context, appID, objectID, action, scope string) error {
+	assignments, err := a.Assignments(ctx, objectID)
+	if err != nil {
+		return err
+	}
+	for _, ra := range assignments {
+		if !Covers(ra.Spec.Scope, scope) {
+			continue
+		}
+		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && role.AllowsData(action) {
 			return nil
 		}
 	}

@@ -143,7 +143,7 @@ func (e *Endpoints) token(w http.ResponseWriter, r *http.Request) {
 	} else {
 		audience = r.PostForm.Get("resource") // ADFS's v1 form
 	}
-	if NormalizeAudience(audience) != NormalizeAudience(e.Signer.audience) {
+	if !e.Signer.Issues(audience) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS500011: The resource principal named "+audience+" was not found in the tenant.")
 		return
 	}

@@ -46,7 +46,10 @@ type Signer struct {
 	keyFile  string
 	issuers  []string
 	audience string
-	now      func() time.Time
+	// resources are the other audiences tokens are issued for (a key
+	// vault's); a token for one of them is no good at ARM.
+	resources []string
+	now       func() time.Time
 
 	mu     sync.RWMutex
 	key    *ecdsa.PrivateKey
@@ -79,6 +82,9 @@ type SignerOptions struct {
 	Issuers []string
 	// Audience is the ARM audience tokens must be for.
 	Audience string
+	// Resources are further audiences tokens may be asked for: the key
+	// vault data plane's.
+	Resources []string
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }
@@ -93,7 +99,7 @@ func NewSigner(o SignerOptions) (*Signer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Signer{keyFile: o.KeyFile, issuers: o.Issuers, audience: o.Audience, now: now, retired: map[string]retiredKey{}}
+	s := &Signer{keyFile: o.KeyFile, issuers: o.Issuers, audience: o.Audience, resources: o.Resources, now: now, retired: map[string]retiredKey{}}
 	key, err := loadOrCreateKey(o.KeyFile)
 	if err != nil {
 		return nil, err
@@ -293,8 +299,23 @@ var (
 	ErrWrongIssuer   = errors.New("the access token is from an unknown issuer")
 )
 
-// Verify checks a token's signature, issuer, audience and lifetime.
-func (s *Signer) Verify(token string) (*Claims, error) {
+// Verify checks a token's signature, issuer, audience (ARM's) and
+// lifetime.
+func (s *Signer) Verify(token string) (*Claims, error) { return s.VerifyFor(token, s.audience) }
+
+// Issues says whether tokens are issued for an audience: ARM's or one of
+// the resources'.
+func (s *Signer) Issues(audience string) bool {
+	for _, a := range append([]string{s.audience}, s.resources...) {
+		if NormalizeAudience(a) == NormalizeAudience(audience) {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyFor checks a token as Verify does, for one of audiences.
+func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return nil, ErrInvalidToken
@@ -346,8 +367,10 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	}
 	audOK := false
 	for _, a := range c.Audience {
-		if NormalizeAudience(a) == NormalizeAudience(s.audience) {
-			audOK = true
+		for _, want := range audiences {
+			if NormalizeAudience(a) == NormalizeAudience(want) {
+				audOK = true
+			}
 		}
 	}
 	if !audOK {

@@ -104,6 +104,33 @@ func TestAZ(t *testing.T) {
 		t.Errorf("az group list: %v", groups)
 	}
 
+	// A key vault through az's management commands. az 2.45's `keyvault
+	// create` asks Microsoft Graph who is logged in, which Slipway does
+	// not serve: the vault is made with az rest. (Its data-plane commands
+	// need the vault's name to resolve: a hosts-file line.)
+	var vault struct {
+		Name       string
+		Properties struct {
+			VaultURI                string `json:"vaultUri"`
+			EnableRbacAuthorization bool
+		}
+	}
+	kv := "azkv-" + strings.ToLower(newGUID()[:8])
+	az.json(&vault, "rest", "--method", "put", "--url", s.conn.ARMEndpoint+"subscriptions/"+s.conn.SubscriptionID+"/resourceGroups/"+group+
+		"/providers/Microsoft.KeyVault/vaults/"+kv+"?api-version=2022-07-01", "--body",
+		`{"location":"`+s.conn.Location+`","properties":{"tenantId":"`+s.conn.TenantID+`","sku":{"family":"A","name":"standard"},"enableRbacAuthorization":true}}`)
+	az.json(&vault, "keyvault", "show", "-g", group, "-n", kv)
+	if !strings.HasPrefix(vault.Properties.VaultURI, "https://"+kv+"."+s.conn.KeyVaultDNSSuffix+":") || !vault.Properties.EnableRbacAuthorization {
+		t.Errorf("az keyvault show: %+v", vault)
+	}
+	var listed []struct{ Name string }
+	az.json(&listed, "keyvault", "list", "-g", group)
+	if !containsName(listed, kv) {
+		t.Errorf("az keyvault list: %v", listed)
+	}
+	az.run("keyvault", "delete", "-g", group, "-n", kv)
+	az.run("keyvault", "purge", "-n", kv, "-l", s.conn.Location)
+
 	var mc struct {
 		ProvisioningState string
 		PowerState        struct{ Code string }

@@ -85,7 +85,7 @@ func (s *Provider) renderRoleDefinition(r authz.Role) map[string]any {
 		"id": s.roleDefinitionID("", r), "name": r.ID, "type": "Microsoft.Authorization/roleDefinitions",
 		"properties": map[string]any{
 			"roleName": r.Name, "description": r.Description, "type": "BuiltInRole", "assignableScopes": []string{"/"},
-			"permissions": []map[string]any{{"actions": r.Actions, "notActions": append([]string{}, r.NotActions...), "dataActions": []string{}, "notDataActions": []string{}}},
+			"permissions": []map[string]any{{"actions": append([]string{}, r.Actions...), "notActions": append([]string{}, r.NotActions...), "dataActions": append([]string{}, r.DataActions...), "notDataActions": []string{}}},
 		},
 	}
 }
