@@ -199,24 +199,16 @@ func (a *Authorizer) Assignments(ctx context.Context, objectID string) ([]slipwa
 // Authorize returns nil if one of the principal's assignments at scope or
 // above grants action, and a *Denied otherwise.
 func (a *Authorizer) Authorize(ctx context.Context, appID, objectID, action, scope string) error {
-	assignments, err := a.Assignments(ctx, objectID)
-	if err != nil {
-		return err
-	}
-	for _, ra := range assignments {
-		if !Covers(ra.Spec.Scope, scope) {
-			continue
-		}
-		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && role.Allows(action) {
-			return nil
-		}
-	}
-	return &Denied{AppID: appID, ObjectID: objectID, Action: action, Scope: scope}
+	return a.authorize(ctx, appID, objectID, action, scope, Role.Allows)
 }
 
 // AuthorizeData returns nil if one of the principal's assignments at
 // scope or above grants the data action, and a *Denied otherwise.
 func (a *Authorizer) AuthorizeData(ctx context.Context, appID, objectID, action, scope string) error {
+	return a.authorize(ctx, appID, objectID, action, scope, Role.AllowsData)
+}
+
+func (a *Authorizer) authorize(ctx context.Context, appID, objectID, action, scope string, allows func(Role, string) bool) error {
 	assignments, err := a.Assignments(ctx, objectID)
 	if err != nil {
 		return err
@@ -225,7 +217,7 @@ func (a *Authorizer) AuthorizeData(ctx context.Context, appID, objectID, action,
 		if !Covers(ra.Spec.Scope, scope) {
 			continue
 		}
-		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && role.AllowsData(action) {
+		if role, ok := RoleByID(ra.Spec.RoleDefinitionID); ok && allows(role, action) {
 			return nil
 		}
 	}

@@ -139,6 +139,17 @@ func (x *Secrets) get(ctx context.Context, name string) (*slipwayv1.VaultSecret,
 
 // live reads a secret that is not deleted.
 func (x *Secrets) live(ctx context.Context, name string) (*slipwayv1.VaultSecret, error) {
+	return x.find(ctx, name, false)
+}
+
+// deleted reads a soft-deleted secret.
+func (x *Secrets) deleted(ctx context.Context, name string) (*slipwayv1.VaultSecret, error) {
+	return x.find(ctx, name, true)
+}
+
+// find reads a secret that is soft-deleted, or is not: Key Vault's
+// 404 otherwise.
+func (x *Secrets) find(ctx context.Context, name string, deleted bool) (*slipwayv1.VaultSecret, error) {
 	if !secretName.MatchString(name) {
 		return nil, badName(name)
 	}
@@ -146,7 +157,10 @@ func (x *Secrets) live(ctx context.Context, name string) (*slipwayv1.VaultSecret
 	if err != nil {
 		return nil, err
 	}
-	if sec == nil || sec.Spec.Deleted != nil {
+	switch {
+	case deleted && (sec == nil || sec.Spec.Deleted == nil):
+		return nil, &Error{Status: http.StatusNotFound, Code: "SecretNotFound", Message: "Deleted Secret not found: " + name}
+	case !deleted && (sec == nil || sec.Spec.Deleted != nil):
 		return nil, notFound(name)
 	}
 	return sec, nil
@@ -391,21 +405,6 @@ func (x *Secrets) Delete(ctx context.Context, name string) (*Bundle, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// deleted reads a soft-deleted secret.
-func (x *Secrets) deleted(ctx context.Context, name string) (*slipwayv1.VaultSecret, error) {
-	if !secretName.MatchString(name) {
-		return nil, badName(name)
-	}
-	sec, err := x.get(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if sec == nil || sec.Spec.Deleted == nil {
-		return nil, &Error{Status: http.StatusNotFound, Code: "SecretNotFound", Message: "Deleted Secret not found: " + name}
-	}
-	return sec, nil
 }
 
 // GetDeleted reads a soft-deleted secret (its current version, no value).

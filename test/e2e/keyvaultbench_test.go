@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +54,10 @@ func BenchmarkSecretGet(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond) // the role assignment reaches the cache
 	}
-	const clients = 16
+	clients := 16
+	if n, err := strconv.Atoi(os.Getenv("SLIPWAY_KV_CLIENTS")); err == nil && n > 0 {
+		clients = n
+	}
 	var mu sync.Mutex
 	var latencies []time.Duration
 	b.ResetTimer()
