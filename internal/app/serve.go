@@ -161,7 +161,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	diskService, accountService := disks.New(direct), storageaccounts.New(direct)
-	vaults := keyvault.New(direct, sealer, conn.KeyVaultDNSSuffix, ":"+port)
+	vaults := keyvault.New(direct, mgr.GetClient(), sealer, conn.KeyVaultDNSSuffix, ":"+port)
 	volumes := clusterStorage{client: mgr.GetClient(), disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
 	images := &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}
 	companions := func(ctx context.Context, c *hosting.Cluster) (func(), error) {

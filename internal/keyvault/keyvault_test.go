@@ -8,10 +8,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -68,7 +71,7 @@ func dataPlane(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := New(c, sealer, "vault.slipway.test", ":8443")
+	svc := New(c, nil, sealer, "vault.slipway.test", ":8443")
 	in := &armkeyvault.VaultCreateOrUpdateParameters{Location: to.Ptr("local"), Properties: &armkeyvault.VaultProperties{
 		TenantID: to.Ptr("t1"), SKU: &armkeyvault.SKU{Name: to.Ptr(armkeyvault.SKUNameStandard)}, EnableRbacAuthorization: to.Ptr(true)}}
 	if _, _, err := svc.Put(context.Background(), "sub", "rg", "local", "kv1", in, nil); err != nil {
@@ -155,5 +158,44 @@ func TestListPages(t *testing.T) {
 	}
 	if item := page["value"].([]any)[0].(map[string]any); item["value"] != nil || strings.Count(item["id"].(string), "/") != 4 {
 		t.Errorf("a list item %v: no value, and its base ID", item)
+	}
+}
+
+// TestStoreSeesItsOwnWrites: a cache that has not caught up does not hide
+// this process's writes, and one that has overtakes them.
+func TestStoreSeesItsOwnWrites(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := slipwayv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	api := fake.NewClientBuilder().WithScheme(scheme).Build()
+	stale := fake.NewClientBuilder().WithScheme(scheme).Build() // a cache that never catches up
+	s := newStore(api, stale)
+	ctx := context.Background()
+	sec := &slipwayv1.VaultSecret{}
+	sec.Namespace, sec.Name, sec.Spec.Name = slipwayv1.Namespace, "kvs-a", "a"
+	if err := s.Create(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	got := &slipwayv1.VaultSecret{}
+	if err := s.Get(ctx, client.ObjectKeyFromObject(sec), got); err != nil || got.Spec.Name != "a" {
+		t.Fatalf("read after create through a stale cache: %v %+v", err, got.Spec)
+	}
+	if err := s.Delete(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	// The stale cache now holds the old object: still deleted for us.
+	old := sec.DeepCopy()
+	old.ResourceVersion = ""
+	if err := stale.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Get(ctx, client.ObjectKeyFromObject(sec), &slipwayv1.VaultSecret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("read after delete: %v, want not found", err)
+	}
+	// Past the memory of the write, the cache is believed.
+	s.now = func() time.Time { return time.Now().Add(writtenFor + time.Second) }
+	if err := s.Get(ctx, client.ObjectKeyFromObject(sec), &slipwayv1.VaultSecret{}); err != nil {
+		t.Fatalf("after the write is forgotten: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ func fail(status int, code, format string, args ...any) *Error {
 
 // Service is the key vault service over the management plane.
 type Service struct {
-	client client.Client
+	client *store
 	sealer *Sealer
 	// DNSSuffix is the vaults' DNS suffix ("vault.slipway.test"), and
 	// Port the port their URIs carry (":8443", or "" for 443).
@@ -52,10 +52,11 @@ type Service struct {
 	now             func() time.Time
 }
 
-// New returns the service; vaults are addressed at
+// New returns the service, writing through c and reading objects through
+// cache (c when nil); vaults are addressed at
 // https://{name}.{dnsSuffix}{port}/.
-func New(c client.Client, sealer *Sealer, dnsSuffix, port string) *Service {
-	return &Service{client: c, sealer: sealer, dnsSuffix: dnsSuffix, port: port, now: time.Now}
+func New(c client.Client, cache client.Reader, sealer *Sealer, dnsSuffix, port string) *Service {
+	return &Service{client: newStore(c, cache), sealer: sealer, dnsSuffix: dnsSuffix, port: port, now: time.Now}
 }
 
 // VaultURI is a vault's data-plane URI.
