@@ -58,6 +58,22 @@ func NodeHash(clusterID, pool string) string {
 	return fmt.Sprintf("%08d", h.Sum32()%100000000)
 }
 
+// ScaleSet is the name of a pool's VM scale set, as AKS names it
+// (aks-<pool>-<hash>-vmss): the node group's ID to the autoscaler, the
+// resource billed for its VMs.
+func ScaleSet(clusterID, pool string) string {
+	return "aks-" + pool + "-" + NodeHash(clusterID, pool) + "-vmss"
+}
+
+// GroupOf is the subscription and resource group an ARM ID is in.
+func GroupOf(id string) (sub, group string, ok bool) {
+	segs := strings.Split(strings.Trim(id, "/"), "/")
+	if len(segs) < 4 || !strings.EqualFold(segs[0], "subscriptions") || !strings.EqualFold(segs[2], "resourceGroups") {
+		return "", "", false
+	}
+	return segs[1], segs[3], true
+}
+
 // SubscriptionOf is the subscription an ARM ID is in, or "".
 func SubscriptionOf(id string) string {
 	segs := strings.Split(strings.Trim(id, "/"), "/")

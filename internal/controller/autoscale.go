@@ -70,7 +70,7 @@ func (a *AutoscaledPools) Pools(ctx context.Context) ([]autoscaler.Pool, *autosc
 		stopped := props.PowerState != nil && deref(props.PowerState.Code) == armcontainerservice.CodeStopped
 		p := autoscaler.Pool{
 			Name:     pool.Spec.Name,
-			ScaleSet: fmt.Sprintf("aks-%s-%s-vmss", pool.Spec.Name, armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name)),
+			ScaleSet: armid.ScaleSet(mc.Spec.ResourceID, pool.Spec.Name),
 			Enabled:  deref(props.EnableAutoScaling),
 			Min:      int(deref(props.MinCount)), Max: int(deref(props.MaxCount)),
 			Count: int(deref(props.Count)),

@@ -50,8 +50,13 @@ func costAnalysis(c *armcontainerservice.ManagedCluster) bool {
 
 // Reconcile samples one cluster.
 func (r *CostAllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// drop deletes the cluster's allocation, if the cache shows one: a
+	// cluster without cost analysis (most) costs no call on each change.
 	drop := func() (ctrl.Result, error) {
-		a := &slipwayv1.CostAllocation{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+		a := &slipwayv1.CostAllocation{}
+		if err := r.Client.Get(ctx, req.NamespacedName, a); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, a))
 	}
 	mc := &slipwayv1.ManagedCluster{}

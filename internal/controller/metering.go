@@ -44,7 +44,7 @@ func (r *MeteringReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	byID := func(ids ...string) []reconcile.Request {
 		var out []reconcile.Request
 		for _, id := range ids {
-			if sub, group, ok := groupOf(id); ok {
+			if sub, group, ok := armid.GroupOf(id); ok {
 				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sub, Name: strings.ToLower(group)}})
 			}
 		}
@@ -94,15 +94,6 @@ func (r *MeteringReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// groupOf is the subscription and resource group an ARM ID is in.
-func groupOf(id string) (sub, group string, ok bool) {
-	segs := strings.Split(strings.Trim(id, "/"), "/")
-	if len(segs) < 4 || !strings.EqualFold(segs[0], "subscriptions") || !strings.EqualFold(segs[2], "resourceGroups") {
-		return "", "", false
-	}
-	return segs[1], segs[3], true
-}
-
 // Reconcile brings one group's latest record up to now and records the
 // rates that run from now on.
 func (r *MeteringReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -142,7 +133,7 @@ func (r *MeteringReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		last.Status.Rates = rates
 	}
 	for _, rec := range touched {
-		if err := r.write(ctx, rec); err != nil {
+		if err := writeRecord(ctx, r.Client, rec); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -159,14 +150,15 @@ func (r *MeteringReconciler) nextDay(now time.Time, rates []slipwayv1.UsageRate)
 	return ctrl.Result{RequeueAfter: now.UTC().Truncate(24 * time.Hour).Add(24*time.Hour + time.Second).Sub(now)}
 }
 
-func (r *MeteringReconciler) write(ctx context.Context, rec *slipwayv1.UsageRecord) error {
+// writeRecord creates a new record or updates one read before.
+func writeRecord(ctx context.Context, c client.Client, rec *slipwayv1.UsageRecord) error {
 	if rec.ResourceVersion == "" {
-		if err := r.Client.Create(ctx, rec); err != nil {
+		if err := c.Create(ctx, rec); err != nil {
 			return fmt.Errorf("recording usage of %s/%s on %s: %w", rec.Spec.SubscriptionID, rec.Spec.ResourceGroup, rec.Spec.Date, err)
 		}
 		return nil
 	}
-	if err := r.Client.Update(ctx, rec); err != nil {
+	if err := c.Update(ctx, rec); err != nil {
 		return fmt.Errorf("recording usage of %s/%s on %s: %w", rec.Spec.SubscriptionID, rec.Spec.ResourceGroup, rec.Spec.Date, err)
 	}
 	return nil
@@ -391,8 +383,7 @@ func (h *MeteringHeartbeat) rebase(ctx context.Context) error {
 				return err
 			}
 			for _, r := range metering.Advance(fresh, h.down.To, h.down) {
-				w := &MeteringReconciler{Client: h.client}
-				if err := w.write(ctx, r); err != nil {
+				if err := writeRecord(ctx, h.client, r); err != nil {
 					return err
 				}
 			}

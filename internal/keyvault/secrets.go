@@ -353,6 +353,12 @@ func (x *Secrets) all(ctx context.Context) ([]slipwayv1.VaultSecret, error) {
 
 // List lists the live secrets, each as its current version, by base ID.
 func (x *Secrets) List(ctx context.Context) ([]Item, error) {
+	return x.list(ctx, func(sec *slipwayv1.VaultSecret) bool { return sec.Spec.Deleted == nil })
+}
+
+// list lists the secrets that keep holds for, each as its current
+// version.
+func (x *Secrets) list(ctx context.Context, keep func(*slipwayv1.VaultSecret) bool) ([]Item, error) {
 	secs, err := x.all(ctx)
 	if err != nil {
 		return nil, err
@@ -360,7 +366,7 @@ func (x *Secrets) List(ctx context.Context) ([]Item, error) {
 	out := []Item{}
 	for i := range secs {
 		sec := &secs[i]
-		if sec.Spec.Deleted != nil {
+		if !keep(sec) {
 			continue
 		}
 		v, _ := version(sec, "")
@@ -417,22 +423,11 @@ func (x *Secrets) GetDeleted(ctx context.Context, name string) (*Bundle, error) 
 	return x.bundle(sec, v, false)
 }
 
-// ListDeleted lists the soft-deleted secrets.
+// ListDeleted lists the soft-deleted secrets still in their retention.
 func (x *Secrets) ListDeleted(ctx context.Context) ([]Item, error) {
-	secs, err := x.all(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []Item{}
-	for i := range secs {
-		sec := &secs[i]
-		if sec.Spec.Deleted == nil || !x.s.now().Before(sec.Spec.Deleted.ScheduledPurgeDate.Time) {
-			continue
-		}
-		v, _ := version(sec, "")
-		out = append(out, x.item(sec, v, x.id("secrets", sec.Spec.Name, "")))
-	}
-	return out, nil
+	return x.list(ctx, func(sec *slipwayv1.VaultSecret) bool {
+		return sec.Spec.Deleted != nil && x.s.now().Before(sec.Spec.Deleted.ScheduledPurgeDate.Time)
+	})
 }
 
 // Recover brings a soft-deleted secret back, all its versions.

@@ -117,8 +117,8 @@ func (s *Service) Live(ctx context.Context, sub, group, name string) (*slipwayv1
 }
 
 func sameGroup(id, sub, group string) bool {
-	segs := strings.Split(strings.Trim(id, "/"), "/")
-	return len(segs) > 3 && strings.EqualFold(segs[1], sub) && strings.EqualFold(segs[3], group)
+	s, g, ok := armid.GroupOf(id)
+	return ok && strings.EqualFold(s, sub) && strings.EqualFold(g, group)
 }
 
 // Model is the vault as stored (armkeyvault's Vault, less read-only

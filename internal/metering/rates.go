@@ -84,7 +84,7 @@ func (p Pool) ScaleSetID() string {
 }
 
 func (p Pool) scaleSet() string {
-	return "aks-" + p.Name + "-" + armid.NodeHash(p.ClusterID, p.Name) + "-vmss"
+	return armid.ScaleSet(p.ClusterID, p.Name)
 }
 
 // PoolRates are what a pool's VMs cost: compute per running instance, at
