@@ -8,6 +8,7 @@ package addons
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	_ "embed"
@@ -38,6 +39,13 @@ var manifests string
 //
 //go:embed snapshotcrds/*.yaml
 var snapshotCRDs embed.FS
+
+// secretsStoreCRDs are the Secrets Store CSI driver's SecretProviderClass
+// and SecretProviderClassPodStatus CRDs, as its module ships them
+// (hack/secrets-store-crds.sh copies them).
+//
+//go:embed secretsstorecrds/*.yaml
+var secretsStoreCRDs embed.FS
 
 var tmpl = template.Must(template.New("addons").Option("missingkey=error").Parse(manifests))
 
@@ -70,6 +78,14 @@ type Spec struct {
 	// controller itself runs in Slipway, as AKS runs it in the managed
 	// control plane).
 	SnapshotController bool
+	// KeyVaultSecretsProvider follows addonProfiles.azureKeyvaultSecretsProvider:
+	// the Secrets Store CSI driver's CSIDriver object, CRDs and node
+	// DaemonSets (what mounts runs in Slipway, internal/secretsstore).
+	// SecretRotation and RotationPollInterval are its config, as the
+	// driver's flags show them.
+	KeyVaultSecretsProvider bool
+	SecretRotation          bool
+	RotationPollInterval    string
 }
 
 // The built-in StorageClasses of AKS, with their parameters exactly as AKS
@@ -110,6 +126,7 @@ func DNSServiceIP(serviceCIDR string) (string, error) {
 // Objects renders the add-on objects for spec, in the order they are
 // applied (accounts and roles before the workloads that use them).
 func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
+	spec.RotationPollInterval = cmp.Or(spec.RotationPollInterval, "2m")
 	if spec.DNSServiceIP == "" {
 		ip, err := DNSServiceIP(spec.ServiceCIDR)
 		if err != nil {
@@ -136,29 +153,19 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.SnapshotController {
-		files, _ := fs.Glob(snapshotCRDs, "snapshotcrds/*.yaml")
-		for _, f := range files {
-			data, err := snapshotCRDs.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			crds, err := decode(bytes.NewReader(data))
-			if err != nil {
-				return nil, err
-			}
-			for _, u := range crds {
-				// Made once and left: removing a CRD would delete every
-				// snapshot of the cluster with it.
-				labels := u.GetLabels()
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				labels[ModeLabel] = "EnsureExists"
-				u.SetLabels(labels)
-			}
-			out = append(out, crds...)
+	if spec.KeyVaultSecretsProvider {
+		crds, err := crdsIn(secretsStoreCRDs, "secretsstorecrds")
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, crds...)
+	}
+	if spec.SnapshotController {
+		crds, err := crdsIn(snapshotCRDs, "snapshotcrds")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, crds...)
 		if spec.DiskCSIDriver {
 			vsc, err := decode(strings.NewReader(diskSnapshotClass))
 			if err != nil {
@@ -166,6 +173,34 @@ func Objects(spec Spec) ([]*unstructured.Unstructured, error) {
 			}
 			out = append(out, vsc...)
 		}
+	}
+	return out, nil
+}
+
+// crdsIn decodes the CRDs of an embedded folder. They are made once and
+// left: removing a CRD would delete every object of its kind with it (a
+// cluster's snapshots, its SecretProviderClasses).
+func crdsIn(files embed.FS, dir string) ([]*unstructured.Unstructured, error) {
+	names, _ := fs.Glob(files, dir+"/*.yaml")
+	var out []*unstructured.Unstructured
+	for _, f := range names {
+		data, err := files.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		crds, err := decode(bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range crds {
+			labels := u.GetLabels()
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[ModeLabel] = "EnsureExists"
+			u.SetLabels(labels)
+		}
+		out = append(out, crds...)
 	}
 	return out, nil
 }
@@ -284,7 +319,7 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 // made, and stay.
 func prune(ctx context.Context, dc dynamic.Interface, spec Spec, keep []*unstructured.Unstructured) error {
 	all := spec
-	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController = true, true, true
+	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController, all.KeyVaultSecretsProvider = true, true, true, true
 	every, err := Objects(all)
 	if err != nil {
 		return err

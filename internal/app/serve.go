@@ -164,6 +164,17 @@ func Serve(ctx context.Context, o Options) error {
 	vaults := keyvault.New(direct, mgr.GetClient(), sealer, conn.KeyVaultDNSSuffix, ":"+port)
 	volumes := clusterStorage{client: mgr.GetClient(), disks: diskService, accounts: accountService, timing: timing.Model{Scale: o.TimeScale}}
 	images := &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}
+	signer, err := identity.NewSigner(identity.SignerOptions{
+		KeyFile:  filepath.Join(o.DataDir, "identity", "signing-key.pem"),
+		Issuers:  []string{identity.ADFSIssuer(base), identity.TenantIssuer(base, conn.TenantID)},
+		Audience: conn.Audience, Resources: []string{vaults.Resource()},
+	})
+	if err != nil {
+		return err
+	}
+	dataPlane := &keyvault.DataPlane{Service: vaults, Verify: signer.VerifyFor, RBAC: &authz.Authorizer{Client: mgr.GetClient()},
+		Authority: base, TenantID: conn.TenantID}
+	secretsStores := clusterSecretsStore{client: mgr.GetClient(), vaults: dataPlane, principals: principals, tenantID: conn.TenantID}
 	companions := func(ctx context.Context, c *hosting.Cluster) (func(), error) {
 		stopVolumes, err := volumes.start(ctx, c)
 		if err != nil {
@@ -174,7 +185,13 @@ func Serve(ctx context.Context, o Options) error {
 			stopVolumes()
 			return nil, err
 		}
-		return func() { stopScaler(); stopVolumes() }, nil
+		stopSecrets, err := secretsStores.start(ctx, c)
+		if err != nil {
+			stopScaler()
+			stopVolumes()
+			return nil, err
+		}
+		return func() { stopSecrets(); stopScaler(); stopVolumes() }, nil
 	}
 	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: companions})
 	if err != nil {
@@ -188,14 +205,6 @@ func Serve(ctx context.Context, o Options) error {
 	// else their roles.
 	if err := authorization.EnsureRoleAssignment(ctx, direct, identity.GUID([]byte(conn.ObjectID + "owner")[:16]), "/subscriptions/"+conn.SubscriptionID, conn.ObjectID, authz.Owner, conn.SubscriptionID); err != nil {
 		return fmt.Errorf("granting the bootstrap principal Owner: %w", err)
-	}
-	signer, err := identity.NewSigner(identity.SignerOptions{
-		KeyFile:  filepath.Join(o.DataDir, "identity", "signing-key.pem"),
-		Issuers:  []string{identity.ADFSIssuer(base), identity.TenantIssuer(base, conn.TenantID)},
-		Audience: conn.Audience, Resources: []string{vaults.Resource()},
-	})
-	if err != nil {
-		return err
 	}
 	front := arm.New(arm.Config{
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
@@ -275,8 +284,6 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}
 
-	dataPlane := &keyvault.DataPlane{Service: vaults, Verify: signer.VerifyFor, RBAC: &authz.Authorizer{Client: mgr.GetClient()},
-		Authority: base, TenantID: conn.TenantID}
 	armHandler := front.Handler()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// One port, two hosts: ARM, and each vault at its own name.

@@ -50,10 +50,15 @@ func (s clusterStorage) start(ctx context.Context, c *hosting.Cluster) (func(), 
 	return st.Stop, nil
 }
 
-// cluster reads a hosted cluster's ManagedCluster as its last PUT left it.
 func (s clusterStorage) cluster(ctx context.Context, name string) (*armcontainerservice.ManagedCluster, error) {
+	return storedCluster(ctx, s.client, name)
+}
+
+// storedCluster reads a hosted cluster's ManagedCluster as its last PUT
+// left it.
+func storedCluster(ctx context.Context, c client.Reader, name string) (*armcontainerservice.ManagedCluster, error) {
 	mc := &slipwayv1.ManagedCluster{}
-	if err := s.client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, mc); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, mc); err != nil {
 		return nil, fmt.Errorf("reading the cluster of %s: %w", name, err)
 	}
 	var out armcontainerservice.ManagedCluster

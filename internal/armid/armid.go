@@ -50,6 +50,14 @@ func Label(name string) string {
 	return hex.EncodeToString(sum[:10])
 }
 
+// GUID is a stable GUID standing for a case-insensitive name: the IDs
+// Slipway makes up for what Azure would make at random (a cluster's
+// identities, its outbound IPs), the same on every read.
+func GUID(name string) string {
+	sum := Label(name) + Label(name+"#")
+	return fmt.Sprintf("%s-%s-4%s-a%s-%s", sum[0:8], sum[8:12], sum[13:16], sum[17:20], sum[20:32])
+}
+
 // NodeHash is the eight-digit number in AKS node and scale-set names
 // (aks-<pool>-<hash>-vmss...), stable for a pool of a cluster.
 func NodeHash(clusterID, pool string) string {

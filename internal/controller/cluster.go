@@ -237,6 +237,10 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 			spec.SnapshotController = *sp.SnapshotController.Enabled
 		}
 	}
+	if kv := addons.KeyVaultSettingsOf(p.AddonProfiles); kv.Enabled {
+		spec.KeyVaultSecretsProvider, spec.SecretRotation = true, kv.Rotation
+		spec.RotationPollInterval = kv.RotationPollInterval.String()
+	}
 	if spec.ZoneRedundant, err = r.spansZones(ctx, mc, c); err != nil {
 		return err
 	}

@@ -104,17 +104,9 @@ func (d *DataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	v, err := d.Service.Get(ctx, vault)
+	v, err := d.vault(ctx, vault)
 	if err != nil {
 		d.fail(w, r, err)
-		return
-	}
-	if v == nil {
-		dataError(w, http.StatusNotFound, "VaultNotFound", "", fmt.Sprintf("Azure Key Vault '%s' was not found.", vault))
-		return
-	}
-	if v.Spec.Deleted != nil {
-		dataError(w, http.StatusNotFound, "VaultNotFound", "", fmt.Sprintf("Azure Key Vault '%s' has been soft deleted. Operations on this vault can be performed only after recovering it. For more information on soft delete please follow this link https://go.microsoft.com/fwlink/?linkid=2149745", vault))
 		return
 	}
 	op, ok := route(r)
@@ -144,6 +136,42 @@ func (d *DataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = d.page(r, page)
 	}
 	writeJSON(w, status, body)
+}
+
+// vault is a live vault by name, or Key Vault's answer for one that is
+// not there or soft deleted.
+func (d *DataPlane) vault(ctx context.Context, name string) (*slipwayv1.Vault, error) {
+	v, err := d.Service.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, &Error{Status: http.StatusNotFound, Code: "VaultNotFound", Message: fmt.Sprintf("Azure Key Vault '%s' was not found.", name)}
+	}
+	if v.Spec.Deleted != nil {
+		return nil, &Error{Status: http.StatusNotFound, Code: "VaultNotFound", Message: fmt.Sprintf("Azure Key Vault '%s' has been soft deleted. Operations on this vault can be performed only after recovering it. For more information on soft delete please follow this link https://go.microsoft.com/fwlink/?linkid=2149745", name)}
+	}
+	return v, nil
+}
+
+// SecretFor reads a secret (its current version if version is "") as
+// caller, under the vault's permission model, exactly as a GET through
+// the data plane with caller's token would: what the Secrets Store
+// provider does for a pod's mount, in process.
+func (d *DataPlane) SecretFor(ctx context.Context, caller *identity.Claims, vault, name, version string) (*Bundle, error) {
+	v, err := d.vault(ctx, vault)
+	if err != nil {
+		return nil, err
+	}
+	op := operation{permission: "get", action: secretsAction + "getSecret/action", secret: name}
+	if err := d.authorize(ctx, v, caller, op); err != nil {
+		return nil, err
+	}
+	secrets, err := d.Service.SecretsOf(v)
+	if err != nil {
+		return nil, err
+	}
+	return secrets.Get(ctx, name, version)
 }
 
 func (d *DataPlane) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -63,6 +63,15 @@ const (
 	// are mounted; the storage controllers set it (internal/storage).
 	VolumesMountedAnnotation = "slipway.dev/volumes-mounted"
 
+	// SecretsMountedAnnotation on a pod says its Secrets Store CSI volumes
+	// (driver secrets-store.csi.k8s.io) are mounted: the provider fetched
+	// every object of their SecretProviderClasses. Such a pod starts only
+	// then; internal/secretsstore sets it.
+	SecretsMountedAnnotation = "slipway.dev/secrets-mounted"
+
+	// SecretsStoreDriver is the Secrets Store CSI driver's name.
+	SecretsStoreDriver = "secrets-store.csi.k8s.io"
+
 	// podReadyStage is the name of KWOK's stage that starts pods.
 	podReadyStage = "pod-ready"
 )
@@ -225,6 +234,13 @@ func parseStages() (map[internalversion.StageResourceRef][]*internalversion.Stag
 					internalversion.MatchExpression{JQ: &internalversion.SelectorJQ{
 						Key: fmt.Sprintf(`([.spec.volumes[]? | select(.persistentVolumeClaim != null or .ephemeral != null)] | length == 0)`+
 							` or .metadata.annotations[%q] == "true"`, VolumesMountedAnnotation),
+						Operator: internalversion.SelectorOpIn,
+						Values:   []string{"true"},
+					}},
+					// And one with Secrets Store volumes for its secrets.
+					internalversion.MatchExpression{JQ: &internalversion.SelectorJQ{
+						Key: fmt.Sprintf(`([.spec.volumes[]? | select(.csi.driver? == %q)] | length == 0)`+
+							` or .metadata.annotations[%q] == "true"`, SecretsStoreDriver, SecretsMountedAnnotation),
 						Operator: internalversion.SelectorOpIn,
 						Values:   []string{"true"},
 					}})

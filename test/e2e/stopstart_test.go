@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/slipway-dev/slipway/internal/compute"
@@ -265,6 +266,13 @@ func TestStopStartEvictAndDeleteMachines(t *testing.T) {
 
 func adminClient(t testing.TB, c clients, group, name string) kubernetes.Interface {
 	t.Helper()
+	return kubernetes.NewForConfigOrDie(adminConfig(t, c, group, name))
+}
+
+// adminConfig is a client configuration from the cluster's admin
+// kubeconfig, as az aks get-credentials --admin writes it.
+func adminConfig(t testing.TB, c clients, group, name string) *rest.Config {
+	t.Helper()
 	creds, err := c.clusters.ListClusterAdminCredentials(context.Background(), group, name, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +281,7 @@ func adminClient(t testing.TB, c clients, group, name string) kubernetes.Interfa
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kubernetes.NewForConfigOrDie(cfg)
+	return cfg
 }
 
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {

@@ -176,7 +176,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	if ap := p.APIServerAccessProfile; ap != nil && deref(ap.EnablePrivateCluster) {
 		// A private cluster's API server name in its private DNS zone,
 		// shaped as AKS's (<prefix>-<hash>.<guid>.privatelink.<location>...).
-		p.PrivateFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", "."+guidFrom(id+"/private")+".privatelink.", 1))
+		p.PrivateFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", "."+armid.GUID(id+"/private")+".privatelink.", 1))
 	}
 	p.MaxAgentPools = to.Ptr[int32](100)
 	if p.NetworkProfile != nil {
@@ -187,7 +187,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 			lb.EffectiveOutboundIPs = nil
 			for i := range deref(lb.ManagedOutboundIPs.Count) {
 				lb.EffectiveOutboundIPs = append(lb.EffectiveOutboundIPs, &armcontainerservice.ResourceReference{ID: to.Ptr(fmt.Sprintf(
-					"/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/publicIPAddresses/%s", s.SubscriptionID(), deref(p.NodeResourceGroup), guidFrom(fmt.Sprintf("%s/outbound/%d", id, i))))})
+					"/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/publicIPAddresses/%s", s.SubscriptionID(), deref(p.NodeResourceGroup), armid.GUID(fmt.Sprintf("%s/outbound/%d", id, i))))})
 			}
 		}
 	}
@@ -202,20 +202,19 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	}
 	p.ServicePrincipalProfile.Secret = nil
 	if out.Identity != nil && out.Identity.Type != nil && *out.Identity.Type == armcontainerservice.ResourceIdentityTypeSystemAssigned {
-		out.Identity.PrincipalID = to.Ptr(guidFrom(id + "/identity"))
+		out.Identity.PrincipalID = to.Ptr(armid.GUID(id + "/identity"))
 		out.Identity.TenantID = to.Ptr(s.TenantID())
 	}
 	if out.Identity != nil && p.IdentityProfile == nil {
 		// The kubelet's identity AKS makes in the node resource group for
 		// a cluster with a managed identity; az aks update reads it on
 		// every run (for --attach-acr), and fails without it.
+		k := addons.KubeletIdentity(id, deref(p.NodeResourceGroup))
 		p.IdentityProfile = map[string]*armcontainerservice.UserAssignedIdentity{"kubeletidentity": {
-			ResourceID: to.Ptr(fmt.Sprintf("/subscriptions/%s/resourcegroups/%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/%s-agentpool",
-				armid.SubscriptionOf(id), deref(p.NodeResourceGroup), segs[len(segs)-1])),
-			ClientID: to.Ptr(guidFrom(id + "/kubelet/client")),
-			ObjectID: to.Ptr(guidFrom(id + "/kubelet/object")),
+			ResourceID: to.Ptr(k.ResourceID), ClientID: to.Ptr(k.ClientID), ObjectID: to.Ptr(k.ObjectID),
 		}}
 	}
+	renderAddons(id, p)
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
 		return nil, err
@@ -262,11 +261,6 @@ func clusterFQDN(mc *slipwayv1.ManagedCluster) string {
 // ClusterFQDN is clusterFQDN for the controllers, which give it to the
 // hosting layer for the API server's certificate.
 func ClusterFQDN(mc *slipwayv1.ManagedCluster) string { return clusterFQDN(mc) }
-
-func guidFrom(s string) string {
-	sum := armid.Label(s) + armid.Label(s+"#")
-	return fmt.Sprintf("%s-%s-4%s-a%s-%s", sum[0:8], sum[8:12], sum[13:16], sum[17:20], sum[20:32])
-}
 
 // convert moves a value between SDK model types that share JSON names.
 func convert(from, to any) error {
@@ -491,6 +485,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 		p.EnableRBAC = to.Ptr(true)
 	}
 	defaultStorageProfile(p, old)
+	if err := normalizeAddons(p, old); err != nil {
+		return err
+	}
 	if p.AutoScalerProfile != nil {
 		if err := autoscaler.Normalize(p.AutoScalerProfile); err != nil {
 			var inv *autoscaler.Invalid

@@ -1,0 +1,195 @@
+// Package secretsstore runs the Key Vault Secrets Provider add-on of a
+// cluster in Slipway's process: what the Secrets Store CSI driver and its
+// Azure provider do on a real node, for the simulated ones. A pod with a
+// secrets-store.csi.k8s.io volume is mounted once its node has it: every
+// object its SecretProviderClass names is fetched from the vault as the
+// identity the class names, a SecretProviderClassPodStatus records the
+// versions, the class's secretObjects are synced as Kubernetes Secrets,
+// and only then does the pod start (simnode.SecretsMountedAnnotation). A
+// mount that fails keeps the pod in ContainerCreating with the kubelet's
+// FailedMount events, and is retried. With rotation on, mounted pods are
+// fetched again every poll interval and their Secrets follow.
+package secretsstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/slipway-dev/slipway/internal/addons"
+	"github.com/slipway-dev/slipway/internal/simnode"
+)
+
+// Settings are what a cluster's profile says about the add-on.
+type Settings struct {
+	addons.KeyVaultSettings
+	// Identities are the user-assigned identities on the cluster's scale
+	// sets (the add-on's, the kubelet's), which useVMManagedIdentity may
+	// name by client ID.
+	Identities []addons.Identity
+}
+
+// Options configure one cluster's add-on.
+type Options struct {
+	// Config is an admin client configuration of the cluster.
+	Config *rest.Config
+	// Vaults are read as the identity a SecretProviderClass names.
+	Vaults     Vaults
+	Principals Principals
+	// TenantID is the tenant SecretProviderClasses must name.
+	TenantID string
+	// Settings reads the cluster's add-on settings; asked at every mount
+	// and rotation.
+	Settings func() Settings
+}
+
+var (
+	spcResource   = schema.GroupVersionResource{Group: "secrets-store.csi.x-k8s.io", Version: "v1", Resource: "secretproviderclasses"}
+	spcpsResource = schema.GroupVersionResource{Group: "secrets-store.csi.x-k8s.io", Version: "v1", Resource: "secretproviderclasspodstatuses"}
+)
+
+// Driver is a running cluster's Secrets Store driver.
+type Driver struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// controller holds what mounts, syncs and rotations share.
+type controller struct {
+	client   kubernetes.Interface
+	dynamic  dynamic.Interface
+	pods     corelisters.PodLister
+	provider *provider
+	settings func() Settings
+	events   record.EventBroadcaster
+}
+
+// Start starts the cluster's driver; it runs until Stop.
+func Start(ctx context.Context, o Options) (*Driver, error) {
+	cs, err := kubernetes.NewForConfig(o.Config)
+	if err != nil {
+		return nil, fmt.Errorf("secrets store driver: %w", err)
+	}
+	dc, err := dynamic.NewForConfig(o.Config)
+	if err != nil {
+		return nil, fmt.Errorf("secrets store driver: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	factory := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	podInf := factory.Core().V1().Pods()
+	broadcaster := record.NewBroadcaster(record.WithContext(runCtx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	c := &controller{
+		client: cs, dynamic: dc, pods: podInf.Lister(), settings: o.Settings, events: broadcaster,
+		provider: &provider{vaults: o.Vaults, principals: o.Principals, tenantID: o.TenantID},
+	}
+	// A failed mount is retried as the kubelet retries it, backing off
+	// (here to 30 s, not the kubelet's 2 minutes: a local cluster should
+	// recover as soon as the secret is there).
+	mounts := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "secrets-store-mounts"})
+	podChanged := func(obj any) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.Spec.NodeName == "" || len(volumesOf(pod)) == 0 || pod.Annotations[simnode.SecretsMountedAnnotation] == "true" {
+			return
+		}
+		if key, err := cache.MetaNamespaceKeyFunc(pod); err == nil {
+			mounts.Add(key)
+		}
+	}
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, obj any) { podChanged(obj) }})
+	factory.Start(runCtx.Done())
+	d := &Driver{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		defer factory.Shutdown()
+		defer broadcaster.Shutdown()
+		if !cache.WaitForCacheSync(runCtx.Done(), podInf.Informer().HasSynced) {
+			return
+		}
+		for range 4 {
+			go func() {
+				for {
+					key, quit := mounts.Get()
+					if quit {
+						return
+					}
+					if retry := c.mountPod(runCtx, key); retry {
+						mounts.AddRateLimited(key)
+					} else {
+						mounts.Forget(key)
+					}
+					mounts.Done(key)
+				}
+			}()
+		}
+		go c.rotate(runCtx)
+		<-runCtx.Done()
+		mounts.ShutDown()
+	}()
+	return d, nil
+}
+
+// Stop stops the driver.
+func (d *Driver) Stop() {
+	d.cancel()
+	<-d.done
+}
+
+// rotate fetches the objects of every mounted pod again each poll
+// interval while rotation is on, as the driver's rotation reconciler does.
+func (c *controller) rotate(ctx context.Context) {
+	// The settings are read each second: a cluster's add-on may be
+	// turned on, or its interval changed, at any time.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s := c.settings()
+		if !s.Enabled || !s.Rotation || time.Since(last) < s.RotationPollInterval {
+			continue
+		}
+		last = time.Now()
+		pods, err := c.pods.List(labelsEverything)
+		if err != nil {
+			slog.Warn("Secrets store rotation: listing pods", "err", err)
+			continue
+		}
+		for _, pod := range pods {
+			if ctx.Err() != nil {
+				return
+			}
+			if pod.Annotations[simnode.SecretsMountedAnnotation] != "true" || pod.DeletionTimestamp != nil ||
+				pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			c.rotatePod(ctx, pod, s)
+		}
+	}
+}
+
+// recorder records events as component on node, as the kubelet and the
+// driver sign theirs.
+func (c *controller) recorder(component, node string) record.EventRecorder {
+	return c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: node})
+}
