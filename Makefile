@@ -67,9 +67,11 @@ bench-autoscale: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkAutoscaleUp -benchtime 5x -timeout 30m ./test/e2e
 	go test -run '^$$' -bench BenchmarkRunOnce -benchtime 3x -timeout 30m ./internal/autoscaler
 
-# Key Vault: GetSecret latency from 16 concurrent azsecrets clients.
+# Key Vault: GetSecret latency from 16 concurrent azsecrets clients, and
+# the Secrets Provider add-on's time from a pod bound to its Secret synced.
 bench-keyvault: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretGet -benchtime 200x -timeout 30m ./test/e2e
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretsProviderMount -benchtime 20x -timeout 30m ./test/e2e
 
 # Cost Management queries over a month of usage records.
 bench-cost:

@@ -19,7 +19,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -76,6 +78,11 @@ type controller struct {
 	provider *provider
 	settings func() Settings
 	events   record.EventBroadcaster
+
+	// syncs are the SecretSyncs to sync; syncStore their informer's
+	// store, once the add-on's CRDs are there to watch (nil until then).
+	syncs     workqueue.TypedRateLimitingInterface[string]
+	syncStore cache.Store
 }
 
 // Start starts the cluster's driver; it runs until Stop.
@@ -100,9 +107,8 @@ func Start(ctx context.Context, o Options) (*Driver, error) {
 	// A failed mount is retried as the kubelet retries it, backing off
 	// (here to 30 s, not the kubelet's 2 minutes: a local cluster should
 	// recover as soon as the secret is there).
-	mounts := workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 30*time.Second),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "secrets-store-mounts"})
+	mounts := newQueue("secrets-store-mounts")
+	c.syncs = newQueue("secret-syncs")
 	podChanged := func(obj any) {
 		pod, ok := obj.(*corev1.Pod)
 		if !ok || pod.Spec.NodeName == "" || len(volumesOf(pod)) == 0 || pod.Annotations[simnode.SecretsMountedAnnotation] == "true" {
@@ -122,27 +128,67 @@ func Start(ctx context.Context, o Options) (*Driver, error) {
 		if !cache.WaitForCacheSync(runCtx.Done(), podInf.Informer().HasSynced) {
 			return
 		}
-		for range 4 {
-			go func() {
-				for {
-					key, quit := mounts.Get()
-					if quit {
-						return
-					}
-					if retry := c.mountPod(runCtx, key); retry {
-						mounts.AddRateLimited(key)
-					} else {
-						mounts.Forget(key)
-					}
-					mounts.Done(key)
-				}
-			}()
-		}
+		work(mounts, 4, func(key string) bool { return c.mountPod(runCtx, key) })
+		work(c.syncs, 2, func(key string) bool {
+			err := c.syncSecret(runCtx, key)
+			if err != nil {
+				slog.Debug("Secret sync failed", "secretsync", key, "err", err)
+			}
+			return err != nil
+		})
 		go c.rotate(runCtx)
 		<-runCtx.Done()
 		mounts.ShutDown()
+		c.syncs.ShutDown()
 	}()
 	return d, nil
+}
+
+func newQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// work runs n workers on a queue until it shuts down; an item whose sync
+// says to retry is retried with back-off.
+func work(q workqueue.TypedRateLimitingInterface[string], n int, sync func(key string) (retry bool)) {
+	for range n {
+		go func() {
+			for {
+				key, quit := q.Get()
+				if quit {
+					return
+				}
+				if sync(key) {
+					q.AddRateLimited(key)
+				} else {
+					q.Forget(key)
+				}
+				q.Done(key)
+			}
+		}()
+	}
+}
+
+// watchSyncs starts watching SecretSyncs once the add-on's CRD serves
+// them: a watch of a resource not served would only log failures.
+func (c *controller) watchSyncs(ctx context.Context) {
+	if c.syncStore != nil {
+		return
+	}
+	if _, err := c.dynamic.Resource(secretSyncResource).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		return
+	}
+	inf := dynamicinformer.NewFilteredDynamicInformer(c.dynamic, secretSyncResource, metav1.NamespaceAll, 10*time.Minute, cache.Indexers{}, nil).Informer()
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.syncs.Add(key)
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }})
+	go inf.RunWithContext(ctx)
+	c.syncStore = inf.GetStore()
 }
 
 // Stop stops the driver.
@@ -166,10 +212,18 @@ func (c *controller) rotate(ctx context.Context) {
 		case <-tick.C:
 		}
 		s := c.settings()
+		if s.Enabled {
+			c.watchSyncs(ctx)
+		}
 		if !s.Enabled || !s.Rotation || time.Since(last) < s.RotationPollInterval {
 			continue
 		}
 		last = time.Now()
+		if c.syncStore != nil {
+			for _, key := range c.syncStore.ListKeys() {
+				c.syncs.Add(key)
+			}
+		}
 		pods, err := c.pods.List(labelsEverything)
 		if err != nil {
 			slog.Warn("Secrets store rotation: listing pods", "err", err)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	appsv1 "k8s.io/api/apps/v1"
@@ -26,6 +25,8 @@ import (
 var (
 	spcGVR   = schema.GroupVersionResource{Group: "secrets-store.csi.x-k8s.io", Version: "v1", Resource: "secretproviderclasses"}
 	spcpsGVR = schema.GroupVersionResource{Group: "secrets-store.csi.x-k8s.io", Version: "v1", Resource: "secretproviderclasspodstatuses"}
+	// secretSyncGVR is upstream's secrets-store-sync-controller API.
+	secretSyncGVR = schema.GroupVersionResource{Group: "secret-sync.x-k8s.io", Version: "v1alpha1", Resource: "secretsyncs"}
 )
 
 // secretProviderClass is a SecretProviderClass for the add-on's identity,
@@ -107,27 +108,11 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 	mc := created.ManagedCluster
 
 	// A vault with RBAC, and its secret set by the subscription's owner.
-	vaults, err := armkeyvault.NewVaultsClient(s.conn.SubscriptionID, s.credential(t, s.conn.ClientSecret), s.clientOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
 	vaultName := "kva-" + strings.ToLower(newGUID()[:8])
-	vp, err := vaults.BeginCreateOrUpdate(ctx, group, vaultName, armkeyvault.VaultCreateOrUpdateParameters{Location: to.Ptr(s.conn.Location), Properties: &armkeyvault.VaultProperties{
-		TenantID: to.Ptr(s.conn.TenantID), SKU: &armkeyvault.SKU{Family: to.Ptr(armkeyvault.SKUFamilyA), Name: to.Ptr(armkeyvault.SKUNameStandard)},
-		EnableRbacAuthorization: to.Ptr(true)}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vault, err := vp.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vault := newVault(t, s, group, vaultName)
 	s.assign(t, "b86a8fe4-44ce-4948-aee5-eccb2c155cd7", s.conn.ObjectID, *vault.ID) // Key Vault Secrets Officer
 	secrets := secretsClient(t, s, *vault.Properties.VaultURI)
-	eventually(t, 10*time.Second, "the first secret set", func() (bool, string) {
-		_, err := secrets.SetSecret(ctx, "db-password", azsecrets.SetSecretParameters{Value: to.Ptr("hunter2")}, nil)
-		return err == nil, fmt.Sprint(err)
-	})
+	setSecret(t, secrets, "db-password", "hunter2")
 
 	var addon *armcontainerservice.ManagedClusterAddonProfile
 	t.Run("a PUT turns the add-on on, with AKS's defaults and identity", func(t *testing.T) {
@@ -258,6 +243,53 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 		t.Logf("rotation took %s against a 2s poll interval", time.Since(start).Round(time.Millisecond))
 		eventually(t, 10*time.Second, "MountRotationComplete", func() (bool, string) {
 			return podEvent(ctx, cs, podName, "MountRotationComplete", "successfully rotated mounted contents for spc default/azure-kvname")
+		})
+	})
+
+	t.Run("a SecretSync syncs without a pod, and rotates", func(t *testing.T) {
+		ss := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "secret-sync.x-k8s.io/v1alpha1", "kind": "SecretSync",
+			"metadata": map[string]any{"name": "db-synced", "namespace": "default"},
+			"spec": map[string]any{"secretProviderClassName": "azure-kvname", "serviceAccountName": "default",
+				"secretObject": map[string]any{"type": "Opaque", "data": []any{map[string]any{"sourcePath": "db-password", "targetKey": "password"}}}},
+		}}
+		if _, err := dc.Resource(secretSyncGVR).Namespace("default").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synced := func(want, reason string) func() (bool, string) {
+			return func() (bool, string) {
+				secret, err := cs.CoreV1().Secrets("default").Get(ctx, "db-synced", metav1.GetOptions{})
+				if err != nil {
+					return false, err.Error()
+				}
+				got, err := dc.Resource(secretSyncGVR).Namespace("default").Get(ctx, "db-synced", metav1.GetOptions{})
+				if err != nil {
+					return false, err.Error()
+				}
+				conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+				reasons := ""
+				for _, c := range conds {
+					reasons += fmt.Sprint(c.(map[string]any)["reason"]) + " "
+				}
+				return string(secret.Data["password"]) == want && strings.Contains(reasons, reason) &&
+					secret.Labels["secrets-store.sync.x-k8s.io/secretsync"] == "db-synced", fmt.Sprintf("%q, conditions %s", secret.Data["password"], reasons)
+			}
+		}
+		start := time.Now()
+		eventually(t, 30*time.Second, "the SecretSync's Secret", synced("correct-horse", "CreateSucceeded"))
+		t.Logf("SecretSync's Secret made in %s", time.Since(start).Round(time.Millisecond))
+		if _, err := secrets.SetSecret(ctx, "db-password", azsecrets.SetSecretParameters{Value: to.Ptr("battery-staple")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*2*time.Second+5*time.Second, "the SecretSync's Secret rotated", synced("battery-staple", "ValueChangeOrForceUpdateDetected"))
+		if err := dc.Resource(secretSyncGVR).Namespace("default").Delete(ctx, "db-synced", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start = time.Now()
+		defer func() { t.Logf("SecretSync's Secret collected in %s", time.Since(start).Round(time.Millisecond)) }()
+		eventually(t, 60*time.Second, "the SecretSync's Secret collected with it", func() (bool, string) {
+			_, err := cs.CoreV1().Secrets("default").Get(ctx, "db-synced", metav1.GetOptions{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
 		})
 	})
 
