@@ -247,4 +247,3 @@ func (c *controller) writeSyncStatus(ctx context.Context, ss *SecretSync, hash s
 	}
 	return nil
 }
-
