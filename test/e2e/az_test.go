@@ -156,6 +156,22 @@ func TestAZ(t *testing.T) {
 	}
 	az.run("aks", "get-versions", "-l", s.conn.Location, "-o", "none")
 	az.run("aks", "get-upgrades", "-g", group, "-n", name, "-o", "none")
+	var addons struct {
+		AddonProfiles map[string]struct {
+			Enabled  bool
+			Config   map[string]string
+			Identity *struct{ ClientID, ResourceID string }
+		}
+	}
+	az.json(&addons, "aks", "enable-addons", "-g", group, "-n", name, "-a", "azure-keyvault-secrets-provider", "--enable-secret-rotation", "--rotation-poll-interval", "5m")
+	if kv := addons.AddonProfiles["azureKeyvaultSecretsProvider"]; !kv.Enabled || kv.Config["enableSecretRotation"] != "true" || kv.Config["rotationPollInterval"] != "5m" ||
+		kv.Identity == nil || kv.Identity.ClientID == "" || !strings.Contains(kv.Identity.ResourceID, "/azurekeyvaultsecretsprovider-") {
+		t.Errorf("az aks enable-addons -a azure-keyvault-secrets-provider: %+v", addons.AddonProfiles)
+	}
+	az.json(&addons, "aks", "disable-addons", "-g", group, "-n", name, "-a", "azure-keyvault-secrets-provider")
+	if kv := addons.AddonProfiles["azureKeyvaultSecretsProvider"]; kv.Enabled || kv.Identity != nil {
+		t.Errorf("az aks disable-addons -a azure-keyvault-secrets-provider: %+v", addons.AddonProfiles)
+	}
 
 	type agentPool struct {
 		Name, OsDiskType, ScaleSetPriority, NodeImageVersion, ProvisioningState string
