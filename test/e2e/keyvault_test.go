@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -180,6 +181,45 @@ func TestKeyVault(t *testing.T) {
 		}
 		if versions != 2 || listed != 30 {
 			t.Errorf("%d versions (want 2), %d secrets listed over pages (want 30)", versions, listed)
+		}
+	})
+
+	t.Run("a role on one secret reaches that secret only; an ARM token is refused", func(t *testing.T) {
+		if _, err := secrets.SetSecret(ctx, "other", azsecrets.SetSecretParameters{Value: to.Ptr("not yours")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p := s.newPrincipal(t, "kv-one-secret")
+		s.assign(t, "4633458b-17de-408a-b874-0445c86b69e6", p.ObjectID, *created.ID+"/secrets/db-password") // Key Vault Secrets User
+		conn := *s.conn
+		conn.ClientID, conn.ClientSecret = p.AppID, p.Password
+		cred, err := conn.Credential(s.httpClient())
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := azsecrets.NewClient(uri, cred, &azsecrets.ClientOptions{ClientOptions: policy.ClientOptions{Transport: s.httpClient()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the secret-scoped role in force", func() (bool, string) {
+			_, err := one.GetSecret(ctx, "db-password", "", nil)
+			return err == nil, fmt.Sprint(err)
+		})
+		_, err = one.GetSecret(ctx, "other", "", nil)
+		if status, _, inner := kvCode(err); status != http.StatusForbidden || inner != "ForbiddenByRbac" {
+			t.Errorf("another secret with a role on one: %d %s (%v)", status, inner, err)
+		}
+
+		req, _ := http.NewRequest(http.MethodGet, uri+"secrets/db-password?api-version=7.5", nil)
+		req.Header.Set("Authorization", "Bearer "+s.token(t))
+		resp, err := s.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource="https://vault.`) ||
+			!strings.Contains(string(body), "AKV10022") {
+			t.Errorf("an ARM token at the vault: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
 	})
 
