@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/secretsstore"
@@ -27,9 +29,25 @@ func (s clusterSecretsStore) start(ctx context.Context, c *hosting.Cluster) (fun
 	if err != nil {
 		return nil, err
 	}
+	// The driver asks every second; the cluster is decoded again only
+	// when it changed.
+	var mu sync.Mutex
+	var version string
+	var last secretsstore.Settings
+	settings := func() secretsstore.Settings {
+		mc := &slipwayv1.ManagedCluster{}
+		if err := s.client.Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: c.ID()}, mc); err != nil {
+			return s.settings(c.ID())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if mc.ResourceVersion != version {
+			version, last = mc.ResourceVersion, s.settings(c.ID())
+		}
+		return last
+	}
 	d, err := secretsstore.Start(ctx, secretsstore.Options{
-		Config: cfg, Vaults: s.vaults, Principals: s.principals, TenantID: s.tenantID,
-		Settings: func() secretsstore.Settings { return s.settings(c.ID()) },
+		Config: cfg, Vaults: s.vaults, Principals: s.principals, TenantID: s.tenantID, Settings: settings,
 	})
 	if err != nil {
 		return nil, err
