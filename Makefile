@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -72,6 +72,10 @@ bench-autoscale: build
 bench-keyvault: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretGet -benchtime 200x -timeout 30m ./test/e2e
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretsProviderMount -benchtime 20x -timeout 30m ./test/e2e
+
+# Azure Policy: one audit of the container limits rule over 5,000 pods.
+bench-policy:
+	go test -run '^$$' -bench BenchmarkAudit5000Pods -benchtime 5x -count 3 ./internal/policy
 
 # Cost Management queries over a month of usage records.
 bench-cost:

@@ -40,6 +40,9 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&CostAllocation{}, &CostAllocationList{},
 		&Vault{}, &VaultList{},
 		&VaultSecret{}, &VaultSecretList{},
+		&PolicyDefinition{}, &PolicyDefinitionList{},
+		&PolicyAssignment{}, &PolicyAssignmentList{},
+		&PolicyCompliance{}, &PolicyComplianceList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

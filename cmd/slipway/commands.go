@@ -145,6 +145,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().Float64Var(&o.SpotEvictionRate, "spot-eviction-rate", 0, "random evictions per Spot VM per simulated hour (0: only simulateEviction evicts)")
 	cmd.Flags().DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "time between two Resource Health probes of a cluster (a failure is seen within this plus 2 s)")
 	cmd.Flags().DurationVar(&o.CostSampleInterval, "cost-sample-interval", 30*time.Second, "time between two samples of the pods of a cluster whose cost analysis is on")
+	cmd.Flags().DurationVar(&o.PolicyInterval, "policy-interval", 10*time.Second, "time between two syncs and audits of the Azure Policy assignments of a cluster with the azurepolicy add-on (AKS: 15m)")
 	cmd.Flags().StringVar(&o.KeyVaultDNSSuffix, "keyvault-dns-suffix", app.DefaultKeyVaultDNSSuffix, "DNS suffix of the key vaults' data planes: vault kv1 is https://kv1.<suffix>:<port>/ (map such names to Slipway's address)")
 	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")

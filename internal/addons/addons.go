@@ -86,6 +86,10 @@ type Spec struct {
 	KeyVaultSecretsProvider bool
 	SecretRotation          bool
 	RotationPollInterval    string
+	// AzurePolicy follows addonProfiles.azurepolicy: the add-on's agent
+	// in kube-system (what it does runs in Slipway: the policy
+	// controller writes the cluster's admission policies).
+	AzurePolicy bool
 }
 
 // The built-in StorageClasses of AKS, with their parameters exactly as AKS
@@ -319,7 +323,7 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 // made, and stay.
 func prune(ctx context.Context, dc dynamic.Interface, spec Spec, keep []*unstructured.Unstructured) error {
 	all := spec
-	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController, all.KeyVaultSecretsProvider = true, true, true, true
+	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController, all.KeyVaultSecretsProvider, all.AzurePolicy = true, true, true, true, true
 	every, err := Objects(all)
 	if err != nil {
 		return err

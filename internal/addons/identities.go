@@ -21,6 +21,15 @@ type Identity struct {
 // spells it (a lower-case v).
 const KeyVaultSecretsProviderAddon = "azureKeyvaultSecretsProvider"
 
+// AzurePolicyAddon is the Azure Policy add-on's key in addonProfiles.
+const AzurePolicyAddon = "azurepolicy"
+
+// AzurePolicyIdentity is the Azure Policy add-on's identity,
+// "azurepolicy-<cluster>" (lower case).
+func AzurePolicyIdentity(clusterID, nodeResourceGroup string) Identity {
+	return nodeIdentity(clusterID, nodeResourceGroup, "azurepolicy", "azurepolicy-"+strings.ToLower(clusterName(clusterID)))
+}
+
 // KubeletIdentity is the kubelet's identity, "<cluster>-agentpool".
 func KubeletIdentity(clusterID, nodeResourceGroup string) Identity {
 	return nodeIdentity(clusterID, nodeResourceGroup, "kubelet", clusterName(clusterID)+"-agentpool")

@@ -30,6 +30,8 @@ import (
 	"github.com/slipway-dev/slipway/internal/arm/providers/containerservice"
 	"github.com/slipway-dev/slipway/internal/arm/providers/costmanagement"
 	keyvaultprovider "github.com/slipway-dev/slipway/internal/arm/providers/keyvault"
+	policyprovider "github.com/slipway-dev/slipway/internal/arm/providers/policy"
+	"github.com/slipway-dev/slipway/internal/arm/providers/policyinsights"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resourcehealth"
 	"github.com/slipway-dev/slipway/internal/arm/providers/resources"
 	"github.com/slipway-dev/slipway/internal/arm/providers/slipwayidentity"
@@ -75,6 +77,9 @@ type Options struct {
 	// CostSampleInterval is the time between two samples of a cost
 	// analysis cluster's pods.
 	CostSampleInterval time.Duration
+	// PolicyInterval is the time between two syncs and audits of the
+	// Azure Policy assignments of a cluster with the add-on.
+	PolicyInterval time.Duration
 	// KeyVaultDNSSuffix is the vaults' DNS suffix (DefaultKeyVaultDNSSuffix).
 	KeyVaultDNSSuffix string
 	// Ports is the port range of hosted control planes; the first hundred
@@ -233,6 +238,8 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	costmanagement.Register(front, heartbeat.Downtime, containerservice.RouteCluster)
+	policyprovider.Register(front)
+	policyinsights.Register(front)
 	authorization.Register(front)
 
 	vms := &sim.Provider{Clusters: clusters}
@@ -250,6 +257,7 @@ func Serve(ctx context.Context, o Options) error {
 			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},
 		&controller.MeteringReconciler{Client: mgr.GetClient(), Clock: clock.RealClock{}, Downtime: heartbeat.Downtime},
 		&controller.CostAllocationReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{}, Interval: cmp.Or(o.CostSampleInterval, 30*time.Second)},
+		&controller.PolicyReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{}, Interval: cmp.Or(o.PolicyInterval, 10*time.Second)},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)

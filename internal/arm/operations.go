@@ -198,6 +198,26 @@ func (s *Server) typeOf(id string) (*ResourceType, Params) {
 	return nil, nil
 }
 
+// ScopeOf is the scope an extension resource's route addresses (pattern,
+// the scope part of its route, filled in from p), checked to exist: the
+// subscription, or a resource of a registered type by its ID as created.
+func (s *Server) ScopeOf(ctx context.Context, pattern string, p Params) (string, error) {
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "{") {
+			segs[i] = p[strings.Trim(seg, "{}")]
+		}
+	}
+	if len(segs) <= 2 {
+		return "/subscriptions/" + s.SubscriptionID(), nil
+	}
+	res, err := s.Lookup(ctx, "/"+strings.Join(segs, "/"))
+	if err != nil {
+		return "", err
+	}
+	return res.ID, nil
+}
+
 // Lookup finds the resource an ARM ID names through the provider that
 // registered its type: a 404 *Error when it does not exist.
 func (s *Server) Lookup(ctx context.Context, id string) (*Resource, error) {

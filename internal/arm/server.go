@@ -91,7 +91,9 @@ func (s *Server) Handler() http.Handler {
 	return recoverPanics(cleanPath(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// ARM paths are case-insensitive, which ServeMux patterns are not.
 		first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if strings.EqualFold(first, "subscriptions") {
+		// Tenant-level ARM (built-in policy definitions) is under
+		// /providers.
+		if strings.EqualFold(first, "subscriptions") || strings.EqualFold(first, "providers") {
 			s.serveARM(w, r)
 			return
 		}

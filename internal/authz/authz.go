@@ -84,9 +84,17 @@ var (
 		NotActions: []string{"Microsoft.KeyVault/locations/deletedVaults/purge/action", "Microsoft.KeyVault/hsmPools/*", "Microsoft.KeyVault/managedHsms/*"}}
 )
 
+// ResourcePolicyContributor may write policy definitions and assignments,
+// which Contributor may not (its NotActions hold Microsoft.Authorization
+// writes back) (azure-docs built-in-roles/management-and-governance.md).
+var ResourcePolicyContributor = Role{ID: "36243c78-bf99-498c-9df9-86d9f8d28608", Name: "Resource Policy Contributor",
+	Description: "Users with rights to create/modify resource policy, create support ticket and read resources/hierarchy.",
+	Actions: []string{"*/read", "Microsoft.Authorization/policyassignments/*", "Microsoft.Authorization/policydefinitions/*",
+		"Microsoft.Authorization/policyexemptions/*", "Microsoft.Authorization/policysetdefinitions/*", "Microsoft.PolicyInsights/*", "Microsoft.Support/*"}}
+
 // BuiltIn lists the built-in roles.
 var BuiltIn = []Role{Owner, Contributor, Reader, AKSClusterAdmin, AKSClusterUser, CostManagementReader,
-	KeyVaultAdministrator, KeyVaultSecretsOfficer, KeyVaultSecretsUser, KeyVaultReader, KeyVaultContributor}
+	KeyVaultAdministrator, KeyVaultSecretsOfficer, KeyVaultSecretsUser, KeyVaultReader, KeyVaultContributor, ResourcePolicyContributor}
 
 // RoleByID finds a built-in role by GUID, or by a role definition ID that
 // ends in one (/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}).

@@ -172,6 +172,34 @@ func TestAZ(t *testing.T) {
 	if kv := addons.AddonProfiles["azureKeyvaultSecretsProvider"]; kv.Enabled || kv.Identity != nil {
 		t.Errorf("az aks disable-addons -a azure-keyvault-secrets-provider: %+v", addons.AddonProfiles)
 	}
+	// Azure Policy: the add-on, the built-in definition, an assignment
+	// at the cluster.
+	az.json(&addons, "aks", "enable-addons", "-g", group, "-n", name, "-a", "azure-policy")
+	if p := addons.AddonProfiles["azurepolicy"]; !p.Enabled || p.Identity == nil {
+		t.Errorf("az aks enable-addons -a azure-policy: %+v", addons.AddonProfiles)
+	}
+	var def struct{ DisplayName, PolicyType string }
+	az.json(&def, "policy", "definition", "show", "--name", "e345eecc-fa47-480f-9e88-67dcc122b164")
+	if def.PolicyType != "BuiltIn" || !strings.Contains(def.DisplayName, "CPU and memory resource limits") {
+		t.Errorf("az policy definition show: %+v", def)
+	}
+	clusterID := "/subscriptions/" + s.conn.SubscriptionID + "/resourceGroups/" + group + "/providers/Microsoft.ContainerService/managedClusters/" + name
+	var assignment struct{ Name, Scope, EnforcementMode string }
+	az.json(&assignment, "policy", "assignment", "create", "--name", "az-limits", "--scope", clusterID, "--policy", "e345eecc-fa47-480f-9e88-67dcc122b164",
+		"--params", `{"cpuLimit": {"value": "2"}, "memoryLimit": {"value": "4Gi"}, "effect": {"value": "Audit"}}`)
+	if assignment.Name != "az-limits" || !strings.EqualFold(assignment.Scope, clusterID) {
+		t.Errorf("az policy assignment create: %+v", assignment)
+	}
+	var assigned []struct{ Name string }
+	az.json(&assigned, "policy", "assignment", "list", "--scope", clusterID)
+	if !containsName(assigned, "az-limits") {
+		t.Errorf("az policy assignment list: %+v", assigned)
+	}
+	az.run("policy", "assignment", "delete", "--name", "az-limits", "--scope", clusterID)
+	az.json(&addons, "aks", "disable-addons", "-g", group, "-n", name, "-a", "azure-policy")
+	if p := addons.AddonProfiles["azurepolicy"]; p.Enabled {
+		t.Errorf("az aks disable-addons -a azure-policy: %+v", addons.AddonProfiles)
+	}
 
 	type agentPool struct {
 		Name, OsDiskType, ScaleSetPriority, NodeImageVersion, ProvisioningState string

@@ -56,21 +56,9 @@ type scopedHandler func(w http.ResponseWriter, r *http.Request, p arm.Params, sc
 // and checks it exists before calling h.
 func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-		segs := strings.Split(pattern, "/")
-		for i, seg := range segs {
-			if strings.HasPrefix(seg, "{") {
-				segs[i] = p[strings.Trim(seg, "{}")]
-			}
-		}
-		scope := "/" + strings.Join(segs, "/")
-		if len(segs) > 2 {
-			res, err := s.Lookup(r.Context(), scope)
-			if err != nil {
-				return err
-			}
-			scope = res.ID
-		} else {
-			scope = "/subscriptions/" + s.SubscriptionID()
+		scope, err := s.ScopeOf(r.Context(), pattern, p)
+		if err != nil {
+			return err
 		}
 		return h(w, r, p, scope)
 	}

@@ -13,7 +13,7 @@ import (
 
 // canonicalAddons are the add-on keys AKS spells one way; a key sent in
 // another case is stored under this one, as az renames it.
-var canonicalAddons = []string{addons.KeyVaultSecretsProviderAddon}
+var canonicalAddons = []string{addons.KeyVaultSecretsProviderAddon, addons.AzurePolicyAddon}
 
 // normalizeAddons checks and fills in addonProfiles: a PUT without them
 // keeps those the cluster has (az sends them all on update), keys are
@@ -79,15 +79,20 @@ func normalizeKeyVaultConfig(ap *armcontainerservice.ManagedClusterAddonProfile)
 }
 
 // renderAddons shows each enabled add-on's identity: AKS makes the Key
-// Vault Secrets Provider's in the node resource group when the add-on is
-// enabled.
+// Vault Secrets Provider's and Azure Policy's in the node resource group
+// when the add-on is enabled.
 func renderAddons(clusterID string, p *armcontainerservice.ManagedClusterProperties) {
-	ap := p.AddonProfiles[addons.KeyVaultSecretsProviderAddon]
-	if ap == nil || ap.Enabled == nil || !*ap.Enabled {
-		return
-	}
-	id := addons.KeyVaultSecretsProviderIdentity(clusterID, deref(p.NodeResourceGroup))
-	ap.Identity = &armcontainerservice.ManagedClusterAddonProfileIdentity{
-		ClientID: to.Ptr(id.ClientID), ObjectID: to.Ptr(id.ObjectID), ResourceID: to.Ptr(id.ResourceID),
+	for name, identity := range map[string]func(string, string) addons.Identity{
+		addons.KeyVaultSecretsProviderAddon: addons.KeyVaultSecretsProviderIdentity,
+		addons.AzurePolicyAddon:             addons.AzurePolicyIdentity,
+	} {
+		ap := p.AddonProfiles[name]
+		if ap == nil || ap.Enabled == nil || !*ap.Enabled {
+			continue
+		}
+		id := identity(clusterID, deref(p.NodeResourceGroup))
+		ap.Identity = &armcontainerservice.ManagedClusterAddonProfileIdentity{
+			ClientID: to.Ptr(id.ClientID), ObjectID: to.Ptr(id.ObjectID), ResourceID: to.Ptr(id.ResourceID),
+		}
 	}
 }

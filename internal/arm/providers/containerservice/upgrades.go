@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
@@ -57,14 +58,32 @@ func (s *Provider) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Reques
 	}); err != nil {
 		return err
 	}
-	pool.Spec.NodeImageTarget = latest.Name()
-	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
-	if err := s.Client().Update(ctx, pool); err != nil {
-		if apierrors.IsConflict(err) {
+	// The pool's controller writes the pool too (the end of the last
+	// operation, a quarantine's bookkeeping): a write that conflicts with
+	// one of those is made again on the fresh pool, and refused only if
+	// another operation holds the pool by then.
+	for attempt := 1; ; attempt++ {
+		pool.Spec.NodeImageTarget = latest.Name()
+		pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionUpgradeNodeImage}
+		err := s.Client().Update(ctx, pool)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		if attempt == 3 {
 			s.CancelRefused(ctx, op, "Another operation started first.")
 			return arm.OperationNotAllowed("Operation is not allowed: Another agentpool operation is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details")
 		}
-		return err
+		if err := s.Client().Get(ctx, client.ObjectKeyFromObject(pool), pool); err != nil {
+			s.CancelRefused(ctx, op, "Another operation started first.")
+			return err
+		}
+		if a := busyWith(pool.Spec.Operation, pool.Status.CompletedOperation); a != "" {
+			s.CancelRefused(ctx, op, "Another operation started first.")
+			return arm.OperationNotAllowed("Operation is not allowed because there's an in progress agentpool operation: Another agentpool operation (%s - %s) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details", pool.Spec.Name, a)
+		}
 	}
 	out, err := s.renderAgentPool(ctx, mc, pool)
 	if err != nil {

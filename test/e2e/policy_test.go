@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const limitsDefinition = "/providers/Microsoft.Authorization/policyDefinitions/e345eecc-fa47-480f-9e88-67dcc122b164"
+
+// podAsking is a pod whose one container asks for (and is limited to)
+// cpu and memory.
+func podAsking(ns, name, cpu, memory string) *corev1.Pod {
+	l := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx", Resources: corev1.ResourceRequirements{Limits: l, Requests: l}}}}}
+}
+
+// admits tries a pod with a server-side dry run, which goes through
+// admission and stores nothing.
+func admits(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) error {
+	_, err := cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return err
+}
+
+func limitsAssignment(effect, cpu, memory string) armpolicy.Assignment {
+	return armpolicy.Assignment{Properties: &armpolicy.AssignmentProperties{
+		DisplayName: to.Ptr("Limit container CPU and memory"), PolicyDefinitionID: to.Ptr(limitsDefinition),
+		Parameters: map[string]*armpolicy.ParameterValuesValue{"cpuLimit": {Value: cpu}, "memoryLimit": {Value: memory}, "effect": {Value: effect}},
+	}}
+}
+
+// TestAzurePolicy: the Azure Policy add-on with the built-in container
+// limits definition, through armpolicy and armpolicyinsights unmodified:
+// a Deny assignment at a cluster is enforced by the cluster's own API
+// server (a pod asking too much refused with the assignment and the
+// limit named, kube-system left alone), an Audit assignment at the
+// resource group reaches both its clusters and reports the pods it would
+// refuse in policyStates, deleting the Deny lifts it, and only roles
+// that may write policy assign it.
+func TestAzurePolicy(t *testing.T) {
+	s := serve(t)
+	c := newClients(t, s)
+	ctx := context.Background()
+	const group = "policy-rg"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var clusters []armcontainerservice.ManagedCluster
+	for _, name := range []string{"policy-a", "policy-b"} {
+		spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
+		spec.Properties.AddonProfiles = map[string]*armcontainerservice.ManagedClusterAddonProfile{"azurepolicy": {Enabled: to.Ptr(true)}}
+		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc, err := p.PollUntilDone(ctx, poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ap := mc.Properties.AddonProfiles["azurepolicy"]; ap == nil || ap.Identity == nil || !strings.HasSuffix(*ap.Identity.ResourceID, "/azurepolicy-"+name) {
+			t.Errorf("add-on profile %+v", mc.Properties.AddonProfiles)
+		}
+		clusters = append(clusters, mc.ManagedCluster)
+	}
+	cred, opts := s.credential(t, s.conn.ClientSecret), s.clientOptions()
+	definitions, err := armpolicy.NewDefinitionsClient(s.conn.SubscriptionID, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assignments, err := armpolicy.NewAssignmentsClient(s.conn.SubscriptionID, cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := armpolicyinsights.NewPolicyStatesClient(cred, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := clusters[0]
+	cs := adminClient(t, c, group, *a.Name)
+	eventually(t, 30*time.Second, "default service account", func() (bool, string) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+
+	t.Run("the built-in definition", func(t *testing.T) {
+		d, err := definitions.GetBuiltIn(ctx, "e345eecc-fa47-480f-9e88-67dcc122b164", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Properties.DisplayName != "Kubernetes cluster containers CPU and memory resource limits should not exceed the specified limits" ||
+			*d.Properties.Mode != "Microsoft.Kubernetes.Data" || d.Properties.Parameters["cpuLimit"] == nil {
+			t.Errorf("definition %+v", d.Properties)
+		}
+		_, err = assignments.Create(ctx, *a.ID, "incomplete", armpolicy.Assignment{Properties: &armpolicy.AssignmentProperties{
+			PolicyDefinitionID: to.Ptr(limitsDefinition), Parameters: map[string]*armpolicy.ParameterValuesValue{"cpuLimit": {Value: "1"}}}}, nil)
+		expectCode(t, err, http.StatusBadRequest, "MissingPolicyParameter")
+	})
+
+	t.Run("Contributor may not assign a policy, Resource Policy Contributor may", func(t *testing.T) {
+		p := s.newPrincipal(t, "policy-writer")
+		s.assign(t, "b24988ac-6180-42a0-ab88-20f7382dd24c", p.ObjectID, "/subscriptions/"+s.conn.SubscriptionID+"/resourceGroups/"+group) // Contributor
+		conn := *s.conn
+		conn.ClientID, conn.ClientSecret = p.AppID, p.Password
+		pcred, err := conn.Credential(s.httpClient())
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := armpolicy.NewAssignmentsClient(s.conn.SubscriptionID, pcred, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "Contributor refused", func() (bool, string) {
+			_, err := theirs.Create(ctx, *a.ID, "by-contributor", limitsAssignment("Audit", "1", "1Gi"), nil)
+			status, code := errorCode(err)
+			return status == http.StatusForbidden && code == "AuthorizationFailed", fmt.Sprint(err)
+		})
+		s.assign(t, "36243c78-bf99-498c-9df9-86d9f8d28608", p.ObjectID, *a.ID) // Resource Policy Contributor
+		eventually(t, 10*time.Second, "Resource Policy Contributor allowed", func() (bool, string) {
+			_, err := theirs.Create(ctx, *a.ID, "by-policy-contributor", limitsAssignment("Disabled", "1", "1Gi"), nil)
+			return err == nil, fmt.Sprint(err)
+		})
+		if _, err := theirs.Delete(ctx, *a.ID, "by-policy-contributor", nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	start := time.Now()
+	deny, err := assignments.Create(ctx, *a.ID, "limits", limitsAssignment("Deny", "500m", "512Mi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *deny.Properties.Scope != *a.ID || *deny.Properties.EnforcementMode != armpolicy.EnforcementModeDefault {
+		t.Errorf("assignment %+v", deny.Properties)
+	}
+	t.Run("Deny at the cluster: too much is refused, within limits and kube-system admitted", func(t *testing.T) {
+		want := "[azurepolicy-limits] container <app> cpu limit <1> is higher than the maximum allowed of <500m>"
+		eventually(t, 30*time.Second, "enforcement", func() (bool, string) {
+			err := admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi"))
+			return err != nil && strings.Contains(err.Error(), want), fmt.Sprint(err)
+		})
+		t.Logf("assignment PUT to enforcement: %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("refusal: %v", admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi")))
+		// The API server type-checked the CEL against the Pod schema.
+		eventually(t, 30*time.Second, "the policy type-checked", func() (bool, string) {
+			vap, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "azurepolicy-container-resource-limits", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			tc := vap.Status.TypeChecking
+			return tc != nil && len(tc.ExpressionWarnings) == 0, fmt.Sprintf("%+v", tc)
+		})
+		if err := admits(ctx, cs, podAsking("default", "modest", "250m", "256Mi")); err != nil {
+			t.Errorf("a pod within the limits: %v", err)
+		}
+		if err := admits(ctx, cs, podAsking("kube-system", "system", "1", "1Gi")); err != nil {
+			t.Errorf("a kube-system pod: %v", err)
+		}
+		// The other cluster is not in the assignment's scope.
+		other := adminClient(t, c, group, *clusters[1].Name)
+		eventually(t, 30*time.Second, "other cluster's default service account", func() (bool, string) {
+			_, err := other.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			return err == nil, fmt.Sprint(err)
+		})
+		if err := admits(ctx, other, podAsking("default", "greedy", "1", "256Mi")); err != nil {
+			t.Errorf("a cluster outside the assignment refused a pod: %v", err)
+		}
+	})
+
+	t.Run("Audit at the group: admitted, and reported NonCompliant on both clusters", func(t *testing.T) {
+		groupID := "/subscriptions/" + s.conn.SubscriptionID + "/resourceGroups/" + group
+		if _, err := assignments.Create(ctx, groupID, "audit-limits", limitsAssignment("Audit", "100m", "1Gi"), nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, mc := range clusters {
+			cs := adminClient(t, c, group, *mc.Name)
+			if _, err := cs.CoreV1().Pods("default").Create(ctx, podAsking("default", "web", "250m", "256Mi"), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("a pod over the audited limit on %s: %v", *mc.Name, err)
+			}
+		}
+		eventually(t, 60*time.Second, "both clusters NonCompliant in policyStates", func() (bool, string) {
+			pager := states.NewListQueryResultsForResourceGroupPager(armpolicyinsights.PolicyStatesResourceLatest, s.conn.SubscriptionID, group,
+				&armpolicyinsights.QueryOptions{Filter: to.Ptr("policyAssignmentName eq 'audit-limits' and complianceState eq 'NonCompliant'")}, nil)
+			found := map[string]bool{}
+			for pager.More() {
+				page, err := pager.NextPage(ctx)
+				if err != nil {
+					return false, err.Error()
+				}
+				for _, st := range page.Value {
+					found[strings.ToLower(*st.ResourceID)] = true
+				}
+			}
+			return len(found) == 2, fmt.Sprint(found)
+		})
+		// Per cluster, the pods that break the rule are the record's
+		// components, as Azure reports them at a resource.
+		for _, mc := range clusters {
+			pager := states.NewListQueryResultsForResourcePager(armpolicyinsights.PolicyStatesResourceLatest, *mc.ID,
+				&armpolicyinsights.QueryOptions{Filter: to.Ptr("policyAssignmentName eq 'audit-limits'"), Expand: to.Ptr("components")}, nil)
+			page, err := pager.NextPage(ctx)
+			if err != nil || len(page.Value) != 1 {
+				t.Fatalf("states of %s: %+v (%v)", *mc.Name, page.Value, err)
+			}
+			st := page.Value[0]
+			if len(st.Components) != 1 || *st.Components[0].ID != "default/web" || *st.Components[0].Type != "Pod" ||
+				!strings.Contains(fmt.Sprint(st.Components[0].AdditionalProperties["message"]), "container <app> cpu limit <250m> is higher than the maximum allowed of <100m>") {
+				t.Errorf("components of %s: %+v", *mc.Name, st.Components)
+			}
+		}
+		sum, err := states.SummarizeForResourceGroup(ctx, armpolicyinsights.PolicyStatesSummaryResourceTypeLatest, s.conn.SubscriptionID, group, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Value[0].Results; *r.NonCompliantResources != 2 || *r.NonCompliantPolicies < 1 {
+			t.Errorf("summary %+v", *r)
+		}
+		// The Deny assignment reports the cluster it covers compliant:
+		// nothing it covers breaks it.
+		pager := states.NewListQueryResultsForResourcePager(armpolicyinsights.PolicyStatesResourceLatest, *a.ID,
+			&armpolicyinsights.QueryOptions{Filter: to.Ptr("policyAssignmentName eq 'limits'")}, nil)
+		page, err := pager.NextPage(ctx)
+		if err != nil || len(page.Value) != 1 || *page.Value[0].ComplianceState != "Compliant" || *page.Value[0].PolicyDefinitionAction != "deny" {
+			t.Errorf("the Deny assignment's state: %+v (%v)", page.Value, err)
+		}
+	})
+
+	t.Run("deleting the Deny assignment lifts it", func(t *testing.T) {
+		if _, err := assignments.Delete(ctx, *a.ID, "limits", nil); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "a 1-CPU pod admitted", func() (bool, string) {
+			err := admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi"))
+			return err == nil, fmt.Sprint(err)
+		})
+	})
+}
