@@ -73,9 +73,11 @@ bench-keyvault: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretGet -benchtime 200x -timeout 30m ./test/e2e
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSecretsProviderMount -benchtime 20x -timeout 30m ./test/e2e
 
-# Azure Policy: one audit of the container limits rule over 5,000 pods.
-bench-policy:
+# Azure Policy: one audit of the container limits rule over 5,000 pods, and
+# the time from an assignment's PUT to its enforcement in a cluster.
+bench-policy: build
 	go test -run '^$$' -bench BenchmarkAudit5000Pods -benchtime 5x -count 3 ./internal/policy
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPolicyEnforcement -benchtime 9x -timeout 30m ./test/e2e
 
 # Cost Management queries over a month of usage records.
 bench-cost:

@@ -215,6 +215,7 @@ func (r *PolicyReconciler) rules(ctx context.Context, clusterID string) ([]*poli
 			slog.Warn("Azure Policy: an assignment does not resolve", "assignment", *a.ID, "err", err)
 			continue
 		}
+		rule.Instance = string(list.Items[i].UID)
 		out = append(out, rule)
 	}
 	return out, nil

@@ -39,6 +39,10 @@ func (r *Rule) Evaluate(namespaces Namespaces, pods []corev1.Pod) (*Evaluation, 
 	if r.Kind == KindNamespaceQuota {
 		return r.evaluateQuota(namespaces, pods), nil
 	}
+	check, err := r.check()
+	if err != nil {
+		return nil, err
+	}
 	for i := range pods {
 		p := &pods[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
@@ -50,7 +54,7 @@ func (r *Rule) Evaluate(namespaces Namespaces, pods []corev1.Pod) (*Evaluation, 
 			return nil, err
 		}
 		out.Evaluated++
-		problems, err := r.ContainerProblems(obj)
+		problems, err := check.problems(obj)
 		if err != nil {
 			return nil, fmt.Errorf("evaluating pod %s/%s: %w", p.Namespace, p.Name, err)
 		}

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -15,24 +17,25 @@ import (
 // a ValidatingAdmissionPolicy and as Slipway runs them over existing pods
 // for compliance: one expression, so admission and audit never disagree.
 // Each yields the messages of the containers that break the rule (empty
-// if none), worded as the Azure Policy templates word them; params.data
-// holds the assignment's values (excludedContainers and excludedImages
-// joined with commas).
+// if none), worded as the Azure Policy templates word them;
+// variables.params holds the assignment's values (excludedContainers and
+// excludedImages joined with commas): in the policy, a variable whose
+// expression is a literal map of them; here, a variable.
 const (
 	// checkedContainers are the pod's containers and init containers not
 	// excluded by name or image (a trailing * matches a prefix).
 	checkedContainers = `(object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : []))` +
-		`.filter(c, !(c.name in params.data.excludedContainers.split(',')) && ` +
-		`!params.data.excludedImages.split(',').exists(i, i != '' && (i.endsWith('*') ? c.image.startsWith(i.substring(0, size(i) - 1)) : c.image == i)))`
+		`.filter(c, !(c.name in variables.params.excludedContainers.split(',')) && ` +
+		`!variables.params.excludedImages.split(',').exists(i, i != '' && (i.endsWith('*') ? c.image.startsWith(i.substring(0, size(i) - 1)) : c.image == i)))`
 
 	limitsProblems = checkedContainers + `.map(c, ` +
 		`!has(c.resources) || !has(c.resources.limits) || size(c.resources.limits) == 0 ? 'container <' + c.name + '> has no resource limits' : ` +
 		`!('cpu' in c.resources.limits) ? 'container <' + c.name + '> has no cpu limit' : ` +
 		`!('memory' in c.resources.limits) ? 'container <' + c.name + '> has no memory limit' : ` +
-		`quantity(string(c.resources.limits['cpu'])).compareTo(quantity(params.data.cpuLimit)) > 0 ? ` +
-		`'container <' + c.name + '> cpu limit <' + string(c.resources.limits['cpu']) + '> is higher than the maximum allowed of <' + params.data.cpuLimit + '>' : ` +
-		`quantity(string(c.resources.limits['memory'])).compareTo(quantity(params.data.memoryLimit)) > 0 ? ` +
-		`'container <' + c.name + '> memory limit <' + string(c.resources.limits['memory']) + '> is higher than the maximum allowed of <' + params.data.memoryLimit + '>' : ` +
+		`quantity(string(c.resources.limits['cpu'])).compareTo(quantity(variables.params.cpuLimit)) > 0 ? ` +
+		`'container <' + c.name + '> cpu limit <' + string(c.resources.limits['cpu']) + '> is higher than the maximum allowed of <' + variables.params.cpuLimit + '>' : ` +
+		`quantity(string(c.resources.limits['memory'])).compareTo(quantity(variables.params.memoryLimit)) > 0 ? ` +
+		`'container <' + c.name + '> memory limit <' + string(c.resources.limits['memory']) + '> is higher than the maximum allowed of <' + variables.params.memoryLimit + '>' : ` +
 		`'').filter(m, m != '')`
 
 	requestsProblems = checkedContainers + `.map(c, ` +
@@ -59,7 +62,7 @@ func problemsOf(kind string) (string, bool) {
 var programs = sync.OnceValues(func() (map[string]cel.Program, error) {
 	envs, err := environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()).Extend(environment.VersionedOptions{
 		IntroducedVersion: version.MajorMinor(1, 0),
-		EnvOptions:        []cel.EnvOption{cel.Variable("object", cel.DynType), cel.Variable("params", cel.DynType)},
+		EnvOptions:        []cel.EnvOption{cel.Variable("object", cel.DynType), cel.Variable("variables", cel.DynType)},
 	})
 	if err != nil {
 		return nil, err
@@ -84,7 +87,7 @@ var programs = sync.OnceValues(func() (map[string]cel.Program, error) {
 	return out, nil
 })
 
-// Params are a rule's values as the checks read them (params.data).
+// Params are a rule's values as the checks read them (variables.params).
 func (r *Rule) Params() map[string]string {
 	return map[string]string{
 		"assignment": r.AssignmentName, "cpuLimit": r.CPU, "memoryLimit": r.Memory,
@@ -92,10 +95,14 @@ func (r *Rule) Params() map[string]string {
 	}
 }
 
-// ContainerProblems runs a container kind's check over a pod (as
-// unstructured content): the messages of its containers that break the
-// rule.
-func (r *Rule) ContainerProblems(pod map[string]any) ([]string, error) {
+// check is a container kind's compiled check with a rule's parameters.
+type check struct {
+	prg    cel.Program
+	params map[string]any
+}
+
+// check prepares a rule's container check.
+func (r *Rule) check() (*check, error) {
 	progs, err := programs()
 	if err != nil {
 		return nil, err
@@ -108,13 +115,49 @@ func (r *Rule) ContainerProblems(pod map[string]any) ([]string, error) {
 	for k, v := range r.Params() {
 		data[k] = v
 	}
-	out, _, err := prg.Eval(map[string]any{"object": pod, "params": map[string]any{"data": data}})
+	return &check{prg: prg, params: data}, nil
+}
+
+// ContainerProblems runs a container kind's check over a pod (as
+// unstructured content): the messages of its containers that break the
+// rule.
+func (r *Rule) ContainerProblems(pod map[string]any) ([]string, error) {
+	c, err := r.check()
+	if err != nil {
+		return nil, err
+	}
+	return c.problems(pod)
+}
+
+func (c *check) problems(pod map[string]any) ([]string, error) {
+	out, _, err := c.prg.Eval(map[string]any{"object": pod, "variables": map[string]any{"params": c.params}})
 	if err != nil {
 		return nil, err
 	}
 	native, err := out.ConvertToNative(reflect.TypeOf([]string{}))
 	if err != nil {
-		return nil, fmt.Errorf("the %s check gave %v: %w", r.Kind, out, err)
+		return nil, fmt.Errorf("the check gave %v: %w", out, err)
 	}
 	return native.([]string), nil
+}
+
+// paramsLiteral is a rule's values as a CEL map literal, the expression
+// of its policy's params variable.
+func (r *Rule) paramsLiteral() string {
+	params := r.Params()
+	var b strings.Builder
+	b.WriteString("{")
+	for i, k := range slices.Sorted(maps.Keys(params)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(celString(k) + ": " + celString(params[k]))
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// celString is a CEL string literal of s.
+func celString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
 }

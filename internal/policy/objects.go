@@ -29,8 +29,6 @@ const (
 	// AssignmentAnnotation holds the assignment's ID, as the add-on
 	// annotates its constraints.
 	AssignmentAnnotation = "azure-policy-assignment-id"
-	// ParamsNamespace holds the assignments' parameters.
-	ParamsNamespace = "kube-system"
 )
 
 // ObjectName is the name of an assignment's objects in a cluster, as the
@@ -41,7 +39,7 @@ func (r *Rule) ObjectName() string {
 	if len(tmpl) > 30 {
 		tmpl = tmpl[:30]
 	}
-	return "azurepolicy-" + tmpl + "-" + armid.Label(r.AssignmentID)
+	return "azurepolicy-" + tmpl + "-" + armid.Label(r.AssignmentID+"#"+r.Instance)
 }
 
 // templateNames are the constraint templates' names: the add-on's current
@@ -53,37 +51,32 @@ var templateNames = map[string]string{
 	KindNamespaceQuota:    "k8sslipwaynamespacequota",
 }
 
-// policyName is the ValidatingAdmissionPolicy a container kind's
-// bindings use.
-func policyName(kind string) string { return "azurepolicy-" + kind }
-
 func labels(r *Rule) map[string]string {
-	l := map[string]string{ManagedByLabel: ManagedBy}
-	if r != nil {
-		l[AssignmentLabel] = armid.Label(r.AssignmentID)
-	}
-	return l
+	return map[string]string{ManagedByLabel: ManagedBy, AssignmentLabel: armid.Label(r.AssignmentID)}
 }
 
-// admissionPolicy is a container kind's ValidatingAdmissionPolicy: the
-// check, parameterised by each binding's ConfigMap. An expression the API
-// server cannot evaluate admits the pod (failurePolicy Ignore), as AKS's
-// Gatekeeper webhook fails open.
-func admissionPolicy(kind string) *admissionv1.ValidatingAdmissionPolicy {
-	expr, _ := problemsOf(kind)
+// admissionPolicy is a container rule's ValidatingAdmissionPolicy: the
+// kind's check, with the assignment's values as a literal params
+// variable. (Not a paramKind shared by all assignments: a kube-apiserver
+// stops its informer of a core paramKind when the last binding using it
+// goes, and does not start it again, so that the next assignment would
+// never be enforced.) An expression the API server cannot evaluate
+// admits the pod (failurePolicy Ignore), as AKS's Gatekeeper webhook
+// fails open.
+func admissionPolicy(r *Rule) *admissionv1.ValidatingAdmissionPolicy {
+	expr, _ := problemsOf(r.Kind)
 	return &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: policyName(kind), Labels: labels(nil)},
+		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: ptr.To(admissionv1.Ignore),
-			ParamKind:     &admissionv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
 			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
 				Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
 				Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
 			}}}},
-			Variables: []admissionv1.Variable{{Name: "problems", Expression: expr}},
+			Variables: []admissionv1.Variable{{Name: "params", Expression: r.paramsLiteral()}, {Name: "problems", Expression: expr}},
 			Validations: []admissionv1.Validation{{
 				Expression:        "size(variables.problems) == 0",
-				MessageExpression: "'[azurepolicy-' + params.data.assignment + '] ' + variables.problems.join('; ')",
+				MessageExpression: celString("[azurepolicy-"+r.AssignmentName+"] ") + " + variables.problems.join('; ')",
 				Reason:            ptr.To(metav1.StatusReasonForbidden),
 			}},
 		},
@@ -102,8 +95,8 @@ func namespaceSelector(r *Rule) *metav1.LabelSelector {
 	return sel
 }
 
-// binding binds a container rule's assignment to its kind's policy: Deny
-// refuses, Audit admits with a warning and an audit annotation.
+// binding binds a container rule's policy: Deny refuses, Audit admits
+// with a warning and an audit annotation.
 func binding(r *Rule) *admissionv1.ValidatingAdmissionPolicyBinding {
 	actions := []admissionv1.ValidationAction{admissionv1.Deny}
 	if !r.Enforced() {
@@ -112,11 +105,9 @@ func binding(r *Rule) *admissionv1.ValidatingAdmissionPolicyBinding {
 	b := &admissionv1.ValidatingAdmissionPolicyBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}},
 		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        policyName(r.Kind),
+			PolicyName:        r.ObjectName(),
 			ValidationActions: actions,
-			ParamRef: &admissionv1.ParamRef{Name: r.ObjectName(), Namespace: ParamsNamespace,
-				ParameterNotFoundAction: ptr.To(admissionv1.DenyAction)},
-			MatchResources: &admissionv1.MatchResources{NamespaceSelector: namespaceSelector(r), ObjectSelector: &metav1.LabelSelector{}},
+			MatchResources:    &admissionv1.MatchResources{NamespaceSelector: namespaceSelector(r), ObjectSelector: &metav1.LabelSelector{}},
 		},
 	}
 	if r.LabelSelector != nil {
@@ -134,26 +125,20 @@ func (r *Rule) covers(ns string) bool {
 }
 
 // Sync brings a cluster's admission objects to rules (Disabled ones left
-// out): the container kinds' policies, a binding and parameters per
-// assignment, and for an enforced namespace quota a ResourceQuota in each
-// namespace it covers. Objects of rules no longer given are deleted.
+// out): a policy and its binding per container rule, and for an enforced
+// namespace quota a ResourceQuota in each namespace it covers. Objects of
+// rules no longer given are deleted.
 func Sync(ctx context.Context, cs kubernetes.Interface, rules []*Rule, namespaces Namespaces) error {
-	wantPolicies, wantBindings, wantParams, wantQuotas := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	want := map[string]bool{}
 	var errs []error
 	for _, r := range rules {
 		if r.Effect == EffectDisabled {
 			continue
 		}
 		if _, ok := problemsOf(r.Kind); ok {
-			wantPolicies[policyName(r.Kind)] = true
-			errs = append(errs, ensure(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicies(), admissionPolicy(r.Kind), samePolicy))
-			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Namespace: ParamsNamespace, Labels: labels(r),
-				Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}}, Data: r.Params()}
-			wantParams[cm.Name] = true
-			errs = append(errs, ensure(ctx, cs.CoreV1().ConfigMaps(ParamsNamespace), cm, sameConfigMap))
-			b := binding(r)
-			wantBindings[b.Name] = true
-			errs = append(errs, ensure(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings(), b, sameBinding))
+			want[r.ObjectName()] = true
+			errs = append(errs, ensure(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicies(), admissionPolicy(r), samePolicy))
+			errs = append(errs, ensure(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings(), binding(r), sameBinding))
 			continue
 		}
 		if r.Kind == KindNamespaceQuota && r.Enforced() {
@@ -166,7 +151,7 @@ func Sync(ctx context.Context, cs kubernetes.Interface, rules []*Rule, namespace
 					Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
 						corev1.ResourceLimitsCPU: resource.MustParse(r.CPU), corev1.ResourceLimitsMemory: resource.MustParse(r.Memory)}},
 				}
-				wantQuotas[ns+"/"+q.Name] = true
+				want[ns+"/"+q.Name] = true
 				errs = append(errs, ensure(ctx, cs.CoreV1().ResourceQuotas(ns), q, sameQuota))
 			}
 		}
@@ -174,11 +159,12 @@ func Sync(ctx context.Context, cs kubernetes.Interface, rules []*Rule, namespace
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return prune(ctx, cs, wantPolicies, wantBindings, wantParams, wantQuotas)
+	return prune(ctx, cs, want)
 }
 
-// prune deletes the add-on's objects not wanted.
-func prune(ctx context.Context, cs kubernetes.Interface, policies, bindings, params, quotas map[string]bool) error {
+// prune deletes the add-on's objects not wanted (by name; quotas by
+// namespace/name): bindings before their policies.
+func prune(ctx context.Context, cs kubernetes.Interface, want map[string]bool) error {
 	opts := metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedBy}
 	var errs []error
 	del := func(err error) {
@@ -186,30 +172,22 @@ func prune(ctx context.Context, cs kubernetes.Interface, policies, bindings, par
 			errs = append(errs, err)
 		}
 	}
-	if list, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().List(ctx, opts); err != nil {
+	admission := cs.AdmissionregistrationV1()
+	if list, err := admission.ValidatingAdmissionPolicyBindings().List(ctx, opts); err != nil {
 		errs = append(errs, err)
 	} else {
 		for _, b := range list.Items {
-			if !bindings[b.Name] {
-				del(cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, b.Name, metav1.DeleteOptions{}))
+			if !want[b.Name] {
+				del(admission.ValidatingAdmissionPolicyBindings().Delete(ctx, b.Name, metav1.DeleteOptions{}))
 			}
 		}
 	}
-	if list, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, opts); err != nil {
+	if list, err := admission.ValidatingAdmissionPolicies().List(ctx, opts); err != nil {
 		errs = append(errs, err)
 	} else {
 		for _, p := range list.Items {
-			if !policies[p.Name] {
-				del(cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, p.Name, metav1.DeleteOptions{}))
-			}
-		}
-	}
-	if list, err := cs.CoreV1().ConfigMaps(ParamsNamespace).List(ctx, opts); err != nil {
-		errs = append(errs, err)
-	} else {
-		for _, cm := range list.Items {
-			if !params[cm.Name] {
-				del(cs.CoreV1().ConfigMaps(ParamsNamespace).Delete(ctx, cm.Name, metav1.DeleteOptions{}))
+			if !want[p.Name] {
+				del(admission.ValidatingAdmissionPolicies().Delete(ctx, p.Name, metav1.DeleteOptions{}))
 			}
 		}
 	}
@@ -217,7 +195,7 @@ func prune(ctx context.Context, cs kubernetes.Interface, policies, bindings, par
 		errs = append(errs, err)
 	} else {
 		for _, q := range list.Items {
-			if !quotas[q.Namespace+"/"+q.Name] {
+			if !want[q.Namespace+"/"+q.Name] {
 				del(cs.CoreV1().ResourceQuotas(q.Namespace).Delete(ctx, q.Name, metav1.DeleteOptions{}))
 			}
 		}
@@ -271,8 +249,6 @@ func sameBinding(have, want *admissionv1.ValidatingAdmissionPolicyBinding) bool 
 		equality.Semantic.DeepEqual(have.Spec.MatchResources.NamespaceSelector, want.Spec.MatchResources.NamespaceSelector) &&
 		equality.Semantic.DeepEqual(have.Spec.MatchResources.ObjectSelector, want.Spec.MatchResources.ObjectSelector)
 }
-
-func sameConfigMap(have, want *corev1.ConfigMap) bool { return maps.Equal(have.Data, want.Data) }
 
 func sameQuota(have, want *corev1.ResourceQuota) bool {
 	return equality.Semantic.DeepEqual(have.Spec.Hard, want.Spec.Hard)

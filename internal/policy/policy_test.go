@@ -122,7 +122,7 @@ func TestContainerLimits(t *testing.T) {
 	}
 
 	audit := resolve(t, ContainerLimitsDefinition, values("cpuLimit", "1", "memoryLimit", "1Gi"), armpolicy.EnforcementModeDoNotEnforce)
-	if audit.Effect != EffectAudit || binding(audit).Spec.ValidationActions[0] != "Warn" {
+	if audit.Effect != EffectAudit || binding(audit).Spec.ValidationActions[0] != "Warn" || !strings.Contains(admissionPolicy(audit).Spec.Variables[0].Expression, "'cpuLimit': '1'") {
 		t.Errorf("DoNotEnforce: effect %s", audit.Effect)
 	}
 }

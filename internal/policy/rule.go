@@ -24,6 +24,11 @@ const (
 type Rule struct {
 	// AssignmentID and AssignmentName are the assignment's.
 	AssignmentID, AssignmentName string
+	// Instance tells apart assignments made again under one ID (the
+	// management object's UID): each gets objects of its own names in a
+	// cluster, as the API server's policy source does not always take a
+	// binding deleted and made again under its name at once.
+	Instance string
 	// DefinitionID is the definition's.
 	DefinitionID string
 	// Kind is the constraint kind (Kind*).

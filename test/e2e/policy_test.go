@@ -156,11 +156,11 @@ func TestAzurePolicy(t *testing.T) {
 		t.Logf("refusal: %v", admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi")))
 		// The API server type-checked the CEL against the Pod schema.
 		eventually(t, 30*time.Second, "the policy type-checked", func() (bool, string) {
-			vap, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "azurepolicy-container-resource-limits", metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error()
+			vaps, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=azure-policy-addon"})
+			if err != nil || len(vaps.Items) != 1 {
+				return false, fmt.Sprint(vaps, err)
 			}
-			tc := vap.Status.TypeChecking
+			tc := vaps.Items[0].Status.TypeChecking
 			return tc != nil && len(tc.ExpressionWarnings) == 0, fmt.Sprintf("%+v", tc)
 		})
 		if err := admits(ctx, cs, podAsking("default", "modest", "250m", "256Mi")); err != nil {
@@ -246,5 +246,41 @@ func TestAzurePolicy(t *testing.T) {
 			err := admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi"))
 			return err == nil, fmt.Sprint(err)
 		})
+		// Made again under the same name, it holds again.
+		if _, err := assignments.Create(ctx, *a.ID, "limits", limitsAssignment("Deny", "500m", "512Mi"), nil); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "enforced again", func() (bool, string) {
+			err := admits(ctx, cs, podAsking("default", "greedy", "1", "256Mi"))
+			return err != nil, "admitted"
+		})
+	})
+
+	t.Run("a namespace quota is Kubernetes' ResourceQuota in each namespace in scope", func(t *testing.T) {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := assignments.Create(ctx, *a.ID, "team-quota", armpolicy.Assignment{Properties: &armpolicy.AssignmentProperties{
+			PolicyDefinitionID: to.Ptr("/providers/Microsoft.Authorization/policyDefinitions/5119a9e6-0c4f-4b0a-9d0e-51f5e7a5c0d1"),
+			Parameters: map[string]*armpolicy.ParameterValuesValue{"cpuQuota": {Value: "600m"}, "memoryQuota": {Value: "1Gi"},
+				"namespaces": {Value: []any{"team"}}},
+		}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the quota in namespace team", func() (bool, string) {
+			qs, err := cs.CoreV1().ResourceQuotas("team").List(ctx, metav1.ListOptions{})
+			return err == nil && len(qs.Items) == 1, fmt.Sprint(qs, err)
+		})
+		if _, err := cs.CoreV1().Pods("team").Create(ctx, podAsking("team", "first", "400m", "256Mi"), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("a pod within the quota: %v", err)
+		}
+		err = admits(ctx, cs, podAsking("team", "second", "400m", "256Mi"))
+		if err == nil || !strings.Contains(err.Error(), "exceeded quota") {
+			t.Errorf("a pod beyond the namespace's quota: %v", err)
+		}
+		if qs, _ := cs.CoreV1().ResourceQuotas("default").List(ctx, metav1.ListOptions{}); len(qs.Items) != 0 {
+			t.Errorf("a quota outside the assignment's namespaces: %+v", qs.Items)
+		}
 	})
 }

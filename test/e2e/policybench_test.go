@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BenchmarkPolicyEnforcement measures, b.N times, the time from an
+// assignment's PUT (Deny, cpuLimit 500m, at a cluster with the Azure
+// Policy add-on) to the cluster's API server refusing a pod asking 1 CPU
+// (a dry-run create, polled every 50 ms), and from its DELETE to the same
+// pod admitted again. It reports the medians.
+//
+//	make bench-policy
+func BenchmarkPolicyEnforcement(b *testing.B) {
+	s := serve(b)
+	c := newClients(b, s)
+	ctx := context.Background()
+	const group, name = "policybench-rg", "policybench-aks"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
+	spec.Properties.AddonProfiles = map[string]*armcontainerservice.ManagedClusterAddonProfile{"azurepolicy": {Enabled: to.Ptr(true)}}
+	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mc, err := p.PollUntilDone(ctx, poll)
+	if err != nil {
+		b.Fatal(err)
+	}
+	assignments, err := armpolicy.NewAssignmentsClient(s.conn.SubscriptionID, s.credential(b, s.conn.ClientSecret), s.clientOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs := adminClient(b, c, group, name)
+	eventually(b, 30*time.Second, "default service account", func() (bool, string) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	greedy := podAsking("default", "greedy", "1", "256Mi")
+	until := func(refused bool) time.Duration {
+		start := time.Now()
+		for time.Since(start) < time.Minute {
+			if err := admits(ctx, cs, greedy); (err != nil) == refused {
+				return time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.Fatalf("not %v after a minute", map[bool]string{true: "refused", false: "admitted"}[refused])
+		return 0
+	}
+	var enforce, lift []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		if _, err := assignments.Create(ctx, *mc.ID, fmt.Sprintf("bench-%d", i), limitsAssignment("Deny", "500m", "512Mi"), nil); err != nil {
+			b.Fatal(err)
+		}
+		until(true)
+		enforce = append(enforce, time.Since(start))
+		start = time.Now()
+		if _, err := assignments.Delete(ctx, *mc.ID, fmt.Sprintf("bench-%d", i), nil); err != nil {
+			b.Fatal(err)
+		}
+		until(false)
+		lift = append(lift, time.Since(start))
+	}
+	b.StopTimer()
+	median := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	b.ReportMetric(median(enforce).Seconds(), "put-to-enforced-s")
+	b.ReportMetric(median(lift).Seconds(), "delete-to-lifted-s")
+	fmt.Printf("Azure Policy, %d assignments: PUT → enforced median %v, DELETE → lifted median %v\n", b.N, median(enforce).Round(time.Millisecond), median(lift).Round(time.Millisecond))
+}
