@@ -102,9 +102,11 @@ type PolicyCompliance struct {
 	Status PolicyComplianceStatus `json:"status,omitempty"`
 }
 
-// PolicyComplianceSpec is which assignment on which cluster.
+// PolicyComplianceSpec is which assignment (of which definition) on which
+// cluster.
 type PolicyComplianceSpec struct {
 	AssignmentID string `json:"assignmentID"`
+	DefinitionID string `json:"definitionID"`
 	ClusterID    string `json:"clusterID"`
 }
 

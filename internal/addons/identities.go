@@ -27,19 +27,19 @@ const AzurePolicyAddon = "azurepolicy"
 // AzurePolicyIdentity is the Azure Policy add-on's identity,
 // "azurepolicy-<cluster>" (lower case).
 func AzurePolicyIdentity(clusterID, nodeResourceGroup string) Identity {
-	return nodeIdentity(clusterID, nodeResourceGroup, "azurepolicy", "azurepolicy-"+strings.ToLower(clusterName(clusterID)))
+	return nodeIdentity(clusterID, nodeResourceGroup, "azurepolicy", "azurepolicy-"+strings.ToLower(armid.NameOf(clusterID)))
 }
 
 // KubeletIdentity is the kubelet's identity, "<cluster>-agentpool".
 func KubeletIdentity(clusterID, nodeResourceGroup string) Identity {
-	return nodeIdentity(clusterID, nodeResourceGroup, "kubelet", clusterName(clusterID)+"-agentpool")
+	return nodeIdentity(clusterID, nodeResourceGroup, "kubelet", armid.NameOf(clusterID)+"-agentpool")
 }
 
 // KeyVaultSecretsProviderIdentity is the Key Vault Secrets Provider
 // add-on's identity, "azurekeyvaultsecretsprovider-<cluster>" (lower
 // case, as AKS names it).
 func KeyVaultSecretsProviderIdentity(clusterID, nodeResourceGroup string) Identity {
-	return nodeIdentity(clusterID, nodeResourceGroup, "azurekeyvaultsecretsprovider", "azurekeyvaultsecretsprovider-"+strings.ToLower(clusterName(clusterID)))
+	return nodeIdentity(clusterID, nodeResourceGroup, "azurekeyvaultsecretsprovider", "azurekeyvaultsecretsprovider-"+strings.ToLower(armid.NameOf(clusterID)))
 }
 
 // nodeIdentity is an identity whose IDs are derived from the cluster's,
@@ -53,8 +53,11 @@ func nodeIdentity(clusterID, nodeResourceGroup, role, name string) Identity {
 	}
 }
 
-func clusterName(clusterID string) string {
-	return clusterID[strings.LastIndex(clusterID, "/")+1:]
+// Enabled says whether a cluster's addonProfiles (as the front door
+// stored them, keys spelled as AKS spells them) turn an add-on on.
+func Enabled(profiles map[string]*armcontainerservice.ManagedClusterAddonProfile, name string) bool {
+	ap := profiles[name]
+	return ap != nil && ap.Enabled != nil && *ap.Enabled
 }
 
 // KeyVaultSettings are the Key Vault Secrets Provider add-on's switch and
@@ -76,10 +79,10 @@ const DefaultRotationPollInterval = 2 * time.Minute
 // validated).
 func KeyVaultSettingsOf(profiles map[string]*armcontainerservice.ManagedClusterAddonProfile) KeyVaultSettings {
 	out := KeyVaultSettings{RotationPollInterval: DefaultRotationPollInterval}
-	ap := profiles[KeyVaultSecretsProviderAddon]
-	if ap == nil || ap.Enabled == nil || !*ap.Enabled {
+	if !Enabled(profiles, KeyVaultSecretsProviderAddon) {
 		return out
 	}
+	ap := profiles[KeyVaultSecretsProviderAddon]
 	out.Enabled = true
 	if v := ap.Config["enableSecretRotation"]; v != nil {
 		out.Rotation = strings.EqualFold(*v, "true")

@@ -37,12 +37,12 @@ func (s clusterSecretsStore) start(ctx context.Context, c *hosting.Cluster) (fun
 	settings := func() secretsstore.Settings {
 		mc := &slipwayv1.ManagedCluster{}
 		if err := s.client.Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: c.ID()}, mc); err != nil {
-			return s.settings(c.ID())
+			return settingsOf(nil)
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if mc.ResourceVersion != version {
-			version, last = mc.ResourceVersion, s.settings(c.ID())
+			version, last = mc.ResourceVersion, settingsOf(mc)
 		}
 		return last
 	}
@@ -55,12 +55,16 @@ func (s clusterSecretsStore) start(ctx context.Context, c *hosting.Cluster) (fun
 	return d.Stop, nil
 }
 
-// settings are the add-on's settings in the cluster's profile, and the
-// identities on its scale sets (off if the cluster cannot be read).
-func (s clusterSecretsStore) settings(name string) secretsstore.Settings {
-	mc, err := storedCluster(context.Background(), s.client, name)
+// settingsOf are the add-on's settings in a cluster's profile, and the
+// identities on its scale sets (off if the cluster is nil or unreadable).
+func settingsOf(stored *slipwayv1.ManagedCluster) secretsstore.Settings {
+	off := secretsstore.Settings{KeyVaultSettings: addons.KeyVaultSettings{RotationPollInterval: addons.DefaultRotationPollInterval}}
+	if stored == nil {
+		return off
+	}
+	mc, err := decodeCluster(stored)
 	if err != nil {
-		return secretsstore.Settings{KeyVaultSettings: addons.KeyVaultSettings{RotationPollInterval: addons.DefaultRotationPollInterval}}
+		return off
 	}
 	p := mc.Properties
 	out := secretsstore.Settings{KeyVaultSettings: addons.KeyVaultSettingsOf(p.AddonProfiles)}

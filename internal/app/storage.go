@@ -61,6 +61,11 @@ func storedCluster(ctx context.Context, c client.Reader, name string) (*armconta
 	if err := c.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, mc); err != nil {
 		return nil, fmt.Errorf("reading the cluster of %s: %w", name, err)
 	}
+	return decodeCluster(mc)
+}
+
+// decodeCluster is a stored cluster's ARM resource, with its ID.
+func decodeCluster(mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
 	var out armcontainerservice.ManagedCluster
 	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
 		return nil, fmt.Errorf("stored cluster %s: %w", mc.Spec.ResourceID, err)

@@ -218,6 +218,23 @@ func (s *Server) ScopeOf(ctx context.Context, pattern string, p Params) (string,
 	return res.ID, nil
 }
 
+// ScopedHandler serves an extension resource's request at a scope that
+// exists (ScopeOf).
+type ScopedHandler func(w http.ResponseWriter, r *http.Request, p Params, scope string) error
+
+// AtScope serves an extension resource's route: it resolves the scope the
+// request addresses (pattern, the scope part of the route) and calls h
+// with it, or answers 404 if it does not exist.
+func (s *Server) AtScope(pattern string, h ScopedHandler) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p Params) error {
+		scope, err := s.ScopeOf(r.Context(), pattern, p)
+		if err != nil {
+			return err
+		}
+		return h(w, r, p, scope)
+	}
+}
+
 // Lookup finds the resource an ARM ID names through the provider that
 // registered its type: a 404 *Error when it does not exist.
 func (s *Server) Lookup(ctx context.Context, id string) (*Resource, error) {

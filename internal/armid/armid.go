@@ -50,6 +50,9 @@ func Label(name string) string {
 	return hex.EncodeToString(sum[:10])
 }
 
+// NameOf is the name an ARM ID ends with.
+func NameOf(id string) string { return id[strings.LastIndex(id, "/")+1:] }
+
 // GUID is a stable GUID standing for a case-insensitive name: the IDs
 // Slipway makes up for what Azure would make at random (a cluster's
 // identities, its outbound IPs), the same on every read.

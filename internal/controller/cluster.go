@@ -237,9 +237,7 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 			spec.SnapshotController = *sp.SnapshotController.Enabled
 		}
 	}
-	if ap := p.AddonProfiles[addons.AzurePolicyAddon]; ap != nil && deref(ap.Enabled) {
-		spec.AzurePolicy = true
-	}
+	spec.AzurePolicy = addons.Enabled(p.AddonProfiles, addons.AzurePolicyAddon)
 	if kv := addons.KeyVaultSettingsOf(p.AddonProfiles); kv.Enabled {
 		spec.KeyVaultSecretsProvider, spec.SecretRotation = true, kv.Rotation
 		spec.RotationPollInterval = kv.RotationPollInterval.String()

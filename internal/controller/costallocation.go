@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
@@ -16,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
-	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/metering"
 )
 
@@ -80,16 +78,12 @@ func (r *CostAllocationReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		// when the cluster starts.
 		return ctrl.Result{}, nil
 	}
-	hosted, err := r.Hosting.Get(mc.Name)
-	if errors.Is(err, hosting.ErrNotFound) {
+	cs, running, err := adminClientOf(r.Hosting, mc.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !running {
 		return again, nil // its control plane is being made
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	cs, err := hosted.AdminClient()
-	if err != nil {
-		return ctrl.Result{}, err
 	}
 	sampleCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -7,10 +7,12 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +27,20 @@ type Hosting interface {
 	Get(id string) (*hosting.Cluster, error)
 	Create(ctx context.Context, spec hosting.ClusterSpec) (*hosting.Cluster, error)
 	Delete(ctx context.Context, id string) error
+}
+
+// adminClientOf is an admin client of a hosted cluster's control plane;
+// ok is false while there is none yet (its control plane is being made).
+func adminClientOf(h Hosting, id string) (cs kubernetes.Interface, ok bool, err error) {
+	hosted, err := h.Get(id)
+	if errors.Is(err, hosting.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	cs, err = hosted.AdminClient()
+	return cs, err == nil, err
 }
 
 // operationStatus returns an operation's status; a missing operation counts

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +20,6 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/armid"
-	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/policy"
 )
 
@@ -64,16 +62,6 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// azurePolicy says the cluster's Azure Policy add-on is on.
-func azurePolicy(c *armcontainerservice.ManagedCluster) bool {
-	for key, ap := range c.Properties.AddonProfiles {
-		if key == addons.AzurePolicyAddon && ap != nil && deref(ap.Enabled) {
-			return true
-		}
-	}
-	return false
-}
-
 // complianceOf lists a cluster's compliance records.
 func (r *PolicyReconciler) complianceOf(ctx context.Context, clusterID string) ([]slipwayv1.PolicyCompliance, error) {
 	list := &slipwayv1.PolicyComplianceList{}
@@ -108,7 +96,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	on := azurePolicy(c)
+	on := addons.Enabled(c.Properties.AddonProfiles, addons.AzurePolicyAddon)
 	if !on && len(records) == 0 {
 		// Never on (most clusters): no call to the cluster on each change.
 		return ctrl.Result{}, nil
@@ -117,16 +105,12 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if mc.Spec.Stopped {
 		return ctrl.Result{}, nil // nothing runs to evaluate; enforcement stays in the API server's objects
 	}
-	hosted, err := r.Hosting.Get(mc.Name)
-	if errors.Is(err, hosting.ErrNotFound) {
-		return again, nil
-	}
+	cs, running, err := adminClientOf(r.Hosting, mc.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	cs, err := hosted.AdminClient()
-	if err != nil {
-		return ctrl.Result{}, err
+	if !running {
+		return again, nil // its control plane is being made
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -236,9 +220,8 @@ func (r *PolicyReconciler) record(ctx context.Context, mc *slipwayv1.ManagedClus
 	if apierrors.IsNotFound(err) {
 		pc = &slipwayv1.PolicyCompliance{
 			ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: name,
-				Labels:      map[string]string{slipwayv1.LabelPolicyCluster: armid.Label(mc.Spec.ResourceID), slipwayv1.LabelPolicyAssignment: armid.Label(rule.AssignmentID)},
-				Annotations: map[string]string{policyDefinitionAnnotation: rule.DefinitionID}},
-			Spec:   slipwayv1.PolicyComplianceSpec{AssignmentID: rule.AssignmentID, ClusterID: mc.Spec.ResourceID},
+				Labels: map[string]string{slipwayv1.LabelPolicyCluster: armid.Label(mc.Spec.ResourceID), slipwayv1.LabelPolicyAssignment: armid.Label(rule.AssignmentID)}},
+			Spec:   slipwayv1.PolicyComplianceSpec{AssignmentID: rule.AssignmentID, DefinitionID: rule.DefinitionID, ClusterID: mc.Spec.ResourceID},
 			Status: status,
 		}
 		return name, r.Client.Create(ctx, pc)
@@ -248,17 +231,9 @@ func (r *PolicyReconciler) record(ctx context.Context, mc *slipwayv1.ManagedClus
 	}
 	old := pc.Status
 	old.Evaluated = status.Evaluated
-	if equality.Semantic.DeepEqual(old, status) && status.Evaluated.Sub(pc.Status.Evaluated.Time) < time.Minute && pc.Annotations[policyDefinitionAnnotation] == rule.DefinitionID {
+	if equality.Semantic.DeepEqual(old, status) && status.Evaluated.Sub(pc.Status.Evaluated.Time) < time.Minute && pc.Spec.DefinitionID == rule.DefinitionID {
 		return name, nil
 	}
-	pc.Status = status
-	if pc.Annotations == nil {
-		pc.Annotations = map[string]string{}
-	}
-	pc.Annotations[policyDefinitionAnnotation] = rule.DefinitionID
+	pc.Status, pc.Spec.DefinitionID = status, rule.DefinitionID
 	return name, r.Client.Update(ctx, pc)
 }
-
-// policyDefinitionAnnotation holds a compliance record's definition ID
-// (policyinsights.DefinitionAnnotation).
-const policyDefinitionAnnotation = "slipway.dev/policy-definition"

@@ -118,17 +118,8 @@ func (r *Rule) check() (*check, error) {
 	return &check{prg: prg, params: data}, nil
 }
 
-// ContainerProblems runs a container kind's check over a pod (as
-// unstructured content): the messages of its containers that break the
-// rule.
-func (r *Rule) ContainerProblems(pod map[string]any) ([]string, error) {
-	c, err := r.check()
-	if err != nil {
-		return nil, err
-	}
-	return c.problems(pod)
-}
-
+// problems runs the check over a pod (as unstructured content): the
+// messages of its containers that break the rule.
 func (c *check) problems(pod map[string]any) ([]string, error) {
 	out, _, err := c.prg.Eval(map[string]any{"object": pod, "variables": map[string]any{"params": c.params}})
 	if err != nil {

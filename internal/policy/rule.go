@@ -7,9 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/slipway-dev/slipway/internal/armid"
 )
 
 // Effects an assignment may have, as Azure spells them.
@@ -71,9 +75,9 @@ func Parameters(assignment string, def *armpolicy.Definition, given map[string]*
 		}
 	}
 	for name, v := range given {
-		p, ok := lookupFold(props.Parameters, name)
+		key, p, ok := lookupFold(props.Parameters, name)
 		if !ok {
-			return nil, &Invalid{"UndefinedPolicyParameter", fmt.Sprintf("The policy assignment '%s' has the parameter(s) '%s' which are not defined in the policy definition '%s'.", assignment, name, deref(def.Name))}
+			return nil, &Invalid{"UndefinedPolicyParameter", fmt.Sprintf("The policy assignment '%s' has the parameter(s) '%s' which are not defined in the policy definition '%s'.", assignment, name, ptr.Deref(def.Name, ""))}
 		}
 		if v == nil || v.Value == nil {
 			continue
@@ -81,7 +85,7 @@ func Parameters(assignment string, def *armpolicy.Definition, given map[string]*
 		if len(p.AllowedValues) > 0 && !slices.ContainsFunc(p.AllowedValues, func(a any) bool { return fmt.Sprint(a) == fmt.Sprint(v.Value) }) {
 			return nil, &Invalid{"InvalidPolicyParameterValue", fmt.Sprintf("The policy assignment '%s' parameter '%s' value '%v' is not allowed: allowed values are %v.", assignment, name, v.Value, p.AllowedValues)}
 		}
-		out[canonicalName(props.Parameters, name)] = v.Value
+		out[key] = v.Value
 	}
 	var missing []string
 	for name := range props.Parameters {
@@ -91,28 +95,21 @@ func Parameters(assignment string, def *armpolicy.Definition, given map[string]*
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return nil, &Invalid{"MissingPolicyParameter", fmt.Sprintf("The policy assignment '%s' is missing the parameter(s) '%s' as defined in the policy definition '%s'.", assignment, strings.Join(missing, ", "), deref(def.Name))}
+		return nil, &Invalid{"MissingPolicyParameter", fmt.Sprintf("The policy assignment '%s' is missing the parameter(s) '%s' as defined in the policy definition '%s'.", assignment, strings.Join(missing, ", "), ptr.Deref(def.Name, ""))}
 	}
 	return out, nil
 }
 
-func lookupFold[V any](m map[string]V, name string) (V, bool) {
+// lookupFold finds a key of m equal to name but for case: the key, its
+// value, and whether there is one.
+func lookupFold[V any](m map[string]V, name string) (string, V, bool) {
 	for k, v := range m {
 		if strings.EqualFold(k, name) {
-			return v, true
+			return k, v, true
 		}
 	}
 	var zero V
-	return zero, false
-}
-
-func canonicalName[V any](m map[string]V, name string) string {
-	for k := range m {
-		if strings.EqualFold(k, name) {
-			return k
-		}
-	}
-	return name
+	return "", zero, false
 }
 
 // Resolve turns an assignment of a Kubernetes definition into its rule:
@@ -120,7 +117,7 @@ func canonicalName[V any](m map[string]V, name string) string {
 // in. A definition whose template Slipway does not enforce is an
 // *Invalid with code "UnsupportedPolicyTemplate".
 func Resolve(assignmentID string, a *armpolicy.AssignmentProperties, def *armpolicy.Definition) (*Rule, error) {
-	name := assignmentID[strings.LastIndex(assignmentID, "/")+1:]
+	name := armid.NameOf(assignmentID)
 	params, err := Parameters(name, def, a.Parameters)
 	if err != nil {
 		return nil, err
@@ -141,28 +138,28 @@ func Resolve(assignmentID string, a *armpolicy.AssignmentProperties, def *armpol
 	}
 	raw, _ := json.Marshal(def.Properties.PolicyRule)
 	if err := json.Unmarshal(raw, &rule); err != nil {
-		return nil, &Invalid{"InvalidPolicyRule", fmt.Sprintf("The policy definition '%s' rule is not valid: %v", deref(def.Name), err)}
+		return nil, &Invalid{"InvalidPolicyRule", fmt.Sprintf("The policy definition '%s' rule is not valid: %v", ptr.Deref(def.Name, ""), err)}
 	}
 	d := rule.Then.Details
 	kind, ok := KindOfTemplate(d.TemplateInfo.URL)
 	if !ok {
-		return nil, &Invalid{"UnsupportedPolicyTemplate", fmt.Sprintf("The policy definition '%s' uses the constraint template '%s', which Slipway does not enforce; supported templates are container-resource-limits, container-resource-requests and slipway-namespace-quota.", deref(def.Name), d.TemplateInfo.URL)}
+		return nil, &Invalid{"UnsupportedPolicyTemplate", fmt.Sprintf("The policy definition '%s' uses the constraint template '%s', which Slipway does not enforce; supported templates are container-resource-limits, container-resource-requests and slipway-namespace-quota.", ptr.Deref(def.Name, ""), d.TemplateInfo.URL)}
 	}
 	value := func(v any) any {
 		if s, ok := v.(string); ok {
 			if m := parameterRef.FindStringSubmatch(s); m != nil {
-				p, _ := lookupFold(params, m[1])
+				_, p, _ := lookupFold(params, m[1])
 				return p
 			}
 		}
 		return v
 	}
-	r := &Rule{AssignmentID: assignmentID, AssignmentName: name, DefinitionID: deref(def.ID), Kind: kind}
+	r := &Rule{AssignmentID: assignmentID, AssignmentName: name, DefinitionID: ptr.Deref(def.ID, ""), Kind: kind}
 	r.Effect = canonicalEffect(fmt.Sprint(value(rule.Then.Effect)))
 	if r.Effect == "" {
 		return nil, &Invalid{"InvalidPolicyParameterValue", fmt.Sprintf("The policy assignment '%s' effect '%v' is not one of Audit, Deny, Disabled.", name, value(rule.Then.Effect))}
 	}
-	if deref(a.EnforcementMode) == armpolicy.EnforcementModeDoNotEnforce && r.Effect == EffectDeny {
+	if ptr.Deref(a.EnforcementMode, "") == armpolicy.EnforcementModeDoNotEnforce && r.Effect == EffectDeny {
 		r.Effect = EffectAudit // reported, never denied
 	}
 	r.ExcludedNamespaces = stringList(value(d.ExcludedNamespaces))
@@ -218,12 +215,4 @@ func stringList(v any) []string {
 		}
 	}
 	return out
-}
-
-func deref[T any](p *T) T {
-	if p == nil {
-		var zero T
-		return zero
-	}
-	return *p
 }

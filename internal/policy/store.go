@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +34,7 @@ var ErrDefinitionNotFound = fmt.Errorf("policy definition not found")
 // (/providers/Microsoft.Authorization/policyDefinitions/{guid}) or a
 // custom one at a subscription.
 func Definition(ctx context.Context, c client.Reader, id string) (*armpolicy.Definition, error) {
-	name := id[strings.LastIndex(id, "/")+1:]
+	name := armid.NameOf(id)
 	if strings.HasPrefix(strings.ToLower(id), "/providers/microsoft.authorization/policydefinitions/") {
 		if d, ok := BuiltIn(name); ok {
 			return d, nil
@@ -56,7 +58,7 @@ func RenderDefinition(d *slipwayv1.PolicyDefinition) (*armpolicy.Definition, err
 	if err := json.Unmarshal(d.Spec.Resource.Raw, &out); err != nil {
 		return nil, fmt.Errorf("stored policy definition %s: %w", d.Spec.ResourceID, err)
 	}
-	out.ID, out.Name, out.Type = to.Ptr(d.Spec.ResourceID), to.Ptr(lastSegment(d.Spec.ResourceID)), to.Ptr(DefinitionType)
+	out.ID, out.Name, out.Type = to.Ptr(d.Spec.ResourceID), to.Ptr(armid.NameOf(d.Spec.ResourceID)), to.Ptr(DefinitionType)
 	out.SystemData = systemData(d.Spec.SystemData)
 	return &out, nil
 }
@@ -70,7 +72,7 @@ func RenderAssignment(a *slipwayv1.PolicyAssignment) (*armpolicy.Assignment, err
 	if out.Properties == nil {
 		out.Properties = &armpolicy.AssignmentProperties{}
 	}
-	out.ID, out.Name, out.Type = to.Ptr(a.Spec.ResourceID), to.Ptr(lastSegment(a.Spec.ResourceID)), to.Ptr(AssignmentType)
+	out.ID, out.Name, out.Type = to.Ptr(a.Spec.ResourceID), to.Ptr(armid.NameOf(a.Spec.ResourceID)), to.Ptr(AssignmentType)
 	out.Properties.Scope = to.Ptr(a.Spec.Scope)
 	out.SystemData = systemData(a.Spec.SystemData)
 	return &out, nil
@@ -79,7 +81,7 @@ func RenderAssignment(a *slipwayv1.PolicyAssignment) (*armpolicy.Assignment, err
 // InScope says whether an assignment at scope, less its notScopes,
 // covers the resource id.
 func InScope(a *armpolicy.Assignment, id string) bool {
-	if !under(id, deref(a.Properties.Scope)) {
+	if !under(id, ptr.Deref(a.Properties.Scope, "")) {
 		return false
 	}
 	for _, n := range a.Properties.NotScopes {
@@ -98,8 +100,6 @@ func under(id, scope string) bool {
 	id, scope = strings.ToLower(strings.TrimRight(id, "/")), strings.ToLower(strings.TrimRight(scope, "/"))
 	return scope != "" && (id == scope || strings.HasPrefix(id, scope+"/"))
 }
-
-func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
 
 func systemData(sd *slipwayv1.SystemData) *armpolicy.SystemData {
 	if sd == nil {

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -24,8 +23,6 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/simnode"
 )
-
-var labelsEverything = labels.Everything()
 
 // ManagedLabel marks the Secrets the driver syncs.
 const ManagedLabel = "secrets-store.csi.k8s.io/managed"

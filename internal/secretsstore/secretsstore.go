@@ -19,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -224,7 +225,7 @@ func (c *controller) rotate(ctx context.Context) {
 				c.syncs.Add(key)
 			}
 		}
-		pods, err := c.pods.List(labelsEverything)
+		pods, err := c.pods.List(labels.Everything())
 		if err != nil {
 			slog.Warn("Secrets store rotation: listing pods", "err", err)
 			continue

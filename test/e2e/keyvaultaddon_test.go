@@ -97,15 +97,7 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := p.PollUntilDone(ctx, poll)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc := created.ManagedCluster
+	mc := putCluster(t, c, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)))
 
 	// A vault with RBAC, and its secret set by the subscription's owner.
 	vaultName := "kva-" + strings.ToLower(newGUID()[:8])
@@ -127,15 +119,7 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 			// az sends the key as it spells it; a client that spells
 			// it otherwise is stored under AKS's name.
 			"AzureKeyVaultSecretsProvider": {Enabled: to.Ptr(true), Config: map[string]*string{"enableSecretRotation": to.Ptr("true"), "rotationPollInterval": to.Ptr("2s")}}}
-		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, mc, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done, err := p.PollUntilDone(ctx, poll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mc = done.ManagedCluster
+		mc = putCluster(t, c, group, name, mc)
 		addon = mc.Properties.AddonProfiles["azureKeyvaultSecretsProvider"]
 		if addon == nil || addon.Identity == nil || len(mc.Properties.AddonProfiles) != 1 {
 			t.Fatalf("add-on profiles %+v", mc.Properties.AddonProfiles)
@@ -174,10 +158,7 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 			_, err := dc.Resource(spcGVR).Namespace("default").List(ctx, metav1.ListOptions{})
 			return err == nil, fmt.Sprint(err)
 		})
-		eventually(t, 30*time.Second, "default service account", func() (bool, string) {
-			_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-			return err == nil, fmt.Sprint(err)
-		})
+		waitServiceAccount(t, cs)
 	})
 
 	// The add-on's identity may read the vault's secrets.
@@ -332,15 +313,7 @@ func TestKeyVaultSecretsProvider(t *testing.T) {
 
 	t.Run("turning the add-on off removes the driver", func(t *testing.T) {
 		mc.Properties.AddonProfiles["azureKeyvaultSecretsProvider"] = &armcontainerservice.ManagedClusterAddonProfile{Enabled: to.Ptr(false)}
-		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, mc, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done, err := p.PollUntilDone(ctx, poll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mc = done.ManagedCluster
+		mc = putCluster(t, c, group, name, mc)
 		if a := mc.Properties.AddonProfiles["azureKeyvaultSecretsProvider"]; a == nil || *a.Enabled || a.Identity != nil {
 			t.Errorf("disabled add-on %+v", a)
 		}

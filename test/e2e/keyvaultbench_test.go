@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -117,19 +116,7 @@ func BenchmarkSecretsProviderMount(b *testing.B) {
 	c := newClients(b, s)
 	ctx := context.Background()
 	const group, name = "kvmount-rg", "kvmount-aks"
-	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
-		b.Fatal(err)
-	}
-	spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 2))
-	spec.Properties.AddonProfiles = map[string]*armcontainerservice.ManagedClusterAddonProfile{"azureKeyvaultSecretsProvider": {Enabled: to.Ptr(true)}}
-	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mc, err := p.PollUntilDone(ctx, poll)
-	if err != nil {
-		b.Fatal(err)
-	}
+	mc := addonCluster(b, s, c, group, name, "azureKeyvaultSecretsProvider", 2)
 	addon := mc.Properties.AddonProfiles["azureKeyvaultSecretsProvider"].Identity
 	vaultName := "kvm-" + strings.ToLower(newGUID()[:8])
 	v := newVault(b, s, group, vaultName)
@@ -138,11 +125,9 @@ func BenchmarkSecretsProviderMount(b *testing.B) {
 	setSecret(b, secretsClient(b, s, *v.Properties.VaultURI), "db-password", "hunter2")
 	cs := adminClient(b, c, group, name)
 	dc := dynamic.NewForConfigOrDie(adminConfig(b, c, group, name))
-	eventually(b, 60*time.Second, "SecretProviderClass served and the default service account", func() (bool, string) {
-		if _, err := dc.Resource(spcGVR).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
-			return false, err.Error()
-		}
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+	waitServiceAccount(b, cs)
+	eventually(b, 60*time.Second, "SecretProviderClass served", func() (bool, string) {
+		_, err := dc.Resource(spcGVR).Namespace("default").List(ctx, metav1.ListOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
 

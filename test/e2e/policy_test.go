@@ -12,7 +12,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,25 +55,13 @@ func TestAzurePolicy(t *testing.T) {
 	c := newClients(t, s)
 	ctx := context.Background()
 	const group = "policy-rg"
-	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
-		t.Fatal(err)
-	}
 	var clusters []armcontainerservice.ManagedCluster
 	for _, name := range []string{"policy-a", "policy-b"} {
-		spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
-		spec.Properties.AddonProfiles = map[string]*armcontainerservice.ManagedClusterAddonProfile{"azurepolicy": {Enabled: to.Ptr(true)}}
-		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mc, err := p.PollUntilDone(ctx, poll)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mc := addonCluster(t, s, c, group, name, "azurepolicy", 1)
 		if ap := mc.Properties.AddonProfiles["azurepolicy"]; ap == nil || ap.Identity == nil || !strings.HasSuffix(*ap.Identity.ResourceID, "/azurepolicy-"+name) {
 			t.Errorf("add-on profile %+v", mc.Properties.AddonProfiles)
 		}
-		clusters = append(clusters, mc.ManagedCluster)
+		clusters = append(clusters, mc)
 	}
 	cred, opts := s.credential(t, s.conn.ClientSecret), s.clientOptions()
 	definitions, err := armpolicy.NewDefinitionsClient(s.conn.SubscriptionID, cred, opts)
@@ -91,10 +78,7 @@ func TestAzurePolicy(t *testing.T) {
 	}
 	a := clusters[0]
 	cs := adminClient(t, c, group, *a.Name)
-	eventually(t, 30*time.Second, "default service account", func() (bool, string) {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	waitServiceAccount(t, cs)
 
 	t.Run("the built-in definition", func(t *testing.T) {
 		d, err := definitions.GetBuiltIn(ctx, "e345eecc-fa47-480f-9e88-67dcc122b164", nil)
@@ -123,11 +107,18 @@ func TestAzurePolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "Contributor refused", func() (bool, string) {
-			_, err := theirs.Create(ctx, *a.ID, "by-contributor", limitsAssignment("Audit", "1", "1Gi"), nil)
-			status, code := errorCode(err)
-			return status == http.StatusForbidden && code == "AuthorizationFailed", fmt.Sprint(err)
+		// The role is in force once the principal reads the cluster;
+		// only then does a refusal say Contributor may not assign.
+		theirClusters, err := armcontainerservice.NewManagedClustersClient(s.conn.SubscriptionID, pcred, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "Contributor in force", func() (bool, string) {
+			_, err := theirClusters.Get(ctx, group, *a.Name, nil)
+			return err == nil, fmt.Sprint(err)
 		})
+		_, err = theirs.Create(ctx, *a.ID, "by-contributor", limitsAssignment("Audit", "1", "1Gi"), nil)
+		expectCode(t, err, http.StatusForbidden, "AuthorizationFailed")
 		s.assign(t, "36243c78-bf99-498c-9df9-86d9f8d28608", p.ObjectID, *a.ID) // Resource Policy Contributor
 		eventually(t, 10*time.Second, "Resource Policy Contributor allowed", func() (bool, string) {
 			_, err := theirs.Create(ctx, *a.ID, "by-policy-contributor", limitsAssignment("Disabled", "1", "1Gi"), nil)
@@ -171,10 +162,7 @@ func TestAzurePolicy(t *testing.T) {
 		}
 		// The other cluster is not in the assignment's scope.
 		other := adminClient(t, c, group, *clusters[1].Name)
-		eventually(t, 30*time.Second, "other cluster's default service account", func() (bool, string) {
-			_, err := other.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-			return err == nil, fmt.Sprint(err)
-		})
+		waitServiceAccount(t, other)
 		if err := admits(ctx, other, podAsking("default", "greedy", "1", "256Mi")); err != nil {
 			t.Errorf("a cluster outside the assignment refused a pod: %v", err)
 		}

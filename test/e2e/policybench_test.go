@@ -7,11 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // BenchmarkPolicyEnforcement measures, b.N times, the time from an
@@ -26,28 +22,13 @@ func BenchmarkPolicyEnforcement(b *testing.B) {
 	c := newClients(b, s)
 	ctx := context.Background()
 	const group, name = "policybench-rg", "policybench-aks"
-	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
-		b.Fatal(err)
-	}
-	spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1))
-	spec.Properties.AddonProfiles = map[string]*armcontainerservice.ManagedClusterAddonProfile{"azurepolicy": {Enabled: to.Ptr(true)}}
-	p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, spec, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mc, err := p.PollUntilDone(ctx, poll)
-	if err != nil {
-		b.Fatal(err)
-	}
+	mc := addonCluster(b, s, c, group, name, "azurepolicy", 1)
 	assignments, err := armpolicy.NewAssignmentsClient(s.conn.SubscriptionID, s.credential(b, s.conn.ClientSecret), s.clientOptions())
 	if err != nil {
 		b.Fatal(err)
 	}
 	cs := adminClient(b, c, group, name)
-	eventually(b, 30*time.Second, "default service account", func() (bool, string) {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	waitServiceAccount(b, cs)
 	greedy := podAsking("default", "greedy", "1", "256Mi")
 	until := func(refused bool) time.Duration {
 		start := time.Now()

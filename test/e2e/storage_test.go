@@ -178,10 +178,7 @@ func TestCSIStorage(t *testing.T) {
 	}
 	nodeA, nodeB := nodes.Items[0], nodes.Items[1]
 	// Pods are admitted once the namespace has its service account.
-	eventually(t, 30*time.Second, "default service account", func() (bool, string) {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	waitServiceAccount(t, cs)
 	diskOf := func(pv *corev1.PersistentVolume) armcompute.Disk {
 		t.Helper()
 		id := pv.Spec.CSI.VolumeHandle

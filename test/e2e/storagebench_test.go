@@ -69,10 +69,7 @@ func BenchmarkDiskVolumes(b *testing.B) {
 	// drain's hundred evictions must not wait on the benchmark's client.
 	cfg.QPS, cfg.Burst = 50, 300
 	cs := kubernetes.NewForConfigOrDie(cfg)
-	eventually(b, 30*time.Second, "default service account", func() (bool, string) {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	waitServiceAccount(b, cs)
 
 	var secs []float64
 	for i := 0; i < b.N; i++ {

@@ -36,8 +36,8 @@ func Register(core *arm.Server) *Provider {
 	scopes := append([]string{"subscriptions/{sub}"}, core.ResourcePatterns()...)
 	for _, scope := range scopes {
 		auth := scope + "/providers/Microsoft.Authorization"
-		h := func(method, path string, fn scopedHandler) {
-			core.Handle(method, auth+path, APIVersions, s.at(scope, fn))
+		h := func(method, path string, fn arm.ScopedHandler) {
+			core.Handle(method, auth+path, APIVersions, core.AtScope(scope, fn))
 		}
 		h("GET", "/roleAssignments", s.listRoleAssignments)
 		h("GET", "/roleAssignments/{assignment}", s.getRoleAssignment)
@@ -47,21 +47,6 @@ func Register(core *arm.Server) *Provider {
 		h("GET", "/roleDefinitions/{role}", s.getRoleDefinition)
 	}
 	return s
-}
-
-// scopedHandler serves a request at a scope that exists.
-type scopedHandler func(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error
-
-// at resolves the scope a request addresses (pattern, filled in from p)
-// and checks it exists before calling h.
-func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-		scope, err := s.ScopeOf(r.Context(), pattern, p)
-		if err != nil {
-			return err
-		}
-		return h(w, r, p, scope)
-	}
 }
 
 func (s *Provider) roleDefinitionID(_ string, r authz.Role) string {

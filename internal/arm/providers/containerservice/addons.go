@@ -44,8 +44,8 @@ func normalizeAddons(p *armcontainerservice.ManagedClusterProperties, old *armco
 		}
 		ap.Identity = nil // read-only
 	}
-	if ap := p.AddonProfiles[addons.KeyVaultSecretsProviderAddon]; ap != nil && *ap.Enabled {
-		return normalizeKeyVaultConfig(ap)
+	if addons.Enabled(p.AddonProfiles, addons.KeyVaultSecretsProviderAddon) {
+		return normalizeKeyVaultConfig(p.AddonProfiles[addons.KeyVaultSecretsProviderAddon])
 	}
 	return nil
 }
@@ -86,12 +86,11 @@ func renderAddons(clusterID string, p *armcontainerservice.ManagedClusterPropert
 		addons.KeyVaultSecretsProviderAddon: addons.KeyVaultSecretsProviderIdentity,
 		addons.AzurePolicyAddon:             addons.AzurePolicyIdentity,
 	} {
-		ap := p.AddonProfiles[name]
-		if ap == nil || ap.Enabled == nil || !*ap.Enabled {
+		if !addons.Enabled(p.AddonProfiles, name) {
 			continue
 		}
 		id := identity(clusterID, deref(p.NodeResourceGroup))
-		ap.Identity = &armcontainerservice.ManagedClusterAddonProfileIdentity{
+		p.AddonProfiles[name].Identity = &armcontainerservice.ManagedClusterAddonProfileIdentity{
 			ClientID: to.Ptr(id.ClientID), ObjectID: to.Ptr(id.ObjectID), ResourceID: to.Ptr(id.ResourceID),
 		}
 	}

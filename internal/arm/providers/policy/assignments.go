@@ -1,17 +1,17 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -63,7 +63,7 @@ func (s *Provider) putAssignment(w http.ResponseWriter, r *http.Request, p arm.P
 	if err := arm.DecodeBody(r, &in); err != nil {
 		return err
 	}
-	if in.Properties == nil || deref(in.Properties.PolicyDefinitionID) == "" {
+	if in.Properties == nil || ptr.Deref(in.Properties.PolicyDefinitionID, "") == "" {
 		return arm.BadRequest("InvalidRequestContent", "properties.policyDefinitionId", "The policy assignment '%s' has no policyDefinitionId.", name)
 	}
 	props := in.Properties
@@ -75,7 +75,7 @@ func (s *Provider) putAssignment(w http.ResponseWriter, r *http.Request, p arm.P
 		return err
 	}
 	props.PolicyDefinitionID = def.ID
-	switch mode := deref(props.EnforcementMode); {
+	switch mode := ptr.Deref(props.EnforcementMode, ""); {
 	case mode == "":
 		props.EnforcementMode = to.Ptr(armpolicy.EnforcementModeDefault)
 	case strings.EqualFold(string(mode), string(armpolicy.EnforcementModeDefault)):
@@ -86,7 +86,7 @@ func (s *Provider) putAssignment(w http.ResponseWriter, r *http.Request, p arm.P
 		return arm.BadRequest("InvalidRequestContent", "properties.enforcementMode", "The enforcementMode '%s' is not one of Default, DoNotEnforce.", mode)
 	}
 	id := scope + "/providers/" + Namespace + "/policyAssignments/" + name
-	if strings.EqualFold(deref(def.Properties.Mode), policies.KubernetesMode) {
+	if strings.EqualFold(ptr.Deref(def.Properties.Mode, ""), policies.KubernetesMode) {
 		if _, err := policies.Resolve(id, props, def); err != nil {
 			var inv *policies.Invalid
 			if errors.As(err, &inv) {
@@ -105,27 +105,14 @@ func (s *Provider) putAssignment(w http.ResponseWriter, r *http.Request, p arm.P
 		props.NotScopes = []*string{}
 	}
 	if props.DefinitionVersion == nil {
-		props.DefinitionVersion = to.Ptr(strings.SplitN(deref(def.Properties.Version), ".", 2)[0] + ".*.*")
+		props.DefinitionVersion = to.Ptr(strings.SplitN(ptr.Deref(def.Properties.Version, ""), ".", 2)[0] + ".*.*")
 	}
 	props.Scope, props.AssignmentType = nil, nil
 	in.ID, in.Name, in.Type, in.SystemData = nil, nil, nil, nil
 
-	key := client.ObjectKey{Namespace: slipwayv1.Namespace, Name: policies.AssignmentObject(id)}
-	obj := &slipwayv1.PolicyAssignment{}
-	err = s.Client().Get(r.Context(), key, obj)
-	created := apierrors.IsNotFound(err)
-	if err != nil && !created {
-		return err
-	}
-	raw, _ := json.Marshal(&in)
-	if created {
-		obj = &slipwayv1.PolicyAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
-			Spec: slipwayv1.PolicyAssignmentSpec{ResourceID: id, Scope: scope, Resource: runtime.RawExtension{Raw: raw}, SystemData: arm.Touched(r.Context(), nil)}}
-		err = s.Client().Create(r.Context(), obj)
-	} else {
-		obj.Spec.Resource, obj.Spec.SystemData = runtime.RawExtension{Raw: raw}, arm.Touched(r.Context(), obj.Spec.SystemData)
-		err = s.Client().Update(r.Context(), obj)
-	}
+	obj := &slipwayv1.PolicyAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: policies.AssignmentObject(id)},
+		Spec: slipwayv1.PolicyAssignmentSpec{ResourceID: id, Scope: scope}}
+	created, err := s.save(r.Context(), obj, &in, &obj.Spec.Resource, &obj.Spec.SystemData)
 	if err != nil {
 		return err
 	}
@@ -133,7 +120,7 @@ func (s *Provider) putAssignment(w http.ResponseWriter, r *http.Request, p arm.P
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], out)
+	writeSaved(w, created, out)
 	return nil
 }
 
@@ -182,7 +169,7 @@ func (s *Provider) listAssignments(w http.ResponseWriter, r *http.Request, _ arm
 			!above && !below:
 			continue
 		}
-		if m := definitionFilter.FindStringSubmatch(r.URL.Query().Get("$filter")); m != nil && !strings.EqualFold(deref(a.Properties.PolicyDefinitionID), m[1]) {
+		if m := definitionFilter.FindStringSubmatch(r.URL.Query().Get("$filter")); m != nil && !strings.EqualFold(ptr.Deref(a.Properties.PolicyDefinitionID, ""), m[1]) {
 			continue
 		}
 		out = append(out, a)

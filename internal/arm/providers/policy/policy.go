@@ -8,6 +8,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"k8s.io/utils/ptr"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
@@ -57,24 +60,12 @@ func Register(core *arm.Server) *Provider {
 	core.Handle("DELETE", defs+"/{definition}", versions, s.deleteDefinition)
 	for _, scope := range append([]string{"subscriptions/{sub}"}, core.ResourcePatterns()...) {
 		base := scope + "/providers/" + Namespace + "/policyAssignments"
-		core.Handle("GET", base, versions, s.at(scope, s.listAssignments))
-		core.Handle("GET", base+"/{assignment}", versions, s.at(scope, s.getAssignment))
-		core.Handle("PUT", base+"/{assignment}", versions, s.at(scope, s.putAssignment))
-		core.Handle("DELETE", base+"/{assignment}", versions, s.at(scope, s.deleteAssignment))
+		core.Handle("GET", base, versions, core.AtScope(scope, s.listAssignments))
+		core.Handle("GET", base+"/{assignment}", versions, core.AtScope(scope, s.getAssignment))
+		core.Handle("PUT", base+"/{assignment}", versions, core.AtScope(scope, s.putAssignment))
+		core.Handle("DELETE", base+"/{assignment}", versions, core.AtScope(scope, s.deleteAssignment))
 	}
 	return s
-}
-
-type scopedHandler func(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error
-
-func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-		scope, err := s.ScopeOf(r.Context(), pattern, p)
-		if err != nil {
-			return err
-		}
-		return h(w, r, p, scope)
-	}
 }
 
 // signedIn lets any authenticated caller through (tenant-wide reads).
@@ -183,7 +174,7 @@ func (s *Provider) putDefinition(w http.ResponseWriter, r *http.Request, p arm.P
 	}
 	props := in.Properties
 	props.PolicyType = to.Ptr(armpolicy.PolicyTypeCustom)
-	props.Mode = to.Ptr(cmpOr(deref(props.Mode), "Indexed"))
+	props.Mode = to.Ptr(cmp.Or(ptr.Deref(props.Mode, ""), "Indexed"))
 	if props.Version == nil {
 		props.Version = to.Ptr("1.0.0")
 	}
@@ -201,23 +192,10 @@ func (s *Provider) putDefinition(w http.ResponseWriter, r *http.Request, p arm.P
 		}
 	}
 	id := s.definitionID(name)
-	obj := &slipwayv1.PolicyDefinition{}
-	key := client.ObjectKey{Namespace: slipwayv1.Namespace, Name: policies.DefinitionObject(id)}
-	err := s.Client().Get(r.Context(), key, obj)
-	created := apierrors.IsNotFound(err)
-	if err != nil && !created {
-		return err
-	}
 	in.ID, in.Name, in.Type, in.SystemData = nil, nil, nil, nil
-	raw, _ := json.Marshal(&in)
-	if created {
-		obj = &slipwayv1.PolicyDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
-			Spec: slipwayv1.PolicyDefinitionSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, SystemData: arm.Touched(r.Context(), nil)}}
-		err = s.Client().Create(r.Context(), obj)
-	} else {
-		obj.Spec.Resource, obj.Spec.SystemData = runtime.RawExtension{Raw: raw}, arm.Touched(r.Context(), obj.Spec.SystemData)
-		err = s.Client().Update(r.Context(), obj)
-	}
+	obj := &slipwayv1.PolicyDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: policies.DefinitionObject(id)},
+		Spec: slipwayv1.PolicyDefinitionSpec{ResourceID: id}}
+	created, err := s.save(r.Context(), obj, &in, &obj.Spec.Resource, &obj.Spec.SystemData)
 	if err != nil {
 		return err
 	}
@@ -225,8 +203,38 @@ func (s *Provider) putDefinition(w http.ResponseWriter, r *http.Request, p arm.P
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], out)
+	writeSaved(w, created, out)
 	return nil
+}
+
+// save writes a policy object's ARM resource: it creates obj (its name
+// and identifying spec set) or updates the stored one, with resource and
+// systemData, which point into obj's spec. It says whether it created.
+func (s *Provider) save(ctx context.Context, obj client.Object, in any, resource *runtime.RawExtension, sd **slipwayv1.SystemData) (bool, error) {
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return false, err
+	}
+	err = s.Client().Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	created := apierrors.IsNotFound(err)
+	if err != nil && !created {
+		return false, err
+	}
+	*resource, *sd = runtime.RawExtension{Raw: raw}, arm.Touched(ctx, *sd)
+	if created {
+		return true, s.Client().Create(ctx, obj)
+	}
+	return false, s.Client().Update(ctx, obj)
+}
+
+// writeSaved answers a PUT: 201 for what it created, 200 for what it
+// replaced.
+func writeSaved(w http.ResponseWriter, created bool, out any) {
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	arm.WriteJSON(w, status, out)
 }
 
 // deleteDefinition deletes a custom definition no assignment uses, as
@@ -249,7 +257,7 @@ func (s *Provider) deleteDefinition(w http.ResponseWriter, r *http.Request, p ar
 		if err != nil {
 			return err
 		}
-		if strings.EqualFold(deref(a.Properties.PolicyDefinitionID), d.Spec.ResourceID) {
+		if strings.EqualFold(ptr.Deref(a.Properties.PolicyDefinitionID, ""), d.Spec.ResourceID) {
 			return arm.NewError(http.StatusBadRequest, "PolicyDefinitionInUse", "", "The policy definition '%s' is in use by the policy assignment '%s'. Delete the assignment first.", p["definition"], *a.ID)
 		}
 	}
@@ -258,19 +266,4 @@ func (s *Provider) deleteDefinition(w http.ResponseWriter, r *http.Request, p ar
 	}
 	arm.WriteJSON(w, http.StatusOK, nil)
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func deref[T any](p *T) T {
-	if p == nil {
-		var zero T
-		return zero
-	}
-	return *p
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -78,13 +80,9 @@ type scopedHandler func(w http.ResponseWriter, r *http.Request, q *query) error
 // at resolves a request's scope and query options: $filter (field eq
 // 'value' terms joined by and), $top, $expand=components.
 func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	return s.AtScope(pattern, func(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
 		if st := strings.ToLower(p["states"]); st != "latest" && st != "default" {
 			return arm.BadRequest("InvalidPolicyStatesResource", "policyStatesResource", "The policy states resource '%s' is not one of latest, default.", p["states"])
-		}
-		scope, err := s.ScopeOf(r.Context(), pattern, p)
-		if err != nil {
-			return err
 		}
 		q := &query{scope: scope}
 		if name := p["assignment"]; name != "" {
@@ -99,13 +97,14 @@ func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
 			q.filters = append(q.filters, filter{strings.ToLower(m[1]), m[2]})
 		}
 		if t := v.Get("$top"); t != "" {
+			var err error
 			if q.top, err = strconv.Atoi(t); err != nil || q.top < 1 {
 				return arm.BadRequest("InvalidTopInQueryString", "$top", "The $top value '%s' is not a positive integer.", t)
 			}
 		}
 		q.components = strings.Contains(strings.ToLower(v.Get("$expand")), "components")
 		return h(w, r, q)
-	}
+	})
 }
 
 // states are the records of the compliance objects under a query's
@@ -140,14 +139,14 @@ func (s *Provider) state(r *http.Request, c *slipwayv1.PolicyCompliance, compone
 	if !c.Status.Compliant {
 		state = "NonCompliant"
 	}
-	name := c.Spec.AssignmentID[strings.LastIndex(c.Spec.AssignmentID, "/")+1:]
+	name := armid.NameOf(c.Spec.AssignmentID)
 	assignmentScope := c.Spec.AssignmentID[:strings.Index(strings.ToLower(c.Spec.AssignmentID), "/providers/microsoft.authorization/policyassignments/")]
 	_, group, _ := armid.GroupOf(c.Spec.ClusterID)
 	st := &armpolicyinsights.PolicyState{
 		ODataID:   to.Ptr(""),
 		Timestamp: to.Ptr(c.Status.Evaluated.UTC()), ResourceID: to.Ptr(c.Spec.ClusterID),
 		PolicyAssignmentID: to.Ptr(c.Spec.AssignmentID), PolicyAssignmentName: to.Ptr(name), PolicyAssignmentScope: to.Ptr(assignmentScope),
-		PolicyDefinitionID: to.Ptr(c.Annotations[DefinitionAnnotation]), PolicyDefinitionName: to.Ptr(lastSegment(c.Annotations[DefinitionAnnotation])),
+		PolicyDefinitionID: to.Ptr(c.Spec.DefinitionID), PolicyDefinitionName: to.Ptr(armid.NameOf(c.Spec.DefinitionID)),
 		PolicyDefinitionAction: to.Ptr(strings.ToLower(c.Status.Effect)), PolicyDefinitionCategory: to.Ptr("Kubernetes"),
 		IsCompliant: to.Ptr(c.Status.Compliant), ComplianceState: to.Ptr(state),
 		SubscriptionID: to.Ptr(armid.SubscriptionOf(c.Spec.ClusterID)), ResourceGroup: to.Ptr(group),
@@ -169,20 +168,14 @@ func (s *Provider) state(r *http.Request, c *slipwayv1.PolicyCompliance, compone
 	return st
 }
 
-// DefinitionAnnotation holds, on a compliance object, the ID of its
-// assignment's definition.
-const DefinitionAnnotation = "slipway.dev/policy-definition"
-
-func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
-
 // matches applies eq filters on a record's fields, by their JSON names.
 func matches(st *armpolicyinsights.PolicyState, filters []filter) bool {
 	fields := map[string]string{
-		"compliancestate": deref(st.ComplianceState), "iscompliant": fmt.Sprint(deref(st.IsCompliant)),
-		"resourceid": deref(st.ResourceID), "resourcegroup": deref(st.ResourceGroup), "resourcetype": deref(st.ResourceType),
-		"policyassignmentid": deref(st.PolicyAssignmentID), "policyassignmentname": deref(st.PolicyAssignmentName),
-		"policydefinitionid": deref(st.PolicyDefinitionID), "policydefinitionname": deref(st.PolicyDefinitionName),
-		"policydefinitionaction": deref(st.PolicyDefinitionAction),
+		"compliancestate": ptr.Deref(st.ComplianceState, ""), "iscompliant": fmt.Sprint(ptr.Deref(st.IsCompliant, false)),
+		"resourceid": ptr.Deref(st.ResourceID, ""), "resourcegroup": ptr.Deref(st.ResourceGroup, ""), "resourcetype": ptr.Deref(st.ResourceType, ""),
+		"policyassignmentid": ptr.Deref(st.PolicyAssignmentID, ""), "policyassignmentname": ptr.Deref(st.PolicyAssignmentName, ""),
+		"policydefinitionid": ptr.Deref(st.PolicyDefinitionID, ""), "policydefinitionname": ptr.Deref(st.PolicyDefinitionName, ""),
+		"policydefinitionaction": ptr.Deref(st.PolicyDefinitionAction, ""),
 	}
 	for _, f := range filters {
 		if v, ok := fields[f.field]; ok && !strings.EqualFold(v, f.value) {
@@ -274,12 +267,4 @@ func (s *Provider) summarize(w http.ResponseWriter, r *http.Request, q *query) e
 	summary.Results = results(all, nonCompliantPolicies)
 	arm.WriteJSON(w, http.StatusOK, armpolicyinsights.SummarizeResults{ODataContext: to.Ptr(s.context(r)), ODataCount: to.Ptr(int32(1)), Value: []*armpolicyinsights.Summary{summary}})
 	return nil
-}
-
-func deref[T any](p *T) T {
-	if p == nil {
-		var zero T
-		return zero
-	}
-	return *p
 }
