@@ -43,6 +43,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&PolicyDefinition{}, &PolicyDefinitionList{},
 		&PolicyAssignment{}, &PolicyAssignmentList{},
 		&PolicyCompliance{}, &PolicyComplianceList{},
+		&PolicyEvent{}, &PolicyEventList{},
 	)
 	metav1AddToGroupVersion(s)
 	return nil

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -146,4 +148,58 @@ type PolicyComplianceList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PolicyCompliance `json:"items"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:printcolumn:name="Time",type=date,JSONPath=`.spec.time`
+// +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.action`
+// +kubebuilder:printcolumn:name="Assignment",type=string,JSONPath=`.spec.assignmentID`
+// +kubebuilder:printcolumn:name="Object",type=string,JSONPath=`.spec.object.name`
+
+// PolicyEvent is one evaluation of a policy on one request to a cluster's
+// API server: a request denied by a Deny assignment, or admitted but
+// non-compliant with an Audit one. Microsoft.PolicyInsights/policyEvents
+// answers from them. Slipway writes them from each cluster's audit log
+// and never changes one; the newest MaxPolicyEvents of a cluster are
+// kept, for at most PolicyEventRetention.
+type PolicyEvent struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec PolicyEventSpec `json:"spec"`
+}
+
+// PolicyEventSpec is what happened.
+type PolicyEventSpec struct {
+	AssignmentID string `json:"assignmentID"`
+	DefinitionID string `json:"definitionID,omitempty"`
+	ClusterID    string `json:"clusterID"`
+	// Time is when the API server answered the request.
+	Time metav1.MicroTime `json:"time"`
+	// Action is the policy's effect on the request: deny or audit.
+	Action string `json:"action"`
+	// Object is the Kubernetes object the request was for.
+	Object PolicyViolation `json:"object"`
+	// Operation is the request's verb (create, update, patch).
+	Operation string `json:"operation,omitempty"`
+	// User is who made the request, as the cluster's API server saw it.
+	User string `json:"user,omitempty"`
+	// AuditID is the API server's ID of the request.
+	AuditID string `json:"auditID"`
+}
+
+// MaxPolicyEvents is how many events a cluster keeps; PolicyEventRetention
+// how long (Azure keeps policy events for 90 days).
+const (
+	MaxPolicyEvents      = 1000
+	PolicyEventRetention = 90 * 24 * time.Hour
+)
+
+// +kubebuilder:object:root=true
+
+// PolicyEventList is a list of PolicyEvents.
+type PolicyEventList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PolicyEvent `json:"items"`
 }

@@ -180,24 +180,11 @@ func Serve(ctx context.Context, o Options) error {
 	dataPlane := &keyvault.DataPlane{Service: vaults, Verify: signer.VerifyFor, RBAC: &authz.Authorizer{Client: mgr.GetClient()},
 		Authority: base, TenantID: conn.TenantID}
 	secretsStores := clusterSecretsStore{client: mgr.GetClient(), vaults: dataPlane, principals: principals, tenantID: conn.TenantID}
-	companions := func(ctx context.Context, c *hosting.Cluster) (func(), error) {
-		stopVolumes, err := volumes.start(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		stopScaler, err := startAutoscaler(ctx, c, mgr.GetClient(), images)
-		if err != nil {
-			stopVolumes()
-			return nil, err
-		}
-		stopSecrets, err := secretsStores.start(ctx, c)
-		if err != nil {
-			stopScaler()
-			stopVolumes()
-			return nil, err
-		}
-		return func() { stopSecrets(); stopScaler(); stopVolumes() }, nil
-	}
+	policyEvents := clusterPolicyEvents{client: direct, log: slog.Default()}
+	companions := allOf(volumes.start, secretsStores.start, policyEvents.start,
+		func(ctx context.Context, c *hosting.Cluster) (func(), error) {
+			return startAutoscaler(ctx, c, mgr.GetClient(), images)
+		})
 	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: companions})
 	if err != nil {
 		return err
@@ -371,4 +358,30 @@ func writeManagementKubeconfig(plane *management.Plane, dataDir string) error {
 		return fmt.Errorf("writing the management kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// companion starts something that runs beside a cluster, and returns how
+// to stop it.
+type companion = func(ctx context.Context, c *hosting.Cluster) (func(), error)
+
+// allOf starts companions in order and stops them in reverse; if one
+// fails to start, those started are stopped.
+func allOf(cs ...companion) companion {
+	return func(ctx context.Context, c *hosting.Cluster) (func(), error) {
+		var stops []func()
+		stopAll := func() {
+			for i := len(stops) - 1; i >= 0; i-- {
+				stops[i]()
+			}
+		}
+		for _, start := range cs {
+			stop, err := start(ctx, c)
+			if err != nil {
+				stopAll()
+				return nil, err
+			}
+			stops = append(stops, stop)
+		}
+		return stopAll, nil
+	}
 }

@@ -2,6 +2,7 @@ package hosting
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -102,6 +103,7 @@ func launches(rec *record, dir string) []launch {
 		"endpoint-reconciler-type": "none",
 		"profiling":                "false",
 	}
+	maps.Copy(apiserver, auditFlags(dir))
 	controllerManager := map[string]string{
 		"kubeconfig":                       kcmKubeconfig,
 		"authentication-kubeconfig":        kcmKubeconfig,

@@ -246,6 +246,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.writeComponentKubeconfigs(); err != nil {
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
+	if err := writeAuditPolicy(c.dir); err != nil {
+		return fmt.Errorf("cluster %s: writing the audit policy: %w", c.rec.ID, err)
+	}
 	logDir := filepath.Join(c.dir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)

@@ -29,6 +29,8 @@ const (
 	// AssignmentAnnotation holds the assignment's ID, as the add-on
 	// annotates its constraints.
 	AssignmentAnnotation = "azure-policy-assignment-id"
+	// DefinitionAnnotation holds the assignment's definition ID.
+	DefinitionAnnotation = "azure-policy-definition-id"
 )
 
 // ObjectName is the name of an assignment's objects in a cluster, as the
@@ -55,6 +57,23 @@ func labels(r *Rule) map[string]string {
 	return map[string]string{ManagedByLabel: ManagedBy, AssignmentLabel: armid.Label(r.AssignmentID)}
 }
 
+func annotations(r *Rule) map[string]string {
+	return map[string]string{AssignmentAnnotation: r.AssignmentID, DefinitionAnnotation: r.DefinitionID}
+}
+
+// auditKey is the key of the audit annotation a rule's policy writes on
+// every request it finds non-compliant: its effect, so that the policy
+// events read from the audit log say whether the request was denied.
+// (An audit annotation of the policy's own, not the binding's Audit
+// action: that one is one key for all policies, and the API server keeps
+// only the first policy's value when two fail one request.)
+func (r *Rule) auditKey() string {
+	if r.Enforced() {
+		return ActionDeny
+	}
+	return ActionAudit
+}
+
 // admissionPolicy is a container rule's ValidatingAdmissionPolicy: the
 // kind's check, with the assignment's values as a literal params
 // variable. (Not a paramKind shared by all assignments: a kube-apiserver
@@ -62,11 +81,12 @@ func labels(r *Rule) map[string]string {
 // goes, and does not start it again, so that the next assignment would
 // never be enforced.) An expression the API server cannot evaluate
 // admits the pod (failurePolicy Ignore), as AKS's Gatekeeper webhook
-// fails open.
+// fails open. Its audit annotation records each finding in the API
+// server's audit log, where policy events come from.
 func admissionPolicy(r *Rule) *admissionv1.ValidatingAdmissionPolicy {
 	expr, _ := problemsOf(r.Kind)
 	return &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}},
+		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: annotations(r)},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: ptr.To(admissionv1.Ignore),
 			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
@@ -79,6 +99,8 @@ func admissionPolicy(r *Rule) *admissionv1.ValidatingAdmissionPolicy {
 				MessageExpression: celString("[azurepolicy-"+r.AssignmentName+"] ") + " + variables.problems.join('; ')",
 				Reason:            ptr.To(metav1.StatusReasonForbidden),
 			}},
+			// An empty string writes no annotation.
+			AuditAnnotations: []admissionv1.AuditAnnotation{{Key: r.auditKey(), ValueExpression: "variables.problems.join('; ')"}},
 		},
 	}
 }
@@ -103,7 +125,7 @@ func binding(r *Rule) *admissionv1.ValidatingAdmissionPolicyBinding {
 		actions = []admissionv1.ValidationAction{admissionv1.Warn, admissionv1.Audit}
 	}
 	b := &admissionv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}},
+		ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Labels: labels(r), Annotations: annotations(r)},
 		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
 			PolicyName:        r.ObjectName(),
 			ValidationActions: actions,
@@ -147,7 +169,7 @@ func Sync(ctx context.Context, cs kubernetes.Interface, rules []*Rule, namespace
 					continue
 				}
 				q := &corev1.ResourceQuota{
-					ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Namespace: ns, Labels: labels(r), Annotations: map[string]string{AssignmentAnnotation: r.AssignmentID}},
+					ObjectMeta: metav1.ObjectMeta{Name: r.ObjectName(), Namespace: ns, Labels: labels(r), Annotations: annotations(r)},
 					Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
 						corev1.ResourceLimitsCPU: resource.MustParse(r.CPU), corev1.ResourceLimitsMemory: resource.MustParse(r.Memory)}},
 				}
@@ -241,7 +263,8 @@ func wrap(err error, obj metav1.Object) error {
 
 func samePolicy(have, want *admissionv1.ValidatingAdmissionPolicy) bool {
 	return equality.Semantic.DeepEqual(have.Spec.Variables, want.Spec.Variables) && equality.Semantic.DeepEqual(have.Spec.Validations, want.Spec.Validations) &&
-		equality.Semantic.DeepEqual(have.Spec.FailurePolicy, want.Spec.FailurePolicy)
+		equality.Semantic.DeepEqual(have.Spec.FailurePolicy, want.Spec.FailurePolicy) && equality.Semantic.DeepEqual(have.Spec.AuditAnnotations, want.Spec.AuditAnnotations) &&
+		equality.Semantic.DeepEqual(have.Annotations, want.Annotations)
 }
 
 func sameBinding(have, want *admissionv1.ValidatingAdmissionPolicyBinding) bool {
@@ -251,5 +274,5 @@ func sameBinding(have, want *admissionv1.ValidatingAdmissionPolicyBinding) bool 
 }
 
 func sameQuota(have, want *corev1.ResourceQuota) bool {
-	return equality.Semantic.DeepEqual(have.Spec.Hard, want.Spec.Hard)
+	return equality.Semantic.DeepEqual(have.Spec.Hard, want.Spec.Hard) && equality.Semantic.DeepEqual(have.Annotations, want.Annotations)
 }

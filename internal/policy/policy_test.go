@@ -2,6 +2,8 @@ package policy
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
 func values(kv ...any) map[string]*armpolicy.ParameterValuesValue {
@@ -196,5 +200,37 @@ func BenchmarkAudit5000Pods(b *testing.B) {
 		if err != nil || len(ev.Violations) != 500 {
 			b.Fatalf("%d violations (%v)", len(ev.Violations), err)
 		}
+	}
+}
+
+func TestFindingsOf(t *testing.T) {
+	ev := &auditv1.Event{
+		Stage: auditv1.StageResponseComplete,
+		Annotations: map[string]string{
+			"azurepolicy-k8sazurev3containerlimits-abc/deny":    "container <app> cpu limit <1> is higher than the maximum allowed of <500m>",
+			"azurepolicy-k8sazurev1containerrequests-def/audit": "container <app> has no memory request",
+			"other-policy/deny": "not the add-on's",
+			"validation.policy.admission.k8s.io/validation_failure": "[]",
+		},
+		ResponseStatus: &metav1.Status{Code: 403, Message: `pods "second" is forbidden: exceeded quota: azurepolicy-k8sslipwaynamespacequota-0a1b, requested: limits.cpu=400m, used: limits.cpu=400m, limited: limits.cpu=600m`},
+		ObjectRef:      &auditv1.ObjectReference{Resource: "pods", Namespace: "team"},
+		RequestObject:  &runtime.Unknown{Raw: []byte(`{"metadata":{"generateName":"web-7d4b9-"}}`)},
+	}
+	got := FindingsOf(ev)
+	slices.SortFunc(got, func(a, b Finding) int { return strings.Compare(a.Policy+a.Quota, b.Policy+b.Quota) })
+	want := []Finding{
+		{Policy: "azurepolicy-k8sazurev1containerrequests-def", Action: ActionAudit, Message: "container <app> has no memory request"},
+		{Policy: "azurepolicy-k8sazurev3containerlimits-abc", Action: ActionDeny, Message: "container <app> cpu limit <1> is higher than the maximum allowed of <500m>"},
+		{Quota: "azurepolicy-k8sslipwaynamespacequota-0a1b", Action: ActionDeny, Message: ev.ResponseStatus.Message},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("findings\n got %+v\nwant %+v", got, want)
+	}
+	if kind, ns, name := ObjectOf(ev); kind != "Pod" || ns != "team" || name != "web-7d4b9-" {
+		t.Errorf("object %s %s/%s", kind, ns, name)
+	}
+	ev.Stage = auditv1.StageRequestReceived
+	if got := FindingsOf(ev); got != nil {
+		t.Errorf("findings of a request not answered: %+v", got)
 	}
 }

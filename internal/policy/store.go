@@ -92,6 +92,14 @@ func InScope(a *armpolicy.Assignment, id string) bool {
 	return true
 }
 
+// AssignmentScope is the scope an assignment's ID is at.
+func AssignmentScope(id string) string {
+	if i := strings.Index(strings.ToLower(id), "/providers/microsoft.authorization/policyassignments/"); i >= 0 {
+		return id[:i]
+	}
+	return ""
+}
+
 // Covers says whether scope is id or above it.
 func Covers(scope, id string) bool { return under(id, scope) }
 

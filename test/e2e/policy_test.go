@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
@@ -269,6 +270,82 @@ func TestAzurePolicy(t *testing.T) {
 		}
 		if qs, _ := cs.CoreV1().ResourceQuotas("default").List(ctx, metav1.ListOptions{}); len(qs.Items) != 0 {
 			t.Errorf("a quota outside the assignment's namespaces: %+v", qs.Items)
+		}
+	})
+
+	t.Run("denials and audits are policy events", func(t *testing.T) {
+		events, err := armpolicyinsights.NewPolicyEventsClient(cred, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// find is the events of a query, once at least want of them are in.
+		find := func(what string, want int, list func() *runtime.Pager[armpolicyinsights.PolicyEventsClientListQueryResultsForResourceResponse]) []*armpolicyinsights.PolicyEvent {
+			var got []*armpolicyinsights.PolicyEvent
+			eventually(t, 30*time.Second, what, func() (bool, string) {
+				got = nil
+				pager := list()
+				for pager.More() {
+					page, err := pager.NextPage(ctx)
+					if err != nil {
+						return false, err.Error()
+					}
+					got = append(got, page.Value...)
+				}
+				return len(got) >= want, fmt.Sprint(len(got))
+			})
+			return got
+		}
+		atCluster := func(filter string) func() *runtime.Pager[armpolicyinsights.PolicyEventsClientListQueryResultsForResourceResponse] {
+			return func() *runtime.Pager[armpolicyinsights.PolicyEventsClientListQueryResultsForResourceResponse] {
+				return events.NewListQueryResultsForResourcePager(armpolicyinsights.PolicyEventsResourceTypeDefault, *a.ID,
+					&armpolicyinsights.QueryOptions{Filter: to.Ptr(filter), Expand: to.Ptr("components")}, nil)
+			}
+		}
+		denied := find("the refusals of the Deny assignment", 1, atCluster("policyAssignmentName eq 'limits' and policyDefinitionAction eq 'deny'"))
+		ev := denied[0]
+		if *ev.ResourceID != *a.ID || *ev.PolicyDefinitionName != "e345eecc-fa47-480f-9e88-67dcc122b164" || *ev.IsCompliant ||
+			len(ev.Components) != 1 || *ev.Components[0].ID != "default/greedy" || *ev.Components[0].Type != "Pod" ||
+			!strings.Contains(fmt.Sprint(ev.Components[0].AdditionalProperties["message"]), "cpu limit <1> is higher than the maximum allowed of <500m>") {
+			t.Errorf("a denial: %+v, components %+v", ev, ev.Components)
+		}
+		quota := find("the namespace quota's refusal", 1, atCluster("policyAssignmentName eq 'team-quota'"))
+		if c := quota[0].Components; len(c) != 1 || *c[0].ID != "team/second" || *quota[0].PolicyDefinitionAction != "deny" ||
+			!strings.Contains(fmt.Sprint(c[0].AdditionalProperties["message"]), "exceeded quota") {
+			t.Errorf("the quota's refusal: %+v", c)
+		}
+		// Pods admitted by both clusters but over the audited limit, seen
+		// from the group. (The pods above were made before the audit was
+		// in force on both; these are tried until it is.)
+		eventually(t, 30*time.Second, "audit events on both clusters", func() (bool, string) {
+			for _, mc := range clusters {
+				if err := admits(ctx, adminClient(t, c, group, *mc.Name), podAsking("default", "audited", "250m", "256Mi")); err != nil {
+					return false, err.Error()
+				}
+			}
+			pager := events.NewListQueryResultsForResourceGroupPager(armpolicyinsights.PolicyEventsResourceTypeDefault, s.conn.SubscriptionID, group,
+				&armpolicyinsights.QueryOptions{Filter: to.Ptr("policyAssignmentName eq 'audit-limits' and policyDefinitionAction eq 'audit'")}, nil)
+			found := map[string]bool{}
+			for pager.More() {
+				page, err := pager.NextPage(ctx)
+				if err != nil {
+					return false, err.Error()
+				}
+				for _, ev := range page.Value {
+					found[strings.ToLower(*ev.ResourceID)] = true
+				}
+			}
+			return len(found) == 2, fmt.Sprint(found)
+		})
+		page, err := events.NewListQueryResultsForSubscriptionPager(armpolicyinsights.PolicyEventsResourceTypeDefault, s.conn.SubscriptionID,
+			&armpolicyinsights.QueryOptions{Top: to.Ptr[int32](1)}, nil).NextPage(ctx)
+		if err != nil || len(page.Value) != 1 {
+			t.Errorf("$top=1 at the subscription: %d events (%v)", len(page.Value), err)
+		}
+		later := time.Now().Add(time.Hour)
+		page, err = events.NewListQueryResultsForSubscriptionPager(armpolicyinsights.PolicyEventsResourceTypeDefault, s.conn.SubscriptionID,
+			&armpolicyinsights.QueryOptions{From: &later, To: to.Ptr(later.Add(time.Hour))}, nil).NextPage(ctx)
+		if err != nil || len(page.Value) != 0 {
+			t.Errorf("events of the next hour: %d (%v)", len(page.Value), err)
 		}
 	})
 }

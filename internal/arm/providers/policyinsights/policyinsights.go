@@ -1,11 +1,12 @@
 // Package policyinsights is the Microsoft.PolicyInsights provider:
 // compliance of resources with policy assignments (policyStates
-// queryResults and summarize) at a subscription, a resource group, a
-// resource and an assignment, on the official SDK's models
-// (armpolicyinsights). For Kubernetes definitions the resource is the
-// cluster, and the pods or namespaces that break the rule are its
-// components, as Azure reports them; the records are the policy
-// controller's (PolicyCompliance).
+// queryResults and summarize) and the evaluations of requests (policyEvents
+// queryResults) at a subscription, a resource group, a resource and an
+// assignment, on the official SDK's models (armpolicyinsights). For
+// Kubernetes definitions the resource is the cluster, and the pods or
+// namespaces that break the rule are its components, as Azure reports
+// them; the records are the policy controller's (PolicyCompliance) and
+// those read from the clusters' audit logs (PolicyEvent).
 package policyinsights
 
 import (
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/utils/ptr"
 
@@ -56,9 +58,10 @@ func Register(core *arm.Server) *Provider {
 }
 
 func (s *Provider) routes(scope, assignment string) {
-	base := scope + assignment + "/providers/" + Namespace + "/policyStates/{states}"
-	s.Handle("POST", base+"/queryResults", versions, s.at(scope, s.queryResults))
-	s.Handle("POST", base+"/summarize", versions, s.at(scope, s.summarize))
+	base := scope + assignment + "/providers/" + Namespace
+	s.Handle("POST", base+"/policyStates/{states}/queryResults", versions, s.at(scope, s.queryResults))
+	s.Handle("POST", base+"/policyStates/{states}/summarize", versions, s.at(scope, s.summarize))
+	s.Handle("POST", base+"/policyEvents/{events}/queryResults", versions, s.at(scope, s.eventResults))
 }
 
 // query is what a request asks of the records.
@@ -69,6 +72,9 @@ type query struct {
 	filters           []filter
 	top               int
 	components        bool
+	// from and to bound events' times (Azure's default: the day
+	// before the request).
+	from, to time.Time
 }
 
 type filter struct{ field, value string }
@@ -81,10 +87,13 @@ type scopedHandler func(w http.ResponseWriter, r *http.Request, q *query) error
 // 'value' terms joined by and), $top, $expand=components.
 func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
 	return s.AtScope(pattern, func(w http.ResponseWriter, r *http.Request, p arm.Params, scope string) error {
-		if st := strings.ToLower(p["states"]); st != "latest" && st != "default" {
-			return arm.BadRequest("InvalidPolicyStatesResource", "policyStatesResource", "The policy states resource '%s' is not one of latest, default.", p["states"])
+		if st, ok := p["states"]; ok && !strings.EqualFold(st, "latest") && !strings.EqualFold(st, "default") {
+			return arm.BadRequest("InvalidPolicyStatesResource", "policyStatesResource", "The policy states resource '%s' is not one of latest, default.", st)
 		}
-		q := &query{scope: scope}
+		if ev, ok := p["events"]; ok && !strings.EqualFold(ev, "default") {
+			return arm.BadRequest("InvalidPolicyEventsResource", "policyEventsResource", "The policy events resource '%s' is not default.", ev)
+		}
+		q := &query{scope: scope, to: time.Now()}
 		if name := p["assignment"]; name != "" {
 			q.assignment = scope + "/providers/Microsoft.Authorization/policyAssignments/" + name
 		}
@@ -103,6 +112,24 @@ func (s *Provider) at(pattern string, h scopedHandler) arm.HandlerFunc {
 			}
 		}
 		q.components = strings.Contains(strings.ToLower(v.Get("$expand")), "components")
+		for _, t := range []struct {
+			name string
+			into *time.Time
+		}{{"$to", &q.to}, {"$from", &q.from}} {
+			if raw := v.Get(t.name); raw != "" {
+				at, err := time.Parse(time.RFC3339Nano, raw)
+				if err != nil {
+					return arm.BadRequest("InvalidDateTimeInQueryString", t.name, "The %s value '%s' is not an ISO 8601 date and time.", t.name, raw)
+				}
+				*t.into = at
+			}
+		}
+		if q.from.IsZero() {
+			q.from = q.to.Add(-24 * time.Hour)
+		}
+		if q.from.After(q.to) {
+			return arm.BadRequest("InvalidDateTimeRange", "$from", "$from (%s) is after $to (%s).", q.from.Format(time.RFC3339), q.to.Format(time.RFC3339))
+		}
 		return h(w, r, q)
 	})
 }
@@ -121,7 +148,7 @@ func (s *Provider) states(r *http.Request, q *query) ([]*armpolicyinsights.Polic
 			continue
 		}
 		st := s.state(r, c, q.components)
-		if !matches(st, q.filters) {
+		if !matches(stateFields(st), q.filters) {
 			continue
 		}
 		out = append(out, st)
@@ -140,12 +167,11 @@ func (s *Provider) state(r *http.Request, c *slipwayv1.PolicyCompliance, compone
 		state = "NonCompliant"
 	}
 	name := armid.NameOf(c.Spec.AssignmentID)
-	assignmentScope := c.Spec.AssignmentID[:strings.Index(strings.ToLower(c.Spec.AssignmentID), "/providers/microsoft.authorization/policyassignments/")]
 	_, group, _ := armid.GroupOf(c.Spec.ClusterID)
 	st := &armpolicyinsights.PolicyState{
 		ODataID:   to.Ptr(""),
 		Timestamp: to.Ptr(c.Status.Evaluated.UTC()), ResourceID: to.Ptr(c.Spec.ClusterID),
-		PolicyAssignmentID: to.Ptr(c.Spec.AssignmentID), PolicyAssignmentName: to.Ptr(name), PolicyAssignmentScope: to.Ptr(assignmentScope),
+		PolicyAssignmentID: to.Ptr(c.Spec.AssignmentID), PolicyAssignmentName: to.Ptr(name), PolicyAssignmentScope: to.Ptr(policies.AssignmentScope(c.Spec.AssignmentID)),
 		PolicyDefinitionID: to.Ptr(c.Spec.DefinitionID), PolicyDefinitionName: to.Ptr(armid.NameOf(c.Spec.DefinitionID)),
 		PolicyDefinitionAction: to.Ptr(strings.ToLower(c.Status.Effect)), PolicyDefinitionCategory: to.Ptr("Kubernetes"),
 		IsCompliant: to.Ptr(c.Status.Compliant), ComplianceState: to.Ptr(state),
@@ -168,15 +194,20 @@ func (s *Provider) state(r *http.Request, c *slipwayv1.PolicyCompliance, compone
 	return st
 }
 
-// matches applies eq filters on a record's fields, by their JSON names.
-func matches(st *armpolicyinsights.PolicyState, filters []filter) bool {
-	fields := map[string]string{
+// stateFields are the fields of a state record that $filter can name, by
+// their lower-cased JSON names.
+func stateFields(st *armpolicyinsights.PolicyState) map[string]string {
+	return map[string]string{
 		"compliancestate": ptr.Deref(st.ComplianceState, ""), "iscompliant": fmt.Sprint(ptr.Deref(st.IsCompliant, false)),
 		"resourceid": ptr.Deref(st.ResourceID, ""), "resourcegroup": ptr.Deref(st.ResourceGroup, ""), "resourcetype": ptr.Deref(st.ResourceType, ""),
 		"policyassignmentid": ptr.Deref(st.PolicyAssignmentID, ""), "policyassignmentname": ptr.Deref(st.PolicyAssignmentName, ""),
 		"policydefinitionid": ptr.Deref(st.PolicyDefinitionID, ""), "policydefinitionname": ptr.Deref(st.PolicyDefinitionName, ""),
 		"policydefinitionaction": ptr.Deref(st.PolicyDefinitionAction, ""),
 	}
+}
+
+// matches applies eq filters on a record's fields.
+func matches(fields map[string]string, filters []filter) bool {
 	for _, f := range filters {
 		if v, ok := fields[f.field]; ok && !strings.EqualFold(v, f.value) {
 			return false
