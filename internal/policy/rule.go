@@ -118,10 +118,6 @@ func lookupFold[V any](m map[string]V, name string) (string, V, bool) {
 // *Invalid with code "UnsupportedPolicyTemplate".
 func Resolve(assignmentID string, a *armpolicy.AssignmentProperties, def *armpolicy.Definition) (*Rule, error) {
 	name := armid.NameOf(assignmentID)
-	params, err := Parameters(name, def, a.Parameters)
-	if err != nil {
-		return nil, err
-	}
 	var rule struct {
 		Then struct {
 			Effect  any `json:"effect"`
@@ -144,6 +140,12 @@ func Resolve(assignmentID string, a *armpolicy.AssignmentProperties, def *armpol
 	kind, ok := KindOfTemplate(d.TemplateInfo.URL)
 	if !ok {
 		return nil, &Invalid{"UnsupportedPolicyTemplate", fmt.Sprintf("The policy definition '%s' uses the constraint template '%s', which Slipway does not enforce; supported templates are container-resource-limits, container-resource-requests and slipway-namespace-quota.", ptr.Deref(def.Name, ""), d.TemplateInfo.URL)}
+	}
+	// Parameters after the template: a definition's own checks come
+	// first, and go on at its PUT, where no assignment gives values.
+	params, err := Parameters(name, def, a.Parameters)
+	if err != nil {
+		return nil, err
 	}
 	value := func(v any) any {
 		if s, ok := v.(string); ok {

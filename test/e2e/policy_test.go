@@ -273,6 +273,47 @@ func TestAzurePolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("a custom definition on the limits template", func(t *testing.T) {
+		builtIn, err := definitions.GetBuiltIn(ctx, "e345eecc-fa47-480f-9e88-67dcc122b164", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		props := *builtIn.Properties
+		props.DisplayName, props.PolicyType, props.Version, props.Versions = to.Ptr("Our container limits"), nil, nil, nil
+		custom, err := definitions.CreateOrUpdate(ctx, "our-limits", armpolicy.Definition{Properties: &props}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *custom.Properties.PolicyType != armpolicy.PolicyTypeCustom || *custom.ID != "/subscriptions/"+s.conn.SubscriptionID+"/providers/Microsoft.Authorization/policyDefinitions/our-limits" {
+			t.Errorf("custom definition %s %+v", *custom.ID, custom.Properties)
+		}
+		// A template Slipway does not enforce is refused, saying which it does.
+		odd := props
+		odd.PolicyRule = map[string]any{"if": map[string]any{"field": "type", "in": []any{"Microsoft.ContainerService/managedClusters"}},
+			"then": map[string]any{"effect": "[parameters('effect')]", "details": map[string]any{
+				"templateInfo": map[string]any{"sourceType": "PublicURL", "url": "https://example.com/k8s/odd/template.yaml"}}}}
+		_, err = definitions.CreateOrUpdate(ctx, "odd", armpolicy.Definition{Properties: &odd}, nil)
+		expectCode(t, err, http.StatusBadRequest, "UnsupportedPolicyTemplate")
+
+		b := clusters[1]
+		other := adminClient(t, c, group, *b.Name)
+		assignment := limitsAssignment("Deny", "200m", "512Mi")
+		assignment.Properties.PolicyDefinitionID = custom.ID
+		if _, err := assignments.Create(ctx, *b.ID, "ours", assignment, nil); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the custom definition enforced", func() (bool, string) {
+			err := admits(ctx, other, podAsking("default", "big", "300m", "256Mi"))
+			return err != nil && strings.Contains(err.Error(), "[azurepolicy-ours] container <app> cpu limit <300m> is higher than the maximum allowed of <200m>"), fmt.Sprint(err)
+		})
+		if _, err := assignments.Delete(ctx, *b.ID, "ours", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := definitions.Delete(ctx, "our-limits", nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("denials and audits are policy events", func(t *testing.T) {
 		events, err := armpolicyinsights.NewPolicyEventsClient(cred, opts)
 		if err != nil {
