@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/csi/standalone"
 	"github.com/slipway-dev/slipway/internal/hosting"
+	"github.com/slipway-dev/slipway/internal/portal"
 	"github.com/slipway-dev/slipway/internal/timing"
 	"github.com/slipway-dev/slipway/internal/version"
 )
@@ -30,7 +31,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand(), newPortalCommand())
 	return root
 }
 
@@ -230,6 +231,33 @@ service speaks for one node, --node-id, a VM of size --vm-size.`,
 		sub.MarkFlagRequired("endpoint")
 		cmd.AddCommand(sub)
 	}
+	return cmd
+}
+
+func newPortalCommand() *cobra.Command {
+	var dataDir string
+	ttl := portal.LinkTTL
+	cmd := &cobra.Command{
+		Use:   "portal",
+		Short: "Print a one-time link that signs in to the portal as the bootstrap principal",
+		Long: `portal prints a link to the portal of the Slipway serving --data-dir that signs
+its holder in as the bootstrap service principal (the subscription's Owner).
+It works once, for --valid (ten minutes by default). Anyone who can read the
+data directory can make one; anyone else signs in with a service principal's
+client ID and secret.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			link, err := app.PortalLink(dataDir, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), link)
+			fmt.Fprintf(cmd.ErrOrStderr(), "good once, for %s\n", ttl)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory of the running server")
+	cmd.Flags().DurationVar(&ttl, "valid", portal.LinkTTL, "how long the link can be used")
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -47,6 +48,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/keyvault"
 	"github.com/slipway-dev/slipway/internal/management"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
+	"github.com/slipway-dev/slipway/internal/portal"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
@@ -198,9 +200,12 @@ func Serve(ctx context.Context, o Options) error {
 	if err := authorization.EnsureRoleAssignment(ctx, direct, identity.GUID([]byte(conn.ObjectID + "owner")[:16]), "/subscriptions/"+conn.SubscriptionID, conn.ObjectID, authz.Owner, conn.SubscriptionID); err != nil {
 		return fmt.Errorf("granting the bootstrap principal Owner: %w", err)
 	}
+	// One budget of failed secrets per client ID, at the token endpoint
+	// and the portal's sign-in alike.
+	secretLimiter := identity.NewFailureLimiter(5, time.Second, time.Minute)
 	front := arm.New(arm.Config{
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
-		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals,
+		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals, TokenLimiter: secretLimiter,
 		// Assignments are read through the cache: like ARM's, a new one
 		// takes effect a moment after it is made.
 		Authorizer: &authz.Authorizer{Client: mgr.GetClient()},
@@ -280,10 +285,25 @@ func Serve(ctx context.Context, o Options) error {
 	}
 
 	armHandler := front.Handler()
+	site, err := portal.New(portal.Options{ARM: armHandler, BaseURL: base, Audience: conn.Audience, TenantID: conn.TenantID,
+		SubscriptionID: conn.SubscriptionID, Tokens: signer, Principals: principals, Limiter: secretLimiter, DataDir: o.DataDir})
+	if err != nil {
+		return fmt.Errorf("portal: %w", err)
+	}
+	portalHandler := site.Handler()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// One port, two hosts: ARM, and each vault at its own name.
+		// One port, two hosts: ARM (and its portal), and each vault at
+		// its own name.
 		if _, ok := dataPlane.VaultOf(r.Host); ok {
 			dataPlane.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/portal" {
+			http.Redirect(w, r, "/portal/", http.StatusMovedPermanently)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/portal/") {
+			portalHandler.ServeHTTP(w, r)
 			return
 		}
 		armHandler.ServeHTTP(w, r)
@@ -305,6 +325,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "Slipway is serving the AKS API at %s\n", base)
+	fmt.Fprintf(o.Out, "  portal: %s/portal/ (a one-time sign-in link: slipway portal --data-dir %s)\n", base, o.DataDir)
 	fmt.Fprintf(o.Out, "  connection details (secret included, mode 0600): %s\n", connPath)
 	fmt.Fprintf(o.Out, "  CA certificate to trust:                        %s\n", caFile)
 	fmt.Fprintf(o.Out, "  tenant %s, subscription %s, client ID %s\n", conn.TenantID, conn.SubscriptionID, conn.ClientID)
