@@ -286,7 +286,7 @@ func Serve(ctx context.Context, o Options) error {
 
 	armHandler := front.Handler()
 	site, err := portal.New(portal.Options{ARM: armHandler, BaseURL: base, Audience: conn.Audience, TenantID: conn.TenantID,
-		SubscriptionID: conn.SubscriptionID, Tokens: signer, Principals: principals, Limiter: secretLimiter, DataDir: o.DataDir})
+		SubscriptionID: conn.SubscriptionID, Tokens: signer, Principals: principals, Limiter: secretLimiter, DataDir: o.DataDir, Store: mgr.GetClient()})
 	if err != nil {
 		return fmt.Errorf("portal: %w", err)
 	}

@@ -3,6 +3,7 @@ package portal
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,6 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
 // clusterRow is a cluster on the subscription page.
@@ -24,6 +29,9 @@ type clusterRow struct {
 	Group, Name, Location, Version, Power, State, Health string
 	Nodes                                                int32
 	Pools                                                int
+	// Cost is the pools' compute price per hour (USD), as their cost
+	// tags report it.
+	Cost float64
 }
 
 type groupRow struct {
@@ -87,6 +95,7 @@ func (p *Portal) groups(ctx context.Context, ss *session) ([]*groupRow, error) {
 				for _, ap := range pr.AgentPoolProfiles {
 					row.Pools++
 					row.Nodes += ptr.Deref(ap.Count, 0)
+					row.Cost += costOf(ap.Tags)
 				}
 			}
 			g := byName[strings.ToLower(group)]
@@ -100,6 +109,12 @@ func (p *Portal) groups(ctx context.Context, ss *session) ([]*groupRow, error) {
 	}
 	slices.SortFunc(out, func(a, b *groupRow) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, nil
+}
+
+// costOf reads a pool's cost tag.
+func costOf(tags map[string]*string) float64 {
+	v, _ := strconv.ParseFloat(ptr.Deref(tags[nodepool.CostTag], ""), 64)
+	return v
 }
 
 // healthBySubscription is the availability state of every resource, by
@@ -141,6 +156,7 @@ type poolRow struct {
 	Name, Mode, VMSize, OSDiskType, Priority, State, Power string
 	Image, LatestImage, Version                            string
 	Count                                                  int32
+	Cost                                                   float64
 	Ready                                                  int
 	ReadyKnown                                             bool
 	Autoscale                                              bool
@@ -166,7 +182,20 @@ type clusterData struct {
 	KubeError       string
 	Sections        []section
 	Power           string
+	Operations      []operationRow
+	Windows         []windowRow
 }
+
+// operationRow is an operation on the cluster or one of its pools.
+type operationRow struct {
+	Action, Target, Status, Progress, Error string
+	Percent                                 int32
+	Started                                 string
+	Running                                 bool
+}
+
+// windowRow is a maintenance configuration.
+type windowRow struct{ Name, Schedule string }
 
 // cluster is a cluster's overview: properties, health, node pools (live)
 // and the actions on them.
@@ -216,6 +245,8 @@ func (p *Portal) clusterData(ctx context.Context, ss *session, group, name strin
 	}
 	d.Pools = p.pools(ctx, ss, group, name, d.Kube)
 	p.health(ctx, ss, d)
+	d.Operations = p.operations(ctx, d.ID)
+	d.Windows = p.windows(ctx, ss, group, name)
 	return d, nil
 }
 
@@ -242,6 +273,7 @@ func (p *Portal) pools(ctx context.Context, ss *session, group, name string, ka 
 				Image: ptr.Deref(pr.NodeImageVersion, ""), Version: ptr.Deref(pr.CurrentOrchestratorVersion, ""),
 				State: ptr.Deref(pr.ProvisioningState, ""), Autoscale: ptr.Deref(pr.EnableAutoScaling, false),
 				Min: ptr.Deref(pr.MinCount, 0), Max: ptr.Deref(pr.MaxCount, 0)}
+			row.Cost = costOf(pr.Tags)
 			if pr.Mode != nil {
 				row.Mode = string(*pr.Mode)
 			}
@@ -438,4 +470,87 @@ func (p *Portal) kubeconfig(w http.ResponseWriter, r *http.Request, ss *session)
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.kubeconfig"`)
 	_, _ = w.Write(creds.Kubeconfigs[0].Value)
+}
+
+// maxOperations is how many of a cluster's latest operations its page
+// shows.
+const maxOperations = 8
+
+// operations are the latest operations on a cluster and its pools, the
+// running ones with their progress. ARM has no list of them (AKS's
+// portal reads the activity log); the portal reads Slipway's records,
+// and only for a cluster ARM has just let the principal read.
+func (p *Portal) operations(ctx context.Context, clusterID string) []operationRow {
+	if p.o.Store == nil {
+		return nil
+	}
+	list := &slipwayv1.OperationList{}
+	if err := p.o.Store.List(ctx, list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		return nil
+	}
+	lower := strings.ToLower(clusterID)
+	var ops []slipwayv1.Operation
+	for _, op := range list.Items {
+		id := strings.ToLower(op.Spec.ResourceID)
+		if id == lower || strings.HasPrefix(id, lower+"/") {
+			ops = append(ops, op)
+		}
+	}
+	slices.SortFunc(ops, func(a, b slipwayv1.Operation) int { return b.Status.StartTime.Compare(a.Status.StartTime.Time) })
+	var out []operationRow
+	for _, op := range ops[:min(len(ops), maxOperations)] {
+		row := operationRow{Action: op.Spec.Action, Target: op.Spec.ResourceID[strings.LastIndex(op.Spec.ResourceID, "/")+1:],
+			Status: op.Status.Status, Percent: op.Status.PercentComplete, Started: op.Status.StartTime.UTC().Format("2006-01-02 15:04:05"),
+			Running: op.Status.EndTime == nil}
+		if u := op.Status.Upgrade; u != nil {
+			row.Progress = fmt.Sprintf("%d of %d nodes upgraded to %s (%s)", u.Upgraded, u.Total, u.Target, u.Phase)
+		}
+		if e := op.Status.Error; e != nil {
+			row.Error = e.Code + ": " + e.Message
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// windows are the cluster's maintenance configurations, through ARM.
+func (p *Portal) windows(ctx context.Context, ss *session, group, name string) []windowRow {
+	c, err := armcontainerservice.NewMaintenanceConfigurationsClient(p.o.SubscriptionID, p.credential(ss), p.clientOptions())
+	if err != nil {
+		return nil
+	}
+	var out []windowRow
+	for pager := c.NewListByManagedClusterPager(group, name, nil); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return out
+		}
+		for _, mc := range page.Value {
+			out = append(out, windowRow{Name: ptr.Deref(mc.Name, ""), Schedule: describeWindow(mc.Properties)})
+		}
+	}
+	return out
+}
+
+// describeWindow says when a maintenance configuration lets work run.
+func describeWindow(p *armcontainerservice.MaintenanceConfigurationProperties) string {
+	if p == nil {
+		return ""
+	}
+	w := p.MaintenanceWindow
+	if w == nil {
+		var parts []string
+		for _, t := range p.TimeInWeek {
+			if t != nil && t.Day != nil {
+				var hours []string
+				for _, h := range t.HourSlots {
+					hours = append(hours, fmt.Sprint(ptr.Deref(h, 0)))
+				}
+				parts = append(parts, fmt.Sprintf("%s at %s:00 UTC", *t.Day, strings.Join(hours, ":00, ")))
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	b, _ := json.Marshal(w.Schedule)
+	return fmt.Sprintf("%s, %dh at %s UTC%s", strings.Trim(string(b), "{}"), ptr.Deref(w.DurationHours, 0), ptr.Deref(w.StartTime, ""), ptr.Deref(w.UTCOffset, ""))
 }

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/slipway-dev/slipway/internal/identity"
 )
 
@@ -54,7 +56,10 @@ type Options struct {
 	Limiter *identity.FailureLimiter
 	// DataDir holds the one-time sign-in links.
 	DataDir string
-	Log     *slog.Logger
+	// Store reads Slipway's operation records (progress ARM does not
+	// list); nil leaves them out.
+	Store client.Reader
+	Log   *slog.Logger
 }
 
 // Portal serves the portal.
@@ -290,6 +295,7 @@ func (p *Portal) signout(w http.ResponseWriter, r *http.Request, ss *session) {
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
 	"lower": strings.ToLower,
+	"usd":   func(v float64) string { return fmt.Sprintf("$%.2f", v) },
 	// deref prints what a pointer of the SDK's models points at.
 	"deref": func(v any) string {
 		rv := reflect.ValueOf(v)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -137,6 +138,8 @@ func (p *Portal) list(w http.ResponseWriter, r *http.Request, ss *session) {
 	if f := q.Get("field"); f != "" {
 		opts.fieldSelector = f
 	}
+	nodes := res == gvr("", "v1", "nodes")
+	opts.objects = nodes
 	t, err := ka.table(ctx, res, opts)
 	if err != nil {
 		pg.Error = err.Error()
@@ -145,6 +148,9 @@ func (p *Portal) list(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 	base := clusterURL(group, name) + "/k8s/" + k.Path()
 	d.Columns, d.Rows = tableRows(t, base, d.Namespaced)
+	if nodes {
+		d.Columns = append(d.Columns, nodeColumns(t, d.Rows)...)
+	}
 	d.Count = len(d.Rows)
 	keep := url.Values{}
 	for _, key := range []string{"namespace", "label", "q", "field"} {
@@ -204,6 +210,28 @@ func tableRows(t *metav1.Table, base string, namespaced bool) ([]string, []row) 
 		rows = append(rows, rw)
 	}
 	return names, rows
+}
+
+// nodeColumns adds to the nodes' rows what an AKS user looks for that
+// kubectl get nodes does not show: the node image, kernel, taints and
+// whether the node is cordoned.
+func nodeColumns(t *metav1.Table, rows []row) []string {
+	for i, tr := range t.Rows {
+		var n corev1.Node
+		if decodeRowObject(tr, &n) != nil || i >= len(rows) {
+			continue
+		}
+		var taints []string
+		for _, taint := range n.Spec.Taints {
+			taints = append(taints, taint.ToString())
+		}
+		cordoned := "no"
+		if n.Spec.Unschedulable {
+			cordoned = "yes"
+		}
+		rows[i].Cells = append(rows[i].Cells, n.Labels["kubernetes.azure.com/node-image-version"], n.Status.NodeInfo.KernelVersion, strings.Join(taints, ", "), cordoned)
+	}
+	return []string{"Node image", "Kernel", "Taints", "Cordoned"}
 }
 
 func cell(v any) string {

@@ -177,6 +177,9 @@ func TestPortal(t *testing.T) {
 		if rows, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll("#rows tr[data-name]"))); err != nil || len(rows) != 2 {
 			t.Errorf("node rows: %d (%v)", len(rows), err)
 		}
+		if got := text(t, ctx, "#rows"); !strings.Contains(got, "AKSUbuntu-2204gen2containerd-") || !strings.Contains(got, "Ready") {
+			t.Errorf("nodes without their image or state: %s", got)
+		}
 		waitServiceAccount(t, adminClient(t, c, group, name))
 		kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
 		kubectl("set", "resources", "deployment", "web", "--limits=cpu=200m,memory=128Mi")
@@ -203,6 +206,10 @@ func TestPortal(t *testing.T) {
 		eventually(t, 60*time.Second, "three nodes Ready in the page", func() (bool, string) {
 			count, ready := text(t, ctx, `tr[data-pool="system"] td.count`), text(t, ctx, `tr[data-pool="system"] td.ready`)
 			return count == "3" && ready == "3", count + " " + ready
+		})
+		eventually(t, 20*time.Second, "the scale among the operations, done", func() (bool, string) {
+			got := text(t, ctx, "#operations tbody tr:first-child")
+			return strings.Contains(got, "system") && strings.Contains(got, "Succeeded"), got
 		})
 		screenshot(t, ctx, "portal-cluster")
 	})
