@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -78,6 +78,10 @@ bench-keyvault: build
 bench-policy: build
 	go test -run '^$$' -bench BenchmarkAudit5000Pods -benchtime 5x -count 3 ./internal/policy
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPolicyEnforcement -benchtime 9x -timeout 30m ./test/e2e
+
+# The portal's pages of a cluster of 1,000 nodes and 5,000 pods.
+bench-portal: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPortalPages -benchtime 20x -timeout 40m ./test/e2e
 
 # Cost Management queries over a month of usage records.
 bench-cost:

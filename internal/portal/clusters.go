@@ -184,6 +184,7 @@ type clusterData struct {
 	Power           string
 	Operations      []operationRow
 	Windows         []windowRow
+	Runs            []slipwayv1.AutoUpgradeRun
 }
 
 // operationRow is an operation on the cluster or one of its pools.
@@ -245,7 +246,7 @@ func (p *Portal) clusterData(ctx context.Context, ss *session, group, name strin
 	}
 	d.Pools = p.pools(ctx, ss, group, name, d.Kube)
 	p.health(ctx, ss, d)
-	d.Operations = p.operations(ctx, d.ID)
+	d.Operations, d.Runs = p.operations(ctx, d.ID)
 	d.Windows = p.windows(ctx, ss, group, name)
 	return d, nil
 }
@@ -477,16 +478,27 @@ func (p *Portal) kubeconfig(w http.ResponseWriter, r *http.Request, ss *session)
 const maxOperations = 8
 
 // operations are the latest operations on a cluster and its pools, the
-// running ones with their progress. ARM has no list of them (AKS's
-// portal reads the activity log); the portal reads Slipway's records,
-// and only for a cluster ARM has just let the principal read.
-func (p *Portal) operations(ctx context.Context, clusterID string) []operationRow {
+// running ones with their progress, and its node OS auto-upgrade runs
+// (newest first). ARM lists neither (AKS's portal reads the activity
+// log); the portal reads Slipway's records, and only for a cluster ARM
+// has just let the principal read.
+func (p *Portal) operations(ctx context.Context, clusterID string) ([]operationRow, []slipwayv1.AutoUpgradeRun) {
 	if p.o.Store == nil {
-		return nil
+		return nil, nil
+	}
+	var runs []slipwayv1.AutoUpgradeRun
+	clusters := &slipwayv1.ManagedClusterList{}
+	if err := p.o.Store.List(ctx, clusters, client.InNamespace(slipwayv1.Namespace)); err == nil {
+		for _, mc := range clusters.Items {
+			if strings.EqualFold(mc.Spec.ResourceID, clusterID) {
+				runs = slices.Clone(mc.Status.AutoUpgradeRuns)
+				slices.Reverse(runs)
+			}
+		}
 	}
 	list := &slipwayv1.OperationList{}
 	if err := p.o.Store.List(ctx, list, client.InNamespace(slipwayv1.Namespace)); err != nil {
-		return nil
+		return nil, runs
 	}
 	lower := strings.ToLower(clusterID)
 	var ops []slipwayv1.Operation
@@ -510,7 +522,7 @@ func (p *Portal) operations(ctx context.Context, clusterID string) []operationRo
 		}
 		out = append(out, row)
 	}
-	return out
+	return out, runs
 }
 
 // windows are the cluster's maintenance configurations, through ARM.

@@ -188,8 +188,8 @@ type page struct {
 type crumb struct{ Name, URL string }
 
 // render writes a page, or only its named fragment when htmx refreshes
-// one.
-func (p *Portal) render(w http.ResponseWriter, r *http.Request, name string, pg *page) {
+// one. A template that fails is logged (and returned, for tests).
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, name string, pg *page) error {
 	t := p.pages[name]
 	if pg.Message == "" {
 		pg.Message = r.URL.Query().Get("msg")
@@ -207,6 +207,7 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, name string, pg 
 	if err != nil {
 		p.o.Log.Error("portal page", "page", name, "err", err)
 	}
+	return err
 }
 
 // back redirects after an action to where it was taken, with its outcome.

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/identity"
 )
 
@@ -186,6 +192,51 @@ func TestSafeNext(t *testing.T) {
 	} {
 		if got := safeNext(next); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}
+
+// TestPagesRender executes every page with everything it can show: a
+// template that breaks on some data breaks here, not half-way through a
+// page in a browser.
+func TestPagesRender(t *testing.T) {
+	p, _ := newTestPortal(t)
+	ss := &session{id: "s", csrf: "token", name: "someone"}
+	now := metav1.Now()
+	cluster := &clusterData{
+		Group: "g", Name: "c", ID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerService/managedClusters/c", Sections: sections,
+		Cluster: &armcontainerservice.ManagedCluster{Location: to.Ptr("local"), Identity: &armcontainerservice.ManagedClusterIdentity{Type: to.Ptr(armcontainerservice.ResourceIdentityTypeSystemAssigned)},
+			Properties: &armcontainerservice.ManagedClusterProperties{CurrentKubernetesVersion: to.Ptr("1.36.3"), Fqdn: to.Ptr("c.example"), ProvisioningState: to.Ptr("Succeeded")}},
+		Addons: []string{"azurepolicy"}, Power: "Stopped", Health: "Degraded", HealthSummary: "a node is not ready",
+		Pools:      []poolRow{{Name: "system", Mode: "System", Count: 3, Ready: 2, ReadyKnown: true, Image: "a", LatestImage: "b", Cost: 0.44, Autoscale: true, Min: 1, Max: 5}},
+		Operations: []operationRow{{Action: "Upgrading", Target: "system", Status: "InProgress", Percent: 40, Running: true, Progress: "1 of 3 nodes upgraded"}, {Action: "Creating", Status: "Failed", Error: "X: y"}},
+		Windows:    []windowRow{{Name: "aksManagedNodeOSUpgradeSchedule", Schedule: "weekly"}},
+		Runs: []slipwayv1.AutoUpgradeRun{{ID: "r", Channel: "NodeImage", Status: "Pending", Detected: now, NextWindow: &now,
+			Pools: []slipwayv1.AutoUpgradePool{{Name: "system", From: "a", To: "b"}}}},
+		KubeError: "no role",
+	}
+	for i := range 30 {
+		cluster.Timeline = append(cluster.Timeline, healthDay{Day: fmt.Sprint(i), State: []string{"Available", "None", "Degraded"}[i%3]})
+	}
+	rows := []row{{Name: "web", Namespace: "default", URL: "/x", Cells: []string{"default", "web", "1/1"}}}
+	pages := map[string]any{
+		"signin":  map[string]string{"Next": "/portal/", "ClientID": "app"},
+		"home":    []*groupRow{{Name: "g", Clusters: []clusterRow{{Group: "g", Name: "c", Health: "Available", Nodes: 3, Cost: 1.5}}}, {Name: "empty"}},
+		"cluster": cluster,
+		"list": &listData{clusterData: cluster, Kind: sections[1].Kinds[0], Namespaced: true, Columns: []string{"Namespace", "Name", "Ready"}, Rows: rows,
+			Namespaces: []string{"default"}, Namespace: "default", Next: "/next", FragmentURL: "/frag"},
+		"detail": &detailData{clusterData: cluster, Kind: sections[4].Kinds[1], Namespace: "default", Object: "s", YAML: "a: b", Hidden: true,
+			Pods: &listData{Columns: []string{"Name"}, Rows: rows}, Related: "Pods", CRD: &kind{Title: "widgets", GVR: gvr("example.com", "v1", "widgets")}, DeleteURL: "/d", ApplyURL: "/a"},
+		"apply": &detailData{clusterData: cluster, Namespace: "default", ApplyURL: "/a", YAML: "kind: ConfigMap"},
+	}
+	for name, data := range pages {
+		for _, frag := range []string{"", "status", "pools", "operations", "rows", "groups"} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "https://slipway.test/portal/?fragment="+frag, nil)
+			err := p.render(rec, req, name, &page{Title: name, Session: ss, Data: data, Error: "an error", Message: "a message"})
+			if body := rec.Body.String(); err != nil || !strings.Contains(body, "</") || strings.Contains(body, "ZgotmplZ") {
+				t.Errorf("page %s, fragment %q: %v\n%s", name, frag, err, body)
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package policyinsights
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
 	"github.com/google/uuid"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -34,7 +32,7 @@ func (s *Provider) events(r *http.Request, q *query) ([]*armpolicyinsights.Polic
 			continue
 		}
 		ev := s.event(e, q.components)
-		if !matches(eventFields(ev), q.filters) {
+		if !matches(fieldsOf(ev), q.filters) {
 			continue
 		}
 		out = append(out, ev)
@@ -81,17 +79,6 @@ func (s *Provider) event(e *slipwayv1.PolicyEvent, components bool) *armpolicyin
 		}}
 	}
 	return ev
-}
-
-// eventFields are the fields of an event record that $filter can name.
-func eventFields(ev *armpolicyinsights.PolicyEvent) map[string]string {
-	return map[string]string{
-		"compliancestate": ptr.Deref(ev.ComplianceState, ""), "iscompliant": fmt.Sprint(ptr.Deref(ev.IsCompliant, false)),
-		"resourceid": ptr.Deref(ev.ResourceID, ""), "resourcegroup": ptr.Deref(ev.ResourceGroup, ""), "resourcetype": ptr.Deref(ev.ResourceType, ""),
-		"policyassignmentid": ptr.Deref(ev.PolicyAssignmentID, ""), "policyassignmentname": ptr.Deref(ev.PolicyAssignmentName, ""),
-		"policydefinitionid": ptr.Deref(ev.PolicyDefinitionID, ""), "policydefinitionname": ptr.Deref(ev.PolicyDefinitionName, ""),
-		"policydefinitionaction": ptr.Deref(ev.PolicyDefinitionAction, ""),
-	}
 }
 
 func (s *Provider) eventResults(w http.ResponseWriter, r *http.Request, q *query) error {

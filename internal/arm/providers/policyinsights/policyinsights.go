@@ -10,6 +10,7 @@
 package policyinsights
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -18,8 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"k8s.io/utils/ptr"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/policyinsights/armpolicyinsights"
@@ -148,7 +147,7 @@ func (s *Provider) states(r *http.Request, q *query) ([]*armpolicyinsights.Polic
 			continue
 		}
 		st := s.state(r, c, q.components)
-		if !matches(stateFields(st), q.filters) {
+		if !matches(fieldsOf(st), q.filters) {
 			continue
 		}
 		out = append(out, st)
@@ -194,16 +193,21 @@ func (s *Provider) state(r *http.Request, c *slipwayv1.PolicyCompliance, compone
 	return st
 }
 
-// stateFields are the fields of a state record that $filter can name, by
-// their lower-cased JSON names.
-func stateFields(st *armpolicyinsights.PolicyState) map[string]string {
-	return map[string]string{
-		"compliancestate": ptr.Deref(st.ComplianceState, ""), "iscompliant": fmt.Sprint(ptr.Deref(st.IsCompliant, false)),
-		"resourceid": ptr.Deref(st.ResourceID, ""), "resourcegroup": ptr.Deref(st.ResourceGroup, ""), "resourcetype": ptr.Deref(st.ResourceType, ""),
-		"policyassignmentid": ptr.Deref(st.PolicyAssignmentID, ""), "policyassignmentname": ptr.Deref(st.PolicyAssignmentName, ""),
-		"policydefinitionid": ptr.Deref(st.PolicyDefinitionID, ""), "policydefinitionname": ptr.Deref(st.PolicyDefinitionName, ""),
-		"policydefinitionaction": ptr.Deref(st.PolicyDefinitionAction, ""),
+// fieldsOf are the fields of a record (a policy state or event) that
+// $filter can name: its string and boolean JSON properties, by their
+// lower-cased names.
+func fieldsOf(record any) map[string]string {
+	b, _ := json.Marshal(record)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch v.(type) {
+		case string, bool:
+			out[strings.ToLower(k)] = fmt.Sprint(v)
+		}
 	}
+	return out
 }
 
 // matches applies eq filters on a record's fields.

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BenchmarkPortalPages measures the portal's pages of a cluster of 1,000
+// nodes and 5,000 pods, as a signed-in browser asks for them: the
+// cluster's overview (with its pools' Ready nodes counted), a page of
+// nodes and a page of pods. Each b.N is one request of each page; the
+// figures are medians.
+func BenchmarkPortalPages(b *testing.B) {
+	s := serve(b)
+	c := newClients(b, s)
+	ctx := context.Background()
+	const group, name, nodes, pods = "portalbench-rg", "portalbench-aks", 1000, 5000
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	putCluster(b, c, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, nodes)))
+	fmt.Printf("a cluster of %d nodes in %s\n", nodes, time.Since(start).Round(time.Second))
+	cs := adminClient(b, c, group, name)
+	waitServiceAccount(b, cs)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: to.Ptr[int32](pods), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "many"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "many"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	eventually(b, 20*time.Minute, "5,000 pods available", func() (bool, string) {
+		d, err := cs.AppsV1().Deployments("default").Get(ctx, "many", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Status.AvailableReplicas == pods, fmt.Sprint(d.Status.AvailableReplicas)
+	})
+	fmt.Printf("%d pods available in %s\n", pods, time.Since(start).Round(time.Second))
+
+	out, err := exec.Command(s.bin, "portal", "--data-dir", s.dataDir).Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := s.httpClient()
+	hc.Jar = jar
+	resp, err := hc.Get(strings.TrimSpace(string(out)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	base := "https://" + s.listen + "/portal/clusters/" + group + "/" + name
+	pages := []struct{ name, url, want string }{
+		{"cluster", base, `data-pool="system"`},
+		{"nodes", base + "/k8s/core/v1/nodes", "AKSUbuntu"},
+		{"pods", base + "/k8s/core/v1/pods", "many-"},
+	}
+	times := map[string][]time.Duration{}
+	fetch := func(url, want string) time.Duration {
+		start := time.Now()
+		resp, err := hc.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			b.Fatalf("%s: %d, without %q", url, resp.StatusCode, want)
+		}
+		return took
+	}
+	for _, pg := range pages {
+		fetch(pg.url, pg.want) // the credential and discovery, made once per session
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, pg := range pages {
+			times[pg.name] = append(times[pg.name], fetch(pg.url, pg.want))
+		}
+	}
+	b.StopTimer()
+	for _, pg := range pages {
+		d := times[pg.name]
+		slices.Sort(d)
+		b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, pg.name+"-ms")
+		fmt.Printf("portal %s page, %d nodes and %d pods: median %v (%d requests)\n", pg.name, nodes, pods, d[len(d)/2].Round(100*time.Microsecond), len(d))
+	}
+}
