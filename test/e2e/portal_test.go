@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/json"
 	"encoding/base64"
 	"net/http"
 	"os"
@@ -52,16 +53,23 @@ func browser(t *testing.T, s *server) context.Context {
 	return ctx
 }
 
-// text is an element's visible text, once it is there (10 s at most).
+// text is an element's visible text, once it is there (10 s at most). It
+// is read in one script call: the page swaps parts of itself every two
+// seconds, which a query-then-read could straddle.
 func text(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	got, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(css)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", css, err)
+	sel, _ := json.Marshal(css)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[*string](`(() => { const e = document.querySelector(`+string(sel)+`); return e ? e.innerText : null })()`))
+		if err == nil && got != nil {
+			return strings.TrimSpace(*got)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("text of %s: not there (%v)", css, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return got
 }
 
 func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
@@ -212,6 +220,31 @@ func TestPortal(t *testing.T) {
 			return strings.Contains(got, "system") && strings.Contains(got, "Succeeded"), got
 		})
 		screenshot(t, ctx, "portal-cluster")
+	})
+
+	t.Run("add a pool, then delete it after confirming", func(t *testing.T) {
+		do(t, ctx, chromedp.Navigate(clusterPage), chromedp.WaitVisible(chromedp.CSS("#add-pool")),
+			chromedp.SetValue(chromedp.CSS(`#add-pool input[name="name"]`), "extra"),
+			chromedp.SetValue(chromedp.CSS(`#add-pool input[name="count"]`), "1"),
+			chromedp.Click(chromedp.CSS(`#add-pool button`)), chromedp.WaitVisible(chromedp.CSS("#message")))
+		eventually(t, 60*time.Second, "the new pool's node Ready in the page", func() (bool, string) {
+			ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('tr[data-pool="extra"] td.ready') !== null`))
+			if !ok {
+				return false, "no row"
+			}
+			got := text(t, ctx, `tr[data-pool="extra"] td.ready`)
+			return got == "1", got
+		})
+		do(t, ctx, chromedp.Navigate(clusterPage), chromedp.WaitVisible(chromedp.CSS("#scale-extra")),
+			chromedp.Click(chromedp.CSS("#scale-extra details summary")), chromedp.WaitVisible(chromedp.CSS("#scale-extra button.danger")),
+			chromedp.Click(chromedp.CSS("#scale-extra button.danger")), chromedp.WaitVisible(chromedp.CSS("#message")))
+		if got := text(t, ctx, "#message"); got != "Deleting node pool extra." {
+			t.Errorf("message %q", got)
+		}
+		eventually(t, 60*time.Second, "the pool gone from the page", func() (bool, string) {
+			gone, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('tr[data-pool="extra"]') === null`))
+			return gone, "still there"
+		})
 	})
 
 	t.Run("apply a YAML ConfigMap and see it", func(t *testing.T) {
