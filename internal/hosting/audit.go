@@ -20,6 +20,12 @@ rules:
     resources:
       - group: ""
         resources: ["events", "nodes", "nodes/status", "pods/status", "pods/binding", "endpoints", "serviceaccounts/token"]
+      - group: ""
+        resources: ["*/status"]
+      - group: "apps"
+        resources: ["*/status"]
+      - group: "batch"
+        resources: ["*/status"]
       - group: "coordination.k8s.io"
       - group: "events.k8s.io"
       - group: "discovery.k8s.io"

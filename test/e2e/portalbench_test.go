@@ -51,15 +51,24 @@ func BenchmarkPortalPages(b *testing.B) {
 	if _, err := cs.AppsV1().Deployments("default").Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	// The pages' cost is in the objects listed, so the figures are taken
+	// once all 5,000 exist, whatever their phase (reported).
 	start = time.Now()
-	eventually(b, 20*time.Minute, "5,000 pods available", func() (bool, string) {
-		d, err := cs.AppsV1().Deployments("default").Get(ctx, "many", metav1.GetOptions{})
+	running := 0
+	eventually(b, 20*time.Minute, "5,000 pods made", func() (bool, string) {
+		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=many"})
 		if err != nil {
 			return false, err.Error()
 		}
-		return d.Status.AvailableReplicas == pods, fmt.Sprint(d.Status.AvailableReplicas)
+		running = 0
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return len(list.Items) >= pods, fmt.Sprint(len(list.Items))
 	})
-	fmt.Printf("%d pods available in %s\n", pods, time.Since(start).Round(time.Second))
+	fmt.Printf("%d pods made in %s, %d of them Running\n", pods, time.Since(start).Round(time.Second), running)
 
 	out, err := exec.Command(s.bin, "portal", "--data-dir", s.dataDir).Output()
 	if err != nil {
