@@ -109,6 +109,12 @@ func (p *Portal) kube(ctx context.Context, ss *session, group, name string) (*ku
 	ka = &kubeAccess{as: as, http: hc, host: strings.TrimSuffix(cfg.Host, "/"), dynamic: dyn,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), made: time.Now()}
 	p.kubes.mu.Lock()
+	// Entries of ended sessions go with the expired ones.
+	for k, old := range p.kubes.all {
+		if time.Since(old.made) >= kubeAccessTTL {
+			delete(p.kubes.all, k)
+		}
+	}
 	p.kubes.all[key] = ka
 	p.kubes.mu.Unlock()
 	return ka, nil
