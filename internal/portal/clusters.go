@@ -15,8 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resourcehealth/armresourcehealth"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -204,7 +202,7 @@ func (p *Portal) cluster(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx := r.Context()
 	group, name := r.PathValue("group"), r.PathValue("name")
 	pg := &page{Title: name, Session: ss, Crumbs: []crumb{{"Subscription", "/portal/"}, {group + "/" + name, clusterURL(group, name)}}}
-	d, err := p.clusterData(ctx, ss, group, name)
+	d, err := p.clusterData(ctx, ss, group, name, r.URL.Query().Get("fragment"))
 	if err != nil {
 		pg.Error = armMessage(err)
 		w.WriteHeader(http.StatusNotFound)
@@ -217,7 +215,11 @@ func clusterURL(group, name string) string {
 	return "/portal/clusters/" + group + "/" + name
 }
 
-func (p *Portal) clusterData(ctx context.Context, ss *session, group, name string) (*clusterData, error) {
+// clusterData reads what the cluster page shows, or only what one of its
+// fragments shows when htmx refreshes it (every 2 s: the pools' Ready
+// nodes, say, need no health history).
+func (p *Portal) clusterData(ctx context.Context, ss *session, group, name, fragment string) (*clusterData, error) {
+	want := func(f string) bool { return fragment == "" || fragment == f }
 	cred, opts := p.credential(ss), p.clientOptions()
 	d := &clusterData{Group: group, Name: name, Sections: sections}
 	clusters, err := armcontainerservice.NewManagedClustersClient(p.o.SubscriptionID, cred, opts)
@@ -239,15 +241,25 @@ func (p *Portal) clusterData(ctx context.Context, ss *session, group, name strin
 		}
 	}
 	slices.Sort(d.Addons)
-	if ka, err := p.kube(ctx, ss, group, name); err != nil {
-		d.KubeError = err.Error()
-	} else if d.Power != "Stopped" {
-		d.Kube = ka
+	if want("status") || want("pools") {
+		if ka, err := p.kube(ctx, ss, group, name); err != nil {
+			d.KubeError = err.Error()
+		} else if d.Power != "Stopped" {
+			d.Kube = ka
+		}
 	}
-	d.Pools = p.pools(ctx, ss, group, name, d.Kube)
-	p.health(ctx, ss, d)
-	d.Operations, d.Runs = p.operations(ctx, d.ID)
-	d.Windows = p.windows(ctx, ss, group, name)
+	if want("pools") {
+		d.Pools = p.pools(ctx, ss, group, name, d.Kube)
+	}
+	if want("status") {
+		p.health(ctx, ss, d, fragment == "")
+	}
+	if want("operations") {
+		d.Operations, d.Runs = p.operations(ctx, d.ID)
+	}
+	if fragment == "" {
+		d.Windows = p.windows(ctx, ss, group, name)
+	}
 	return d, nil
 }
 
@@ -257,10 +269,6 @@ func (p *Portal) pools(ctx context.Context, ss *session, group, name string, ka 
 	c, err := armcontainerservice.NewAgentPoolsClient(p.o.SubscriptionID, p.credential(ss), p.clientOptions())
 	if err != nil {
 		return nil
-	}
-	var ready map[string]int
-	if ka != nil {
-		ready = readyNodesByPool(ctx, ka)
 	}
 	var out []poolRow
 	for pager := c.NewListPager(group, name, nil); pager.More(); {
@@ -291,8 +299,8 @@ func (p *Portal) pools(ctx context.Context, ss *session, group, name string, ka 
 			if up, err := c.GetUpgradeProfile(ctx, group, name, row.Name, nil); err == nil && up.Properties != nil {
 				row.LatestImage = ptr.Deref(up.Properties.LatestNodeImageVersion, "")
 			}
-			if ready != nil {
-				row.Ready, row.ReadyKnown = ready[row.Name], true
+			if ka != nil {
+				row.Ready, row.ReadyKnown = readyNodes(ctx, ka, row.Name)
 			}
 			out = append(out, row)
 		}
@@ -300,29 +308,30 @@ func (p *Portal) pools(ctx context.Context, ss *session, group, name string, ka 
 	return out
 }
 
-// readyNodesByPool counts Ready nodes by their agentpool label, a page of
-// metadata at a time.
-func readyNodesByPool(ctx context.Context, ka *kubeAccess) map[string]int {
-	out := map[string]int{}
-	t, err := ka.table(ctx, schema.GroupVersionResource{Version: "v1", Resource: "nodes"}, listOptions{limit: 5000})
+// readyNodes counts a pool's Ready nodes: its nodes by the agentpool
+// label, as Table cells alone (no objects: a page of a 1,000-node pool
+// is then tens of kilobytes, not megabytes).
+func readyNodes(ctx context.Context, ka *kubeAccess, pool string) (int, bool) {
+	t, err := ka.table(ctx, gvr("", "v1", "nodes"), listOptions{labelSelector: "agentpool=" + pool, limit: 5000, cells: true})
 	if err != nil {
-		return nil
+		return 0, false
 	}
 	status := columnIndex(t, "Status")
+	if status < 0 {
+		return 0, false
+	}
+	n := 0
 	for _, row := range t.Rows {
-		var meta metav1.PartialObjectMetadata
-		if decodeRowObject(row, &meta) != nil || status < 0 {
-			continue
-		}
 		if s := fmt.Sprint(row.Cells[status]); s == "Ready" || strings.HasPrefix(s, "Ready,") {
-			out[meta.Labels["agentpool"]]++
+			n++
 		}
 	}
-	return out
+	return n, true
 }
 
-// health fills the cluster's Resource Health: now, and a 30-day timeline.
-func (p *Portal) health(ctx context.Context, ss *session, d *clusterData) {
+// health fills the cluster's Resource Health: now, and with history a
+// 30-day timeline.
+func (p *Portal) health(ctx context.Context, ss *session, d *clusterData, history bool) {
 	c, err := armresourcehealth.NewAvailabilityStatusesClient(p.o.SubscriptionID, p.credential(ss), p.clientOptions())
 	if err != nil {
 		return
@@ -330,6 +339,9 @@ func (p *Portal) health(ctx context.Context, ss *session, d *clusterData) {
 	if cur, err := c.GetByResource(ctx, d.ID, nil); err == nil && cur.Properties != nil {
 		d.Health = string(ptr.Deref(cur.Properties.AvailabilityState, ""))
 		d.HealthSummary = ptr.Deref(cur.Properties.Summary, "")
+	}
+	if !history {
+		return
 	}
 	now := time.Now().UTC()
 	worst := map[string]string{}

@@ -182,8 +182,9 @@ const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/js
 type listOptions struct {
 	namespace, labelSelector, fieldSelector, search, cont string
 	limit                                                 int64
-	// objects asks for whole objects in the rows, not only metadata.
-	objects bool
+	// objects asks for whole objects in the rows, cells for none (by
+	// default each row has its object's metadata).
+	objects, cells bool
 }
 
 // table lists a page of a resource as a Table (at most opts.limit rows;
@@ -201,8 +202,11 @@ func (ka *kubeAccess) table(ctx context.Context, gvr schema.GroupVersionResource
 	if opts.cont != "" {
 		q.Set("continue", opts.cont)
 	}
-	if opts.objects {
+	switch {
+	case opts.objects:
 		q.Set("includeObject", "Object")
+	case opts.cells:
+		q.Set("includeObject", "None")
 	}
 	t := &metav1.Table{}
 	if err := ka.get(ctx, resourcePath(gvr, opts.namespace, ""), q, tableAccept, t); err != nil {

@@ -124,8 +124,8 @@ func (p *Portal) list(w http.ResponseWriter, r *http.Request, ss *session) {
 		p.render(w, r, "list", pg)
 		return
 	}
-	if d.Namespaced {
-		if t, err := ka.table(ctx, gvr("", "v1", "namespaces"), listOptions{limit: 500}); err == nil {
+	if d.Namespaced && q.Get("fragment") == "" {
+		if t, err := ka.table(ctx, gvr("", "v1", "namespaces"), listOptions{limit: 500, cells: true}); err == nil {
 			for _, row := range t.Rows {
 				d.Namespaces = append(d.Namespaces, fmt.Sprint(row.Cells[0]))
 			}
