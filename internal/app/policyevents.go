@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,13 +66,14 @@ func (p clusterPolicyEvents) start(ctx context.Context, c *hosting.Cluster) (fun
 // cluster enforces.
 type origin struct{ assignment, definition string }
 
-// eventRecorder writes one cluster's events.
+// eventRecorder writes one cluster's events. It is used by one goroutine
+// at a time: start prunes before the follower begins, which alone calls
+// record.
 type eventRecorder struct {
 	client    client.Client
 	cluster   kubernetes.Interface
 	clusterID string
 
-	mu sync.Mutex
 	// origins caches the assignment of each add-on object by its name,
 	// which is made from the assignment's ID and never names another.
 	origins map[string]origin
@@ -113,11 +113,8 @@ func (r *eventRecorder) record(ctx context.Context, ev *auditv1.Event) {
 		if err := r.client.Create(ctx, pe); err != nil && !apierrors.IsAlreadyExists(err) {
 			continue
 		}
-		r.mu.Lock()
 		r.written++
-		due := r.written >= slipwayv1.MaxPolicyEvents/10
-		r.mu.Unlock()
-		if due {
+		if r.written >= slipwayv1.MaxPolicyEvents/10 {
 			_, _ = r.prune(ctx)
 		}
 	}
@@ -131,10 +128,7 @@ func (r *eventRecorder) originOf(ctx context.Context, f policies.Finding, namesp
 	if f.Quota != "" {
 		key = namespace + "/" + f.Quota
 	}
-	r.mu.Lock()
-	o, ok := r.origins[key]
-	r.mu.Unlock()
-	if ok {
+	if o, ok := r.origins[key]; ok {
 		return o, true
 	}
 	var obj metav1.Object
@@ -148,22 +142,18 @@ func (r *eventRecorder) originOf(ctx context.Context, f policies.Finding, namesp
 		return origin{}, false
 	}
 	a := obj.GetAnnotations()
-	o = origin{assignment: a[policies.AssignmentAnnotation], definition: a[policies.DefinitionAnnotation]}
+	o := origin{assignment: a[policies.AssignmentAnnotation], definition: a[policies.DefinitionAnnotation]}
 	if o.assignment == "" {
 		return origin{}, false
 	}
-	r.mu.Lock()
 	r.origins[key] = o
-	r.mu.Unlock()
 	return o, true
 }
 
 // prune deletes the cluster's events past the newest MaxPolicyEvents and
 // those older than the retention, and returns the time of the newest.
 func (r *eventRecorder) prune(ctx context.Context) (time.Time, error) {
-	r.mu.Lock()
 	r.written = 0
-	r.mu.Unlock()
 	list := &slipwayv1.PolicyEventList{}
 	if err := r.client.List(ctx, list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelPolicyCluster: armid.Label(r.clusterID)}); err != nil {
 		return time.Time{}, fmt.Errorf("policy events: %w", err)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
@@ -82,7 +83,7 @@ func (p *Portal) groups(ctx context.Context, ss *session) ([]*groupRow, error) {
 			return out, err
 		}
 		for _, mc := range page.Value {
-			group := groupOf(*mc.ID)
+			_, group, _ := armid.GroupOf(*mc.ID)
 			row := clusterRow{Group: group, Name: *mc.Name, Location: ptr.Deref(mc.Location, ""), Health: cmp.Or(health[strings.ToLower(*mc.ID)], "Unknown")}
 			if pr := mc.Properties; pr != nil {
 				row.Version = ptr.Deref(pr.CurrentKubernetesVersion, ptr.Deref(pr.KubernetesVersion, ""))
@@ -137,16 +138,6 @@ func (p *Portal) healthBySubscription(ctx context.Context, ss *session) map[stri
 		}
 	}
 	return out
-}
-
-func groupOf(id string) string {
-	segs := strings.Split(id, "/")
-	for i := 0; i+1 < len(segs); i++ {
-		if strings.EqualFold(segs[i], "resourceGroups") {
-			return segs[i+1]
-		}
-	}
-	return ""
 }
 
 // poolRow is a node pool on the cluster page.
@@ -279,7 +270,7 @@ func (p *Portal) pools(ctx context.Context, ss *session, group, name string, ka 
 		for _, ap := range page.Value {
 			pr := ap.Properties
 			row := poolRow{Name: *ap.Name, Count: ptr.Deref(pr.Count, 0), VMSize: ptr.Deref(pr.VMSize, ""),
-				Image: ptr.Deref(pr.NodeImageVersion, ""), Version: ptr.Deref(pr.CurrentOrchestratorVersion, ""),
+				Image: ptr.Deref(pr.NodeImageVersion, ""),
 				State: ptr.Deref(pr.ProvisioningState, ""), Autoscale: ptr.Deref(pr.EnableAutoScaling, false),
 				Min: ptr.Deref(pr.MinCount, 0), Max: ptr.Deref(pr.MaxCount, 0)}
 			row.Cost = costOf(pr.Tags)

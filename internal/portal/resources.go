@@ -93,8 +93,7 @@ type listData struct {
 	Rows                     []row
 	Namespace, Label, Search string
 	Namespaces               []string
-	Next, Query, FragmentURL string
-	Count                    int
+	Next, FragmentURL        string
 }
 
 // pageSize bounds a list page: a cluster of 5,000 pods costs one page of
@@ -151,14 +150,12 @@ func (p *Portal) list(w http.ResponseWriter, r *http.Request, ss *session) {
 	if nodes {
 		d.Columns = append(d.Columns, nodeColumns(t, d.Rows)...)
 	}
-	d.Count = len(d.Rows)
 	keep := url.Values{}
 	for _, key := range []string{"namespace", "label", "q", "field"} {
 		if v := q.Get(key); v != "" {
 			keep.Set(key, v)
 		}
 	}
-	d.Query = keep.Encode()
 	if t.Continue != "" {
 		next := url.Values{}
 		for key, v := range keep {

@@ -89,7 +89,7 @@ func (s *Provider) eventResults(w http.ResponseWriter, r *http.Request, q *query
 	if events == nil {
 		events = []*armpolicyinsights.PolicyEvent{}
 	}
-	ctx := "https://" + r.Host + strings.SplitN(r.URL.Path, "/policyEvents/", 2)[0] + "/policyEvents/$metadata#default"
+	ctx := odataContext(r, "policyEvents", "default")
 	for _, ev := range events {
 		ev.ODataContext = to.Ptr(ctx + "/$entity")
 	}

@@ -220,8 +220,10 @@ func matches(fields map[string]string, filters []filter) bool {
 	return true
 }
 
-func (s *Provider) context(r *http.Request) string {
-	return "https://" + r.Host + strings.SplitN(r.URL.Path, "/policyStates/", 2)[0] + "/policyStates/$metadata#latest"
+// odataContext is a query's @odata.context: the collection's metadata URL
+// at the request's scope.
+func odataContext(r *http.Request, collection, entity string) string {
+	return "https://" + r.Host + strings.SplitN(r.URL.Path, "/"+collection+"/", 2)[0] + "/" + collection + "/$metadata#" + entity
 }
 
 func (s *Provider) queryResults(w http.ResponseWriter, r *http.Request, q *query) error {
@@ -232,7 +234,7 @@ func (s *Provider) queryResults(w http.ResponseWriter, r *http.Request, q *query
 	if states == nil {
 		states = []*armpolicyinsights.PolicyState{}
 	}
-	ctx := s.context(r)
+	ctx := odataContext(r, "policyStates", "latest")
 	for _, st := range states {
 		st.ODataContext = to.Ptr(ctx + "/$entity")
 	}
@@ -281,7 +283,7 @@ func (s *Provider) summarize(w http.ResponseWriter, r *http.Request, q *query) e
 			ResourceDetails: []*armpolicyinsights.ComplianceDetail{{ComplianceState: to.Ptr("compliant"), Count: to.Ptr(good)}, {ComplianceState: to.Ptr("noncompliant"), Count: to.Ptr(bad)}},
 		}
 	}
-	summary := &armpolicyinsights.Summary{ODataID: nil, ODataContext: to.Ptr(s.context(r) + "/$entity"), PolicyAssignments: []*armpolicyinsights.PolicyAssignmentSummary{}}
+	summary := &armpolicyinsights.Summary{ODataID: nil, ODataContext: to.Ptr(odataContext(r, "policyStates", "latest") + "/$entity"), PolicyAssignments: []*armpolicyinsights.PolicyAssignmentSummary{}}
 	var nonCompliantPolicies int32
 	for _, id := range slices.Sorted(maps.Keys(byAssignment)) {
 		t := byAssignment[id]
@@ -300,6 +302,6 @@ func (s *Provider) summarize(w http.ResponseWriter, r *http.Request, q *query) e
 		})
 	}
 	summary.Results = results(all, nonCompliantPolicies)
-	arm.WriteJSON(w, http.StatusOK, armpolicyinsights.SummarizeResults{ODataContext: to.Ptr(s.context(r)), ODataCount: to.Ptr(int32(1)), Value: []*armpolicyinsights.Summary{summary}})
+	arm.WriteJSON(w, http.StatusOK, armpolicyinsights.SummarizeResults{ODataContext: to.Ptr(odataContext(r, "policyStates", "latest")), ODataCount: to.Ptr(int32(1)), Value: []*armpolicyinsights.Summary{summary}})
 	return nil
 }
