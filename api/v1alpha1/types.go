@@ -124,6 +124,16 @@ type ManagedClusterSpec struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	Resource runtime.RawExtension `json:"resource"`
+	// Unmodeled is what the api-versions define beyond the SDK's models,
+	// as the last PUT gave it: the ManagedCluster JSON holding only those
+	// properties and the objects that lead to them. Slipway stores and
+	// returns them but does not act on them. Its agentPoolProfiles list
+	// runs beside Resource's; the pools keep their own.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Unmodeled *runtime.RawExtension `json:"unmodeled,omitempty"`
 	// Stopped says the user stopped the cluster.
 	Stopped bool `json:"stopped,omitempty"`
 	// Operation is the operation in progress or last carried out.
@@ -242,6 +252,14 @@ type AgentPoolSpec struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	Properties runtime.RawExtension `json:"properties"`
+	// Unmodeled is what the api-versions define beyond the SDK's models:
+	// the AgentPool JSON holding only those properties, stored and
+	// returned as given.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Unmodeled *runtime.RawExtension `json:"unmodeled,omitempty"`
 	// Operation is the operation in progress or last carried out.
 	Operation *OperationRef `json:"operation,omitempty"`
 	// DeleteMachines names machines deleteMachines asked to remove; the

@@ -71,6 +71,11 @@ func (in *AgentPoolList) DeepCopyObject() runtime.Object {
 func (in *AgentPoolSpec) DeepCopyInto(out *AgentPoolSpec) {
 	*out = *in
 	in.Properties.DeepCopyInto(&out.Properties)
+	if in.Unmodeled != nil {
+		in, out := &in.Unmodeled, &out.Unmodeled
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Operation != nil {
 		in, out := &in.Operation, &out.Operation
 		*out = new(OperationRef)
@@ -716,6 +721,11 @@ func (in *ManagedClusterList) DeepCopyObject() runtime.Object {
 func (in *ManagedClusterSpec) DeepCopyInto(out *ManagedClusterSpec) {
 	*out = *in
 	in.Resource.DeepCopyInto(&out.Resource)
+	if in.Unmodeled != nil {
+		in, out := &in.Unmodeled, &out.Unmodeled
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Operation != nil {
 		in, out := &in.Operation, &out.Operation
 		*out = new(OperationRef)

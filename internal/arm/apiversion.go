@@ -50,9 +50,9 @@ func (a APIVersions) check(v string) error {
 	return BadRequest("InvalidApiVersionParameter", "", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(a.list, ","))
 }
 
-// apiVersion is the request's api-version. ARM reads the parameter's name
+// APIVersion is the request's api-version. ARM reads the parameter's name
 // case-insensitively.
-func apiVersion(r *http.Request) string {
+func APIVersion(r *http.Request) string {
 	for k, v := range r.URL.Query() {
 		if strings.EqualFold(k, "api-version") && len(v) > 0 {
 			return v[0]

@@ -74,7 +74,7 @@ func (s *Server) FinishOperation(ctx context.Context, op *slipwayv1.Operation, s
 // operation, with the api-version of the request that started it.
 func (s *Server) OperationURLs(r *http.Request, op *slipwayv1.Operation, provider string) (async, location string) {
 	base := fmt.Sprintf("%s/subscriptions/%s/providers/%s/locations/%s", s.cfg.BaseURL, s.cfg.SubscriptionID, provider, op.Spec.Location)
-	q := "?api-version=" + url.QueryEscape(apiVersion(r))
+	q := "?api-version=" + url.QueryEscape(APIVersion(r))
 	return base + "/operations/" + op.Name + q, base + "/operationresults/" + op.Name + q
 }
 

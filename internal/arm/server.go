@@ -147,7 +147,7 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, NewError(http.StatusNotFound, "InvalidResourceType", "", "The resource type could not be found in the namespace for path '%s'.", r.URL.Path))
 		return
 	}
-	if err := matched.versions.check(apiVersion(r)); err != nil {
+	if err := matched.versions.check(APIVersion(r)); err != nil {
 		WriteError(w, r, err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -269,6 +270,30 @@ func clusterName(mc *slipwayv1.ManagedCluster) string {
 	return mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]
 }
 
+// profilesUnmodeled is, for each pool profile of the cluster's last PUT,
+// the unmodeled properties the ARM layer kept beside it (see
+// ManagedClusterSpec.Unmodeled), as the pool's own: {"properties": ...}.
+func profilesUnmodeled(mc *slipwayv1.ManagedCluster) ([]*runtime.RawExtension, error) {
+	if mc.Spec.Unmodeled == nil {
+		return nil, nil
+	}
+	var u struct {
+		Properties struct {
+			AgentPoolProfiles []json.RawMessage `json:"agentPoolProfiles"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(mc.Spec.Unmodeled.Raw, &u); err != nil {
+		return nil, fmt.Errorf("cluster %s: unmodeled properties: %w", mc.Spec.ResourceID, err)
+	}
+	out := make([]*runtime.RawExtension, len(u.Properties.AgentPoolProfiles))
+	for i, p := range u.Properties.AgentPoolProfiles {
+		if len(p) > 0 && string(p) != "null" {
+			out[i] = &runtime.RawExtension{Raw: []byte(`{"properties":` + string(p) + `}`)}
+		}
+	}
+	return out, nil
+}
+
 // syncPools creates or updates the pools the cluster's PUT listed, and
 // reports whether all of them have carried out this operation.
 func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.ManagedCluster) (done bool, failed *slipwayv1.ErrorDetail, err error) {
@@ -283,8 +308,16 @@ func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.Managed
 	if err := r.Client.List(ctx, &existing, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
 		return false, nil, err
 	}
+	unmodeled, err := profilesUnmodeled(mc)
+	if err != nil {
+		return false, nil, err
+	}
 	done = true
-	for _, profile := range desired.Properties.AgentPoolProfiles {
+	for i, profile := range desired.Properties.AgentPoolProfiles {
+		var poolUnmodeled *runtime.RawExtension
+		if i < len(unmodeled) {
+			poolUnmodeled = unmodeled[i]
+		}
 		name := *profile.Name
 		profile.Name = nil
 		props, err := json.Marshal(profile)
@@ -297,6 +330,7 @@ func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.Managed
 		switch {
 		case apierrors.IsNotFound(err):
 			pool = r.NewAgentPool(mc, name, props, mc.Spec.Operation)
+			pool.Spec.Unmodeled = poolUnmodeled
 			nodepool.SetIPSlot(pool, nodepool.FreeIPSlot(existing.Items))
 			existing.Items = append(existing.Items, *pool)
 			controllerutil.AddFinalizer(pool, slipwayv1.Finalizer)
@@ -310,6 +344,7 @@ func (r *ClusterReconciler) syncPools(ctx context.Context, mc *slipwayv1.Managed
 		}
 		if pool.Spec.Operation == nil || pool.Spec.Operation.ID != mc.Spec.Operation.ID {
 			pool.Spec.Properties.Raw = props
+			pool.Spec.Unmodeled = poolUnmodeled
 			pool.Spec.Operation = mc.Spec.Operation
 			if err := r.Client.Update(ctx, pool); err != nil {
 				return false, nil, err

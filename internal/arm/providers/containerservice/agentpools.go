@@ -20,6 +20,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/arm/schema"
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -109,7 +110,11 @@ func (s *Provider) renderAgentPool(ctx context.Context, mc *slipwayv1.ManagedClu
 		ID: to.Ptr(pool.Spec.ResourceID), Name: to.Ptr(pool.Spec.Name), Type: to.Ptr(armid.AgentPoolType),
 		Properties: props,
 	}
-	return &agentPoolView{AgentPool: out, extras: pool.Spec.UpgradeExtras, upgrade: currentUpgrade(pool)}, nil
+	unmodeled, err := decodeRaw(pool.Spec.Unmodeled)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	return &agentPoolView{AgentPool: out, unmodeled: unmodeled, extras: pool.Spec.UpgradeExtras, upgrade: currentUpgrade(pool)}, nil
 }
 
 // currentUpgrade is the pool's upgrade progress to show: the running
@@ -123,24 +128,27 @@ func currentUpgrade(pool *slipwayv1.AgentPool) *slipwayv1.NodeImageUpgrade {
 	return u
 }
 
-// agentPoolView is an agent pool as clients see it: the SDK's model, plus
-// the upgrade settings of later api-versions and the progress of its node
-// image upgrade (properties.upgradeStatus, Slipway's own).
+// agentPoolView is an agent pool as clients see it: the SDK's model, its
+// unmodeled properties, the upgrade settings of later api-versions it acts
+// on and the progress of its node image upgrade (properties.upgradeStatus,
+// Slipway's own).
 type agentPoolView struct {
 	*armcontainerservice.AgentPool
-	extras  *slipwayv1.UpgradeExtras
-	upgrade *slipwayv1.NodeImageUpgrade
+	unmodeled any
+	extras    *slipwayv1.UpgradeExtras
+	upgrade   *slipwayv1.NodeImageUpgrade
 }
 
 func (v agentPoolView) MarshalJSON() ([]byte, error) {
-	data, err := json.Marshal(v.AgentPool)
-	if err != nil || v.extras == nil && v.upgrade == nil {
-		return data, err
+	if v.unmodeled == nil && v.extras == nil && v.upgrade == nil {
+		return json.Marshal(v.AgentPool)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
+	doc, err := schema.Generic(v.AgentPool)
+	if err != nil {
 		return nil, err
 	}
+	m := doc.(map[string]any)
+	schema.Overlay(m, v.unmodeled)
 	props, _ := m["properties"].(map[string]any)
 	if props == nil {
 		props = map[string]any{}
@@ -211,8 +219,7 @@ func (s *Provider) listAgentPools(w http.ResponseWriter, r *http.Request, p arm.
 		}
 		value = append(value, ap)
 	}
-	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
-	return nil
+	return respondList(w, r, typePool, value)
 }
 
 func (s *Provider) getAgentPool(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -224,8 +231,7 @@ func (s *Provider) getAgentPool(w http.ResponseWriter, r *http.Request, p arm.Pa
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return respond(w, r, http.StatusOK, typePool, out)
 }
 
 // errPoolChanged says a pool changed between a PUT's read and its write.
@@ -260,13 +266,9 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	name := p["pool"]
 	var in armcontainerservice.AgentPool
 	if err := arm.DecodeJSON(body, &in); err != nil {
-		return err
+		return err // the body's own errors, as the model reads it
 	}
-	props := in.Properties
-	if props == nil {
-		props = &nodepool.Properties{}
-	}
-	extras, err := parseUpgradeExtras(body, props)
+	doc, err := readVersioned(r, body, typePool)
 	if err != nil {
 		return err
 	}
@@ -276,14 +278,43 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 		return err
 	}
 	if exists {
-		// Absent properties keep their values, as AKS keeps them: its
-		// own examples stop a pool with a body of powerState alone.
-		if props, err = mergeAbsent(existing.Spec.Properties.Raw, body); err != nil {
+		stored, err := storedPoolProperties(existing)
+		if err != nil {
 			return err
 		}
-		if extras == nil {
-			extras = existing.Spec.UpgradeExtras
+		// Absent properties keep their values, as AKS keeps them: its
+		// own examples stop a pool with a body of powerState alone.
+		props, _ := doc["properties"].(map[string]any)
+		if props == nil {
+			props = map[string]any{}
+			doc["properties"] = props
 		}
+		for k, v := range stored {
+			if _, ok := props[k]; !ok {
+				props[k] = v
+			}
+		}
+		carry(r, doc, map[string]any{"properties": stored}, typePool)
+	}
+	in = armcontainerservice.AgentPool{}
+	if err := decodeModel(doc, &in); err != nil {
+		return err
+	}
+	props := in.Properties
+	if props == nil {
+		props = &nodepool.Properties{}
+	}
+	merged, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	extras, err := parseUpgradeExtras(merged, props)
+	if err != nil {
+		return err
+	}
+	unmodeled, err := encodeRaw(unmodeledOf(doc, typePool))
+	if err != nil {
+		return err
 	}
 	etag := ""
 	if exists {
@@ -355,6 +386,7 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	if exists {
 		pool = existing
 		pool.Spec.Properties = runtime.RawExtension{Raw: raw}
+		pool.Spec.Unmodeled = unmodeled
 		pool.Spec.Operation = ref
 		pool.Spec.UpgradeExtras = extras
 		pool.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
@@ -362,6 +394,7 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	} else {
 		pool = NewAgentPoolObject(mc, name, raw, ref)
 		nodepool.SetIPSlot(pool, nodepool.FreeIPSlot(pools))
+		pool.Spec.Unmodeled = unmodeled
 		pool.Spec.UpgradeExtras = extras
 		err = s.Client().Create(ctx, pool)
 	}
@@ -384,29 +417,34 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	if !exists {
 		status = http.StatusCreated
 	}
-	arm.WriteJSON(w, status, out)
-	return nil
+	return respond(w, r, status, typePool, out)
 }
 
-// mergeAbsent overlays the properties a pool PUT's body carries on the
-// stored ones: the SDK's models set only the fields present in the JSON.
-func mergeAbsent(stored, body []byte) (*nodepool.Properties, error) {
-	var merged nodepool.Properties
-	if err := json.Unmarshal(stored, &merged); err != nil {
-		return nil, fmt.Errorf("stored pool: %w", err)
+// storedPoolProperties is a stored pool's properties in full: the modeled
+// ones, the unmodeled ones laid over them, and the upgrade settings of
+// later api-versions kept by pools made before Slipway stored unmodeled
+// properties.
+func storedPoolProperties(pool *slipwayv1.AgentPool) (map[string]any, error) {
+	props, err := storedDoc(pool.Spec.Properties.Raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
 	}
-	var in struct {
-		Properties json.RawMessage `json:"properties"`
+	u, err := decodeRaw(pool.Spec.Unmodeled)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, arm.DecodeJSON(body, &in) // an ARM error for the body
-	}
-	if len(in.Properties) > 0 && string(in.Properties) != "null" {
-		if err := arm.DecodeJSON(in.Properties, &merged); err != nil {
-			return nil, err
+	schema.Overlay(props, propertiesOf(u))
+	if e := pool.Spec.UpgradeExtras; e != nil {
+		settings := map[string]any{}
+		if e.MaxUnavailable != "" {
+			settings["maxUnavailable"] = e.MaxUnavailable
 		}
+		if e.UndrainableNodeBehavior != "" {
+			settings["undrainableNodeBehavior"] = e.UndrainableNodeBehavior
+		}
+		schema.Overlay(props, map[string]any{"upgradeSettings": settings})
 	}
-	return &merged, nil
+	return props, nil
 }
 
 // NewAgentPoolObject builds the management object of a new pool.

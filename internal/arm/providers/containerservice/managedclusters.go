@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,6 +22,7 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/arm"
+	"github.com/slipway-dev/slipway/internal/arm/schema"
 	"github.com/slipway-dev/slipway/internal/armid"
 	"github.com/slipway-dev/slipway/internal/autoscaler"
 	"github.com/slipway-dev/slipway/internal/nodepool"
@@ -147,12 +149,61 @@ func (s *Provider) clusterBusyExcept(ctx context.Context, mc *slipwayv1.ManagedC
 	return nil
 }
 
+// clusterView is a cluster as clients see it: the SDK's model, with the
+// unmodeled properties of the cluster and of each of its pools laid over it.
+type clusterView struct {
+	*armcontainerservice.ManagedCluster
+	unmodeled any   // the cluster's, agentPoolProfiles left out
+	pools     []any // each profile's, in the order of the model's profiles
+}
+
+func (v clusterView) MarshalJSON() ([]byte, error) {
+	if v.unmodeled == nil && !slices.ContainsFunc(v.pools, func(p any) bool { return p != nil }) {
+		return json.Marshal(v.ManagedCluster)
+	}
+	doc, err := schema.Generic(v.ManagedCluster)
+	if err != nil {
+		return nil, err
+	}
+	schema.Overlay(doc, v.unmodeled)
+	if profiles, ok := propertiesOf(doc)["agentPoolProfiles"].([]any); ok && len(profiles) == len(v.pools) {
+		for i := range profiles {
+			schema.Overlay(profiles[i], v.pools[i])
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// clusterUnmodeled is a cluster's stored unmodeled properties, without the
+// pools' (the pools keep their own once made).
+func clusterUnmodeled(mc *slipwayv1.ManagedCluster) (any, error) {
+	u, err := decodeRaw(mc.Spec.Unmodeled)
+	if err != nil {
+		return nil, err
+	}
+	if props := propertiesOf(u); props != nil {
+		delete(props, "agentPoolProfiles")
+		if len(props) == 0 {
+			delete(u.(map[string]any), "properties")
+		}
+	}
+	if m, ok := u.(map[string]any); ok && len(m) == 0 {
+		return nil, nil
+	}
+	return u, nil
+}
+
 // renderCluster builds the ARM ManagedCluster a client sees.
-func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*armcontainerservice.ManagedCluster, error) {
+func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*clusterView, error) {
 	var out armcontainerservice.ManagedCluster
 	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
 		return nil, fmt.Errorf("stored cluster %s: %w", mc.Name, err)
 	}
+	unmodeled, err := clusterUnmodeled(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", mc.Name, err)
+	}
+	view := &clusterView{ManagedCluster: &out, unmodeled: unmodeled}
 	if out.Properties == nil {
 		out.Properties = &armcontainerservice.ManagedClusterProperties{}
 	}
@@ -225,6 +276,11 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		if err != nil {
 			return nil, err
 		}
+		poolUnmodeled, err := decodeRaw(pools[i].Spec.Unmodeled)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", pools[i].Spec.ResourceID, err)
+		}
+		view.pools = append(view.pools, propertiesOf(poolUnmodeled))
 		var profile armcontainerservice.ManagedClusterAgentPoolProfile
 		if err := convert(props, &profile); err != nil {
 			return nil, err
@@ -242,7 +298,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 			p.ProvisioningState = to.Ptr(slipwayv1.ActionUpgradeNodeImage)
 		}
 	}
-	return &out, nil
+	return view, nil
 }
 
 // clusterFQDN is the API server's DNS name, shaped as AKS's
@@ -283,7 +339,7 @@ func (s *Provider) listManagedClusters(w http.ResponseWriter, r *http.Request, p
 	if err := s.Client().List(r.Context(), &list, opts...); err != nil {
 		return err
 	}
-	value := []*armcontainerservice.ManagedCluster{}
+	value := []*clusterView{}
 	for i := range list.Items {
 		mc, err := s.renderCluster(r.Context(), &list.Items[i])
 		if err != nil {
@@ -291,8 +347,7 @@ func (s *Provider) listManagedClusters(w http.ResponseWriter, r *http.Request, p
 		}
 		value = append(value, mc)
 	}
-	arm.WriteJSON(w, http.StatusOK, armcontainerservice.ManagedClusterListResult{Value: value})
-	return nil
+	return respondList(w, r, typeCluster, value)
 }
 
 func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -304,8 +359,7 @@ func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return respond(w, r, http.StatusOK, typeCluster, out)
 }
 
 func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -317,8 +371,16 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if _, err := s.WritableResourceGroup(ctx, group); err != nil {
 		return err
 	}
+	body, err := arm.ReadBody(r)
+	if err != nil {
+		return err
+	}
 	var in armcontainerservice.ManagedCluster
-	if err := arm.DecodeBody(r, &in); err != nil {
+	if err := arm.DecodeJSON(body, &in); err != nil {
+		return err // the body's own errors, as the model reads it
+	}
+	doc, err := readVersioned(r, body, typeCluster)
+	if err != nil {
 		return err
 	}
 	existing, err := s.lookupCluster(ctx, group, name)
@@ -349,6 +411,24 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 		if pools, err = s.poolsOf(ctx, existing); err != nil {
 			return err
 		}
+		stored, err := storedDoc(existing.Spec.Resource.Raw, existing.Spec.Unmodeled)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", existing.Spec.ResourceID, err)
+		}
+		// Pools are matched by name, not position.
+		if err := carryPools(r, doc, pools); err != nil {
+			return err
+		}
+		delete(propertiesOf(stored), "agentPoolProfiles")
+		carry(r, doc, stored, typeCluster)
+	}
+	in = armcontainerservice.ManagedCluster{}
+	if err := decodeModel(doc, &in); err != nil {
+		return err
+	}
+	unmodeled, err := encodeRaw(unmodeledOf(doc, typeCluster))
+	if err != nil {
+		return err
 	}
 	if err := s.normalizeCluster(ctx, group, name, &in, old); err != nil {
 		return err
@@ -379,6 +459,7 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if exists {
 		mc = existing
 		mc.Spec.Resource = runtime.RawExtension{Raw: raw}
+		mc.Spec.Unmodeled = unmodeled
 		mc.Spec.Operation = ref
 		mc.Spec.SystemData = arm.Touched(ctx, mc.Spec.SystemData)
 		mc.Annotations[arm.ETagAnnotation] = arm.NewOperationID()
@@ -394,7 +475,7 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 				Annotations: map[string]string{arm.ETagAnnotation: arm.NewOperationID()},
 				Finalizers:  []string{slipwayv1.Finalizer},
 			},
-			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Operation: ref, SystemData: arm.Touched(ctx, nil)},
+			Spec: slipwayv1.ManagedClusterSpec{ResourceID: id, Resource: runtime.RawExtension{Raw: raw}, Unmodeled: unmodeled, Operation: ref, SystemData: arm.Touched(ctx, nil)},
 		}
 		err = s.Client().Create(ctx, mc)
 	}
@@ -415,14 +496,51 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 		for _, ap := range out.Properties.AgentPoolProfiles {
 			ap.ProvisioningState = to.Ptr(action)
 		}
+		out.pools, err = profilesUnmodeled(mc)
+		if err != nil {
+			return err
+		}
 	}
 	s.Accepted(w, r, op, Namespace, false)
 	status := http.StatusOK
 	if !exists {
 		status = http.StatusCreated
 	}
-	arm.WriteJSON(w, status, out)
+	return respond(w, r, status, typeCluster, out)
+}
+
+// carryPools carries into each pool profile of a cluster PUT what the
+// stored pool of its name holds that the request's api-version cannot say.
+func carryPools(r *http.Request, doc map[string]any, pools []slipwayv1.AgentPool) error {
+	profiles, _ := propertiesOf(doc)["agentPoolProfiles"].([]any)
+	for _, p := range profiles {
+		profile, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		for i := range pools {
+			if pools[i].Spec.Name != profile["name"] {
+				continue
+			}
+			stored, err := storedPoolProperties(&pools[i])
+			if err != nil {
+				return err
+			}
+			carry(r, profile, stored, typeProfile)
+		}
+	}
 	return nil
+}
+
+// profilesUnmodeled is the unmodeled properties of each pool profile of a
+// cluster's last PUT, in order; the controller hands them to the pools.
+func profilesUnmodeled(mc *slipwayv1.ManagedCluster) ([]any, error) {
+	u, err := decodeRaw(mc.Spec.Unmodeled)
+	if err != nil {
+		return nil, err
+	}
+	profiles, _ := propertiesOf(u)["agentPoolProfiles"].([]any)
+	return profiles, nil
 }
 
 // normalizeCluster validates a PUT body and applies AKS's defaults. old is
@@ -661,8 +779,7 @@ func (s *Provider) patchManagedCluster(w http.ResponseWriter, r *http.Request, p
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return respond(w, r, http.StatusOK, typeCluster, out)
 }
 
 // deleteManagedCluster starts the deletion; it takes over from any running

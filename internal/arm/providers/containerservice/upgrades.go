@@ -90,8 +90,7 @@ func (s *Provider) upgradeNodeImageVersion(w http.ResponseWriter, r *http.Reques
 		return err
 	}
 	s.Accepted(w, r, op, Namespace, true)
-	arm.WriteJSON(w, http.StatusAccepted, out)
-	return nil
+	return respond(w, r, http.StatusAccepted, typePool, out)
 }
 
 // parseUpgradeExtras reads the upgradeSettings fields newer than the SDK's
@@ -216,8 +215,7 @@ func (s *Provider) listMaintenanceConfigurations(w http.ResponseWriter, r *http.
 		}
 		value = append(value, out)
 	}
-	arm.WriteJSON(w, http.StatusOK, armcontainerservice.MaintenanceConfigurationListResult{Value: value})
-	return nil
+	return respondList(w, r, typeMaintenance, value)
 }
 
 func findMaintenanceConfiguration(mc *slipwayv1.ManagedCluster, name string) int {
@@ -242,8 +240,7 @@ func (s *Provider) getMaintenanceConfiguration(w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return err
 	}
-	arm.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return respond(w, r, http.StatusOK, typeMaintenance, out)
 }
 
 // putMaintenanceConfiguration stores a maintenance configuration; it takes
@@ -297,8 +294,7 @@ func (s *Provider) putMaintenanceConfiguration(w http.ResponseWriter, r *http.Re
 	if created {
 		status = http.StatusCreated
 	}
-	arm.WriteJSON(w, status, out)
-	return nil
+	return respond(w, r, status, typeMaintenance, out)
 }
 
 func (s *Provider) deleteMaintenanceConfiguration(w http.ResponseWriter, r *http.Request, p arm.Params) error {
