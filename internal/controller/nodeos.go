@@ -195,7 +195,17 @@ func (r *NodeOSUpgradeReconciler) targets(ctx context.Context, ch string, pools 
 		if err != nil {
 			continue
 		}
-		switch ch {
+		poolChannel := ch
+		if latest.Family.Windows() {
+			// Windows images have no security patches of their own: on
+			// SecurityPatch AKS gives Windows pools the newest image, and
+			// Unmanaged (the OS's own patching) does not apply to them.
+			if ch == channelUnmanaged {
+				continue
+			}
+			poolChannel = channelNodeImage
+		}
+		switch poolChannel {
 		case channelNodeImage:
 			if current.Version.Compare(latest.Version) < 0 {
 				out = append(out, target{pool: pool, from: current.Name(), to: latest})

@@ -75,7 +75,7 @@ func (c *Catalog) Resolve(ctx context.Context, name string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	for _, f := range []Family{ubuntu2204, ubuntu2404, azureLinux3, cblMariner} {
+	for _, f := range families {
 		if f.Prefix != prefix {
 			continue
 		}

@@ -63,11 +63,40 @@ func TestShippedIsWeeklyAndOrdered(t *testing.T) {
 	if next.Name() != "AKSUbuntu-2204gen2containerd-202611.27.0" {
 		t.Errorf("next weekly image = %s", next.Name())
 	}
-	if _, err := FamilyOf("Windows2022"); err == nil {
-		t.Error("Windows has no Linux node images")
+	if _, err := FamilyOf("Windows2019"); err == nil {
+		t.Error("Windows Server 2019 images are shipped, though AKS ends them with Kubernetes 1.33")
 	}
 	patched := SecurityPatched(images[0], time.Date(2026, 12, 1, 15, 4, 0, 0, time.UTC))
 	if patched.Name() != images[0].Name()+"-2026.12.01" {
 		t.Errorf("security patched name = %s", patched.Name())
+	}
+}
+
+// TestWindowsImages: Windows images come monthly, are named as AKS names
+// them, and parse back.
+func TestWindowsImages(t *testing.T) {
+	f, err := FamilyOf("Windows2022")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := Shipped(f)
+	last := images[len(images)-1]
+	if got, want := last.Name(), "AKSWindows-2022-containerd-20348.4470.261120"; got != want {
+		t.Errorf("newest Windows 2022 image = %s, want %s", got, want)
+	}
+	if last.Kernel != "10.0.20348.4470" {
+		t.Errorf("its kernel = %s", last.Kernel)
+	}
+	for i := 1; i < len(images); i++ {
+		if images[i].Version.Compare(images[i-1].Version) <= 0 || images[i].Released.Month() == images[i-1].Released.Month() {
+			t.Errorf("%s does not come a month after %s", images[i].Name(), images[i-1].Name())
+		}
+	}
+	prefix, v, patch, err := ParseName(last.Name())
+	if err != nil || prefix != f.Prefix || v != last.Version || !patch.IsZero() {
+		t.Errorf("ParseName(%s) = %s %v %v %v", last.Name(), prefix, v, patch, err)
+	}
+	if next := Next(f, last, len(images)); next.Name() != "AKSWindows-2022-containerd-20348.4540.261220" {
+		t.Errorf("next Windows image = %s", next.Name())
 	}
 }

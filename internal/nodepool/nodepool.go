@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,6 +93,9 @@ func Default(p *Properties) {
 	}
 	if p.OSSKU == nil || *p.OSSKU == "" {
 		p.OSSKU = to.Ptr(armcontainerservice.OSSKUUbuntu)
+		if *p.OSType == armcontainerservice.OSTypeWindows {
+			p.OSSKU = to.Ptr(armcontainerservice.OSSKU(nodeimage.WindowsOSSKUs()[0]))
+		}
 	}
 	if p.Type == nil || *p.Type == "" {
 		p.Type = to.Ptr(armcontainerservice.AgentPoolTypeVirtualMachineScaleSets)
@@ -262,8 +266,8 @@ func Validate(p *Properties) error {
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
 		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
 	}
-	if *p.OSType != armcontainerservice.OSTypeLinux {
-		return invalid("agentPoolProfile.osType", "The value of parameter agentPoolProfile.osType is invalid: Slipway's simulated nodes run Linux only.")
+	if err := validateOS(p, mode); err != nil {
+		return err
 	}
 	if err := checkOSDisk(p); err != nil {
 		return err
@@ -304,6 +308,45 @@ func Validate(p *Properties) error {
 	return nil
 }
 
+// validateOS checks a pool's OS type and SKU as AKS does: Linux pools run a
+// Linux SKU; Windows pools a Windows one, and are never System pools.
+func validateOS(p *Properties, mode armcontainerservice.AgentPoolMode) error {
+	sku := string(deref(p.OSSKU))
+	switch *p.OSType {
+	case armcontainerservice.OSTypeLinux:
+		if !slices.ContainsFunc(nodeimage.LinuxOSSKUs(), func(s string) bool { return strings.EqualFold(s, sku) }) {
+			return invalid("agentPoolProfile.osSKU", "The value of parameter agentPoolProfile.osSKU is invalid: %q. Allowed values for Linux are %s.", sku, strings.Join(nodeimage.LinuxOSSKUs(), ", "))
+		}
+	case armcontainerservice.OSTypeWindows:
+		if strings.EqualFold(sku, string(armcontainerservice.OSSKUWindows2019)) {
+			return invalid("agentPoolProfile.osSKU", "Windows2019 is not supported for Kubernetes version 1.33 and above; use Windows2022 or Windows2025.")
+		}
+		if !slices.ContainsFunc(nodeimage.WindowsOSSKUs(), func(s string) bool { return strings.EqualFold(s, sku) }) {
+			return invalid("agentPoolProfile.osSKU", "The value of parameter agentPoolProfile.osSKU is invalid: %q. Allowed values for Windows are %s.", sku, strings.Join(nodeimage.WindowsOSSKUs(), ", "))
+		}
+		if mode == armcontainerservice.AgentPoolModeSystem {
+			return invalid("agentPoolProfile.mode", "Windows agent pools cannot be System pools: a cluster's System pools run Linux.")
+		}
+	default:
+		return invalid("agentPoolProfile.osType", "The value of parameter agentPoolProfile.osType is invalid: %q. Allowed values are Linux and Windows.", *p.OSType)
+	}
+	return nil
+}
+
+// ValidateNameFor applies the name rule of a pool's OS on top of
+// ValidateName's: Windows node names are the pool's name plus six
+// characters within NetBIOS's fifteen, so Windows pool names have at most
+// six.
+func ValidateNameFor(name string, p *Properties) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if deref(p.OSType) == armcontainerservice.OSTypeWindows && len(name) > 6 {
+		return invalid("agentPoolProfile.name", "Windows agent pool name %q can not be longer than 6 characters. Please see https://aka.ms/aks-naming-rules for more details.", name)
+	}
+	return nil
+}
+
 // countInRange applies AKS's range to a pool's count, minCount or
 // maxCount, with the message AKS gives (a System pool cannot go to 0).
 func countInRange(field string, n, least int32) error {
@@ -316,9 +359,6 @@ func countInRange(field string, n, least int32) error {
 // validateFields checks the values AKS refuses that the model's types
 // allow: enums, label keys Kubernetes would refuse, zones, ranges.
 func validateFields(p *Properties) error {
-	if _, err := nodeimage.FamilyOf(string(deref(p.OSSKU))); err != nil {
-		return invalid("agentPoolProfile.osSKU", "The value of parameter agentPoolProfile.osSKU is invalid: %q. Allowed values for Linux are %s.", deref(p.OSSKU), strings.Join(nodeimage.LinuxOSSKUs(), ", "))
-	}
 	switch prio := deref(p.ScaleSetPriority); prio {
 	case armcontainerservice.ScaleSetPriorityRegular, armcontainerservice.ScaleSetPrioritySpot:
 	default:

@@ -1,6 +1,7 @@
 package nodepool
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -275,5 +276,61 @@ func TestAutoscalingRules(t *testing.T) {
 		case tc.msg != "" && (err == nil || !strings.Contains(err.Error(), tc.msg) || err.(*Invalid).Code != "InvalidParameter"):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.msg)
 		}
+	}
+}
+
+// TestWindows: Windows pools default to Windows Server 2022, are never
+// System pools, take Windows SKUs only (and not 2019 past Kubernetes 1.33),
+// have names of at most six characters, and make nodes that report
+// Windows.
+func TestWindows(t *testing.T) {
+	windows := func(mode armcontainerservice.AgentPoolMode, sku string) *Properties {
+		p := &Properties{Mode: to.Ptr(mode), OSType: to.Ptr(armcontainerservice.OSTypeWindows), VMSize: to.Ptr("Standard_D4s_v3")}
+		if sku != "" {
+			p.OSSKU = to.Ptr(armcontainerservice.OSSKU(sku))
+		}
+		return p
+	}
+	p := windows(armcontainerservice.AgentPoolModeUser, "")
+	if err := Normalize(p); err != nil {
+		t.Fatal(err)
+	}
+	if *p.OSSKU != armcontainerservice.OSSKUWindows2022 {
+		t.Errorf("default Windows SKU = %s", *p.OSSKU)
+	}
+	for _, tc := range []struct {
+		p      *Properties
+		target string
+	}{
+		{windows(armcontainerservice.AgentPoolModeSystem, ""), "agentPoolProfile.mode"},
+		{windows(armcontainerservice.AgentPoolModeUser, "Windows2019"), "agentPoolProfile.osSKU"},
+		{windows(armcontainerservice.AgentPoolModeUser, "Ubuntu"), "agentPoolProfile.osSKU"},
+		{&Properties{OSType: to.Ptr(armcontainerservice.OSTypeLinux), OSSKU: to.Ptr(armcontainerservice.OSSKUWindows2022)}, "agentPoolProfile.osSKU"},
+		{&Properties{OSType: to.Ptr(armcontainerservice.OSType("Plan9"))}, "agentPoolProfile.osType"},
+	} {
+		var inv *Invalid
+		if err := Normalize(tc.p); !errors.As(err, &inv) || inv.Target != tc.target {
+			t.Errorf("%s/%s: %v, want an error on %s", deref(tc.p.OSType), deref(tc.p.OSSKU), err, tc.target)
+		}
+	}
+	if err := ValidateNameFor("npwin1", p); err != nil {
+		t.Errorf("a six-character Windows pool name: %v", err)
+	}
+	if err := ValidateNameFor("npwin12", p); err == nil {
+		t.Error("a seven-character Windows pool name was accepted")
+	}
+	if err := ValidateNameFor("nplinux12345", &Properties{OSType: to.Ptr(armcontainerservice.OSTypeLinux)}); err != nil {
+		t.Errorf("a twelve-character Linux pool name: %v", err)
+	}
+
+	family, _ := nodeimage.FamilyOf("Windows2022")
+	image := nodeimage.Shipped(family)[0]
+	n := NodeSpec{Pool: "npwin", Hash: "12345678", Instance: 4, Cluster: "MC_rg_c_eastus", Location: "eastus", Image: image, KubeVersion: "1.36.3", Properties: p}.Node()
+	if n.Name != "aksnpwin000004" || n.Labels["kubernetes.io/os"] != "windows" || n.Labels["node.kubernetes.io/windows-build"] != "10.0.20348" ||
+		n.NodeInfo.OperatingSystem != "windows" || n.NodeInfo.OSImage != "Windows Server 2022 Datacenter" || n.NodeInfo.KernelVersion != image.Kernel {
+		t.Errorf("Windows node %s: labels %v, info %+v", n.Name, n.Labels, n.NodeInfo)
+	}
+	if i, ok := InstanceOf(n.Name); !ok || i != 4 {
+		t.Errorf("InstanceOf(%s) = %d %v", n.Name, i, ok)
 	}
 }

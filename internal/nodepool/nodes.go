@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -14,19 +15,28 @@ import (
 	"github.com/slipway-dev/slipway/internal/vmsize"
 )
 
-// NodeName is AKS's name for instance i of a pool's scale set.
+// NodeName is AKS's name for instance i of a Linux pool's scale set.
 func NodeName(pool, hash string, instance int) string {
 	return fmt.Sprintf("aks-%s-%s-vmss%06d", pool, hash, instance)
 }
 
+// WindowsNodeName is AKS's name for instance i of a Windows pool: a
+// Windows computer name has at most 15 characters, so "aks", the pool's
+// name (at most 6) and the instance.
+func WindowsNodeName(pool string, instance int) string {
+	return fmt.Sprintf("aks%s%06d", pool, instance)
+}
+
 // InstanceOf parses the instance number from a node name
-// ("aks-<pool>-<hash>-vmss000003" is instance 3).
+// ("aks-<pool>-<hash>-vmss000003" and "aks<pool>000003" are instance 3).
 func InstanceOf(node string) (int, bool) {
-	i := strings.LastIndex(node, "vmss")
-	if i < 0 {
-		return 0, false
+	digits := ""
+	if i := strings.LastIndex(node, "vmss"); i >= 0 {
+		digits = node[i+4:]
+	} else if strings.HasPrefix(node, "aks") && len(node) > 9 && !strings.Contains(node, "-") {
+		digits = node[len(node)-6:]
 	}
-	n, err := strconv.Atoi(node[i+4:])
+	n, err := strconv.Atoi(digits)
 	return n, err == nil
 }
 
@@ -107,7 +117,11 @@ type NodeSpec struct {
 func (n NodeSpec) Node() compute.Instance {
 	p := n.Properties
 	size, _ := vmsize.Lookup(deref(p.VMSize))
-	name := NodeName(n.Pool, n.Hash, n.Instance)
+	name, osName := NodeName(n.Pool, n.Hash, n.Instance), "linux"
+	windows := deref(p.OSType) == armcontainerservice.OSTypeWindows
+	if windows {
+		name, osName = WindowsNodeName(n.Pool, n.Instance), "windows"
+	}
 	labels := map[string]string{
 		"agentpool":                                               n.Pool,
 		"kubernetes.azure.com/agentpool":                          n.Pool,
@@ -122,12 +136,17 @@ func (n NodeSpec) Node() compute.Instance {
 		DiskZoneLabel:                                             n.diskZone(),
 		"node.kubernetes.io/instance-type":                        size.Name,
 		"beta.kubernetes.io/instance-type":                        size.Name,
-		"kubernetes.io/os":                                        "linux",
+		"kubernetes.io/os":                                        osName,
 		"kubernetes.io/arch":                                      "amd64",
 		"kubernetes.io/hostname":                                  name,
 		"kubernetes.azure.com/consolidated-additional-properties": "",
 	}
 	delete(labels, "kubernetes.azure.com/consolidated-additional-properties")
+	if windows {
+		// The Windows Server build, which pods select to match their
+		// container images' (10.0.20348 for Windows Server 2022).
+		labels["node.kubernetes.io/windows-build"] = fmt.Sprintf("10.0.%d", n.Image.Family.Build)
+	}
 	for k, v := range p.NodeLabels {
 		labels[k] = deref(v)
 	}
@@ -153,9 +172,9 @@ func (n NodeSpec) Node() compute.Instance {
 		NodeInfo: corev1.NodeSystemInfo{
 			OSImage:                 n.Image.Family.OSImage,
 			KernelVersion:           n.Image.Kernel,
-			ContainerRuntimeVersion: "containerd://1.7.27-1",
+			ContainerRuntimeVersion: containerRuntime(windows),
 			KubeletVersion:          "v" + strings.TrimPrefix(n.KubeVersion, "v"),
-			OperatingSystem:         "linux",
+			OperatingSystem:         osName,
 			Architecture:            "amd64",
 		},
 		Annotations: map[string]string{
@@ -166,6 +185,14 @@ func (n NodeSpec) Node() compute.Instance {
 		ProviderID: "azure://" + n.VMID(),
 		InternalIP: InternalIP(n.IPSlot, n.Instance),
 	}
+}
+
+// containerRuntime is the containerd AKS's node images carry.
+func containerRuntime(windows bool) string {
+	if windows {
+		return "containerd://1.7.20+azure"
+	}
+	return "containerd://1.7.27-1"
 }
 
 // VMID is the ARM ID of the instance's VM: a scale-set VM in the node

@@ -332,6 +332,9 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	if err := nodepool.Normalize(props); err != nil {
 		return fromInvalid(err)
 	}
+	if err := nodepool.ValidateNameFor(name, props); err != nil {
+		return fromInvalid(err)
+	}
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
 		return err

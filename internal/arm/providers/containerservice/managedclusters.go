@@ -287,6 +287,10 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		}
 		profile.Name = to.Ptr(pools[i].Spec.Name)
 		p.AgentPoolProfiles = append(p.AgentPoolProfiles, &profile)
+		if deref(profile.OSType) == armcontainerservice.OSTypeWindows && p.WindowsProfile == nil {
+			// A Windows pool added on its own: the account AKS makes.
+			p.WindowsProfile = &armcontainerservice.ManagedClusterWindowsProfile{AdminUsername: to.Ptr("azureuser"), EnableCSIProxy: to.Ptr(true)}
+		}
 		if deref(profile.EnableAutoScaling) && p.AutoScalerProfile == nil {
 			// A cluster whose pools autoscale shows the profile in force.
 			p.AutoScalerProfile = &armcontainerservice.ManagedClusterPropertiesAutoScalerProfile{}
@@ -623,6 +627,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	if p.ServicePrincipalProfile != nil {
 		p.ServicePrincipalProfile.Secret = nil // never stored, never shown
 	}
+	if err := normalizeWindowsProfile(p, old); err != nil {
+		return err
+	}
 	if in.SKU == nil {
 		in.SKU = &armcontainerservice.ManagedClusterSKU{Name: to.Ptr(armcontainerservice.ManagedClusterSKUNameBase), Tier: to.Ptr(armcontainerservice.ManagedClusterSKUTierFree)}
 	}
@@ -698,6 +705,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 			return err
 		}
 		if err := nodepool.Normalize(&props); err != nil {
+			return fromInvalid(err)
+		}
+		if err := nodepool.ValidateNameFor(poolName, &props); err != nil {
 			return fromInvalid(err)
 		}
 		if old == nil && i == 0 && *props.ScaleSetPriority == armcontainerservice.ScaleSetPrioritySpot {

@@ -148,7 +148,7 @@ func nodeImageVersionOf(img nodeimage.Image) nodeImageVersion {
 // listNodeImageVersions is GET .../locations/{loc}/nodeImageVersions.
 func (s *Provider) listNodeImageVersions(w http.ResponseWriter, r *http.Request, _ arm.Params) error {
 	value := []nodeImageVersion{}
-	for _, sku := range []string{"Ubuntu2204", "Ubuntu2404", "AzureLinux3", "CBLMariner"} {
+	for _, sku := range []string{"Ubuntu2204", "Ubuntu2404", "AzureLinux3", "CBLMariner", "Windows2022", "Windows2025"} {
 		f, _ := nodeimage.FamilyOf(sku)
 		images, err := s.images.List(r.Context(), f)
 		if err != nil {

@@ -231,3 +231,90 @@ func checkCostAnalysis(in *armcontainerservice.ManagedCluster) error {
 	}
 	return nil
 }
+
+// reservedWindowsUsernames are the administrator names Azure refuses for a
+// Windows VM.
+var reservedWindowsUsernames = []string{
+	"administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1", "1", "123", "a",
+	"actuser", "adm", "admin2", "aspnet", "backup", "console", "david", "guest", "john", "owner", "root",
+	"server", "sql", "support", "support_388945a0", "sys", "test2", "test3", "user4", "user5",
+}
+
+var windowsUsername = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}$`)
+
+// normalizeWindowsProfile applies AKS's rules to the cluster's Windows
+// profile, the administrator account of its Windows nodes: a name Azure
+// allows that never changes, a password as complex as Azure asks (stored
+// nowhere and never shown, like a service principal's secret), and the CSI
+// proxy on by default.
+func normalizeWindowsProfile(p *armcontainerservice.ManagedClusterProperties, old *armcontainerservice.ManagedCluster) error {
+	var was *armcontainerservice.ManagedClusterWindowsProfile
+	if old != nil && old.Properties != nil {
+		was = old.Properties.WindowsProfile
+	}
+	wp := p.WindowsProfile
+	if wp == nil {
+		if was == nil && !slices.ContainsFunc(p.AgentPoolProfiles, func(ap *armcontainerservice.ManagedClusterAgentPoolProfile) bool {
+			return ap != nil && deref(ap.OSType) == armcontainerservice.OSTypeWindows
+		}) {
+			return nil
+		}
+		// AKS makes the account itself when a cluster gets Windows
+		// nodes without one.
+		wp = &armcontainerservice.ManagedClusterWindowsProfile{}
+		if was != nil {
+			copied := *was
+			wp = &copied
+		}
+		p.WindowsProfile = wp
+	}
+	if deref(wp.AdminUsername) == "" {
+		wp.AdminUsername = to.Ptr("azureuser")
+		if was != nil {
+			wp.AdminUsername = was.AdminUsername
+		}
+	}
+	name := *wp.AdminUsername
+	if was != nil && deref(was.AdminUsername) != "" && !strings.EqualFold(name, *was.AdminUsername) {
+		return &arm.Error{Status: 400, Code: "PropertyChangeNotAllowed", Target: "windowsProfile.adminUsername",
+			Message: fmt.Sprintf("Changing property 'windowsProfile.adminUsername' is not allowed. Provided value is %s, please use current value %s.", name, *was.AdminUsername)}
+	}
+	if !windowsUsername.MatchString(name) || strings.HasSuffix(name, ".") || slices.Contains(reservedWindowsUsernames, strings.ToLower(name)) {
+		return arm.InvalidParameter("windowsProfile.adminUsername", "The value of parameter windowsProfile.adminUsername is invalid: %q. It must be 1-20 letters, digits, '_', '.' and '-', must not end with '.', and must not be a reserved name such as administrator, admin or root.", name)
+	}
+	if pw := deref(wp.AdminPassword); pw != "" && !complexPassword(pw) {
+		return arm.InvalidParameter("windowsProfile.adminPassword", "The value of parameter windowsProfile.adminPassword is invalid: it must be 14-123 characters and have 3 of: a lower case letter, an upper case letter, a digit, a special character.")
+	}
+	wp.AdminPassword = nil // never stored, never shown
+	if wp.EnableCSIProxy == nil {
+		wp.EnableCSIProxy = to.Ptr(true)
+	}
+	return nil
+}
+
+// complexPassword is Azure's rule for a Windows administrator's password.
+func complexPassword(pw string) bool {
+	if len(pw) < 14 || len(pw) > 123 {
+		return false
+	}
+	var lower, upper, digit, special bool
+	for _, r := range pw {
+		switch {
+		case r >= 'a' && r <= 'z':
+			lower = true
+		case r >= 'A' && r <= 'Z':
+			upper = true
+		case r >= '0' && r <= '9':
+			digit = true
+		default:
+			special = true
+		}
+	}
+	n := 0
+	for _, b := range []bool{lower, upper, digit, special} {
+		if b {
+			n++
+		}
+	}
+	return n >= 3
+}
