@@ -68,7 +68,7 @@ func Normalize(p *Properties) error {
 	}
 	Default(p)
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
-		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
+		return unknownSize(*p.VMSize)
 	}
 	if err := resolveOSDisk(p); err != nil {
 		return err
@@ -264,7 +264,7 @@ func Validate(p *Properties) error {
 		}
 	}
 	if _, ok := vmsize.Lookup(*p.VMSize); !ok {
-		return invalid("agentPoolProfile.vmSize", "The VM size of %s is not supported. Supported sizes: %s.", *p.VMSize, strings.Join(vmsize.Names(), ", "))
+		return unknownSize(*p.VMSize)
 	}
 	if err := validateOS(p, mode); err != nil {
 		return err
@@ -336,7 +336,8 @@ func validateOS(p *Properties, mode armcontainerservice.AgentPoolMode) error {
 // ValidateNameFor applies the name rule of a pool's OS on top of
 // ValidateName's: Windows node names are the pool's name plus six
 // characters within NetBIOS's fifteen, so Windows pool names have at most
-// six.
+// six. It also applies AKS's floor for System pools' VM sizes, whose
+// message names the pool.
 func ValidateNameFor(name string, p *Properties) error {
 	if err := ValidateName(name); err != nil {
 		return err
@@ -344,7 +345,27 @@ func ValidateNameFor(name string, p *Properties) error {
 	if deref(p.OSType) == armcontainerservice.OSTypeWindows && len(name) > 6 {
 		return invalid("agentPoolProfile.name", "Windows agent pool name %q can not be longer than 6 characters. Please see https://aka.ms/aks-naming-rules for more details.", name)
 	}
+	if size, ok := vmsize.Lookup(deref(p.VMSize)); ok && deref(p.Mode) == armcontainerservice.AgentPoolModeSystem && (size.VCPUs < 2 || size.MemoryGiB < 4) {
+		return invalid("agentPoolProfile.vmSize", "System node pool must use VM sku with more than 2 cores and 4GB memory. Nodepool name: %s.", name)
+	}
 	return nil
+}
+
+// CheckVMSize refuses a VM size Azure does not offer, with AKS's message,
+// which names the pool and the location; "" is the default size.
+func CheckVMSize(pool, location, size string) error {
+	if _, ok := vmsize.Lookup(size); ok || size == "" {
+		return nil
+	}
+	return &Invalid{Code: "BadRequest", Target: "agentPoolProfile.vmSize", Message: fmt.Sprintf(
+		"The VM size of AgentPoolProfile:%s is not allowed in your subscription in location '%s'. For more details, please visit https://aka.ms/aks/quotas-skus-regions", pool, location)}
+}
+
+// unknownSize is CheckVMSize's refusal where the pool and location are not
+// at hand.
+func unknownSize(size string) error {
+	return &Invalid{Code: "BadRequest", Target: "agentPoolProfile.vmSize", Message: fmt.Sprintf(
+		"The VM size %s is not allowed in your subscription. For more details, please visit https://aka.ms/aks/quotas-skus-regions", size)}
 }
 
 // countInRange applies AKS's range to a pool's count, minCount or

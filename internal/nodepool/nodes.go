@@ -137,7 +137,7 @@ func (n NodeSpec) Node() compute.Instance {
 		"node.kubernetes.io/instance-type":                        size.Name,
 		"beta.kubernetes.io/instance-type":                        size.Name,
 		"kubernetes.io/os":                                        osName,
-		"kubernetes.io/arch":                                      "amd64",
+		"kubernetes.io/arch":                                      size.Arch(),
 		"kubernetes.io/hostname":                                  name,
 		"kubernetes.azure.com/consolidated-additional-properties": "",
 	}
@@ -175,7 +175,7 @@ func (n NodeSpec) Node() compute.Instance {
 			ContainerRuntimeVersion: containerRuntime(windows),
 			KubeletVersion:          "v" + strings.TrimPrefix(n.KubeVersion, "v"),
 			OperatingSystem:         osName,
-			Architecture:            "amd64",
+			Architecture:            size.Arch(),
 		},
 		Annotations: map[string]string{
 			// The kubelet's registration: attach and detach are the

@@ -79,6 +79,55 @@ func TestNodePools(t *testing.T) {
 		expectCode(t, err, http.StatusBadRequest, "PropertyChangeNotAllowed")
 	})
 
+	t.Run("VM sizes Azure offers", func(t *testing.T) {
+		// Any size Azure offers is taken: a small one for a User pool, an
+		// Arm one, a GPU one; a System pool needs 2 vCPUs and 4 GB, and a
+		// size Azure does not offer gets AKS's refusal.
+		for _, tc := range []struct {
+			pool, size string
+			cpus       int64
+			arch       string
+		}{
+			{"small", "Standard_DS1_v2", 1, "amd64"},
+			{"arm", "Standard_D4pds_v5", 4, "arm64"},
+			{"gpu", "Standard_ND96asr_v4", 96, "amd64"},
+		} {
+			p, err := c.pools.BeginCreateOrUpdate(ctx, group, name, tc.pool, armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+				VMSize: to.Ptr(tc.size), Count: to.Ptr[int32](1), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser)}}, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.size, err)
+			}
+			if _, err := p.PollUntilDone(ctx, poll); err != nil {
+				t.Fatalf("%s: %v", tc.size, err)
+			}
+			eventually(t, time.Minute, tc.size+" node", func() (bool, string) {
+				nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=" + tc.pool})
+				if err != nil || len(nodes.Items) != 1 {
+					return false, fmt.Sprint(len(nodes.Items), err)
+				}
+				n := nodes.Items[0]
+				return n.Status.Capacity.Cpu().Value() == tc.cpus && n.Labels["kubernetes.io/arch"] == tc.arch && n.Status.NodeInfo.Architecture == tc.arch,
+					fmt.Sprintf("%s cpus, arch %s", n.Status.Capacity.Cpu(), n.Labels["kubernetes.io/arch"])
+			})
+			poller, err := c.pools.BeginDelete(ctx, group, name, tc.pool, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := poller.PollUntilDone(ctx, poll); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := "subscriptions/" + s.conn.SubscriptionID + "/resourceGroups/" + group + "/providers/Microsoft.ContainerService/managedClusters/" + name + "/agentPools/"
+		status, e := s.do(t, "PUT", path+"nosuch?api-version=2025-02-01", s.token(t), map[string]any{"properties": map[string]any{"vmSize": "Standard_D3000s_v9", "count": 1}})
+		if want := "The VM size of AgentPoolProfile:nosuch is not allowed in your subscription in location '" + s.conn.Location + "'. For more details, please visit https://aka.ms/aks/quotas-skus-regions"; status != 400 || e.Code != "BadRequest" || e.Message != want {
+			t.Errorf("a size Azure does not offer: %d %s %q", status, e.Code, e.Message)
+		}
+		status, e = s.do(t, "PUT", path+"tinysys?api-version=2025-02-01", s.token(t), map[string]any{"properties": map[string]any{"vmSize": "Standard_DS1_v2", "count": 1, "mode": "System"}})
+		if status != 400 || e.Message != "System node pool must use VM sku with more than 2 cores and 4GB memory. Nodepool name: tinysys." {
+			t.Errorf("a System pool of 1 vCPU: %d %s %q", status, e.Code, e.Message)
+		}
+	})
+
 	t.Run("nodes look like AKS nodes", func(t *testing.T) {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "agentpool=eph"})
 		if err != nil {

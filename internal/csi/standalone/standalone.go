@@ -175,7 +175,7 @@ func Listen(endpoint string) (net.Listener, error) {
 func nodeVM(o Options) (disks.VM, error) {
 	size, ok := vmsize.Lookup(o.VMSize)
 	if !ok {
-		return disks.VM{}, fmt.Errorf("unknown VM size %q: one of %s", o.VMSize, strings.Join(vmsize.Names(), ", "))
+		return disks.VM{}, fmt.Errorf("unknown VM size %q: not one Azure offers", o.VMSize)
 	}
 	limit := size.MaxDataDisks
 	if limit == 0 {

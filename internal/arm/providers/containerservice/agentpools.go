@@ -329,6 +329,9 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	if mc.DeletionTimestamp != nil {
 		return arm.OperationNotAllowed("Operation is not allowed: the cluster is being deleted.")
 	}
+	if err := nodepool.CheckVMSize(name, clusterLocation(mc), deref(props.VMSize)); err != nil {
+		return fromInvalid(err)
+	}
 	if err := nodepool.Normalize(props); err != nil {
 		return fromInvalid(err)
 	}

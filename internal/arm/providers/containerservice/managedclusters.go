@@ -704,6 +704,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 		if err := convert(ap, &props); err != nil {
 			return err
 		}
+		if err := nodepool.CheckVMSize(poolName, *in.Location, deref(props.VMSize)); err != nil {
+			return fromInvalid(err)
+		}
 		if err := nodepool.Normalize(&props); err != nil {
 			return fromInvalid(err)
 		}
