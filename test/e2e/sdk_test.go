@@ -258,7 +258,13 @@ func TestSDKEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(page.Value) != 1 || !strings.HasPrefix(*page.Value[0].Name, "aks-extra-") {
-			t.Errorf("machines = %v", page.Value)
+			t.Fatalf("machines = %v", page.Value)
+		}
+		// The machine's resource ID is its scale-set VM's, in the node
+		// resource group, as AKS gives it.
+		if id := *page.Value[0].Properties.ResourceID; !strings.HasPrefix(id, "/subscriptions/"+s.conn.SubscriptionID+"/resourceGroups/MC_") ||
+			!strings.Contains(id, "/providers/Microsoft.Compute/virtualMachineScaleSets/aks-extra-") || !strings.HasSuffix(id, "/virtualMachines/0") {
+			t.Errorf("machine resourceId = %s", id)
 		}
 		d, err := c.pools.BeginDelete(ctx, group, name, "extra", nil)
 		if err != nil {

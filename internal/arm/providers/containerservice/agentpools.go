@@ -591,25 +591,57 @@ func (s *Provider) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Req
 	return nil
 }
 
-func (s *Provider) machines(ctx context.Context, p arm.Params) (*slipwayv1.AgentPool, []*armcontainerservice.Machine, error) {
-	_, pool, err := s.lookupPool(ctx, p)
+// machineView is a machine as clients see it: the SDK's model and the
+// zone its VM is in (versions after the SDK's have it).
+type machineView struct {
+	*armcontainerservice.Machine
+	Zones []string `json:"zones,omitempty"`
+}
+
+func (v machineView) MarshalJSON() ([]byte, error) {
+	doc, err := schema.Generic(v.Machine)
+	if err != nil || len(v.Zones) == 0 {
+		return json.Marshal(doc)
+	}
+	doc.(map[string]any)["zones"] = v.Zones
+	return json.Marshal(doc)
+}
+
+func (s *Provider) machines(ctx context.Context, p arm.Params) (*slipwayv1.AgentPool, []machineView, error) {
+	mc, pool, err := s.lookupPool(ctx, p)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []*armcontainerservice.Machine
+	var props nodepool.Properties
+	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
+		return nil, nil, fmt.Errorf("pool %s: %w", pool.Spec.ResourceID, err)
+	}
+	var cluster struct {
+		Properties struct {
+			NodeResourceGroup string `json:"nodeResourceGroup"`
+		} `json:"properties"`
+	}
+	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
+	out := []machineView{}
 	for _, node := range pool.Status.Nodes {
 		instance, _ := nodepool.InstanceOf(node)
-		out = append(out, &armcontainerservice.Machine{
+		spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), Instance: instance,
+			Subscription: s.SubscriptionID(), Cluster: cluster.Properties.NodeResourceGroup, Properties: &props}
+		m := machineView{Machine: &armcontainerservice.Machine{
 			ID:   to.Ptr(pool.Spec.ResourceID + "/machines/" + node),
 			Name: to.Ptr(node),
 			Type: to.Ptr(armid.AgentPoolType + "/machines"),
 			Properties: &armcontainerservice.MachineProperties{
-				ResourceID: to.Ptr(node),
+				ResourceID: to.Ptr(spec.VMID()),
 				Network: &armcontainerservice.MachineNetworkProperties{IPAddresses: []*armcontainerservice.MachineIPAddress{
 					{Family: to.Ptr(armcontainerservice.IPFamilyIPv4), IP: to.Ptr(nodepool.InternalIP(nodepool.IPSlotOf(pool), instance))},
 				}},
 			},
-		})
+		}}
+		if zones := props.AvailabilityZones; len(zones) > 0 {
+			m.Zones = []string{deref(zones[instance%len(zones)])} // round-robin, as the node's zone label
+		}
+		out = append(out, m)
 	}
 	return pool, out, nil
 }
@@ -619,11 +651,7 @@ func (s *Provider) listMachines(w http.ResponseWriter, r *http.Request, p arm.Pa
 	if err != nil {
 		return err
 	}
-	if ms == nil {
-		ms = []*armcontainerservice.Machine{}
-	}
-	arm.WriteJSON(w, http.StatusOK, armcontainerservice.MachineListResult{Value: ms})
-	return nil
+	return respondList(w, r, "Machine", ms)
 }
 
 func (s *Provider) getMachine(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -633,8 +661,7 @@ func (s *Provider) getMachine(w http.ResponseWriter, r *http.Request, p arm.Para
 	}
 	for _, m := range ms {
 		if strings.EqualFold(*m.Name, p["machine"]) {
-			arm.WriteJSON(w, http.StatusOK, m)
-			return nil
+			return respond(w, r, http.StatusOK, "Machine", m)
 		}
 	}
 	return arm.NewError(http.StatusNotFound, "NotFound", "", "Machine %s was not found in agent pool %s.", p["machine"], p["pool"])
