@@ -170,11 +170,15 @@ func npmModels(work, release string) (map[string]model, error) {
 	if err != nil {
 		return nil, err
 	}
-	node := exec.Command("node", "--input-type=module", "-e", fmt.Sprintf(dumpMappers, mappers))
-	node.Stderr = os.Stderr
-	data, err := node.Output()
+	return dump(exec.Command("node", "--input-type=module", "-e", fmt.Sprintf(dumpMappers, mappers)))
+}
+
+// dump runs a command that prints models as JSON.
+func dump(cmd *exec.Cmd) (map[string]model, error) {
+	cmd.Stderr = os.Stderr
+	data, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd.Path, err)
 	}
 	var models map[string]model
 	return models, json.Unmarshal(data, &models)
@@ -212,15 +216,9 @@ func extract(tgz, dir string) (string, error) {
 	}
 }
 
+// pythonModels dumps the models of a module of the Python SDK az uses.
 func pythonModels(module string) (map[string]model, error) {
-	py := exec.Command("/usr/bin/python3", "-c", dumpPython, module)
-	py.Stderr = os.Stderr
-	data, err := py.Output()
-	if err != nil {
-		return nil, fmt.Errorf("python3: %w", err)
-	}
-	var models map[string]model
-	return models, json.Unmarshal(data, &models)
+	return dump(exec.Command("/usr/bin/python3", "-c", dumpPython, module))
 }
 
 // build turns the SDK models into the tree: flattened keys
