@@ -232,14 +232,21 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 	p.MaxAgentPools = to.Ptr[int32](100)
 	if p.NetworkProfile != nil {
 		defaultNetwork(p.NetworkProfile)
-		if lb := p.NetworkProfile.LoadBalancerProfile; lb != nil && lb.ManagedOutboundIPs != nil {
-			// The public IPs AKS makes for outbound traffic, in the node
-			// resource group.
-			lb.EffectiveOutboundIPs = nil
-			for i := range deref(lb.ManagedOutboundIPs.Count) {
-				lb.EffectiveOutboundIPs = append(lb.EffectiveOutboundIPs, &armcontainerservice.ResourceReference{ID: to.Ptr(fmt.Sprintf(
+		// The public IPs AKS makes for outbound traffic, in the node
+		// resource group: the load balancer's or the managed NAT gateway's.
+		outboundIPs := func(count int32) []*armcontainerservice.ResourceReference {
+			var refs []*armcontainerservice.ResourceReference
+			for i := range count {
+				refs = append(refs, &armcontainerservice.ResourceReference{ID: to.Ptr(fmt.Sprintf(
 					"/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/publicIPAddresses/%s", s.SubscriptionID(), deref(p.NodeResourceGroup), armid.GUID(fmt.Sprintf("%s/outbound/%d", id, i))))})
 			}
+			return refs
+		}
+		if lb := p.NetworkProfile.LoadBalancerProfile; lb != nil && lb.ManagedOutboundIPs != nil {
+			lb.EffectiveOutboundIPs = outboundIPs(deref(lb.ManagedOutboundIPs.Count))
+		}
+		if ng := p.NetworkProfile.NatGatewayProfile; ng != nil && ng.ManagedOutboundIPProfile != nil {
+			ng.EffectiveOutboundIPs = outboundIPs(deref(ng.ManagedOutboundIPProfile.Count))
 		}
 	}
 	if p.SupportPlan == nil {
@@ -660,6 +667,9 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 	}
 	if err := checkNetwork(np); err != nil {
 		return err
+	}
+	if np.NatGatewayProfile != nil {
+		np.NatGatewayProfile.EffectiveOutboundIPs = nil // read-only: rendered
 	}
 	if np.LoadBalancerProfile != nil {
 		np.LoadBalancerProfile.EffectiveOutboundIPs = nil // read-only: rendered

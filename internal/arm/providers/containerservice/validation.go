@@ -212,6 +212,20 @@ func defaultNetwork(np *armcontainerservice.NetworkProfile) {
 			lb.BackendPoolType = to.Ptr(armcontainerservice.BackendPoolTypeNodeIPConfiguration)
 		}
 	}
+	// A NAT gateway's idle timeout is 4 minutes unless set, and a managed
+	// one gets one public IP, as AKS makes it.
+	if t := *np.OutboundType; t == armcontainerservice.OutboundTypeManagedNATGateway || t == armcontainerservice.OutboundTypeUserAssignedNATGateway {
+		if np.NatGatewayProfile == nil {
+			np.NatGatewayProfile = &armcontainerservice.ManagedClusterNATGatewayProfile{}
+		}
+		ng := np.NatGatewayProfile
+		if ng.IdleTimeoutInMinutes == nil {
+			ng.IdleTimeoutInMinutes = to.Ptr[int32](4)
+		}
+		if t == armcontainerservice.OutboundTypeManagedNATGateway && ng.ManagedOutboundIPProfile == nil {
+			ng.ManagedOutboundIPProfile = &armcontainerservice.ManagedClusterManagedOutboundIPProfile{Count: to.Ptr[int32](1)}
+		}
+	}
 }
 
 // checkCostAnalysis applies the cost analysis add-on's rules: the cluster
