@@ -194,3 +194,30 @@ func diff(at string, want, got any) string {
 	g, _ := json.Marshal(got)
 	return fmt.Sprintf("  %s: sent %s, got %s\n", at, w, g)
 }
+
+// BenchmarkRespond is the cost of answering in a client's api-version: a
+// cluster holding every property of the newest version, pruned to the
+// newest and to the oldest, against writing the JSON as it is.
+func BenchmarkRespond(b *testing.B) {
+	versions := apischema.Set.Versions()
+	cluster, _ := schema.Generic(synthesize(apischema.Set.Exact(versions[len(versions)-1]), typeCluster, map[string]bool{}))
+	for _, v := range []string{"", versions[0], versions[len(versions)-1]} {
+		name := v
+		if name == "" {
+			name = "unversioned"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/?api-version="+v, nil)
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				if v == "" {
+					json.NewEncoder(w).Encode(cluster)
+					continue
+				}
+				if err := respond(w, r, http.StatusOK, typeCluster, cluster); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
