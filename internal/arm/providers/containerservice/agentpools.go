@@ -139,6 +139,10 @@ type agentPoolView struct {
 	upgrade   *slipwayv1.NodeImageUpgrade
 }
 
+// sdkShaped: the upgrade status is Slipway's own, returned at every
+// api-version; the rest is the SDK's model when nothing else is laid over.
+func (v agentPoolView) sdkShaped() bool { return v.unmodeled == nil && v.extras == nil }
+
 func (v agentPoolView) MarshalJSON() ([]byte, error) {
 	if v.unmodeled == nil && v.extras == nil && v.upgrade == nil {
 		return json.Marshal(v.AgentPool)
@@ -597,6 +601,8 @@ type machineView struct {
 	*armcontainerservice.Machine
 	Zones []string `json:"zones,omitempty"`
 }
+
+func (v machineView) sdkShaped() bool { return len(v.Zones) == 0 }
 
 func (v machineView) MarshalJSON() ([]byte, error) {
 	doc, err := schema.Generic(v.Machine)

@@ -157,8 +157,12 @@ type clusterView struct {
 	pools     []any // each profile's, in the order of the model's profiles
 }
 
+func (v clusterView) sdkShaped() bool {
+	return v.unmodeled == nil && !slices.ContainsFunc(v.pools, func(p any) bool { return p != nil })
+}
+
 func (v clusterView) MarshalJSON() ([]byte, error) {
-	if v.unmodeled == nil && !slices.ContainsFunc(v.pools, func(p any) bool { return p != nil }) {
+	if v.sdkShaped() {
 		return json.Marshal(v.ManagedCluster)
 	}
 	doc, err := schema.Generic(v.ManagedCluster)

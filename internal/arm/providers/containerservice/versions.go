@@ -117,13 +117,31 @@ func encodeRaw(v any) (*runtime.RawExtension, error) {
 // respond writes v, a resource of type typ, as the request's api-version
 // defines it.
 func respond(w http.ResponseWriter, r *http.Request, status int, typ string, v any) error {
-	doc, err := schema.Generic(v)
+	doc, err := inShape(treeOf(r), typ, v)
 	if err != nil {
 		return err
 	}
-	treeOf(r).Prune(doc, typ, false)
 	arm.WriteJSON(w, status, doc)
 	return nil
+}
+
+// sdkShaped is a view whose JSON is the SDK's model alone, with nothing
+// laid over it.
+type sdkShaped interface{ sdkShaped() bool }
+
+// inShape is v as tree defines typ. A view in the SDK's shape is already in
+// the shape of the SDK's api-version, the one most clients speak, and is
+// written as it is, without the round trip through a generic document.
+func inShape(tree *schema.Tree, typ string, v any) (any, error) {
+	if s, ok := v.(sdkShaped); ok && tree == apischema.SDK && s.sdkShaped() {
+		return v, nil
+	}
+	doc, err := schema.Generic(v)
+	if err != nil {
+		return nil, err
+	}
+	tree.Prune(doc, typ, false)
+	return doc, nil
 }
 
 // respondList writes a list of resources of type typ as the request's
@@ -132,11 +150,10 @@ func respondList[T any](w http.ResponseWriter, r *http.Request, typ string, item
 	tree := treeOf(r)
 	value := make([]any, 0, len(items))
 	for _, item := range items {
-		doc, err := schema.Generic(item)
+		doc, err := inShape(tree, typ, item)
 		if err != nil {
 			return err
 		}
-		tree.Prune(doc, typ, false)
 		value = append(value, doc)
 	}
 	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})

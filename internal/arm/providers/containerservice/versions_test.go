@@ -221,3 +221,27 @@ func BenchmarkRespond(b *testing.B) {
 		})
 	}
 }
+
+// TestSDKShapedNeedsNoPruning: a view in the SDK's shape, written as it is
+// at the SDK's api-version, is what pruning it would give.
+func TestSDKShapedNeedsNoPruning(t *testing.T) {
+	doc, _ := schema.Generic(synthesize(apischema.SDK, typeCluster, map[string]bool{}))
+	var model armcontainerservice.ManagedCluster
+	if err := decodeModel(doc, &model); err != nil {
+		t.Fatal(err)
+	}
+	view := &clusterView{ManagedCluster: &model}
+	fast, err := inShape(apischema.SDK, typeCluster, view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fast.(*clusterView); !ok {
+		t.Fatalf("the SDK-shaped view took the slow path: %T", fast)
+	}
+	got, _ := schema.Generic(fast)
+	want, _ := schema.Generic(view)
+	apischema.SDK.Prune(want, typeCluster, false)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("written as it is, the view differs from its pruned self:\n%s", diff("", want, got))
+	}
+}
