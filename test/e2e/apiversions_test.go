@@ -27,7 +27,8 @@ import (
 // examples (ManagedClustersCreate_LocalDNS, _AzureServiceMesh): a pool's
 // local DNS profile and maxUnavailable, Istio revisions and egress gateway
 // names, the static egress gateway, node provisioning, the AI toolchain
-// operator.
+// operator. Node OS auto-upgrades are off: tests running beside this one
+// publish node images, and an upgrade would hold the pool this test PUTs.
 const newerThanSDK = `{
   "location": %q,
   "identity": {"type": "SystemAssigned"},
@@ -52,7 +53,8 @@ const newerThanSDK = `{
     }},
     "networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay", "staticEgressGatewayProfile": {"enabled": true}},
     "nodeProvisioningProfile": {"mode": "Manual", "defaultNodePools": "Auto"},
-    "aiToolchainOperatorProfile": {"enabled": true}
+    "aiToolchainOperatorProfile": {"enabled": true},
+    "autoUpgradeProfile": {"nodeOSUpgradeChannel": "None"}
   }
 }`
 

@@ -34,6 +34,9 @@ func TestWindowsPools(t *testing.T) {
 	win := pool("npwin", armcontainerservice.AgentPoolModeUser, 2)
 	win.OSType = to.Ptr(armcontainerservice.OSTypeWindows)
 	spec := newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1), win)
+	// Tests beside this one publish Linux node images: no auto-upgrade may
+	// hold the pools this test scales.
+	spec.Properties.AutoUpgradeProfile = &armcontainerservice.ManagedClusterAutoUpgradeProfile{NodeOSUpgradeChannel: to.Ptr(armcontainerservice.NodeOSUpgradeChannelNone)}
 	spec.Properties.WindowsProfile = &armcontainerservice.ManagedClusterWindowsProfile{
 		AdminUsername: to.Ptr("winadmin"), AdminPassword: to.Ptr("Slipway-Windows-2025!"),
 	}
