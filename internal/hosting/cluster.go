@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/natefinch/lumberjack.v2"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -257,7 +256,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	var procs []*supervisor.Process
 	var logs []io.Closer
 	for _, l := range launches(&c.rec, c.dir) {
-		logFile := componentLog(filepath.Join(logDir, l.name+".log"))
+		logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			stopAll(procs, logs)
+			return fmt.Errorf("cluster %s: opening log: %w", c.rec.ID, err)
+		}
 		logs = append(logs, logFile)
 		p, err := supervisor.Start(supervisor.Spec{
 			Name:   l.name,
@@ -458,18 +461,6 @@ func (c *Cluster) stop() {
 		kubelets.Stop()
 	}
 	stopAll(procs, logs)
-}
-
-// Component logs rotate by size, so a cluster that runs for months keeps
-// at most (1 + componentLogBackups) x componentLogMB of each.
-const (
-	componentLogMB      = 20
-	componentLogBackups = 2
-)
-
-// componentLog is a component's log file, rotated by size.
-func componentLog(path string) *lumberjack.Logger {
-	return &lumberjack.Logger{Filename: path, MaxSize: componentLogMB, MaxBackups: componentLogBackups}
 }
 
 func stopAll(procs []*supervisor.Process, logs []io.Closer) {
