@@ -307,30 +307,7 @@ func (r *NodeOSUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.Ma
 		}
 		return max(time.Second, min(time.Until(opens), schedulerTick)), nil
 	}
-	// The cache may not have seen an operation the front door has just
-	// accepted: a pool upgrade started under a cluster PUT would be taken
-	// over by that PUT's pool sync. Ask the API server before starting.
-	if busy, err := r.freshlyBusy(ctx, mc, pools); err != nil || busy != "" {
-		return schedulerTick, err
-	}
 	return schedulerTick, r.start(ctx, mc, last, ch, targets)
-}
-
-// freshlyBusy is clusterBusy on the cluster and pools as the API server has
-// them now.
-func (r *NodeOSUpgradeReconciler) freshlyBusy(ctx context.Context, mc *slipwayv1.ManagedCluster, pools []slipwayv1.AgentPool) (string, error) {
-	if r.Fresh == nil {
-		return clusterBusy(mc, pools), nil
-	}
-	fresh := &slipwayv1.ManagedCluster{}
-	if err := r.Fresh.Get(ctx, client.ObjectKeyFromObject(mc), fresh); err != nil {
-		return "", err
-	}
-	var list slipwayv1.AgentPoolList
-	if err := r.Fresh.List(ctx, &list, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
-		return "", err
-	}
-	return clusterBusy(fresh, list.Items), nil
 }
 
 func timesEqual(a, b *metav1.Time) bool {
