@@ -281,6 +281,16 @@ func splitKey(key string) []string {
 	return parts
 }
 
+// scalarKinds are the SDKs' scalar types by their JSON kind.
+var scalarKinds = map[string]string{
+	"int": schema.Number, "long": schema.Number, "float": schema.Number,
+	"bool":     schema.Bool,
+	"iso-8601": schema.Time, "rfc-1123": schema.Time, "unix-time": schema.Time,
+	"date":   schema.Date,
+	"base64": schema.Bytes, "bytearray": schema.Bytes,
+	"str": "", "duration": "", "time": "",
+}
+
 // parseType reads "[{T}]"-style notation: the containers, outermost first,
 // and the class at the bottom ("" for scalars and free-form JSON).
 func parseType(t string) (schema.Prop, string) {
@@ -289,26 +299,12 @@ func parseType(t string) (schema.Prop, string) {
 		p.Containers += t[:1]
 		t = t[1 : len(t)-1]
 	}
-	switch t {
-	case "object":
+	if t == "object" {
 		p.Any = true
 		return p, ""
-	case "int", "long", "float":
-		p.Kind = schema.Number
-		return p, ""
-	case "bool":
-		p.Kind = schema.Bool
-		return p, ""
-	case "iso-8601", "rfc-1123", "unix-time":
-		p.Kind = schema.Time
-		return p, ""
-	case "date":
-		p.Kind = schema.Date
-		return p, ""
-	case "base64", "bytearray":
-		p.Kind = schema.Bytes
-		return p, ""
-	case "str", "duration", "time":
+	}
+	if kind, ok := scalarKinds[t]; ok {
+		p.Kind = kind
 		return p, ""
 	}
 	return p, t

@@ -599,15 +599,18 @@ func (s *Provider) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Req
 // zone its VM is in (versions after the SDK's have it).
 type machineView struct {
 	*armcontainerservice.Machine
-	Zones []string `json:"zones,omitempty"`
+	Zones []string
 }
 
 func (v machineView) sdkShaped() bool { return len(v.Zones) == 0 }
 
 func (v machineView) MarshalJSON() ([]byte, error) {
+	if v.sdkShaped() {
+		return json.Marshal(v.Machine)
+	}
 	doc, err := schema.Generic(v.Machine)
-	if err != nil || len(v.Zones) == 0 {
-		return json.Marshal(doc)
+	if err != nil {
+		return nil, err
 	}
 	doc.(map[string]any)["zones"] = v.Zones
 	return json.Marshal(doc)
