@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -51,6 +52,10 @@ type ClusterReconciler struct {
 	// addonsApplied is when each cluster's add-ons were last applied.
 	addonsMu      sync.Mutex
 	addonsApplied map[string]time.Time
+
+	// Started is when this process began: for a while after it, idle
+	// control planes start after busy ones (holdStart).
+	Started time.Time
 }
 
 // addonResync is how often an idle cluster's add-ons are applied again, as
@@ -85,6 +90,21 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	op := mc.Spec.Operation
 	working := busy(op, mc.Status.CompletedOperation)
+	if working && r.Fresh != nil {
+		// The cache may trail this controller's own finish: a reconcile
+		// queued meanwhile (a pool changed) would see the operation still
+		// running and sync the pools again, writing the cluster's profile
+		// over a pool PUT the front door accepted once the operation ended.
+		// Work is done from the cluster as the API server has it.
+		if err := r.Fresh.Get(ctx, req.NamespacedName, mc); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if mc.DeletionTimestamp != nil {
+			return r.delete(ctx, mc)
+		}
+		op = mc.Spec.Operation
+		working = busy(op, mc.Status.CompletedOperation)
+	}
 	if working && op.Action == slipwayv1.ActionDeleting {
 		_, err := finishRecordedDelete(ctx, r.Client, mc, op)
 		return ctrl.Result{}, err
@@ -131,12 +151,17 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			}
 		}
 	} else if !hosted.Running() {
+		if hold, err := r.holdStart(ctx, mc); err != nil || hold {
+			return ctrl.Result{RequeueAfter: time.Second}, err
+		}
+		began := time.Now()
 		if err := hosted.Start(ctx); err != nil {
 			if working {
 				return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneStartFailed", err))
 			}
 			return ctrl.Result{}, err
 		}
+		log.FromContext(ctx).Info("Control plane started", "cluster", mc.Spec.ResourceID, "took", time.Since(began).Round(time.Millisecond), "busy", working)
 	}
 	power := string(armcontainerservice.CodeRunning)
 	if mc.Spec.Stopped {
