@@ -24,6 +24,14 @@ const (
 // share an address.
 const AnnotationIPSlot = "slipway.dev/ip-slot"
 
+// AnnotationWriteClaim on a ManagedCluster names the operation that last
+// claimed the right to write to the cluster or one of its pools: "<operation>
+// <action> [<pool>]". Whoever starts an operation (the ARM front door, the
+// node OS scheduler) sets it through an update conditional on the
+// resourceVersion it checked for other operations, so two starts racing
+// cannot both win.
+const AnnotationWriteClaim = "slipway.dev/write-claim"
+
 // Finalizer keeps an object until its controller has cleaned up after it.
 const Finalizer = "slipway.dev/cleanup"
 

@@ -383,6 +383,20 @@ func (r *NodeOSUpgradeReconciler) start(ctx context.Context, mc *slipwayv1.Manag
 		if err != nil {
 			return err
 		}
+		// Claim the cluster for it as the front door does: a cluster PUT
+		// accepted since this run's busy check (which a lagging cache may
+		// not show) changed the cluster, so this update conflicts; one
+		// accepted after it sees this operation and is refused. Without
+		// it, the PUT's pool sync would take the upgrading pool over.
+		if mc.Annotations == nil {
+			mc.Annotations = map[string]string{}
+		}
+		mc.Annotations[slipwayv1.AnnotationWriteClaim] = op.Name + " " + slipwayv1.ActionUpgradeNodeImage + " " + t.pool.Spec.Name
+		if err := r.Client.Update(ctx, mc); err != nil {
+			endOperation(ctx, r.Client, op.Name, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
+			return fmt.Errorf("claiming cluster %s for the node OS upgrade of pool %s: %w", mc.Name, t.pool.Spec.Name, err)
+		}
+		run = &mc.Status.AutoUpgradeRuns[len(mc.Status.AutoUpgradeRuns)-1]
 		// The run names each pool's operation before the pool is told to
 		// upgrade: a crash or a conflict in between leaves an operation
 		// follow() reads as it ends, never a pool upgrading that the run

@@ -20,8 +20,9 @@ import (
 // it checks again. Every busy check reads the claim, so a pool operation is
 // seen from the moment it is claimed, before its pool is written. It holds
 // across many Slipway hosts because the management plane's optimistic
-// concurrency does the serialising, not a lock in one process.
-const claimAnnotation = "slipway.dev/write-claim"
+// concurrency does the serialising, not a lock in one process. The node OS
+// scheduler claims the same way (slipwayv1.AnnotationWriteClaim).
+const claimAnnotation = slipwayv1.AnnotationWriteClaim
 
 // claimAttempts bounds the retries of a claim whose update conflicted with
 // a write that turned out not to be a competing operation (a status update
