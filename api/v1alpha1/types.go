@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -384,6 +386,12 @@ type OperationSpec struct {
 	// Deletes says the resource is gone when the operation succeeds.
 	Deletes bool `json:"deletes,omitempty"`
 }
+
+// OperationRetention is how long a finished operation stays answerable
+// (its Azure-AsyncOperation and Location URLs, the portal's history);
+// after it, the operation is deleted, so finished operations do not pile
+// up in the management plane.
+const OperationRetention = 14 * 24 * time.Hour
 
 // OperationStatus is how the operation is going.
 type OperationStatus struct {

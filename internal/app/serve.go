@@ -229,6 +229,9 @@ func Serve(ctx context.Context, o Options) error {
 	if err := mgr.Add(heartbeat); err != nil {
 		return err
 	}
+	if err := mgr.Add(&controller.OperationPruner{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Every: 10 * time.Minute, Now: time.Now}); err != nil {
+		return err
+	}
 	costmanagement.Register(front, heartbeat.Downtime, containerservice.RouteCluster)
 	policyprovider.Register(front)
 	policyinsights.Register(front)
