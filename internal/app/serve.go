@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -230,6 +231,22 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := mgr.Add(&controller.OperationPruner{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Every: 10 * time.Minute, Now: time.Now}); err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				if err := clusters.RotateLogs(); err != nil {
+					slog.Warn("Rotating component logs", "err", err)
+				}
+			}
+		}
+	})); err != nil {
 		return err
 	}
 	costmanagement.Register(front, heartbeat.Downtime, containerservice.RouteCluster)
