@@ -139,6 +139,7 @@ func newServeCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir(), "where Slipway keeps its state")
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS address of the ARM endpoint")
+	cmd.Flags().StringVar(&o.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) over plain HTTP on this address, e.g. 127.0.0.1:6060; loopback only")
 	cmd.Flags().StringVar(&o.ManagementKubeconfig, "management-kubeconfig", "", "use this cluster as the management plane instead of hosting one")
 	cmd.Flags().Float64Var(&o.TimeScale, "time-scale", timing.DefaultScale, "scale of simulated VM durations: 1 is real time (a node takes about two minutes), the default makes one Ready in about 1.4 s")
 	cmd.Flags().DurationVar(&o.NodeOSUpgradeDelay, "node-os-upgrade-delay", 24*time.Hour, "how long after a node image is published clusters without a node OS maintenance window get it (AKS rolls a release out over days)")

@@ -58,7 +58,10 @@ import (
 type Options struct {
 	DataDir string
 	// Listen is the HTTPS address; port 0 picks a free one.
-	Listen               string
+	Listen string
+	// PprofListen, if set, serves Go's profiles (net/http/pprof) over
+	// plain HTTP on this address: keep it on loopback.
+	PprofListen          string
 	ManagementKubeconfig string
 	// Executable runs the components; empty means this binary.
 	Executable string
@@ -109,6 +112,11 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 
+	if o.PprofListen != "" {
+		if err := servePprof(ctx, o.PprofListen); err != nil {
+			return err
+		}
+	}
 	listener, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.Listen, err)

@@ -105,6 +105,10 @@ func (s *server) start() error {
 	scale := cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005")
 	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", scale,
 		"--health-unknown-after", healthUnknownAfter.String(), "--cost-sample-interval", "1s")
+	if addr := os.Getenv("SLIPWAY_E2E_PPROF"); addr != "" {
+		// Benchmarks profile serve through it: go tool pprof http://ADDR/debug/pprof/profile
+		s.cmd.Args = append(s.cmd.Args, "--pprof-listen", addr)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		return err
