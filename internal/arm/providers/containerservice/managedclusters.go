@@ -158,7 +158,9 @@ type clusterView struct {
 }
 
 func (v clusterView) sdkShaped() bool {
-	return v.unmodeled == nil && !slices.ContainsFunc(v.pools, func(p any) bool { return p != nil })
+	// A pool's entry is a map, nil when it has nothing unmodeled: a nil map
+	// in an interface is not a nil interface.
+	return v.unmodeled == nil && !slices.ContainsFunc(v.pools, func(p any) bool { m, _ := p.(map[string]any); return len(m) > 0 })
 }
 
 func (v clusterView) MarshalJSON() ([]byte, error) {
