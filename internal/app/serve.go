@@ -50,6 +50,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/management"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/portal"
+	"github.com/slipway-dev/slipway/internal/readcache"
 	"github.com/slipway-dev/slipway/internal/storageaccounts"
 	"github.com/slipway-dev/slipway/internal/timing"
 )
@@ -212,9 +213,15 @@ func Serve(ctx context.Context, o Options) error {
 	// One budget of failed secrets per client ID, at the token endpoint
 	// and the portal's sign-in alike.
 	secretLimiter := identity.NewFailureLimiter(5, time.Second, time.Minute)
+	// ARM writes through the API server and serves GETs of the objects
+	// the controllers watch anyway from their cache, read-your-writes.
+	frontClient, err := readcache.New(ctx, direct, mgr.GetCache(), &slipwayv1.ManagedCluster{}, &slipwayv1.AgentPool{}, &slipwayv1.ResourceGroup{})
+	if err != nil {
+		return err
+	}
 	front := arm.New(arm.Config{
 		BaseURL: base, SubscriptionID: conn.SubscriptionID, TenantID: conn.TenantID, Location: conn.Location,
-		Audience: conn.Audience, Client: direct, Signer: signer, Principals: principals, TokenLimiter: secretLimiter,
+		Audience: conn.Audience, Client: frontClient, Signer: signer, Principals: principals, TokenLimiter: secretLimiter,
 		// Assignments are read through the cache: like ARM's, a new one
 		// takes effect a moment after it is made.
 		Authorizer: &authz.Authorizer{Client: mgr.GetClient()},

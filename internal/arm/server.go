@@ -18,6 +18,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/identity"
+	"github.com/slipway-dev/slipway/internal/readcache"
 )
 
 // Config configures the core.
@@ -30,8 +31,10 @@ type Config struct {
 	Location string
 	// Audience is the token audience ARM calls need.
 	Audience string
-	// Client reads and writes the management objects. It reads from the
-	// API server, not a cache: a GET right after a PUT must see it.
+	// Client reads and writes the management objects. A GET right after
+	// a PUT must see it: reads come from the API server, or, under GET
+	// requests, from a cache that has seen this client's writes
+	// (readcache).
 	Client     client.Client
 	Signer     *identity.Signer
 	Principals identity.Principals
@@ -158,6 +161,11 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 	if err := s.authorizeRoute(r, matched, p); err != nil {
 		WriteError(w, r, err)
 		return
+	}
+	if r.Method == http.MethodGet {
+		// A read may be served from the management plane's cache, which
+		// still shows every write made through the front door.
+		r = r.WithContext(readcache.AllowCache(r.Context()))
 	}
 	if err := matched.handler(w, r, p); err != nil {
 		WriteError(w, r, err)
