@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn
 
 build:
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -84,5 +84,11 @@ bench-portal: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPortalPages -benchtime 20x -timeout 40m ./test/e2e
 
 # Cost Management queries over a month of usage records.
+# Issue 19: create and delete CHURN clusters one after another; what is
+# left in the management plane and the data directory.
+CHURN ?= 200
+bench-churn: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e
+
 bench-cost:
 	go test -run '^$$' -bench BenchmarkEvaluate -benchtime 5x ./internal/metering

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/management"
+)
+
+// BenchmarkClusterChurn creates and deletes b.N clusters one after another
+// (each with one node, through the SDK) and reports what is left behind:
+// the management plane's objects and the data directory's size, before and
+// after. Issue 19: a server that runs for months must not grow with the
+// clusters it has seen come and go. Operations are kept for 14 days, so
+// they are counted apart.
+//
+//	make bench-churn
+func BenchmarkClusterChurn(b *testing.B) {
+	s := serve(b)
+	c := newClients(b, s)
+	ctx := context.Background()
+	const group = "churn-rg"
+	if _, err := c.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(s.conn.Location)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	mgmt := s.management(b)
+	objects0, ops0 := managementObjects(b, mgmt)
+	size0 := dirSize(b, s.dataDir)
+	b.ResetTimer()
+	for i := range b.N {
+		name := fmt.Sprintf("churn-%d", i)
+		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(s.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+		if err == nil {
+			_, err = p.PollUntilDone(ctx, poll)
+		}
+		if err != nil {
+			b.Fatalf("create %s: %v", name, err)
+		}
+		d, err := c.clusters.BeginDelete(ctx, group, name, nil)
+		if err == nil {
+			_, err = d.PollUntilDone(ctx, poll)
+		}
+		if err != nil {
+			b.Fatalf("delete %s: %v", name, err)
+		}
+	}
+	b.StopTimer()
+	// What a delete leaves goes in the background (the node resource
+	// group's contents): give it a moment.
+	time.Sleep(5 * time.Second)
+	objects1, ops1 := managementObjects(b, mgmt)
+	size1 := dirSize(b, s.dataDir)
+	b.ReportMetric(float64(objects0), "objects-before")
+	b.ReportMetric(float64(objects1), "objects-after")
+	b.ReportMetric(float64(ops1-ops0)/float64(b.N), "operations-kept/cluster")
+	b.ReportMetric(float64(size0)/(1<<20), "MiB-before")
+	b.ReportMetric(float64(size1)/(1<<20), "MiB-after")
+}
+
+// managementObjects counts Slipway's objects in the management plane,
+// operations apart.
+func managementObjects(b *testing.B, c client.Client) (objects, operations int) {
+	crds, err := management.CRDs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, crd := range crds {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: crd.Spec.Versions[0].Name, Kind: crd.Spec.Names.ListKind})
+		var opts []client.ListOption
+		if crd.Spec.Scope == apiextensionsv1.NamespaceScoped {
+			opts = append(opts, client.InNamespace(slipwayv1.Namespace))
+		}
+		if err := c.List(context.Background(), list, opts...); err != nil {
+			b.Fatalf("listing %s: %v", crd.Spec.Names.Plural, err)
+		}
+		if crd.Spec.Names.Kind == "Operation" {
+			operations += len(list.Items)
+		} else {
+			objects += len(list.Items)
+		}
+	}
+	return objects, operations
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a file deleted while walking
+		}
+		if info, err := d.Info(); err == nil && !d.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
