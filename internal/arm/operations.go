@@ -351,16 +351,40 @@ func (s *Server) getOperationResult(w http.ResponseWriter, r *http.Request, p Pa
 	}
 }
 
-// AcceptUpdate stores obj, whose spec now names op, and answers 202 with
-// the operation's URLs. A concurrent change to obj means another operation
-// got there first: 409, as AKS answers.
-func (s *Server) AcceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation, namespace string) error {
-	if err := s.cfg.Client.Update(r.Context(), obj); err != nil {
-		if apierrors.IsConflict(err) {
-			s.CancelRefused(r.Context(), op, "Another operation started first.")
+// updateAttempts bounds AcceptUpdate's retries of an update that conflicted
+// with a write that was not another operation (a controller's status).
+const updateAttempts = 5
+
+// AcceptUpdate stores obj, whose spec apply makes name op, and answers 202
+// with the operation's URLs. A concurrent change to obj conflicts: with
+// apply nil, that means another operation got there first (409, as AKS
+// answers); otherwise obj is read again and apply, which checks again that
+// nothing else runs, is redone on it, as a controller's status write is
+// not a competing operation.
+func (s *Server) AcceptUpdate(w http.ResponseWriter, r *http.Request, obj client.Object, op *slipwayv1.Operation, namespace string, apply func() error) error {
+	ctx := r.Context()
+	for attempt := 1; ; attempt++ {
+		if apply != nil {
+			if err := apply(); err != nil {
+				s.CancelRefused(ctx, op, "Another operation started first.")
+				return err
+			}
+		}
+		err := s.cfg.Client.Update(ctx, obj)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		if apply == nil || attempt == updateAttempts {
+			s.CancelRefused(ctx, op, "Another operation started first.")
 			return AnotherOperationInProgress()
 		}
-		return err
+		if err := s.cfg.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			s.CancelRefused(ctx, op, "Another operation started first.")
+			return err
+		}
 	}
 	s.Accepted(w, r, op, namespace, true)
 	w.WriteHeader(http.StatusAccepted)

@@ -727,7 +727,7 @@ func (s *Provider) deleteMachines(w http.ResponseWriter, r *http.Request, p arm.
 	pool.Spec.Properties.Raw = raw
 	pool.Spec.DeleteMachines = names
 	pool.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionScaling}
-	return s.AcceptUpdate(w, r, pool, op, Namespace)
+	return s.AcceptUpdate(w, r, pool, op, Namespace, nil)
 }
 
 // simulateEviction evicts a Spot machine, as VMSS's simulateEviction does:

@@ -859,9 +859,18 @@ func (s *Provider) startStopCluster(stop bool) arm.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		mc.Spec.Stopped = stop
-		mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: action}
-		return s.AcceptUpdate(w, r, mc, op, Namespace)
+		first := true
+		return s.AcceptUpdate(w, r, mc, op, Namespace, func() error {
+			if !first {
+				if err := s.clusterBusy(ctx, mc); err != nil {
+					return err
+				}
+			}
+			first = false
+			mc.Spec.Stopped = stop
+			mc.Spec.Operation = &slipwayv1.OperationRef{ID: op.Name, Action: action}
+			return nil
+		})
 	}
 }
 
