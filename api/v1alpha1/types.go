@@ -34,6 +34,10 @@ const AnnotationIPSlot = "slipway.dev/ip-slot"
 // cannot both win.
 const AnnotationWriteClaim = "slipway.dev/write-claim"
 
+// WriteClaim is the value of AnnotationWriteClaim for operation id, carrying
+// out action on pool ("" for the cluster itself).
+func WriteClaim(id, action, pool string) string { return id + " " + action + " " + pool }
+
 // Finalizer keeps an object until its controller has cleaned up after it.
 const Finalizer = "slipway.dev/cleanup"
 

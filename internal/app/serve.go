@@ -249,18 +249,8 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		tick := time.NewTicker(time.Minute)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-				if err := clusters.RotateLogs(); err != nil {
-					slog.Warn("Rotating component logs", "err", err)
-				}
-			}
-		}
+		clusters.RotateLogsEvery(ctx, time.Minute)
+		return nil
 	})); err != nil {
 		return err
 	}

@@ -391,7 +391,7 @@ func (r *NodeOSUpgradeReconciler) start(ctx context.Context, mc *slipwayv1.Manag
 		if mc.Annotations == nil {
 			mc.Annotations = map[string]string{}
 		}
-		mc.Annotations[slipwayv1.AnnotationWriteClaim] = op.Name + " " + slipwayv1.ActionUpgradeNodeImage + " " + t.pool.Spec.Name
+		mc.Annotations[slipwayv1.AnnotationWriteClaim] = slipwayv1.WriteClaim(op.Name, slipwayv1.ActionUpgradeNodeImage, t.pool.Spec.Name)
 		if err := r.Client.Update(ctx, mc); err != nil {
 			endOperation(ctx, r.Client, op.Name, slipwayv1.OperationCanceled, &slipwayv1.ErrorDetail{Code: "OperationNotAllowed", Message: "Another operation started first."})
 			return fmt.Errorf("claiming cluster %s for the node OS upgrade of pool %s: %w", mc.Name, t.pool.Spec.Name, err)

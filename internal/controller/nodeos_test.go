@@ -41,7 +41,7 @@ func frontDoorPUT(ctx context.Context, c client.Client) (accepted bool, err erro
 				return false, nil
 			}
 		}
-		mc.Annotations = map[string]string{slipwayv1.AnnotationWriteClaim: "put-op Updating "}
+		mc.Annotations = map[string]string{slipwayv1.AnnotationWriteClaim: slipwayv1.WriteClaim("put-op", "Updating", "")}
 		mc.Spec.Operation = &slipwayv1.OperationRef{ID: "put-op", Action: "Updating"}
 		err := c.Update(ctx, mc)
 		if apierrors.IsConflict(err) {

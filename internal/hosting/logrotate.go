@@ -1,13 +1,16 @@
 package hosting
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Component logs (clusters/<id>/logs/<component>.log) rotate by size. The
@@ -21,8 +24,24 @@ const (
 	componentLogBackups  = 2
 )
 
+// RotateLogsEvery rotates the logs every interval until ctx ends.
+func (h *Host) RotateLogsEvery(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := h.RotateLogs(); err != nil {
+				slog.Warn("Rotating component logs", "err", err)
+			}
+		}
+	}
+}
+
 // RotateLogs rotates every cluster's component logs that have grown past
-// their limit; serve calls it periodically.
+// their limit.
 func (h *Host) RotateLogs() error {
 	var errs []error
 	for _, c := range h.List() {

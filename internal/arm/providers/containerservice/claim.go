@@ -36,7 +36,7 @@ func (s *Provider) claim(ctx context.Context, mc *slipwayv1.ManagedCluster, op *
 		if mc.Annotations == nil {
 			mc.Annotations = map[string]string{}
 		}
-		mc.Annotations[claimAnnotation] = op.Name + " " + op.Spec.Action + " " + pool
+		mc.Annotations[claimAnnotation] = slipwayv1.WriteClaim(op.Name, op.Spec.Action, pool)
 		err := s.Client().Update(ctx, mc)
 		if err == nil {
 			return nil
