@@ -68,7 +68,7 @@ func newBenchCommand() *cobra.Command {
 	var o bench.ClusterOptions
 	clusterCmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create control planes one after another; print seconds to ready and memory per cluster",
+		Short: "Create control planes one after another; print seconds to ready, then each one's memory and CPU at idle",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,8 +82,12 @@ func newBenchCommand() *cobra.Command {
 				o.DataDir = dir
 			}
 			o.Out = cmd.OutOrStdout()
-			fmt.Fprintf(o.Out, "slipway %s, kubernetes %s: %d clusters, %d simulated nodes each, data in %s\n",
-				version.Version, version.Kubernetes, o.Clusters, o.Nodes, filepath.Clean(o.DataDir))
+			store := "one shared datastore"
+			if o.OwnEtcd {
+				store = "an etcd each"
+			}
+			fmt.Fprintf(o.Out, "slipway %s, kubernetes %s: %d clusters on %s, %d simulated nodes each, data in %s\n",
+				version.Version, version.Kubernetes, o.Clusters, store, o.Nodes, filepath.Clean(o.DataDir))
 			_, err := bench.Cluster(ctx, o)
 			return err
 		},
@@ -91,6 +95,9 @@ func newBenchCommand() *cobra.Command {
 	clusterCmd.Flags().IntVar(&o.Clusters, "clusters", 3, "control planes to create")
 	clusterCmd.Flags().IntVar(&o.Nodes, "nodes", 3, "simulated nodes per cluster")
 	clusterCmd.Flags().StringVar(&o.DataDir, "data-dir", "", "where the clusters live (default: a temporary directory, removed afterwards)")
+	clusterCmd.Flags().BoolVar(&o.OwnEtcd, "own-etcd", false, "give each cluster an etcd of its own (as clusters made before the shared datastore) instead of the shared datastore")
+	clusterCmd.Flags().DurationVar(&o.Settle, "settle", 30*time.Second, "how long the clusters idle before their memory is read")
+	clusterCmd.Flags().DurationVar(&o.Window, "window", 30*time.Second, "how long their CPU is measured")
 	cmd.AddCommand(clusterCmd)
 
 	var h bench.HealthOptions

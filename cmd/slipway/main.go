@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 
 	"github.com/slipway-dev/slipway/internal/components"
 )
@@ -20,6 +21,12 @@ func main() {
 	// packages load (component-base's --version=vX.Y.Z sets the version
 	// they report); cobra would offer them on Slipway's own commands.
 	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
+	// Slipway's own informers of hosted clusters list rather than ask for
+	// a watch stream, which the clusters' API servers cannot serve (see
+	// components.WatchListOff).
+	if err := utilfeature.DefaultMutableFeatureGate.Set(components.WatchListOff); err != nil {
+		panic(err)
+	}
 	if err := newRootCommand().Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/authz"
 	"github.com/slipway-dev/slipway/internal/compute/sim"
 	"github.com/slipway-dev/slipway/internal/controller"
+	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/disks"
 	"github.com/slipway-dev/slipway/internal/health"
 	"github.com/slipway-dev/slipway/internal/hosting"
@@ -146,7 +147,10 @@ func Serve(ctx context.Context, o Options) error {
 	if o.Ports.Last-o.Ports.First < 200 {
 		return fmt.Errorf("port range %d-%d: need at least 200 ports", o.Ports.First, o.Ports.Last)
 	}
-	managementPorts := hosting.PortRange{First: o.Ports.First, Last: o.Ports.First + 99}
+	// The first hundred ports: the management plane's, then the shared
+	// datastore's two (a data directory keeps them for life).
+	managementPorts := hosting.PortRange{First: o.Ports.First, Last: o.Ports.First + 97}
+	datastoreClientPort, datastorePeerPort := o.Ports.First+98, o.Ports.First+99
 	clusterPorts := hosting.PortRange{First: o.Ports.First + 100, Last: o.Ports.Last}
 	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Kubeconfig: o.ManagementKubeconfig,
 		Executable: o.Executable, Progress: o.Out, Ports: managementPorts})
@@ -197,7 +201,15 @@ func Serve(ctx context.Context, o Options) error {
 		func(ctx context.Context, c *hosting.Cluster) (func(), error) {
 			return startAutoscaler(ctx, c, mgr.GetClient(), images)
 		})
-	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts, Companion: companions})
+	fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
+	store, err := datastore.Start(ctx, datastore.Options{Dir: filepath.Join(o.DataDir, "datastore"), Executable: o.Executable,
+		ClientPort: datastoreClientPort, PeerPort: datastorePeerPort})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts,
+		Companion: companions, Datastore: store})
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,12 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/simnode"
 )
@@ -28,68 +30,130 @@ type ClusterOptions struct {
 	DataDir  string
 	Clusters int
 	Nodes    int
-	Out      io.Writer
+	// OwnEtcd gives each cluster an etcd of its own, as clusters made
+	// before the shared datastore have, instead of the shared datastore.
+	OwnEtcd bool
+	// Settle is how long the clusters idle after the last one is up before
+	// their memory is read; Window is the span their CPU is measured over.
+	Settle, Window time.Duration
+	Out            io.Writer
 }
 
 // ClusterResult is one cluster's figures.
 type ClusterResult struct {
 	ReadySeconds      float64 // create to /readyz ok
 	NodesReadySeconds float64 // node registration to all nodes Ready
-	ControlPlaneRSS   int64   // bytes, the four component processes
-	// ControlPlanePSS counts pages shared between processes (the slipway
-	// binary's code, mapped by every component of every cluster) in equal
-	// shares: the memory one more cluster really costs.
-	ControlPlanePSS int64
-	ComponentPSS    map[string]int64
-	KwokRSS         int64 // bytes, growth of this process while the cluster's simulated kubelets run
+	// PSS counts pages shared between processes (the slipway binary's
+	// code, mapped by every component of every cluster) in equal shares,
+	// and adds the cluster's share of the datastore: the memory one more
+	// cluster really costs. Read at idle, once every cluster is up.
+	PSS          int64
+	ComponentPSS map[string]int64
+	// CPU is the cores the cluster's components used while idle.
+	CPU float64
 }
 
 // Cluster creates o.Clusters control planes one after another, each with
-// o.Nodes simulated nodes, and prints each one's figures and the medians.
-// The clusters stay up until the end, so later ones are measured on a
-// machine that already carries the earlier ones, as a real host would.
+// o.Nodes simulated nodes, and prints how long each took. Then, with all of
+// them up and idle for o.Settle, it prints each one's memory and steady CPU
+// and the totals: what a host running that many clusters carries.
 func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
-	host, err := hosting.New(hosting.Options{DataDir: o.DataDir})
+	o.Settle, o.Window = cmp.Or(o.Settle, 30*time.Second), cmp.Or(o.Window, 30*time.Second)
+	opts := hosting.Options{DataDir: o.DataDir, Ports: hosting.PortRange{First: 20000, Last: 29997}}
+	if !o.OwnEtcd {
+		ds, err := datastore.Start(ctx, datastore.Options{Dir: filepath.Join(o.DataDir, "datastore"), ClientPort: 29998, PeerPort: 29999})
+		if err != nil {
+			return nil, err
+		}
+		defer ds.Close()
+		opts.Datastore = ds
+	}
+	host, err := hosting.New(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer host.Close()
-	fmt.Fprintf(o.Out, "%-8s %10s %10s %10s %10s %10s  %s\n", "cluster", "ready s", "nodes s", "RSS MiB", "PSS MiB", "kwok MiB", "PSS per component (MiB)")
-	var results []ClusterResult
-	for i := 0; i < o.Clusters; i++ {
-		rssBefore := selfRSS()
+	fmt.Fprintf(o.Out, "%-8s %10s %10s\n", "cluster", "ready s", "nodes s")
+	results := make([]ClusterResult, o.Clusters)
+	var clusters []*hosting.Cluster
+	for i := range o.Clusters {
 		start := time.Now()
 		c, err := host.Create(ctx, hosting.ClusterSpec{ID: fmt.Sprintf("bench-%d-%d", time.Now().Unix(), i)})
 		if err != nil {
-			return results, err
+			return nil, err
 		}
-		r := ClusterResult{ReadySeconds: time.Since(start).Seconds()}
+		clusters = append(clusters, c)
+		r := &results[i]
+		r.ReadySeconds = time.Since(start).Seconds()
 		nodesStart := time.Now()
 		if err := registerAndWait(ctx, c, o.Nodes); err != nil {
-			return results, err
+			return nil, err
 		}
 		r.NodesReadySeconds = time.Since(nodesStart).Seconds()
-		// Let the components settle after start-up before reading memory.
-		time.Sleep(5 * time.Second)
-		r.ComponentPSS = map[string]int64{}
-		for _, s := range c.Health(ctx).Components {
-			m := readMemory(s.PID)
-			r.ComponentPSS[s.Name] = m.pss
-			r.ControlPlaneRSS += m.rss
-			r.ControlPlanePSS += m.pss
-		}
-		runtime.GC()
-		r.KwokRSS = max(0, selfRSS()-rssBefore)
-		results = append(results, r)
-		fmt.Fprintf(o.Out, "%-8d %10.2f %10.2f %10.1f %10.1f %10.1f  %s\n", i+1, r.ReadySeconds, r.NodesReadySeconds,
-			mib(r.ControlPlaneRSS), mib(r.ControlPlanePSS), mib(r.KwokRSS), perComponent(r.ComponentPSS))
+		fmt.Fprintf(o.Out, "%-8d %10.2f %10.2f\n", i+1, r.ReadySeconds, r.NodesReadySeconds)
 	}
-	fmt.Fprintf(o.Out, "%-8s %10.2f %10.2f %10.1f %10.1f %10.1f\n", "median",
+	fmt.Fprintf(o.Out, "%-8s %10.2f %10.2f\n", "median",
 		median(results, func(r ClusterResult) float64 { return r.ReadySeconds }),
-		median(results, func(r ClusterResult) float64 { return r.NodesReadySeconds }),
-		median(results, func(r ClusterResult) float64 { return mib(r.ControlPlaneRSS) }),
-		median(results, func(r ClusterResult) float64 { return mib(r.ControlPlanePSS) }),
-		median(results, func(r ClusterResult) float64 { return mib(r.KwokRSS) }))
+		median(results, func(r ClusterResult) float64 { return r.NodesReadySeconds }))
+
+	fmt.Fprintf(o.Out, "\nidling %s, then CPU over %s\n", o.Settle, o.Window)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(o.Settle):
+	}
+	var datastorePID int
+	if opts.Datastore != nil {
+		datastorePID = opts.Datastore.Process().Status().PID
+	}
+	pids := func(c *hosting.Cluster) map[string]int {
+		m := map[string]int{}
+		for _, s := range c.Health(ctx).Components {
+			m[s.Name] = s.PID
+		}
+		return m
+	}
+	cpuBefore := make([]float64, len(clusters))
+	for i, c := range clusters {
+		for _, pid := range pids(c) {
+			cpuBefore[i] += processCPU(pid)
+		}
+	}
+	selfBefore, storeBefore := processCPU(os.Getpid()), processCPU(datastorePID)
+	time.Sleep(o.Window)
+	storeShare := readMemory(datastorePID).pss / int64(len(clusters))
+	var totalPSS int64
+	fmt.Fprintf(o.Out, "%-8s %10s %10s  %s\n", "cluster", "PSS MiB", "CPU cores", "PSS per component (MiB)")
+	for i, c := range clusters {
+		r := &results[i]
+		r.ComponentPSS = map[string]int64{}
+		cpu := 0.0
+		for name, pid := range pids(c) {
+			r.ComponentPSS[name] = readMemory(pid).pss
+			r.PSS += r.ComponentPSS[name]
+			cpu += processCPU(pid)
+		}
+		if datastorePID != 0 {
+			r.ComponentPSS["datastore share"] = storeShare
+			r.PSS += storeShare
+		}
+		r.CPU = (cpu - cpuBefore[i]) / o.Window.Seconds()
+		totalPSS += r.PSS
+		fmt.Fprintf(o.Out, "%-8d %10.1f %10.3f  %s\n", i+1, mib(r.PSS), r.CPU, perComponent(r.ComponentPSS))
+	}
+	self, store := processCPU(os.Getpid())-selfBefore, processCPU(datastorePID)-storeBefore
+	selfPSS := readMemory(os.Getpid()).pss
+	fmt.Fprintf(o.Out, "%-8s %10.1f %10.3f\n", "median",
+		median(results, func(r ClusterResult) float64 { return mib(r.PSS) }),
+		median(results, func(r ClusterResult) float64 { return r.CPU }))
+	clusterCPU := 0.0
+	for _, r := range results {
+		clusterCPU += r.CPU
+	}
+	fmt.Fprintf(o.Out, "total: %d clusters, %.0f MiB in their components and datastore, %.0f MiB in this process (the simulated kubelets); "+
+		"%.3f cores: components %.3f, datastore %.3f, this process %.3f\n",
+		len(clusters), mib(totalPSS), mib(selfPSS), clusterCPU+(self+store)/o.Window.Seconds(),
+		clusterCPU, store/o.Window.Seconds(), self/o.Window.Seconds())
 	for _, c := range host.List() {
 		if err := host.Delete(ctx, c.ID()); err != nil {
 			return results, err
@@ -166,8 +230,6 @@ func median(rs []ClusterResult, f func(ClusterResult) float64) float64 {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func selfRSS() int64 { return readMemory(os.Getpid()).rss }
 
 type memory struct{ rss, pss int64 }
 

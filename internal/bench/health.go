@@ -126,6 +126,36 @@ func probeFor(ctx context.Context, cs []*hosting.Cluster, interval, d time.Durat
 	return n
 }
 
+// processCPU is the CPU time (user and system) of one process, from
+// /proc; zero if it is gone.
+func processCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, utime, stime, ok := parseStat(b)
+	if !ok {
+		return 0
+	}
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// parseStat reads a /proc/PID/stat line's parent and CPU ticks.
+func parseStat(b []byte) (ppid int, utime, stime float64, ok bool) {
+	// The command name, in parentheses, may hold spaces.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(fields) < 13 {
+		return 0, 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(fields[1])
+	utime, _ = strconv.ParseFloat(fields[11], 64)
+	stime, _ = strconv.ParseFloat(fields[12], 64)
+	return ppid, utime, stime, true
+}
+
 // cpuSeconds is the CPU time (user and system) of a process and all its
 // descendants alive now, from /proc.
 func cpuSeconds(root int) float64 {
@@ -141,14 +171,10 @@ func cpuSeconds(root int) float64 {
 		if err != nil {
 			continue
 		}
-		// The command name, in parentheses, may hold spaces.
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		if len(fields) < 13 {
+		ppid, utime, stime, ok := parseStat(b)
+		if !ok {
 			continue
 		}
-		ppid, _ := strconv.Atoi(fields[1])
-		utime, _ := strconv.ParseFloat(fields[11], 64)
-		stime, _ := strconv.ParseFloat(fields[12], 64)
 		children[ppid] = append(children[ppid], pid)
 		ticks[pid] = utime + stime
 	}

@@ -30,6 +30,22 @@ const (
 	Scheduler         = "kube-scheduler"
 )
 
+// A hosted API server on the shared datastore cannot serve a LIST as a
+// watch stream: that needs etcd's version, and etcd answers Status to its
+// root user only, not to a cluster's user confined to its prefix. Upstream
+// API servers 1.34+ also turn a plain watch from resourceVersion "" or "0"
+// into such a stream, so every client's first watch would fail with "the
+// required storage feature RequestWatchProgress is disabled" and relist.
+// The server gate off restores the classic watch (initial events from the
+// watch cache); the client gate off makes informers list at once.
+const (
+	// WatchListOff is the --feature-gates of every Kubernetes component
+	// but the API server, and is set in Slipway itself.
+	WatchListOff = "WatchListClient=false"
+	// APIServerWatchListOff is the API server's --feature-gates.
+	APIServerWatchListOff = "WatchList=false," + WatchListOff
+)
+
 var cobraComponents = map[string]func() *cobra.Command{
 	APIServer:         apiserver.NewAPIServerCommand,
 	ControllerManager: controllermanager.NewControllerManagerCommand,

@@ -9,7 +9,7 @@ import (
 func TestLaunches(t *testing.T) {
 	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local",
 		Ports: Ports{APIServer: 20001, EtcdClient: 20002, EtcdPeer: 20003, ControllerManager: 20004, Scheduler: 20005}}
-	ls := launches(rec, "/data/clusters/c1")
+	ls := launches(rec, "/data/clusters/c1", nil)
 	var names []string
 	for _, l := range ls {
 		names = append(names, l.name)
@@ -33,6 +33,34 @@ func TestLaunches(t *testing.T) {
 			if !slices.Contains(l.args, want) {
 				t.Errorf("%s: missing %s in %s", l.name, want, strings.Join(l.args, " "))
 			}
+		}
+	}
+}
+
+type fakeEndpoint struct{}
+
+func (fakeEndpoint) Endpoints() []string { return []string{"https://127.0.0.1:20098"} }
+func (fakeEndpoint) CAFile() string      { return "/data/datastore/pki/ca.crt" }
+
+// TestLaunchesOnTheSharedDatastore: no etcd of the cluster's own, and an API
+// server confined to its prefix with its own certificate, which does not
+// compact (the datastore does).
+func TestLaunchesOnTheSharedDatastore(t *testing.T) {
+	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local", Datastore: sharedDatastore,
+		Ports: Ports{APIServer: 20101, EtcdClient: 20102, EtcdPeer: 20103, ControllerManager: 20104, Scheduler: 20105}}
+	ls := launches(rec, "/data/clusters/c1", fakeEndpoint{})
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.name)
+	}
+	if want := []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}; !slices.Equal(names, want) {
+		t.Fatalf("start order = %v, want %v", names, want)
+	}
+	for _, want := range []string{"--etcd-servers=https://127.0.0.1:20098", "--etcd-cafile=/data/datastore/pki/ca.crt",
+		"--etcd-certfile=/data/clusters/c1/pki/datastore-client.crt", "--etcd-keyfile=/data/clusters/c1/pki/datastore-client.key",
+		"--etcd-prefix=/clusters/c1/registry", "--etcd-compaction-interval=0", "--feature-gates=WatchList=false,WatchListClient=false"} {
+		if !slices.Contains(ls[0].args, want) {
+			t.Errorf("kube-apiserver: missing %s in %s", want, strings.Join(ls[0].args, " "))
 		}
 	}
 }

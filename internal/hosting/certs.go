@@ -28,11 +28,14 @@ const (
 
 // Base names of the files in a cluster's pki directory (NAME.crt, NAME.key).
 const (
-	certCA                = "ca"
-	certFrontProxyCA      = "front-proxy-ca"
-	certEtcdCA            = "etcd-ca"
-	certAPIServer         = "apiserver"
-	certAPIServerEtcd     = "apiserver-etcd-client"
+	certCA            = "ca"
+	certFrontProxyCA  = "front-proxy-ca"
+	certEtcdCA        = "etcd-ca"
+	certAPIServer     = "apiserver"
+	certAPIServerEtcd = "apiserver-etcd-client"
+	// certDatastoreClient is the API server's certificate for the shared
+	// datastore, which names the cluster's etcd user.
+	certDatastoreClient   = "datastore-client"
 	certFrontProxyClient  = "front-proxy-client"
 	certEtcdServer        = "etcd-server"
 	certAdmin             = "admin"

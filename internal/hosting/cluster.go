@@ -45,7 +45,16 @@ type record struct {
 	// made before they were kept) means the defaults.
 	ServiceCIDR string `json:"serviceCIDR,omitempty"`
 	PodCIDR     string `json:"podCIDR,omitempty"`
+	// Datastore is where the cluster keeps its objects: sharedDatastore
+	// for the datastore all clusters share (Options.Datastore), empty for
+	// an etcd of its own in the cluster's directory. Clusters made before
+	// the datastore was shared keep their own etcd for life; a cluster
+	// moves by backup and restore into a new cluster, not in place.
+	Datastore string `json:"datastore,omitempty"`
 }
+
+// sharedDatastore is record.Datastore of a cluster on the shared datastore.
+const sharedDatastore = "shared"
 
 func (r *record) serviceCIDR() string { return cmp.Or(r.ServiceCIDR, DefaultServiceCIDR) }
 func (r *record) podCIDR() string     { return cmp.Or(r.PodCIDR, DefaultPodCIDR) }
@@ -255,7 +264,14 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	var procs []*supervisor.Process
 	var logs []io.Closer
-	for _, l := range launches(&c.rec, c.dir) {
+	if c.rec.Datastore == sharedDatastore && c.host.datastore == nil {
+		return fmt.Errorf("cluster %s keeps its objects in the shared datastore, which this host was not given", c.rec.ID)
+	}
+	var ds endpoint
+	if c.host.datastore != nil {
+		ds = c.host.datastore
+	}
+	for _, l := range launches(&c.rec, c.dir, ds) {
 		logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			stopAll(procs, logs)

@@ -23,6 +23,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/datastore"
+	"github.com/slipway-dev/slipway/internal/pki"
 )
 
 // Options configure a Host.
@@ -46,6 +49,10 @@ type Options struct {
 	// beyond its components (its storage controllers). It returns how to
 	// stop it; it is stopped before the cluster's kubelets and processes.
 	Companion func(ctx context.Context, c *Cluster) (stop func(), err error)
+	// Datastore, if set, keeps the objects of every new cluster that is
+	// not APIOnly, each under its own prefix; nil gives each new cluster
+	// an etcd of its own. Clusters already made keep where they are.
+	Datastore *datastore.Store
 }
 
 // Host owns the clusters in one data directory.
@@ -55,6 +62,7 @@ type Host struct {
 	readyTimeout time.Duration
 	log          io.Writer
 	companion    func(ctx context.Context, c *Cluster) (stop func(), err error)
+	datastore    *datastore.Store
 	ports        *portAllocator
 
 	mu       sync.Mutex
@@ -89,6 +97,7 @@ func New(opts Options) (*Host, error) {
 		readyTimeout: opts.ReadyTimeout,
 		log:          opts.Log,
 		companion:    opts.Companion,
+		datastore:    opts.Datastore,
 		ports:        newPortAllocator(opts.Ports),
 		clusters:     map[string]*Cluster{},
 	}
@@ -176,7 +185,7 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 	h.clusters[spec.ID] = c // claims the ID while the cluster is made
 	h.mu.Unlock()
 
-	rec, err := h.prepare(c.dir, spec)
+	rec, err := h.prepare(ctx, c.dir, spec)
 	if err != nil {
 		h.mu.Lock()
 		delete(h.clusters, spec.ID)
@@ -196,7 +205,7 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 
 // prepare writes a new cluster's PKI and then its record, which makes the
 // cluster exist for a later New.
-func (h *Host) prepare(dir string, spec ClusterSpec) (*record, error) {
+func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*record, error) {
 	ports, err := h.ports.allocate(spec.ID, len(Ports{}.all()))
 	if err != nil {
 		return nil, err
@@ -214,8 +223,19 @@ func (h *Host) prepare(dir string, spec ClusterSpec) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ensurePKI(filepath.Join(dir, "pki"), spec.FQDN, serviceIP, now); err != nil {
+	pkiDir := filepath.Join(dir, "pki")
+	if err := ensurePKI(pkiDir, spec.FQDN, serviceIP, now); err != nil {
 		return nil, err
+	}
+	if h.datastore != nil && !spec.APIOnly {
+		cert, err := h.datastore.Admit(ctx, spec.ID)
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteKeyPair(pkiDir, certDatastoreClient, cert); err != nil {
+			return nil, err
+		}
+		rec.Datastore = sharedDatastore
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, err
@@ -261,6 +281,17 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.stop()
+	// The cluster's keys go before its record: a crash in between leaves
+	// a cluster that a retried Delete finds and finishes, never keys that
+	// nothing refers to.
+	if c.rec.Datastore == sharedDatastore {
+		if h.datastore == nil {
+			return fmt.Errorf("hosting: deleting %s: its objects are in the shared datastore, which this host was not given", id)
+		}
+		if err := h.datastore.Remove(ctx, id); err != nil {
+			return fmt.Errorf("hosting: deleting %s: %w", id, err)
+		}
+	}
 	// The record goes first: a crash halfway leaves a directory New cleans.
 	if err := os.Remove(filepath.Join(c.dir, recordFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("hosting: deleting %s: %w", id, err)

@@ -3,6 +3,7 @@ package hosting
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/datastore"
+	"github.com/slipway-dev/slipway/internal/pki"
 	"github.com/slipway-dev/slipway/internal/simnode"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
@@ -29,6 +35,11 @@ import (
 // in parallel never race for the same ports.
 func newHost(t *testing.T, dir string, ports PortRange) *Host {
 	t.Helper()
+	return newHostWith(t, Options{DataDir: dir, Ports: ports})
+}
+
+func newHostWith(t *testing.T, o Options) *Host {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts real control planes")
 	}
@@ -36,11 +47,30 @@ func newHost(t *testing.T, dir string, ports PortRange) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{DataDir: dir, Executable: bin, Ports: ports})
+	o.Executable = bin
+	h, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// startDatastore runs a shared datastore in dir on the two ports given.
+func startDatastore(t *testing.T, dir string, clientPort, peerPort int) *datastore.Store {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := datastore.Start(context.Background(), datastore.Options{Dir: dir, Executable: bin, ClientPort: clientPort, PeerPort: peerPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ds.Close)
+	return ds
 }
 
 func clientFor(t *testing.T, c *Cluster, cred Credential) kubernetes.Interface {
@@ -354,10 +384,13 @@ func TestClusterLifecycle(t *testing.T) {
 
 // TestTwoClustersAtOnce creates two clusters concurrently and checks that
 // they share nothing: ports, certificates, data.
+// TestTwoClustersAtOnce makes two clusters on one shared datastore, as serve
+// does, and checks that nothing of one is seen or opened by the other.
 func TestTwoClustersAtOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	h := newHost(t, dir, PortRange{First: 21100, Last: 21199})
+	ds := startDatastore(t, filepath.Join(dir, "datastore"), 21198, 21199)
+	h := newHostWith(t, Options{DataDir: dir, Ports: PortRange{First: 21100, Last: 21197}, Datastore: ds})
 	defer h.Close()
 	ctx := context.Background()
 
@@ -390,6 +423,14 @@ func TestTwoClustersAtOnce(t *testing.T) {
 	}
 	if a.Dir() == b.Dir() {
 		t.Error("clusters share a data directory")
+	}
+	for _, c := range clusters {
+		if _, err := os.Stat(filepath.Join(c.Dir(), "etcd")); err == nil {
+			t.Errorf("%s runs an etcd of its own next to the shared datastore", c.ID())
+		}
+		if got := c.Health(ctx).Components; len(got) != 3 {
+			t.Errorf("%s runs %d components, want 3 (no etcd)", c.ID(), len(got))
+		}
 	}
 
 	// An object in one cluster is not in the other.
@@ -429,5 +470,42 @@ func TestTwoClustersAtOnce(t *testing.T) {
 	cfgB.CAData = cfgA.CAData
 	if _, err := kubernetes.NewForConfigOrDie(cfgB).CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
 		t.Error("cluster B's serving certificate verified with cluster A's CA")
+	}
+
+	// Below the API servers: A's datastore certificate opens A's prefix
+	// and is refused B's.
+	dsCert, err := pki.LoadKeyPair(a.pkiDir(), certDatastoreClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := ds.ClientTLS(dsCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcdA, err := clientv3.New(clientv3.Config{Endpoints: ds.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcdA.Close()
+	own, err := etcdA.Get(ctx, datastore.APIServerPrefix(a.ID())+"/namespaces/only-in-a")
+	if err != nil || own.Count != 1 {
+		t.Errorf("A's certificate reading A's namespace in the datastore: %v, %d keys", err, own.Count)
+	}
+	if _, err := etcdA.Get(ctx, datastore.Prefix(b.ID()), clientv3.WithPrefix()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("A's certificate listing B's prefix: want permission denied, got %v", err)
+	}
+
+	// Deleting A takes its keys and leaves B's.
+	if err := h.Delete(ctx, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ds.Keys(ctx, a.ID()); err != nil || n != 0 {
+		t.Errorf("deleted cluster A left %d keys in the datastore (%v)", n, err)
+	}
+	if n, err := ds.Keys(ctx, b.ID()); err != nil || n == 0 {
+		t.Errorf("deleting A left B %d keys (%v)", n, err)
+	}
+	if _, err := csB.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+		t.Errorf("B after A's delete: %v", err)
 	}
 }

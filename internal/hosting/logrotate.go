@@ -40,10 +40,15 @@ func (h *Host) RotateLogsEvery(ctx context.Context, every time.Duration) {
 	}
 }
 
-// RotateLogs rotates every cluster's component logs that have grown past
-// their limit.
+// RotateLogs rotates every cluster's component logs, and the shared
+// datastore's, that have grown past their limit.
 func (h *Host) RotateLogs() error {
 	var errs []error
+	if h.datastore != nil {
+		if err := rotateLogs(h.datastore.LogDir(), componentLogMaxBytes, componentLogBackups); err != nil {
+			errs = append(errs, fmt.Errorf("datastore: %w", err))
+		}
+	}
 	for _, c := range h.List() {
 		if err := rotateLogs(filepath.Join(c.dir, "logs"), componentLogMaxBytes, componentLogBackups); err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", c.ID(), err))

@@ -1,0 +1,304 @@
+// Package datastore is the etcd that hosted clusters share. Each cluster's
+// API server keeps its objects under its own key prefix and reaches etcd
+// with its own client certificate, whose user etcd's role-based access
+// limits to that prefix: one cluster can never read or write another's
+// keys. This is how hosted-control-plane systems (Kamaji's shared etcd,
+// HyperShift's) make control planes stateless processes: the state lives in
+// one datastore, which one process can back up and any host can reach.
+package datastore
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/slipway-dev/slipway/internal/pki"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// rootUser is etcd's administrator; Slipway's own client certificate names
+// it, and only Slipway holds that certificate.
+const rootUser = "root"
+
+// Base names of the files in the datastore's pki directory.
+const (
+	certCA     = "ca"
+	certServer = "server"
+	certRoot   = "root-client"
+)
+
+// Options configure the datastore Slipway runs itself.
+type Options struct {
+	// Dir holds the datastore: etcd's data, its PKI and its log.
+	Dir string
+	// Executable is the slipway binary that runs etcd ("slipway component
+	// etcd"); empty means this process's own executable.
+	Executable string
+	// ClientPort and PeerPort are etcd's loopback ports.
+	ClientPort, PeerPort int
+	// ReadyTimeout bounds the wait for etcd to answer; zero means 2 minutes.
+	ReadyTimeout time.Duration
+}
+
+// Store is a running shared datastore and Slipway's administrative client
+// of it.
+type Store struct {
+	dir       string
+	endpoints []string
+	ca        *pki.KeyPair // issues the tenants' client certificates
+	root      *clientv3.Client
+	proc      *supervisor.Process
+	log       io.Closer
+}
+
+// Start runs the datastore (its PKI made on first use), waits until it
+// answers, and turns on etcd's access control if it is not on yet.
+func Start(ctx context.Context, o Options) (*Store, error) {
+	if o.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("datastore: finding own executable: %w", err)
+		}
+		o.Executable = exe
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 2 * time.Minute
+	}
+	pkiDir := filepath.Join(o.Dir, "pki")
+	ca, err := ensurePKI(pkiDir, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("datastore: %w", err)
+	}
+	logDir := logDir(o.Dir)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return nil, fmt.Errorf("datastore: %w", err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(logDir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("datastore: opening log: %w", err)
+	}
+	clientURL := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ClientPort))
+	peerURL := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.PeerPort))
+	flags := EtcdFlags(EtcdConfig{
+		DataDir: filepath.Join(o.Dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL,
+		CertFile: filepath.Join(pkiDir, certServer+".crt"), KeyFile: filepath.Join(pkiDir, certServer+".key"),
+		CAFile: filepath.Join(pkiDir, certCA+".crt"),
+		// Many clusters' objects: AKS's control planes get 8 GiB.
+		QuotaBytes: 8 << 30,
+	})
+	proc, err := supervisor.Start(supervisor.Spec{
+		Name: "etcd", Path: o.Executable,
+		Args:   append([]string{"component", "etcd"}, Args(flags)...),
+		Env:    []string{"GOGC=50"},
+		Output: logFile,
+	})
+	if err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("datastore: %w", err)
+	}
+	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, ca: ca, proc: proc, log: logFile}
+	if err := s.connect(ctx, o.ReadyTimeout); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect makes the root client, waits for etcd to answer and enables
+// authentication. Until it is enabled etcd lets any certificate its CA
+// signed do anything; tenants are only admitted after it is.
+func (s *Store) connect(ctx context.Context, timeout time.Duration) error {
+	root, err := pki.LoadKeyPair(filepath.Join(s.dir, "pki"), certRoot)
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	tlsCfg, err := clientTLS(s.ca, root)
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Wait for etcd to listen before dialling: gRPC logs every refused
+	// connection of a client made too early.
+	if err := waitListening(ctx, s.endpoints[0]); err != nil {
+		return fmt.Errorf("datastore: etcd not listening after %s: %w (log in %s)", timeout, err, s.LogDir())
+	}
+	s.root, err = clientv3.New(clientv3.Config{
+		Endpoints: s.endpoints, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		// The client's own log is a chatty zap logger; Slipway reports
+		// what fails through the errors it returns.
+		Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	for {
+		callCtx, callCancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = s.root.AuthStatus(callCtx)
+		callCancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("datastore: etcd not answering after %s: %w (log in %s)", timeout, err, s.LogDir())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return s.enableAuth(ctx)
+}
+
+func waitListening(ctx context.Context, endpoint string) error {
+	addr := strings.TrimPrefix(endpoint, "https://")
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) enableAuth(ctx context.Context) error {
+	status, err := s.root.AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	if status.Enabled {
+		return nil
+	}
+	if _, err := s.root.RoleAdd(ctx, rootUser); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+		return fmt.Errorf("datastore: adding the root role: %w", err)
+	}
+	if _, err := s.root.UserAddWithOptions(ctx, rootUser, "", &clientv3.UserAddOptions{NoPassword: true}); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		return fmt.Errorf("datastore: adding the root user: %w", err)
+	}
+	if _, err := s.root.UserGrantRole(ctx, rootUser, rootUser); err != nil {
+		return fmt.Errorf("datastore: granting root: %w", err)
+	}
+	if _, err := s.root.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("datastore: enabling authentication: %w", err)
+	}
+	return nil
+}
+
+// Close stops the datastore Slipway runs.
+func (s *Store) Close() {
+	if s.root != nil {
+		s.root.Close()
+	}
+	if s.proc != nil {
+		s.proc.Stop(context.Background())
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+}
+
+// Endpoints are the datastore's client URLs.
+func (s *Store) Endpoints() []string { return s.endpoints }
+
+// CAFile is the certificate authority that signed the datastore's serving
+// certificate, which clients verify it with.
+func (s *Store) CAFile() string { return filepath.Join(s.dir, "pki", certCA+".crt") }
+
+// LogDir holds etcd's log, etcd.log.
+func (s *Store) LogDir() string { return logDir(s.dir) }
+
+func logDir(dir string) string { return filepath.Join(dir, "logs") }
+
+// Process reports the supervised etcd, nil for a datastore Slipway does
+// not run.
+func (s *Store) Process() *supervisor.Process { return s.proc }
+
+// Prefix is the key prefix that holds cluster id's objects. The trailing
+// slash keeps cluster "a" out of cluster "ab".
+func Prefix(id string) string { return "/clusters/" + id + "/" }
+
+// APIServerPrefix is the API server's --etcd-prefix for cluster id.
+func APIServerPrefix(id string) string { return Prefix(id) + "registry" }
+
+// User is the etcd user, and role, of cluster id.
+func User(id string) string { return "cluster-" + id }
+
+// Admit gives cluster id a user and role that may read and write its prefix
+// and nothing else, and a client certificate naming that user. It is
+// idempotent: a Create that died halfway admits again.
+func (s *Store) Admit(ctx context.Context, id string) (*pki.KeyPair, error) {
+	user, prefix := User(id), Prefix(id)
+	if _, err := s.root.RoleAdd(ctx, user); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
+	}
+	if _, err := s.root.RoleGrantPermission(ctx, user, prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
+		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
+	}
+	if _, err := s.root.UserAddWithOptions(ctx, user, "", &clientv3.UserAddOptions{NoPassword: true}); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
+	}
+	if _, err := s.root.UserGrantRole(ctx, user, user); err != nil {
+		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
+	}
+	kp, err := s.ca.Issue(pki.LeafSpec{CommonName: user, Usage: pki.ClientAuth}, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
+	}
+	return kp, nil
+}
+
+// Remove deletes cluster id's keys, then its user and role, so that its
+// certificate opens nothing any more. Removing what is gone is no error.
+func (s *Store) Remove(ctx context.Context, id string) error {
+	user := User(id)
+	if _, err := s.root.Delete(ctx, Prefix(id), clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("datastore: removing %s's keys: %w", id, err)
+	}
+	if _, err := s.root.UserDelete(ctx, user); err != nil && !errors.Is(err, rpctypes.ErrUserNotFound) {
+		return fmt.Errorf("datastore: removing %s's user: %w", id, err)
+	}
+	if _, err := s.root.RoleDelete(ctx, user); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+		return fmt.Errorf("datastore: removing %s's role: %w", id, err)
+	}
+	return nil
+}
+
+// Keys counts the keys under cluster id's prefix.
+func (s *Store) Keys(ctx context.Context, id string) (int64, error) {
+	resp, err := s.root.Get(ctx, Prefix(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("datastore: counting %s's keys: %w", id, err)
+	}
+	return resp.Count, nil
+}
+
+// ClientTLS is a client configuration presenting cert and trusting the
+// datastore's CA.
+func (s *Store) ClientTLS(cert *pki.KeyPair) (*tls.Config, error) { return clientTLS(s.ca, cert) }
+
+func clientTLS(ca, cert *pki.KeyPair) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{
+		RootCAs:      pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key, Leaf: cert.Cert}},
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}

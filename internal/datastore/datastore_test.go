@@ -1,0 +1,133 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/slipway-dev/slipway/internal/pki"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+func startStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), Options{Dir: dir, Executable: bin, ClientPort: 21270, PeerPort: 21271})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tenant is an etcd client that presents cert, as a cluster's API server
+// does.
+func tenant(t *testing.T, s *Store, cert *pki.KeyPair) *clientv3.Client {
+	t.Helper()
+	tlsCfg, err := s.ClientTLS(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestTenantsAreIsolated admits two clusters and checks that each one's
+// certificate opens its own prefix and nothing else, that removing one
+// takes its keys and its access, and that all of it survives a restart.
+func TestTenantsAreIsolated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := startStore(t, dir)
+	defer func() { s.Close() }()
+
+	certA, err := s.Admit(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certB, err := s.Admit(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "ab" must not fall inside "a"'s prefix.
+	if _, err := s.Admit(ctx, "ab"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tenant(t, s, certA), tenant(t, s, certB)
+	if _, err := a.Put(ctx, APIServerPrefix("a")+"/configmaps/default/x", "from a"); err != nil {
+		t.Fatalf("a writing its own prefix: %v", err)
+	}
+	if _, err := b.Put(ctx, APIServerPrefix("b")+"/configmaps/default/x", "from b"); err != nil {
+		t.Fatalf("b writing its own prefix: %v", err)
+	}
+	if _, err := s.root.Put(ctx, APIServerPrefix("ab")+"/configmaps/default/x", "from ab"); err != nil {
+		t.Fatal(err)
+	}
+
+	denied := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Errorf("%s: want permission denied, got %v", what, err)
+		}
+	}
+	_, err = a.Get(ctx, APIServerPrefix("b")+"/configmaps/default/x")
+	denied("a reading b's key", err)
+	_, err = a.Get(ctx, Prefix("b"), clientv3.WithPrefix())
+	denied("a listing b's prefix", err)
+	_, err = a.Get(ctx, "/clusters/a", clientv3.WithPrefix()) // would take in "ab"
+	denied("a listing past its prefix", err)
+	_, err = a.Get(ctx, "/", clientv3.WithPrefix())
+	denied("a listing everything", err)
+	_, err = a.Put(ctx, APIServerPrefix("b")+"/configmaps/default/x", "overwritten by a")
+	denied("a writing b's key", err)
+	_, err = a.Delete(ctx, Prefix("b"), clientv3.WithPrefix())
+	denied("a deleting b's prefix", err)
+	_, err = a.UserAdd(ctx, "intruder", "pw")
+	denied("a adding a user", err)
+	got, err := a.Get(ctx, Prefix("a"), clientv3.WithPrefix())
+	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "from a" {
+		t.Errorf("a listing its own prefix: %v, %+v", err, got)
+	}
+
+	if err := s.Remove(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Keys(ctx, "a"); err != nil || n != 0 {
+		t.Errorf("after removing a: %d keys left (%v)", n, err)
+	}
+	if n, err := s.Keys(ctx, "ab"); err != nil || n != 1 {
+		t.Errorf("removing a touched ab: %d keys (%v)", n, err)
+	}
+	if _, err := a.Get(ctx, Prefix("a"), clientv3.WithPrefix()); err == nil {
+		t.Error("a's certificate still reads after a was removed")
+	}
+	if err := s.Remove(ctx, "a"); err != nil {
+		t.Errorf("removing a twice: %v", err)
+	}
+
+	// A restart finds access control on and b's keys in place.
+	s.Close()
+	s = startStore(t, dir)
+	b = tenant(t, s, certB)
+	got, err = b.Get(ctx, Prefix("b"), clientv3.WithPrefix())
+	if err != nil || got.Count != 1 {
+		t.Errorf("b after a restart: %v, %+v", err, got)
+	}
+	_, err = b.Get(ctx, Prefix("ab"), clientv3.WithPrefix())
+	denied("b reading ab's prefix after a restart", err)
+}

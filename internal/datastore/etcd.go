@@ -1,0 +1,108 @@
+package datastore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/pki"
+)
+
+// EtcdConfig is what differs between the etcds Slipway runs: the shared
+// datastore, and the own etcd of the management plane and of clusters made
+// before the datastore was shared.
+type EtcdConfig struct {
+	DataDir            string
+	ClientURL, PeerURL string
+	// CertFile and KeyFile serve clients and peers; CAFile verifies both.
+	CertFile, KeyFile, CAFile string
+	// QuotaBytes is the database's size limit.
+	QuotaBytes int64
+}
+
+// EtcdFlags are the flags of one single-member etcd that only accepts
+// clients with a certificate its CA signed.
+func EtcdFlags(c EtcdConfig) map[string]string {
+	return map[string]string{
+		"name":                        "default",
+		"data-dir":                    c.DataDir,
+		"listen-client-urls":          c.ClientURL,
+		"advertise-client-urls":       c.ClientURL,
+		"listen-peer-urls":            c.PeerURL,
+		"initial-advertise-peer-urls": c.PeerURL,
+		"initial-cluster":             "default=" + c.PeerURL,
+		"cert-file":                   c.CertFile,
+		"key-file":                    c.KeyFile,
+		"trusted-ca-file":             c.CAFile,
+		"client-cert-auth":            "true",
+		"peer-cert-file":              c.CertFile,
+		"peer-key-file":               c.KeyFile,
+		"peer-trusted-ca-file":        c.CAFile,
+		"peer-client-cert-auth":       "true",
+		// A small raft log in memory: etcd keeps up to snapshot-count
+		// entries, which dominates its resident memory at idle.
+		"snapshot-count":      "5000",
+		"quota-backend-bytes": strconv.FormatInt(c.QuotaBytes, 10),
+		// Compaction keeps the database (and the memory bbolt maps)
+		// small. On the shared datastore it is etcd's alone: the API
+		// servers' own compaction writes a key outside their prefix.
+		"auto-compaction-mode":      "periodic",
+		"auto-compaction-retention": "10m",
+		"log-level":                 "warn",
+	}
+}
+
+// Args turns a flag map into sorted --name=value arguments, so the command
+// line is deterministic and easy to read in logs.
+func Args(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, "--"+k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ensurePKI writes the datastore's CA, serving certificate and root client
+// certificate unless they are there, and returns the CA. The root
+// certificate is written last: its presence marks a complete set.
+func ensurePKI(dir string, now time.Time) (*pki.KeyPair, error) {
+	if _, err := os.Stat(filepath.Join(dir, certRoot+".crt")); err == nil {
+		return pki.LoadKeyPair(dir, certCA)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checking PKI: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := pki.NewCA("slipway-datastore-ca", now)
+	if err != nil {
+		return nil, err
+	}
+	server, err := ca.Issue(pki.LeafSpec{
+		CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		Usage: pki.ServerAuth | pki.ClientAuth,
+	}, now)
+	if err != nil {
+		return nil, err
+	}
+	root, err := ca.Issue(pki.LeafSpec{CommonName: rootUser, Usage: pki.ClientAuth}, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		kp   *pki.KeyPair
+	}{{certCA, ca}, {certServer, server}, {certRoot, root}} {
+		if err := pki.WriteKeyPair(dir, f.name, f.kp); err != nil {
+			return nil, err
+		}
+	}
+	return ca, nil
+}
