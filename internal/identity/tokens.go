@@ -61,7 +61,29 @@ type Signer struct {
 	// rotating serialises rotations, so the key in memory is the key on
 	// disk.
 	rotating sync.Mutex
+
+	// verified remembers tokens that passed VerifyFor, by a hash of the
+	// token and the audiences asked for. A client sends the same token
+	// with every request for an hour, and checking its ES256 signature was
+	// a tenth of an ARM GET's CPU. Nothing that can happen to a valid
+	// token before it expires makes it invalid (a rotated key vouches for
+	// what it signed until then; revoking a secret or a principal stops
+	// new tokens, and role assignments are checked at every request), so
+	// a hit only checks the token's lifetime again.
+	verifiedMu sync.Mutex
+	verified   map[[sha256.Size]byte]verifiedToken
 }
+
+// verifiedToken is a token that passed verification, good until until: its
+// expiry, or sooner if a retired key signed it.
+type verifiedToken struct {
+	claims Claims
+	until  time.Time
+}
+
+// maxVerified bounds the verified-token cache: past it, expired entries go,
+// and if that is not enough, all of them.
+const maxVerified = 4096
 
 // retiredKey is a public key rotated out at a time.
 type retiredKey struct {
@@ -215,6 +237,11 @@ func (s *Signer) Rotate() (string, error) {
 	s.mu.Lock()
 	s.retired[oldID] = retiredKey{pub: &old.PublicKey, at: s.now()}
 	s.mu.Unlock()
+	// Tokens remembered as verified were checked with the old key as the
+	// signing key; from now on they are held to a retired key's rules.
+	s.verifiedMu.Lock()
+	clear(s.verified)
+	s.verifiedMu.Unlock()
 	if err := s.use(key); err != nil {
 		return "", err
 	}
@@ -316,14 +343,65 @@ func (s *Signer) Issues(audience string) bool {
 
 // VerifyFor checks a token as Verify does, for one of audiences.
 func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
+	key := verifiedKey(token, audiences)
+	now := s.now()
+	s.verifiedMu.Lock()
+	v, hit := s.verified[key]
+	s.verifiedMu.Unlock()
+	if hit && now.Before(v.until) {
+		c := v.claims
+		return &c, nil
+	}
+	// A miss, or a token past its time: verify says which error.
+	claims, until, err := s.verify(token, audiences, now)
+	if err != nil {
+		return nil, err
+	}
+	s.remember(key, verifiedToken{claims: *claims, until: until}, now)
+	return claims, nil
+}
+
+func verifiedKey(token string, audiences []string) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(token))
+	for _, a := range audiences {
+		h.Write([]byte{0})
+		h.Write([]byte(NormalizeAudience(a)))
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (s *Signer) remember(key [sha256.Size]byte, v verifiedToken, now time.Time) {
+	s.verifiedMu.Lock()
+	defer s.verifiedMu.Unlock()
+	if s.verified == nil {
+		s.verified = map[[sha256.Size]byte]verifiedToken{}
+	}
+	if len(s.verified) >= maxVerified {
+		for k, old := range s.verified {
+			if !now.Before(old.until) {
+				delete(s.verified, k)
+			}
+		}
+		if len(s.verified) >= maxVerified {
+			clear(s.verified)
+		}
+	}
+	s.verified[key] = v
+}
+
+// verify checks a token's signature and claims, and says until when they
+// hold.
+func (s *Signer) verify(token string, audiences []string, now time.Time) (*Claims, time.Time, error) {
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	if len(parsed.Headers) != 1 {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
-	now := s.now()
 	kid := parsed.Headers[0].KeyID
 	var pub *ecdsa.PublicKey
 	var retiredAt time.Time
@@ -335,17 +413,17 @@ func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
 	}
 	s.mu.RUnlock()
 	if pub == nil {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	var c Claims
 	if err := parsed.Claims(pub, &c); err != nil {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	// Every token Slipway issues says when, and lives TokenLifetime: one
 	// that claims more was not issued by Slipway.
 	if c.IssuedAt == nil || c.Expiry == nil || c.IssuedAt.Time().After(now.Add(maxSkew)) ||
 		c.Expiry.Time().Sub(c.IssuedAt.Time()) > TokenLifetime+time.Minute {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	// A retired key vouches only for tokens issued before it was retired
 	// (those stay valid until they expire); whoever still holds it can
@@ -353,7 +431,7 @@ func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
 	if !retiredAt.IsZero() {
 		if c.IssuedAt.Time().After(retiredAt) || !now.Before(retiredAt.Add(TokenLifetime)) {
 			s.forgetRetired(now)
-			return nil, ErrInvalidToken
+			return nil, time.Time{}, ErrInvalidToken
 		}
 	}
 	known := false
@@ -363,7 +441,7 @@ func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
 		}
 	}
 	if !known {
-		return nil, ErrWrongIssuer
+		return nil, time.Time{}, ErrWrongIssuer
 	}
 	audOK := false
 	for _, a := range c.Audience {
@@ -374,15 +452,26 @@ func (s *Signer) VerifyFor(token string, audiences ...string) (*Claims, error) {
 		}
 	}
 	if !audOK {
-		return nil, ErrWrongAudience
+		return nil, time.Time{}, ErrWrongAudience
 	}
 	if !now.Before(c.Expiry.Time()) {
-		return nil, ErrExpiredToken
+		return nil, time.Time{}, ErrExpiredToken
 	}
 	if c.NotBefore != nil && now.Before(c.NotBefore.Time()) {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
-	return &c, nil
+	until := c.Expiry.Time()
+	if !retiredAt.IsZero() {
+		until = minTime(until, retiredAt.Add(TokenLifetime))
+	}
+	return &c, until, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // NormalizeAudience drops trailing slashes: "https://management.azure.com/"

@@ -252,3 +252,46 @@ func signLongLived(t *testing.T, keyFile, aud string) string {
 	}
 	return tok
 }
+
+// TestVerifiedTokensAreRemembered: a token verified once is not verified
+// again until it expires, is refused as expired from then on, is never
+// taken for another audience, and a rotation makes it verified again under
+// the retired key's rules.
+func TestVerifiedTokensAreRemembered(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := newTestSigner(t, filepath.Join(t.TempDir(), "k.pem"), &now)
+	tok, _, err := s.Issue("tenant", "app", "object", "https://management.slipway.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.verified) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(s.verified))
+	}
+	c, err := s.Verify(tok)
+	if err != nil || c.AppID != "app" {
+		t.Fatalf("second Verify: %+v, %v", c, err)
+	}
+	c.AppID = "changed by a caller"
+	if c, _ := s.Verify(tok); c.AppID != "app" {
+		t.Error("a caller's change to its claims reached the cache")
+	}
+	if _, err := s.VerifyFor(tok, "https://vault.example.com"); !errors.Is(err, ErrWrongAudience) {
+		t.Errorf("remembered token for another audience: %v, want ErrWrongAudience", err)
+	}
+	if _, err := s.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.verified) != 0 {
+		t.Errorf("%d tokens remembered after a rotation, want 0", len(s.verified))
+	}
+	if _, err := s.Verify(tok); err != nil {
+		t.Errorf("token signed before the rotation: %v", err)
+	}
+	now = now.Add(TokenLifetime)
+	if _, err := s.Verify(tok); !errors.Is(err, ErrExpiredToken) && !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("remembered token at its expiry: %v, want it refused", err)
+	}
+}
