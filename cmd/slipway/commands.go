@@ -31,7 +31,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand(), newPortalCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand(), newPortalCommand(),
+		newBackupCommand(), newRestoreCommand())
 	return root
 }
 

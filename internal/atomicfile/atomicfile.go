@@ -6,6 +6,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -13,6 +14,15 @@ import (
 // Write writes data to path with mode: a temporary file in the same
 // directory, fsync, rename, fsync of the directory.
 func Write(path string, data []byte, mode os.FileMode) error {
+	return WriteFrom(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFrom is Write for content too big to hold in memory: write streams
+// it into the temporary file; if it fails, path is left as it was.
+func WriteFrom(path string, mode os.FileMode, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating directory for %s: %w", path, err)
@@ -24,7 +34,7 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
 	err = tmp.Chmod(mode)
 	if err == nil {
-		_, err = tmp.Write(data)
+		err = write(tmp)
 	}
 	if err == nil {
 		err = tmp.Sync()

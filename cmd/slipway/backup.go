@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/backup"
+	"github.com/slipway-dev/slipway/internal/version"
+)
+
+func newBackupCommand() *cobra.Command {
+	var dataDir, out string
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Write a stopped Slipway's data directory (management plane, shared datastore, keys) into one file",
+		Long: `Write a stopped Slipway's data directory into one gzip-compressed tar: the
+management plane's etcd, the clusters' shared datastore, the etcd of any
+cluster that has its own, and the PKI, keys and records that go with them
+(logs are left out). Stop slipway serve first: the backup holds every etcd
+database's lock, so its stores and files are of one moment. The file holds
+private keys; it is written with mode 0600.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var m *backup.Manifest
+			err := atomicfile.WriteFrom(out, 0o600, func(w io.Writer) (err error) {
+				m, err = backup.Backup(dataDir, w, backup.Options{Slipway: version.Version, Kubernetes: version.Kubernetes})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			info, _ := os.Stat(out)
+			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s: %d etcd stores, %d files (%.1f MiB), into %s (%.1f MiB)\n",
+				dataDir, len(m.Etcds), m.Files, float64(m.Bytes)/(1<<20), out, float64(info.Size())/(1<<20))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory to back up")
+	cmd.Flags().StringVar(&out, "out", "", "the backup file to write")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func newRestoreCommand() *cobra.Command {
+	var dataDir, from string
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Make a data directory from a backup; slipway serve then starts over it as it was",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := os.Open(from)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			m, err := backup.Restore(f, dataDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d etcd stores and %d files of the backup of %s (slipway %s) into %s; start it with: slipway serve --data-dir %s\n",
+				len(m.Etcds), m.Files, m.Created.Format("2006-01-02 15:04:05 UTC"), m.Slipway, dataDir, dataDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory to make (must not exist or be empty)")
+	cmd.Flags().StringVar(&from, "from", "", "the backup file to read")
+	cmd.MarkFlagRequired("from")
+	return cmd
+}

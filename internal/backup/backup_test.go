@@ -1,0 +1,149 @@
+package backup
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/slipway-dev/slipway/internal/datastore"
+	"github.com/slipway-dev/slipway/internal/pki"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+const clientPort, peerPort = 21274, 21275
+
+func startStore(t *testing.T, dataDir string) *datastore.Store {
+	t.Helper()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := datastore.Start(context.Background(), datastore.Options{Dir: filepath.Join(dataDir, "datastore"), Executable: bin, ClientPort: clientPort, PeerPort: peerPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func tenant(t *testing.T, s *datastore.Store, cert *pki.KeyPair) *clientv3.Client {
+	t.Helper()
+	tlsCfg, err := s.ClientTLS(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestBackupAndRestore backs up a data directory with a real datastore in
+// it, and starts the datastore again from the restored copy: the cluster's
+// keys are there, its certificate still opens only its prefix, the records
+// came back and the logs did not. A running datastore is refused.
+func TestBackupAndRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "data")
+	s := startStore(t, src)
+	cert, err := s.Admit(ctx, "a")
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	if _, err := s.Admit(ctx, "b"); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	a := tenant(t, s, cert)
+	_, err = a.Put(ctx, datastore.APIServerPrefix("a")+"/configmaps/default/x", "kept")
+	a.Close()
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	record := filepath.Join(src, "clusters", "a", "cluster.json")
+	if err := os.MkdirAll(filepath.Join(src, "clusters", "a", "logs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(record, []byte(`{"id":"a"}`), 0o600)
+	os.WriteFile(filepath.Join(src, "clusters", "a", "logs", "kube-apiserver.log"), []byte("old news"), 0o600)
+
+	if _, err := Backup(src, &bytes.Buffer{}, Options{}); !errors.Is(err, ErrRunning) {
+		t.Errorf("backup of a running datastore: %v, want ErrRunning", err)
+	}
+	s.Close()
+
+	var buf bytes.Buffer
+	m, err := Backup(src, &buf, Options{Slipway: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Etcds) != 1 || m.Etcds[0] != filepath.Join("datastore", "etcd") {
+		t.Errorf("etcds in the backup: %v", m.Etcds)
+	}
+	dst := filepath.Join(dir, "restored")
+	if _, err := Restore(bytes.NewReader(buf.Bytes()), dst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(bytes.NewReader(buf.Bytes()), dst); err == nil {
+		t.Error("restore into a directory that is not empty: no error")
+	}
+	if info, err := os.Stat(filepath.Join(dst, "clusters", "a", "cluster.json")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("restored record: %v, %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "clusters", "a", "logs")); err == nil {
+		t.Error("logs were backed up")
+	}
+
+	s = startStore(t, dst)
+	defer s.Close()
+	a = tenant(t, s, cert)
+	defer a.Close()
+	got, err := a.Get(ctx, datastore.APIServerPrefix("a")+"/configmaps/default/x")
+	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "kept" {
+		t.Fatalf("cluster a's key after restore: %v, %+v", err, got)
+	}
+	if _, err := a.Get(ctx, datastore.Prefix("b"), clientv3.WithPrefix()); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("a reading b's prefix after restore: %v, want permission denied", err)
+	}
+}
+
+// TestRestoreRefusesEscapes: an archive entry may not land outside the
+// data directory.
+func TestRestoreRefusesEscapes(t *testing.T) {
+	for _, name := range []string{"../evil", "clusters/../../evil", "/etc/evil"} {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		manifest, _ := json.Marshal(Manifest{Format: 1, Files: 1})
+		tw.WriteHeader(&tar.Header{Name: manifestName, Mode: 0o600, Size: int64(len(manifest)), Typeflag: tar.TypeReg})
+		tw.Write(manifest)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x"))
+		tw.Close()
+		gz.Close()
+		dir := t.TempDir()
+		if _, err := Restore(&buf, filepath.Join(dir, "data")); err == nil {
+			t.Errorf("entry %q: restored", name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "evil")); err == nil {
+			t.Errorf("entry %q: written outside the data directory", name)
+		}
+	}
+}
