@@ -65,6 +65,9 @@ type Options struct {
 	// plain HTTP on this address: keep it on loopback.
 	PprofListen          string
 	ManagementKubeconfig string
+	// Datastore, if it names endpoints, is the etcd the clusters share
+	// instead of one serve runs itself.
+	Datastore datastore.External
 	// Executable runs the components; empty means this binary.
 	Executable string
 	// SpotEvictionRate is the average number of random evictions per Spot
@@ -201,9 +204,15 @@ func Serve(ctx context.Context, o Options) error {
 		func(ctx context.Context, c *hosting.Cluster) (func(), error) {
 			return startAutoscaler(ctx, c, mgr.GetClient(), images)
 		})
-	fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
-	store, err := datastore.Start(ctx, datastore.Options{Dir: filepath.Join(o.DataDir, "datastore"), Executable: o.Executable,
-		ClientPort: datastoreClientPort, PeerPort: datastorePeerPort})
+	var store *datastore.Store
+	if len(o.Datastore.Endpoints) > 0 {
+		fmt.Fprintf(o.Out, "Connecting to the clusters' shared datastore at %s...\n", strings.Join(o.Datastore.Endpoints, ","))
+		store, err = datastore.Connect(ctx, o.Datastore)
+	} else {
+		fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
+		store, err = datastore.Start(ctx, datastore.Options{Dir: filepath.Join(o.DataDir, "datastore"), Executable: o.Executable,
+			ClientPort: datastoreClientPort, PeerPort: datastorePeerPort})
+	}
 	if err != nil {
 		return err
 	}

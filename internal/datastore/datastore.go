@@ -8,6 +8,7 @@
 package datastore
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -56,12 +57,50 @@ type Options struct {
 // Store is a running shared datastore and Slipway's administrative client
 // of it.
 type Store struct {
-	dir       string
+	dir       string // empty for an external datastore
 	endpoints []string
+	caFile    string
 	ca        *pki.KeyPair // issues the tenants' client certificates
 	root      *clientv3.Client
 	proc      *supervisor.Process
 	log       io.Closer
+}
+
+// External names an etcd cluster that Slipway uses rather than runs.
+type External struct {
+	Endpoints []string
+	// CACertFile and CAKeyFile are the certificate authority etcd trusts
+	// for client certificates, which must also have signed its serving
+	// certificate (one CA, as kubeadm's etcd has): Slipway verifies etcd
+	// with it and issues each cluster's client certificate from it.
+	CACertFile, CAKeyFile string
+	// CertFile and KeyFile are a client certificate of etcd's root user
+	// (common name "root"): Slipway turns on authentication if it is off
+	// and makes each cluster's user and role.
+	CertFile, KeyFile string
+	// ReadyTimeout bounds the wait for etcd to answer; zero means 2 minutes.
+	ReadyTimeout time.Duration
+}
+
+// Connect uses an existing etcd cluster as the shared datastore.
+func Connect(ctx context.Context, e External) (*Store, error) {
+	if len(e.Endpoints) == 0 || e.CACertFile == "" || e.CAKeyFile == "" || e.CertFile == "" || e.KeyFile == "" {
+		return nil, errors.New("datastore: an external datastore needs endpoints, its CA's certificate and key, and a root client certificate and key")
+	}
+	ca, err := pki.LoadKeyPairFiles(e.CACertFile, e.CAKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("datastore: CA: %w", err)
+	}
+	root, err := pki.LoadKeyPairFiles(e.CertFile, e.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("datastore: root certificate: %w", err)
+	}
+	s := &Store{endpoints: e.Endpoints, caFile: e.CACertFile, ca: ca}
+	if err := s.connect(ctx, root, cmp.Or(e.ReadyTimeout, 2*time.Minute)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Start runs the datastore (its PKI made on first use), waits until it
@@ -109,8 +148,13 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("datastore: %w", err)
 	}
-	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, ca: ca, proc: proc, log: logFile}
-	if err := s.connect(ctx, o.ReadyTimeout); err != nil {
+	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, caFile: filepath.Join(pkiDir, certCA+".crt"), ca: ca, proc: proc, log: logFile}
+	root, err := pki.LoadKeyPair(pkiDir, certRoot)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("datastore: %w", err)
+	}
+	if err := s.connect(ctx, root, o.ReadyTimeout); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -120,11 +164,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 // connect makes the root client, waits for etcd to answer and enables
 // authentication. Until it is enabled etcd lets any certificate its CA
 // signed do anything; tenants are only admitted after it is.
-func (s *Store) connect(ctx context.Context, timeout time.Duration) error {
-	root, err := pki.LoadKeyPair(filepath.Join(s.dir, "pki"), certRoot)
-	if err != nil {
-		return fmt.Errorf("datastore: %w", err)
-	}
+func (s *Store) connect(ctx context.Context, root *pki.KeyPair, timeout time.Duration) error {
 	tlsCfg, err := clientTLS(s.ca, root)
 	if err != nil {
 		return fmt.Errorf("datastore: %w", err)
@@ -219,10 +259,15 @@ func (s *Store) Endpoints() []string { return s.endpoints }
 
 // CAFile is the certificate authority that signed the datastore's serving
 // certificate, which clients verify it with.
-func (s *Store) CAFile() string { return filepath.Join(s.dir, "pki", certCA+".crt") }
+func (s *Store) CAFile() string { return s.caFile }
 
-// LogDir holds etcd's log, etcd.log.
-func (s *Store) LogDir() string { return logDir(s.dir) }
+// LogDir holds etcd's log, etcd.log; empty for an external datastore.
+func (s *Store) LogDir() string {
+	if s.dir == "" {
+		return ""
+	}
+	return logDir(s.dir)
+}
 
 func logDir(dir string) string { return filepath.Join(dir, "logs") }
 

@@ -3,6 +3,7 @@ package datastore
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -130,4 +131,55 @@ func TestTenantsAreIsolated(t *testing.T) {
 	}
 	_, err = b.Get(ctx, Prefix("ab"), clientv3.WithPrefix())
 	denied("b reading ab's prefix after a restart", err)
+}
+
+// TestExternalDatastore: Slipway pointed at an etcd it does not run (here,
+// one a Store runs, reached only through the files an operator would hand
+// over) admits clusters the same way, and closing it leaves etcd running.
+func TestExternalDatastore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, err := Start(ctx, Options{Dir: dir, Executable: bin, ClientPort: 21276, PeerPort: 21277})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	pkiDir := filepath.Join(dir, "pki")
+	if _, err := Connect(ctx, External{Endpoints: running.Endpoints()}); err == nil {
+		t.Error("an external datastore without certificates was accepted")
+	}
+	ext, err := Connect(ctx, External{
+		Endpoints:  running.Endpoints(),
+		CACertFile: filepath.Join(pkiDir, "ca.crt"), CAKeyFile: filepath.Join(pkiDir, "ca.key"),
+		CertFile: filepath.Join(pkiDir, "root-client.crt"), KeyFile: filepath.Join(pkiDir, "root-client.key"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext.Process() != nil || ext.LogDir() != "" || ext.CAFile() != filepath.Join(pkiDir, "ca.crt") {
+		t.Errorf("external datastore: process %v, log dir %q, CA %q", ext.Process(), ext.LogDir(), ext.CAFile())
+	}
+	certX, err := ext.Admit(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ext.Admit(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+	ext.Close()
+	x := tenant(t, running, certX)
+	if _, err := x.Put(ctx, APIServerPrefix("x")+"/k", "v"); err != nil {
+		t.Errorf("x writing its prefix on the external datastore: %v", err)
+	}
+	if _, err := x.Get(ctx, Prefix("y"), clientv3.WithPrefix()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("x reading y's prefix: %v, want permission denied", err)
+	}
 }

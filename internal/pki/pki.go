@@ -181,25 +181,40 @@ func WriteKeyPair(dir, base string, kp *KeyPair) error {
 
 // LoadKeyPair reads base.crt and base.key from dir.
 func LoadKeyPair(dir, base string) (*KeyPair, error) {
-	cert, err := LoadCert(filepath.Join(dir, base+".crt"))
+	return LoadKeyPairFiles(filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key"))
+}
+
+// LoadKeyPairFiles reads a PEM certificate and its PKCS #8 PEM key.
+func LoadKeyPairFiles(certFile, keyFile string) (*KeyPair, error) {
+	cert, err := LoadCert(certFile)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, base+".key"))
+	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading key: %w", err)
 	}
 	block, _ := pem.Decode(keyPEM)
 	if block == nil {
-		return nil, fmt.Errorf("%s.key: no PEM data", base)
+		return nil, fmt.Errorf("%s: no PEM data", keyFile)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	// Slipway writes PKCS #8; keys made by others (kubeadm's, openssl's)
+	// are often PKCS #1 RSA or SEC 1 EC keys.
+	var key any
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s.key: %w", base, err)
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%s.key: not a signing key", base)
+		return nil, fmt.Errorf("%s: not a signing key", keyFile)
 	}
 	return &KeyPair{Cert: cert, Key: signer}, nil
 }

@@ -37,7 +37,8 @@ func BenchmarkClusterChurn(b *testing.B) {
 		b.Fatal(err)
 	}
 	mgmt := s.management(b)
-	objects0, ops0 := managementObjects(b, mgmt)
+	kinds0 := managementObjects(b, mgmt)
+	objects0, ops0 := kinds0.counts()
 	size0 := dirSize(b, s.dataDir)
 	b.ResetTimer()
 	for i := range b.N {
@@ -61,7 +62,13 @@ func BenchmarkClusterChurn(b *testing.B) {
 	// What a delete leaves goes in the background (the node resource
 	// group's contents): give it a moment.
 	time.Sleep(5 * time.Second)
-	objects1, ops1 := managementObjects(b, mgmt)
+	kinds1 := managementObjects(b, mgmt)
+	objects1, ops1 := kinds1.counts()
+	for kind, n := range kinds1 {
+		if n > kinds0[kind] {
+			b.Logf("%s: %d before, %d after", kind, kinds0[kind], n)
+		}
+	}
 	size1 := dirSize(b, s.dataDir)
 	b.ReportMetric(float64(objects0), "objects-before")
 	b.ReportMetric(float64(objects1), "objects-after")
@@ -70,9 +77,25 @@ func BenchmarkClusterChurn(b *testing.B) {
 	b.ReportMetric(float64(size1)/(1<<20), "MiB-after")
 }
 
-// managementObjects counts Slipway's objects in the management plane,
-// operations apart.
-func managementObjects(b *testing.B, c client.Client) (objects, operations int) {
+// kindCounts counts objects by kind.
+type kindCounts map[string]int
+
+// counts are the objects, operations apart, and the operations.
+func (k kindCounts) counts() (objects, operations int) {
+	for kind, n := range k {
+		if kind == "Operation" {
+			operations += n
+		} else {
+			objects += n
+		}
+	}
+	return objects, operations
+}
+
+// managementObjects counts Slipway's objects in the management plane by
+// kind.
+func managementObjects(b *testing.B, c client.Client) kindCounts {
+	counts := kindCounts{}
 	crds, err := management.CRDs()
 	if err != nil {
 		b.Fatal(err)
@@ -87,13 +110,9 @@ func managementObjects(b *testing.B, c client.Client) (objects, operations int) 
 		if err := c.List(context.Background(), list, opts...); err != nil {
 			b.Fatalf("listing %s: %v", crd.Spec.Names.Plural, err)
 		}
-		if crd.Spec.Names.Kind == "Operation" {
-			operations += len(list.Items)
-		} else {
-			objects += len(list.Items)
-		}
+		counts[crd.Spec.Names.Kind] = len(list.Items)
 	}
-	return objects, operations
+	return counts
 }
 
 func dirSize(b *testing.B, dir string) int64 {
