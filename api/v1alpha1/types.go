@@ -397,6 +397,12 @@ type OperationSpec struct {
 // up in the management plane.
 const OperationRetention = 14 * 24 * time.Hour
 
+// UsageRetention is how long a day's UsageRecord is kept: the 13 months of
+// cost data Cost Management's query API reaches back. A deleted cluster's
+// node resource group keeps its records until then, as its cost stays in
+// Azure's cost data.
+const UsageRetention = 396 * 24 * time.Hour
+
 // OperationStatus is how the operation is going.
 type OperationStatus struct {
 	// Status is InProgress, Succeeded, Failed or Canceled; empty means

@@ -266,7 +266,7 @@ func Serve(ctx context.Context, o Options) error {
 	if err := mgr.Add(heartbeat); err != nil {
 		return err
 	}
-	if err := mgr.Add(&controller.OperationPruner{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Every: 10 * time.Minute, Now: time.Now}); err != nil {
+	if err := mgr.Add(&controller.Pruner{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Every: 10 * time.Minute, Now: time.Now}); err != nil {
 		return err
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

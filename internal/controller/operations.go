@@ -11,14 +11,14 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 )
 
-// OperationPruner deletes operations that ended more than
-// slipwayv1.OperationRetention ago. Running ones are never touched, and a
-// finished one is no longer read by any controller: they act on the
-// operations their objects name as running.
-type OperationPruner struct {
-	// Reader lists the operations from the API server: they are not
-	// otherwise watched, and a cache of them all would cost memory for
-	// nothing.
+// Pruner deletes what Slipway keeps only for a time: operations that ended
+// more than slipwayv1.OperationRetention ago, and usage records of days
+// more than slipwayv1.UsageRetention ago. Running operations are never
+// touched, and a finished one is no longer read by any controller: they
+// act on the operations their objects name as running.
+type Pruner struct {
+	// Reader lists from the API server: neither kind is otherwise
+	// watched, and a cache of them all would cost memory for nothing.
 	Reader client.Reader
 	Client client.Client
 	// Every is how often to look; the first look is at start.
@@ -27,7 +27,7 @@ type OperationPruner struct {
 }
 
 // Start prunes until ctx ends; it is a manager.Runnable.
-func (p *OperationPruner) Start(ctx context.Context) error {
+func (p *Pruner) Start(ctx context.Context) error {
 	tick := time.NewTicker(p.Every)
 	defer tick.Stop()
 	for {
@@ -35,6 +35,11 @@ func (p *OperationPruner) Start(ctx context.Context) error {
 			slog.Warn("Pruning finished operations", "err", err)
 		} else if n > 0 {
 			slog.Info("Pruned finished operations", "count", n)
+		}
+		if n, err := p.PruneUsage(ctx); err != nil {
+			slog.Warn("Pruning usage records", "err", err)
+		} else if n > 0 {
+			slog.Info("Pruned usage records", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -46,7 +51,7 @@ func (p *OperationPruner) Start(ctx context.Context) error {
 
 // Prune deletes the operations past their retention, a page at a time, and
 // says how many.
-func (p *OperationPruner) Prune(ctx context.Context) (int, error) {
+func (p *Pruner) Prune(ctx context.Context) (int, error) {
 	cutoff := p.Now().Add(-slipwayv1.OperationRetention)
 	deleted := 0
 	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace), client.Limit(500)}
@@ -61,6 +66,35 @@ func (p *OperationPruner) Prune(ctx context.Context) (int, error) {
 				continue
 			}
 			if err := p.Client.Delete(ctx, op); err != nil && !apierrors.IsNotFound(err) {
+				return deleted, err
+			}
+			deleted++
+		}
+		if list.Continue == "" {
+			return deleted, nil
+		}
+		opts = append(opts[:2], client.Continue(list.Continue))
+	}
+}
+
+// PruneUsage deletes the usage records of days past their retention, and
+// says how many.
+func (p *Pruner) PruneUsage(ctx context.Context) (int, error) {
+	// Dates are YYYY-MM-DD, so they compare as strings.
+	cutoff := p.Now().UTC().Add(-slipwayv1.UsageRetention).Format(time.DateOnly)
+	deleted := 0
+	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace), client.Limit(500)}
+	for {
+		var list slipwayv1.UsageRecordList
+		if err := p.Reader.List(ctx, &list, opts...); err != nil {
+			return deleted, err
+		}
+		for i := range list.Items {
+			rec := &list.Items[i]
+			if rec.Spec.Date == "" || rec.Spec.Date >= cutoff {
+				continue
+			}
+			if err := p.Client.Delete(ctx, rec); err != nil && !apierrors.IsNotFound(err) {
 				return deleted, err
 			}
 			deleted++

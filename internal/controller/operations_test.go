@@ -13,9 +13,9 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 )
 
-// TestOperationPruner: operations that ended past the retention go, however
+// TestPruner: operations that ended past the retention go, however
 // many; running ones and recent ones stay.
-func TestOperationPruner(t *testing.T) {
+func TestPruner(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := slipwayv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestOperationPruner(t *testing.T) {
 		objs = append(objs, op("bulk-"+time.Duration(i).String(), slipwayv1.OperationSucceeded, ended(old)))
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&slipwayv1.Operation{}).Build()
-	p := &OperationPruner{Reader: c, Client: c, Every: time.Hour, Now: func() time.Time { return now }}
+	p := &Pruner{Reader: c, Client: c, Every: time.Hour, Now: func() time.Time { return now }}
 	n, err := p.Prune(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -58,5 +58,39 @@ func TestOperationPruner(t *testing.T) {
 	}
 	if len(names) != 3 {
 		t.Errorf("left %v, want running, running-long and recent", names)
+	}
+}
+
+// TestPruneUsage: usage records of days past the retention go; the
+// retention's first day and later ones stay.
+func TestPruneUsage(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := slipwayv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	rec := func(name string, day time.Time) client.Object {
+		return &slipwayv1.UsageRecord{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: slipwayv1.Namespace},
+			Spec: slipwayv1.UsageRecordSpec{SubscriptionID: "s", ResourceGroup: "g", Date: day.Format(time.DateOnly)}}
+	}
+	oldest := now.Add(-slipwayv1.UsageRetention)
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		rec("today", now), rec("last-kept", oldest), rec("gone", oldest.AddDate(0, 0, -1)), rec("long-gone", oldest.AddDate(-2, 0, 0)),
+	).Build()
+	p := &Pruner{Reader: c, Client: c, Every: time.Hour, Now: func() time.Time { return now }}
+	n, err := p.PruneUsage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left slipwayv1.UsageRecordList
+	if err := c.List(context.Background(), &left); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range left.Items {
+		names = append(names, r.Name)
+	}
+	if n != 2 || len(names) != 2 {
+		t.Errorf("pruned %d, left %v; want 2 pruned, today and last-kept left", n, names)
 	}
 }
