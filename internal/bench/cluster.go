@@ -50,7 +50,8 @@ type ClusterResult struct {
 	PSS          int64
 	ComponentPSS map[string]int64
 	// CPU is the cores the cluster's components used while idle.
-	CPU float64
+	CPU          float64
+	ComponentCPU map[string]float64
 }
 
 // Cluster creates o.Clusters control planes one after another, each with
@@ -113,33 +114,33 @@ func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
 		}
 		return m
 	}
-	cpuBefore := make([]float64, len(clusters))
+	cpuBefore := make([]map[string]float64, len(clusters))
 	for i, c := range clusters {
-		for _, pid := range pids(c) {
-			cpuBefore[i] += processCPU(pid)
+		cpuBefore[i] = map[string]float64{}
+		for name, pid := range pids(c) {
+			cpuBefore[i][name] = processCPU(pid)
 		}
 	}
 	selfBefore, storeBefore := processCPU(os.Getpid()), processCPU(datastorePID)
 	time.Sleep(o.Window)
 	storeShare := readMemory(datastorePID).pss / int64(len(clusters))
 	var totalPSS int64
-	fmt.Fprintf(o.Out, "%-8s %10s %10s  %s\n", "cluster", "PSS MiB", "CPU cores", "PSS per component (MiB)")
+	fmt.Fprintf(o.Out, "%-8s %10s %10s  %s\n", "cluster", "PSS MiB", "CPU cores", "per component: PSS MiB, CPU millicores")
 	for i, c := range clusters {
 		r := &results[i]
-		r.ComponentPSS = map[string]int64{}
-		cpu := 0.0
+		r.ComponentPSS, r.ComponentCPU = map[string]int64{}, map[string]float64{}
 		for name, pid := range pids(c) {
 			r.ComponentPSS[name] = readMemory(pid).pss
 			r.PSS += r.ComponentPSS[name]
-			cpu += processCPU(pid)
+			r.ComponentCPU[name] = (processCPU(pid) - cpuBefore[i][name]) / o.Window.Seconds()
+			r.CPU += r.ComponentCPU[name]
 		}
 		if datastorePID != 0 {
 			r.ComponentPSS["datastore share"] = storeShare
 			r.PSS += storeShare
 		}
-		r.CPU = (cpu - cpuBefore[i]) / o.Window.Seconds()
 		totalPSS += r.PSS
-		fmt.Fprintf(o.Out, "%-8d %10.1f %10.3f  %s\n", i+1, mib(r.PSS), r.CPU, perComponent(r.ComponentPSS))
+		fmt.Fprintf(o.Out, "%-8d %10.1f %10.3f  %s\n", i+1, mib(r.PSS), r.CPU, perComponent(r))
 	}
 	self, store := processCPU(os.Getpid())-selfBefore, processCPU(datastorePID)-storeBefore
 	selfPSS := readMemory(os.Getpid()).pss
@@ -208,15 +209,19 @@ func countReady(nodes []corev1.Node) int {
 	return n
 }
 
-func perComponent(m map[string]int64) string {
-	names := make([]string, 0, len(m))
-	for n := range m {
+func perComponent(r *ClusterResult) string {
+	names := make([]string, 0, len(r.ComponentPSS))
+	for n := range r.ComponentPSS {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var parts []string
 	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s %.0f", n, mib(m[n])))
+		if cpu, ok := r.ComponentCPU[n]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.0f %.0f", n, mib(r.ComponentPSS[n]), 1000*cpu))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %.0f", n, mib(r.ComponentPSS[n])))
+		}
 	}
 	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/app"
 )
 
 // TestBackupAndRestore stops the shared server, backs up its data
@@ -65,6 +68,16 @@ func TestBackupAndRestore(t *testing.T) {
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
+	// connection.json came back naming the CA file in the old directory;
+	// serve writes it anew once it has started.
+	eventually(t, time.Minute, "serve rewriting connection.json for the restored directory", func() (bool, string) {
+		conn, err := app.ReadConnection(filepath.Join(restored, "connection.json"))
+		if err != nil {
+			return false, err.Error()
+		}
+		s.conn = conn
+		return strings.HasPrefix(conn.CACertFile, restored+string(filepath.Separator)), conn.CACertFile
+	})
 	os.RemoveAll(original)
 
 	c = newClients(t, s)
