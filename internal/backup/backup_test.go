@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/pki"
@@ -38,11 +36,7 @@ func startStore(t *testing.T, dataDir string) *datastore.Store {
 
 func tenant(t *testing.T, s *datastore.Store, cert *pki.KeyPair) *clientv3.Client {
 	t.Helper()
-	tlsCfg, err := s.ClientTLS(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := s.ClientAs(cert)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -53,28 +55,10 @@ func (p *Pruner) Start(ctx context.Context) error {
 // says how many.
 func (p *Pruner) Prune(ctx context.Context) (int, error) {
 	cutoff := p.Now().Add(-slipwayv1.OperationRetention)
-	deleted := 0
-	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace), client.Limit(500)}
-	for {
-		var list slipwayv1.OperationList
-		if err := p.Reader.List(ctx, &list, opts...); err != nil {
-			return deleted, err
-		}
-		for i := range list.Items {
-			op := &list.Items[i]
-			if !finished(op.Status.Status) || op.Status.EndTime == nil || !op.Status.EndTime.Time.Before(cutoff) {
-				continue
-			}
-			if err := p.Client.Delete(ctx, op); err != nil && !apierrors.IsNotFound(err) {
-				return deleted, err
-			}
-			deleted++
-		}
-		if list.Continue == "" {
-			return deleted, nil
-		}
-		opts = append(opts[:2], client.Continue(list.Continue))
-	}
+	return p.prune(ctx, &slipwayv1.OperationList{}, func(o client.Object) bool {
+		op := o.(*slipwayv1.Operation)
+		return finished(op.Status.Status) && op.Status.EndTime != nil && op.Status.EndTime.Time.Before(cutoff)
+	})
 }
 
 // PruneUsage deletes the usage records of days past their retention, and
@@ -82,27 +66,39 @@ func (p *Pruner) Prune(ctx context.Context) (int, error) {
 func (p *Pruner) PruneUsage(ctx context.Context) (int, error) {
 	// Dates are YYYY-MM-DD, so they compare as strings.
 	cutoff := p.Now().UTC().Add(-slipwayv1.UsageRetention).Format(time.DateOnly)
+	return p.prune(ctx, &slipwayv1.UsageRecordList{}, func(o client.Object) bool {
+		date := o.(*slipwayv1.UsageRecord).Spec.Date
+		return date != "" && date < cutoff
+	})
+}
+
+// prune deletes the objects of list's kind that expired says are, reading
+// a page of 500 at a time.
+func (p *Pruner) prune(ctx context.Context, list client.ObjectList, expired func(client.Object) bool) (int, error) {
 	deleted := 0
 	opts := []client.ListOption{client.InNamespace(slipwayv1.Namespace), client.Limit(500)}
 	for {
-		var list slipwayv1.UsageRecordList
-		if err := p.Reader.List(ctx, &list, opts...); err != nil {
+		if err := p.Reader.List(ctx, list, opts...); err != nil {
 			return deleted, err
 		}
-		for i := range list.Items {
-			rec := &list.Items[i]
-			if rec.Spec.Date == "" || rec.Spec.Date >= cutoff {
-				continue
+		err := apimeta.EachListItem(list, func(item runtime.Object) error {
+			o := item.(client.Object)
+			if !expired(o) {
+				return nil
 			}
-			if err := p.Client.Delete(ctx, rec); err != nil && !apierrors.IsNotFound(err) {
-				return deleted, err
+			if err := p.Client.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+				return err
 			}
 			deleted++
+			return nil
+		})
+		if err != nil {
+			return deleted, err
 		}
-		if list.Continue == "" {
+		if list.GetContinue() == "" {
 			return deleted, nil
 		}
-		opts = append(opts[:2], client.Continue(list.Continue))
+		opts = append(opts[:2], client.Continue(list.GetContinue()))
 	}
 }
 

@@ -334,9 +334,15 @@ func (s *Store) Keys(ctx context.Context, id string) (int64, error) {
 	return resp.Count, nil
 }
 
-// ClientTLS is a client configuration presenting cert and trusting the
-// datastore's CA.
-func (s *Store) ClientTLS(cert *pki.KeyPair) (*tls.Config, error) { return clientTLS(s.ca, cert) }
+// ClientAs is an etcd client of the datastore presenting cert, as a
+// cluster's API server reaches it with the certificate Admit gave it.
+func (s *Store) ClientAs(cert *pki.KeyPair) (*clientv3.Client, error) {
+	tlsCfg, err := clientTLS(s.ca, cert)
+	if err != nil {
+		return nil, err
+	}
+	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
 
 func clientTLS(ca, cert *pki.KeyPair) (*tls.Config, error) {
 	pool := x509.NewCertPool()

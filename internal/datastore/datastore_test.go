@@ -5,11 +5,9 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/slipway-dev/slipway/internal/pki"
 	"github.com/slipway-dev/slipway/internal/testenv"
@@ -32,11 +30,7 @@ func startStore(t *testing.T, dir string) *Store {
 // does.
 func tenant(t *testing.T, s *Store, cert *pki.KeyPair) *clientv3.Client {
 	t.Helper()
-	tlsCfg, err := s.ClientTLS(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := s.ClientAs(cert)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -478,11 +477,7 @@ func TestTwoClustersAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg, err := ds.ClientTLS(dsCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcdA, err := clientv3.New(clientv3.Config{Endpoints: ds.Endpoints(), TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	etcdA, err := ds.ClientAs(dsCert)
 	if err != nil {
 		t.Fatal(err)
 	}
