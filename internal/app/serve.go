@@ -151,7 +151,8 @@ func Serve(ctx context.Context, o Options) error {
 		return fmt.Errorf("port range %d-%d: need at least 200 ports", o.Ports.First, o.Ports.Last)
 	}
 	// The first hundred ports: the management plane's, then the shared
-	// datastore's two (a data directory keeps them for life).
+	// datastore's two. Its clusters' API servers are given its address at
+	// each start; nothing records it.
 	managementPorts := hosting.PortRange{First: o.Ports.First, Last: o.Ports.First + 97}
 	datastoreClientPort, datastorePeerPort := o.Ports.First+98, o.Ports.First+99
 	clusterPorts := hosting.PortRange{First: o.Ports.First + 100, Last: o.Ports.Last}

@@ -85,6 +85,14 @@ func Backup(dataDir string, out io.Writer, o Options) (*Manifest, error) {
 			}
 			return nil
 		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			m.Files++
+			m.Bytes += info.Size()
+		}
 		if d.Type().IsRegular() || d.IsDir() {
 			files = append(files, rel)
 		}
@@ -92,12 +100,6 @@ func Backup(dataDir string, out io.Writer, o Options) (*Manifest, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backup: reading %s: %w", dataDir, err)
-	}
-	for _, f := range files {
-		if info, err := os.Stat(filepath.Join(dataDir, f)); err == nil && info.Mode().IsRegular() {
-			m.Files++
-			m.Bytes += info.Size()
-		}
 	}
 
 	gz := gzip.NewWriter(out)

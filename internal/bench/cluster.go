@@ -107,18 +107,15 @@ func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
 	if opts.Datastore != nil {
 		datastorePID = opts.Datastore.Process().Status().PID
 	}
-	pids := func(c *hosting.Cluster) map[string]int {
-		m := map[string]int{}
-		for _, s := range c.Health(ctx).Components {
-			m[s.Name] = s.PID
-		}
-		return m
-	}
+	// The components' processes, read once: Health probes the API server,
+	// which would count in the window.
+	pids := make([]map[string]int, len(clusters))
 	cpuBefore := make([]map[string]float64, len(clusters))
 	for i, c := range clusters {
-		cpuBefore[i] = map[string]float64{}
-		for name, pid := range pids(c) {
-			cpuBefore[i][name] = processCPU(pid)
+		pids[i], cpuBefore[i] = map[string]int{}, map[string]float64{}
+		for _, s := range c.Health(ctx).Components {
+			pids[i][s.Name] = s.PID
+			cpuBefore[i][s.Name] = processCPU(s.PID)
 		}
 	}
 	selfBefore, storeBefore := processCPU(os.Getpid()), processCPU(datastorePID)
@@ -126,10 +123,10 @@ func Cluster(ctx context.Context, o ClusterOptions) ([]ClusterResult, error) {
 	storeShare := readMemory(datastorePID).pss / int64(len(clusters))
 	var totalPSS int64
 	fmt.Fprintf(o.Out, "%-8s %10s %10s  %s\n", "cluster", "PSS MiB", "CPU cores", "per component: PSS MiB, CPU millicores")
-	for i, c := range clusters {
+	for i := range clusters {
 		r := &results[i]
 		r.ComponentPSS, r.ComponentCPU = map[string]int64{}, map[string]float64{}
-		for name, pid := range pids(c) {
+		for name, pid := range pids[i] {
 			r.ComponentPSS[name] = readMemory(pid).pss
 			r.PSS += r.ComponentPSS[name]
 			r.ComponentCPU[name] = (processCPU(pid) - cpuBefore[i][name]) / o.Window.Seconds()

@@ -117,7 +117,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		o.ReadyTimeout = 2 * time.Minute
 	}
 	pkiDir := filepath.Join(o.Dir, "pki")
-	ca, err := ensurePKI(pkiDir, time.Now())
+	ca, root, err := ensurePKI(pkiDir, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("datastore: %w", err)
 	}
@@ -149,11 +149,6 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("datastore: %w", err)
 	}
 	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, caFile: filepath.Join(pkiDir, certCA+".crt"), ca: ca, proc: proc, log: logFile}
-	root, err := pki.LoadKeyPair(pkiDir, certRoot)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("datastore: %w", err)
-	}
 	if err := s.connect(ctx, root, o.ReadyTimeout); err != nil {
 		s.Close()
 		return nil, err
@@ -165,19 +160,19 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 // authentication. Until it is enabled etcd lets any certificate its CA
 // signed do anything; tenants are only admitted after it is.
 func (s *Store) connect(ctx context.Context, root *pki.KeyPair, timeout time.Duration) error {
-	tlsCfg, err := clientTLS(s.ca, root)
-	if err != nil {
-		return fmt.Errorf("datastore: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// Wait for etcd to listen before dialling: gRPC logs every refused
-	// connection of a client made too early.
-	if err := waitListening(ctx, s.endpoints[0]); err != nil {
-		return fmt.Errorf("datastore: etcd not listening after %s: %w (log in %s)", timeout, err, s.LogDir())
+	// Wait for the etcd Slipway just started to listen before dialling:
+	// gRPC logs every refused connection of a client made too early. (An
+	// external one is up, or some of its endpoints are.)
+	if s.proc != nil {
+		if err := waitListening(ctx, s.endpoints[0]); err != nil {
+			return fmt.Errorf("datastore: etcd not listening after %s: %w (log in %s)", timeout, err, s.LogDir())
+		}
 	}
+	var err error
 	s.root, err = clientv3.New(clientv3.Config{
-		Endpoints: s.endpoints, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		Endpoints: s.endpoints, TLS: clientTLS(s.ca, root), DialTimeout: 5 * time.Second,
 		// The client's own log is a chatty zap logger; Slipway reports
 		// what fails through the errors it returns.
 		Logger: zap.NewNop(),
@@ -337,19 +332,15 @@ func (s *Store) Keys(ctx context.Context, id string) (int64, error) {
 // ClientAs is an etcd client of the datastore presenting cert, as a
 // cluster's API server reaches it with the certificate Admit gave it.
 func (s *Store) ClientAs(cert *pki.KeyPair) (*clientv3.Client, error) {
-	tlsCfg, err := clientTLS(s.ca, cert)
-	if err != nil {
-		return nil, err
-	}
-	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, TLS: clientTLS(s.ca, cert), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-func clientTLS(ca, cert *pki.KeyPair) (*tls.Config, error) {
+func clientTLS(ca, cert *pki.KeyPair) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	return &tls.Config{
 		RootCAs:      pool,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key, Leaf: cert.Cert}},
 		MinVersion:   tls.VersionTLS12,
-	}, nil
+	}
 }

@@ -70,39 +70,42 @@ func Args(m map[string]string) []string {
 }
 
 // ensurePKI writes the datastore's CA, serving certificate and root client
-// certificate unless they are there, and returns the CA. The root
-// certificate is written last: its presence marks a complete set.
-func ensurePKI(dir string, now time.Time) (*pki.KeyPair, error) {
+// certificate unless they are there, and returns the CA and the root
+// certificate. The root certificate is written last: its presence marks a
+// complete set.
+func ensurePKI(dir string, now time.Time) (ca, root *pki.KeyPair, err error) {
 	if _, err := os.Stat(filepath.Join(dir, certRoot+".crt")); err == nil {
-		return pki.LoadKeyPair(dir, certCA)
+		if ca, err = pki.LoadKeyPair(dir, certCA); err != nil {
+			return nil, nil, err
+		}
+		root, err = pki.LoadKeyPair(dir, certRoot)
+		return ca, root, err
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("checking PKI: %w", err)
+		return nil, nil, fmt.Errorf("checking PKI: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ca, err := pki.NewCA("slipway-datastore-ca", now)
-	if err != nil {
-		return nil, err
+	if ca, err = pki.NewCA("slipway-datastore-ca", now); err != nil {
+		return nil, nil, err
 	}
 	server, err := ca.Issue(pki.LeafSpec{
 		CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
 		Usage: pki.ServerAuth | pki.ClientAuth,
 	}, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	root, err := ca.Issue(pki.LeafSpec{CommonName: rootUser, Usage: pki.ClientAuth}, now)
-	if err != nil {
-		return nil, err
+	if root, err = ca.Issue(pki.LeafSpec{CommonName: rootUser, Usage: pki.ClientAuth}, now); err != nil {
+		return nil, nil, err
 	}
 	for _, f := range []struct {
 		name string
 		kp   *pki.KeyPair
 	}{{certCA, ca}, {certServer, server}, {certRoot, root}} {
 		if err := pki.WriteKeyPair(dir, f.name, f.kp); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return ca, nil
+	return ca, root, nil
 }

@@ -20,11 +20,31 @@ type Ports struct {
 	Scheduler         int `json:"scheduler"`
 }
 
+// all lists the ports held; a cluster on the shared datastore holds no
+// etcd ports (zero).
 func (p Ports) all() []int {
-	return []int{p.APIServer, p.EtcdClient, p.EtcdPeer, p.ControllerManager, p.Scheduler}
+	var out []int
+	for _, port := range []int{p.APIServer, p.EtcdClient, p.EtcdPeer, p.ControllerManager, p.Scheduler} {
+		if port != 0 {
+			out = append(out, port)
+		}
+	}
+	return out
 }
 
-func portsFrom(ps []int) Ports {
+// portCount is how many ports a new cluster needs: five, or three without
+// an etcd of its own.
+func portCount(ownEtcd bool) int {
+	if ownEtcd {
+		return 5
+	}
+	return 3
+}
+
+func portsFrom(ps []int, ownEtcd bool) Ports {
+	if !ownEtcd {
+		return Ports{APIServer: ps[0], ControllerManager: ps[1], Scheduler: ps[2]}
+	}
 	return Ports{APIServer: ps[0], EtcdClient: ps[1], EtcdPeer: ps[2], ControllerManager: ps[3], Scheduler: ps[4]}
 }
 
@@ -61,24 +81,15 @@ type endpoint interface {
 func launches(rec *record, dir string, ds endpoint) []launch {
 	pkiDir := filepath.Join(dir, "pki")
 	loop := "127.0.0.1"
+	shared := rec.Datastore == sharedDatastore
 	etcdURL := fmt.Sprintf("https://%s:%d", loop, rec.Ports.EtcdClient)
-	peerURL := fmt.Sprintf("https://%s:%d", loop, rec.Ports.EtcdPeer)
 	kcmKubeconfig := filepath.Join(dir, "kubeconfig", "kube-controller-manager.kubeconfig")
 	schedKubeconfig := filepath.Join(dir, "kubeconfig", "kube-scheduler.kubeconfig")
 
-	etcd := datastore.EtcdFlags(datastore.EtcdConfig{
-		DataDir: filepath.Join(dir, "etcd"), ClientURL: etcdURL, PeerURL: peerURL,
-		CertFile: crt(pkiDir, certEtcdServer), KeyFile: key(pkiDir, certEtcdServer), CAFile: crt(pkiDir, certEtcdCA),
-		QuotaBytes: 2 << 30,
-	})
 	apiserver := map[string]string{
 		"advertise-address":                  loop,
 		"bind-address":                       loop,
 		"secure-port":                        strconv.Itoa(rec.Ports.APIServer),
-		"etcd-servers":                       etcdURL,
-		"etcd-cafile":                        crt(pkiDir, certEtcdCA),
-		"etcd-certfile":                      crt(pkiDir, certAPIServerEtcd),
-		"etcd-keyfile":                       key(pkiDir, certAPIServerEtcd),
 		"client-ca-file":                     crt(pkiDir, certCA),
 		"tls-cert-file":                      crt(pkiDir, certAPIServer),
 		"tls-private-key-file":               key(pkiDir, certAPIServer),
@@ -101,7 +112,14 @@ func launches(rec *record, dir string, ds endpoint) []launch {
 		"profiling":                "false",
 		"feature-gates":            components.APIServerWatchListOff,
 	}
-	if rec.Datastore == sharedDatastore && ds != nil {
+	if !shared {
+		maps.Copy(apiserver, map[string]string{
+			"etcd-servers":  etcdURL,
+			"etcd-cafile":   crt(pkiDir, certEtcdCA),
+			"etcd-certfile": crt(pkiDir, certAPIServerEtcd),
+			"etcd-keyfile":  key(pkiDir, certAPIServerEtcd),
+		})
+	} else {
 		maps.Copy(apiserver, map[string]string{
 			"etcd-servers":  strings.Join(ds.Endpoints(), ","),
 			"etcd-cafile":   ds.CAFile(),
@@ -150,7 +168,12 @@ func launches(rec *record, dir string, ds endpoint) []launch {
 		"feature-gates":             components.WatchListOff,
 	}
 	var ls []launch
-	if rec.Datastore != sharedDatastore {
+	if !shared {
+		etcd := datastore.EtcdFlags(datastore.EtcdConfig{
+			DataDir: filepath.Join(dir, "etcd"), ClientURL: etcdURL, PeerURL: fmt.Sprintf("https://%s:%d", loop, rec.Ports.EtcdPeer),
+			CertFile: crt(pkiDir, certEtcdServer), KeyFile: key(pkiDir, certEtcdServer), CAFile: crt(pkiDir, certEtcdCA),
+			QuotaBytes: 2 << 30,
+		})
 		ls = append(ls, launch{name: components.Etcd, args: datastore.Args(etcd), env: componentEnv})
 	}
 	ls = append(ls, launch{name: components.APIServer, args: datastore.Args(apiserver), env: apiServerEnv})

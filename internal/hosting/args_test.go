@@ -47,7 +47,7 @@ func (fakeEndpoint) CAFile() string      { return "/data/datastore/pki/ca.crt" }
 // compact (the datastore does).
 func TestLaunchesOnTheSharedDatastore(t *testing.T) {
 	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local", Datastore: sharedDatastore,
-		Ports: Ports{APIServer: 20101, EtcdClient: 20102, EtcdPeer: 20103, ControllerManager: 20104, Scheduler: 20105}}
+		Ports: Ports{APIServer: 20101, ControllerManager: 20102, Scheduler: 20103}}
 	ls := launches(rec, "/data/clusters/c1", fakeEndpoint{})
 	var names []string
 	for _, l := range ls {

@@ -54,8 +54,9 @@ const (
 )
 
 // ensurePKI writes the cluster's certificates into dir unless they are there
-// already. sa.pub is written last, so its presence marks a complete set.
-func ensurePKI(dir, fqdn, serviceIP string, now time.Time) error {
+// already; those of an etcd of its own only if ownEtcd. sa.pub is written
+// last, so its presence marks a complete set.
+func ensurePKI(dir, fqdn, serviceIP string, now time.Time, ownEtcd bool) error {
 	if _, err := os.Stat(filepath.Join(dir, saPubFile)); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -69,16 +70,12 @@ func ensurePKI(dir, fqdn, serviceIP string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	etcdCA, err := pki.NewCA("etcd-ca", now)
-	if err != nil {
-		return err
-	}
-	loopback := []net.IP{net.ParseIP("127.0.0.1")}
-	leaves := []struct {
+	type leaf struct {
 		name string
 		ca   *pki.KeyPair
 		spec pki.LeafSpec
-	}{
+	}
+	leaves := []leaf{
 		{certAPIServer, ca, pki.LeafSpec{
 			CommonName: "apiserver",
 			DNSNames:   []string{"localhost", fqdn, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
@@ -90,8 +87,18 @@ func ensurePKI(dir, fqdn, serviceIP string, now time.Time) error {
 		{certControllerManager, ca, pki.LeafSpec{CommonName: "system:kube-controller-manager", Usage: pki.ClientAuth}},
 		{certScheduler, ca, pki.LeafSpec{CommonName: "system:kube-scheduler", Usage: pki.ClientAuth}},
 		{certFrontProxyClient, frontProxyCA, pki.LeafSpec{CommonName: "front-proxy-client", Usage: pki.ClientAuth}},
-		{certEtcdServer, etcdCA, pki.LeafSpec{CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: loopback, Usage: pki.ServerAuth | pki.ClientAuth}},
-		{certAPIServerEtcd, etcdCA, pki.LeafSpec{CommonName: "kube-apiserver-etcd-client", Usage: pki.ClientAuth}},
+	}
+	cas := map[string]*pki.KeyPair{certCA: ca, certFrontProxyCA: frontProxyCA}
+	if ownEtcd {
+		etcdCA, err := pki.NewCA("etcd-ca", now)
+		if err != nil {
+			return err
+		}
+		loopback := []net.IP{net.ParseIP("127.0.0.1")}
+		leaves = append(leaves,
+			leaf{certEtcdServer, etcdCA, pki.LeafSpec{CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: loopback, Usage: pki.ServerAuth | pki.ClientAuth}},
+			leaf{certAPIServerEtcd, etcdCA, pki.LeafSpec{CommonName: "kube-apiserver-etcd-client", Usage: pki.ClientAuth}})
+		cas[certEtcdCA] = etcdCA
 	}
 	for _, l := range leaves {
 		kp, err := l.ca.Issue(l.spec, now)
@@ -102,7 +109,7 @@ func ensurePKI(dir, fqdn, serviceIP string, now time.Time) error {
 			return err
 		}
 	}
-	for name, kp := range map[string]*pki.KeyPair{certCA: ca, certFrontProxyCA: frontProxyCA, certEtcdCA: etcdCA} {
+	for name, kp := range cas {
 		if err := pki.WriteKeyPair(dir, name, kp); err != nil {
 			return err
 		}

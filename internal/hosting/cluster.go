@@ -267,11 +267,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if c.rec.Datastore == sharedDatastore && c.host.datastore == nil {
 		return fmt.Errorf("cluster %s keeps its objects in the shared datastore, which this host was not given", c.rec.ID)
 	}
-	var ds endpoint
-	if c.host.datastore != nil {
-		ds = c.host.datastore
-	}
-	for _, l := range launches(&c.rec, c.dir, ds) {
+	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
 		logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			stopAll(procs, logs)

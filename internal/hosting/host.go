@@ -206,14 +206,17 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 // prepare writes a new cluster's PKI and then its record, which makes the
 // cluster exist for a later New.
 func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*record, error) {
-	ports, err := h.ports.allocate(spec.ID, len(Ports{}.all()))
+	// A cluster on the shared datastore needs no etcd ports and no etcd
+	// certificates of its own.
+	ownEtcd := h.datastore == nil || spec.APIOnly
+	ports, err := h.ports.allocate(spec.ID, portCount(ownEtcd))
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	rec := &record{
 		ID: spec.ID, Name: spec.Name, FQDN: spec.FQDN,
-		Ports:       portsFrom(ports),
+		Ports:       portsFrom(ports, ownEtcd),
 		Created:     now.UTC(),
 		Running:     true,
 		APIOnly:     spec.APIOnly,
@@ -224,10 +227,10 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 		return nil, err
 	}
 	pkiDir := filepath.Join(dir, "pki")
-	if err := ensurePKI(pkiDir, spec.FQDN, serviceIP, now); err != nil {
+	if err := ensurePKI(pkiDir, spec.FQDN, serviceIP, now, ownEtcd); err != nil {
 		return nil, err
 	}
-	if h.datastore != nil && !spec.APIOnly {
+	if !ownEtcd {
 		cert, err := h.datastore.Admit(ctx, spec.ID)
 		if err != nil {
 			return nil, err

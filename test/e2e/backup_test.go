@@ -47,8 +47,8 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 
 	backupFile := filepath.Join(t.TempDir(), "slipway.backup")
-	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err == nil {
-		t.Errorf("backup of a running server succeeded: %s", out)
+	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err == nil || !strings.Contains(string(out), "is running") {
+		t.Errorf("backup of a running server: %v, %s; want it refused as running", err, out)
 	}
 	s.stop()
 	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err != nil {
