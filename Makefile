@@ -15,13 +15,35 @@ LDFLAGS := -X github.com/slipway-dev/slipway/internal/version.Version=$(VERSION)
 	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
+# The other Kubernetes releases Slipway serves, each its own build of kube/
+# (a Go module carries one k8s.io/kubernetes): kube/go.mod is the newest,
+# kube/go.<version>.mod the others. slipway runs bin/kube-<version> for a
+# cluster on that release; internal/version lists them, and a test checks
+# the list against these files.
+KUBE_EXTRA  := 1.35.4 1.36.1 1.37.2
+KUBE_NEWEST := 1.37.2
+KUBE_BINS   := $(addprefix bin/kube-,$(KUBE_EXTRA))
+kube_ldflags = -X k8s.io/component-base/version.gitVersion=v$(1) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(1))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
 DATA_DIR ?= $(HOME)/.slipway
 
 .PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn
 
-build:
+build: $(KUBE_BINS)
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
 	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slipway
+
+# go build decides what is stale; make only names the binaries. The first
+# build of each release compiles its Kubernetes, about 6 minutes on 2 cores.
+$(KUBE_BINS): bin/kube-%: FORCE
+	@echo "building $@ (Kubernetes $*)"
+	cd kube && go build -modfile=$(if $(filter $*,$(KUBE_NEWEST)),go.mod,go.$*.mod) -ldflags '$(call kube_ldflags,$*)' -o ../$@ .
+
+.PHONY: FORCE
+FORCE:
 
 run: build
 	$(BIN) serve --data-dir $(DATA_DIR)

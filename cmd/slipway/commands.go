@@ -39,10 +39,30 @@ func newRootCommand() *cobra.Command {
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print Slipway's version and the Kubernetes and etcd versions it carries",
+		Short: "Print Slipway's version, the Kubernetes releases it serves and where each runs from",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "slipway %s\nkubernetes %s\netcd %s\n", version.Version, version.Kubernetes, version.Etcd)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "slipway %s\netcd %s\n", version.Version, version.Etcd)
+			for _, r := range version.Releases {
+				where := "compiled in"
+				if !version.Compiled(r) {
+					where = filepath.Join(filepath.Dir(exe), version.BinaryName(r))
+					if _, err := os.Stat(where); err != nil {
+						where += " (missing: make build builds it)"
+					}
+				}
+				note := ""
+				if r == version.Default() {
+					note = ", default"
+				}
+				fmt.Fprintf(out, "kubernetes %s (%s%s)\n", r, where, note)
+			}
+			return nil
 		},
 	}
 }
