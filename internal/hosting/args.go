@@ -109,8 +109,11 @@ func launches(rec *record, dir string, ds endpoint) []launch {
 		// The API server advertises 127.0.0.1, which the endpoints of the
 		// "kubernetes" service may not hold; simulated pods never dial it.
 		"endpoint-reconciler-type": "none",
-		"profiling":                "false",
-		"feature-gates":            components.APIServerWatchListOff,
+		// An upgrade starts the new release's API server on this port
+		// before the old one stops (Cluster.Upgrade).
+		"permit-port-sharing": "true",
+		"profiling":           "false",
+		"feature-gates":       components.APIServerWatchListOff,
 	}
 	if !shared {
 		maps.Copy(apiserver, map[string]string{

@@ -9,11 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -24,8 +28,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
+	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/simnode"
 	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/version"
 )
 
 // record is what a cluster keeps on disk (cluster.json): enough to start it
@@ -51,10 +57,18 @@ type record struct {
 	// the datastore was shared keep their own etcd for life; a cluster
 	// moves by backup and restore into a new cluster, not in place.
 	Datastore string `json:"datastore,omitempty"`
+	// KubernetesVersion is the release the control plane runs, e.g.
+	// "1.35.4"; empty (clusters made before releases were chosen) means
+	// the compiled-in version.Kubernetes.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 }
 
 // sharedDatastore is record.Datastore of a cluster on the shared datastore.
 const sharedDatastore = "shared"
+
+func (r *record) release() string {
+	return cmp.Or(r.KubernetesVersion, strings.TrimPrefix(version.Kubernetes, "v"))
+}
 
 func (r *record) serviceCIDR() string { return cmp.Or(r.ServiceCIDR, DefaultServiceCIDR) }
 func (r *record) podCIDR() string     { return cmp.Or(r.PodCIDR, DefaultPodCIDR) }
@@ -146,6 +160,13 @@ func (c *Cluster) Dir() string { return c.dir }
 // Endpoint returns the API server's URL.
 func (c *Cluster) Endpoint() string {
 	return fmt.Sprintf("https://127.0.0.1:%d", c.rec.Ports.APIServer)
+}
+
+// KubernetesVersion returns the release the control plane runs.
+func (c *Cluster) KubernetesVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.release()
 }
 
 // Ports returns the ports the control plane listens on.
@@ -268,24 +289,12 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("cluster %s keeps its objects in the shared datastore, which this host was not given", c.rec.ID)
 	}
 	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
-		logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		p, logFile, err := c.launch(l, logDir)
 		if err != nil {
 			stopAll(procs, logs)
-			return fmt.Errorf("cluster %s: opening log: %w", c.rec.ID, err)
+			return err
 		}
-		logs = append(logs, logFile)
-		p, err := supervisor.Start(supervisor.Spec{
-			Name:   l.name,
-			Path:   c.host.executable,
-			Args:   append([]string{"component", l.name}, l.args...),
-			Env:    l.env,
-			Output: logFile,
-		})
-		if err != nil {
-			stopAll(procs, logs)
-			return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
-		}
-		procs = append(procs, p)
+		procs, logs = append(procs, p), append(logs, logFile)
 	}
 	c.mu.Lock()
 	c.procs, c.logs = procs, logs
@@ -325,6 +334,164 @@ func (c *Cluster) start(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// launch starts one component with its log file.
+func (c *Cluster) launch(l launch, logDir string) (*supervisor.Process, io.Closer, error) {
+	path, args, err := c.host.command(l.name, c.rec.release())
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(logDir, l.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: opening log: %w", c.rec.ID, err)
+	}
+	p, err := supervisor.Start(supervisor.Spec{Name: l.name, Path: path, Args: append(args, l.args...), Env: l.env, Output: logFile})
+	if err != nil {
+		logFile.Close()
+		return nil, nil, fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	return p, logFile, nil
+}
+
+// Upgrade moves the control plane to another Kubernetes release (one
+// version.Releases lists), keeping its objects. The new release's API
+// server starts beside the old one on the same port (both bind it with
+// SO_REUSEPORT), and the old one stops only once the new one is ready, so
+// the API stays served throughout, as behind AKS's load balancer. Then the
+// controller manager and the scheduler are replaced one at a time (they do
+// not elect leaders, so two must never run together). etcd, the simulated
+// kubelets and the companions run on throughout. A stopped cluster just
+// records the release it starts on.
+func (c *Cluster) Upgrade(ctx context.Context, release string) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	if c.KubernetesVersion() == release {
+		return nil
+	}
+	if _, _, err := c.host.command(components.APIServer, release); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	c.mu.Lock()
+	prev := c.rec.KubernetesVersion
+	c.rec.KubernetesVersion = release
+	err := writeRecord(c.dir, &c.rec)
+	if err != nil {
+		c.rec.KubernetesVersion = prev
+	}
+	running := c.procs != nil
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	if !running {
+		return nil
+	}
+	// The record names the new release before any process changes: a
+	// crash part-way starts the whole control plane on it.
+	logDir := filepath.Join(c.dir, "logs")
+	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
+		if !slices.Contains([]string{components.APIServer, components.ControllerManager, components.Scheduler}, l.name) {
+			continue
+		}
+		if l.name != components.APIServer {
+			c.stopProcess(l.name)
+		}
+		p, logFile, err := c.launch(l, logDir)
+		if err != nil {
+			c.stop()
+			return err
+		}
+		if l.name == components.APIServer {
+			if err := c.waitServing(ctx, release); err != nil {
+				p.Stop(context.Background())
+				logFile.Close()
+				c.stop()
+				return err
+			}
+			c.stopProcess(l.name)
+		}
+		c.mu.Lock()
+		c.procs = append(c.procs, p)
+		c.logs = append(c.logs, logFile)
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// stopProcess stops the running component called name and forgets it.
+func (c *Cluster) stopProcess(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		if c.procs[i].Name() == name {
+			c.procs[i].Stop(context.Background())
+			c.logs[i].Close()
+			c.procs = slices.Delete(c.procs, i, i+1)
+			c.logs = slices.Delete(c.logs, i, i+1)
+		}
+	}
+}
+
+// waitServing waits until an API server of release is ready. While two
+// share the port the kernel hands each new connection to either, and a
+// connection stays with the process that accepted it; so the probe redials
+// until /version shows the new release, then asks /readyz on that same
+// connection.
+func (c *Cluster) waitServing(ctx context.Context, release string) error {
+	base, err := c.probeClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.host.readyTimeout)
+	defer cancel()
+	want := "v" + release
+	lastErr := errors.New("no answer yet")
+	for {
+		var dials atomic.Int32
+		tr := base.Transport.(*http.Transport).Clone()
+		tr.MaxConnsPerHost = 1
+		dial := tr.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dial(ctx, network, addr)
+		}
+		client := &http.Client{Transport: tr}
+		var v struct {
+			GitVersion string `json:"gitVersion"`
+		}
+		lastErr = c.getJSON(ctx, client, c.Endpoint()+"/version", &v)
+		if lastErr == nil && v.GitVersion != want {
+			lastErr = fmt.Errorf("/version answered %s, not %s", v.GitVersion, want)
+		}
+		// On the new release's connection: ask /readyz until it is ready
+		// or the connection is lost (a second dial means another process
+		// may be answering).
+		for found := lastErr == nil; found && ctx.Err() == nil; {
+			lastErr = c.get(ctx, client, c.Endpoint()+"/readyz")
+			if dials.Load() != 1 {
+				break
+			}
+			if lastErr == nil {
+				tr.CloseIdleConnections()
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		tr.CloseIdleConnections()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s: API server %s not ready after %s: %v (logs in %s)",
+				c.rec.ID, release, c.host.readyTimeout, lastErr, filepath.Join(c.dir, "logs"))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady polls /readyz until it answers ok.

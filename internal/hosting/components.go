@@ -3,6 +3,7 @@ package hosting
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,4 +63,27 @@ func (c *Cluster) get(ctx context.Context, client *http.Client, url string) erro
 		return fmt.Errorf("%s answered %d: %s", req.URL.Path, resp.StatusCode, lastLines(body))
 	}
 	return nil
+}
+
+// getJSON fetches url with client and decodes its JSON answer into v.
+func (c *Cluster) getJSON(ctx context.Context, client *http.Client, url string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d: %s", req.URL.Path, resp.StatusCode, lastLines(body))
+	}
+	return json.Unmarshal(body, v)
 }

@@ -20,12 +20,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/pki"
+	"github.com/slipway-dev/slipway/internal/version"
 )
 
 // Options configure a Host.
@@ -150,6 +154,9 @@ type ClusterSpec struct {
 	// ServiceCIDR and PodCIDR are the cluster's networks; empty means
 	// AKS's defaults (DefaultServiceCIDR, DefaultPodCIDR).
 	ServiceCIDR, PodCIDR string
+	// KubernetesVersion is the release to run (one of version.Releases);
+	// empty means the compiled-in one.
+	KubernetesVersion string
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
@@ -221,6 +228,10 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 		Running:     true,
 		APIOnly:     spec.APIOnly,
 		ServiceCIDR: spec.ServiceCIDR, PodCIDR: spec.PodCIDR,
+		KubernetesVersion: spec.KubernetesVersion,
+	}
+	if _, _, err := h.command(components.APIServer, rec.release()); err != nil {
+		return nil, err
 	}
 	serviceIP, err := rec.kubernetesServiceIP()
 	if err != nil {
@@ -244,6 +255,24 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 		return nil, err
 	}
 	return rec, nil
+}
+
+// command is the program and leading arguments that run component of a
+// Kubernetes release: slipway's own "component NAME" for etcd and the
+// compiled-in release, bin/kube-<release> beside slipway ("kube-1.35.4
+// NAME") for the others (see kube/main.go).
+func (h *Host) command(component, release string) (string, []string, error) {
+	if component == components.Etcd || version.Compiled(release) {
+		return h.executable, []string{"component", component}, nil
+	}
+	if !slices.Contains(version.Releases, release) {
+		return "", nil, fmt.Errorf("Kubernetes %s is not a release Slipway serves (%s)", release, strings.Join(version.Releases, ", "))
+	}
+	path := filepath.Join(filepath.Dir(h.executable), version.BinaryName(release))
+	if _, err := os.Stat(path); err != nil {
+		return "", nil, fmt.Errorf("Kubernetes %s runs from %s, which is missing (make build builds it): %w", release, path, err)
+	}
+	return path, []string{component}, nil
 }
 
 func randomID() string {

@@ -206,6 +206,9 @@ func (p *Process) setState(s State, lastExit string) {
 	}
 }
 
+// Name is the spec's name.
+func (p *Process) Name() string { return p.spec.Name }
+
 // Status returns a snapshot of the process's state.
 func (p *Process) Status() Status {
 	p.mu.Lock()
