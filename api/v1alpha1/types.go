@@ -47,7 +47,7 @@ type OperationRef struct {
 	ID string `json:"id"`
 	// Action is the provisioning state the resource shows while the
 	// operation runs: Creating, Updating, Deleting, Starting, Stopping,
-	// Scaling, UpgradingNodeImageVersion.
+	// Scaling, Upgrading, UpgradingNodeImageVersion.
 	Action string `json:"action"`
 }
 
@@ -65,6 +65,9 @@ const (
 	// ActionUpgradeNodeImage is the provisioning state of a pool whose node
 	// image is being upgraded (and of its cluster meanwhile).
 	ActionUpgradeNodeImage = "UpgradingNodeImageVersion"
+	// ActionUpgrading is the provisioning state of a cluster or pool whose
+	// Kubernetes version is being upgraded.
+	ActionUpgrading = "Upgrading"
 )
 
 // ErrorDetail is an ARM error.
@@ -308,6 +311,10 @@ type NodeImageUpgrade struct {
 	OperationID string `json:"operationID"`
 	// Target is the image the nodes go to.
 	Target string `json:"target"`
+	// KubernetesVersion is the release the nodes' kubelets go to, for an
+	// upgrade of the pool's orchestratorVersion; empty for a node image
+	// upgrade, which keeps it.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	// Phase is Surging, Draining, Soaking, Reimaging, RemovingSurge,
 	// Canceling, Succeeded, Failed or Canceled.
 	Phase string `json:"phase"`
@@ -343,6 +350,10 @@ type AgentPoolStatus struct {
 	// and count against quota, but do not run.
 	Deallocated      []string `json:"deallocated,omitempty"`
 	NodeImageVersion string   `json:"nodeImageVersion,omitempty"`
+	// CurrentOrchestratorVersion is the Kubernetes release the pool's
+	// nodes run (the orchestratorVersion an upgrade reached); empty until
+	// the controller first sees the pool.
+	CurrentOrchestratorVersion string `json:"currentOrchestratorVersion,omitempty"`
 	// Upgrade is the current or last node image upgrade.
 	Upgrade *NodeImageUpgrade `json:"upgrade,omitempty"`
 }

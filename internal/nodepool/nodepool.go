@@ -3,6 +3,7 @@
 package nodepool
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/version"
 	"github.com/slipway-dev/slipway/internal/vmsize"
@@ -128,9 +130,6 @@ func Default(p *Properties) {
 		// az sends an eviction policy and a price for every pool; they
 		// mean nothing for Regular pools, and AKS does not show them.
 		p.ScaleSetEvictionPolicy, p.SpotMaxPrice = nil, nil
-	}
-	if p.OrchestratorVersion == nil || *p.OrchestratorVersion == "" {
-		p.OrchestratorVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
 	}
 	if p.EnableAutoScaling == nil {
 		p.EnableAutoScaling = to.Ptr(false)
@@ -272,8 +271,12 @@ func Validate(p *Properties) error {
 	if err := checkOSDisk(p); err != nil {
 		return err
 	}
-	if err := ValidateVersion(*p.OrchestratorVersion, "agentPoolProfile.orchestratorVersion"); err != nil {
-		return err
+	// An unset orchestratorVersion is the caller's to fill: the control
+	// plane's for a new pool, the pool's own on update.
+	if v := deref(p.OrchestratorVersion); v != "" {
+		if err := ValidateVersion(v, "agentPoolProfile.orchestratorVersion"); err != nil {
+			return err
+		}
 	}
 	for _, t := range p.NodeTaints {
 		if _, err := ParseTaint(deref(t)); err != nil {
@@ -452,15 +455,37 @@ func ValidCountOrPercent(v string) bool {
 	return err == nil && i >= 0 && (!pct || i <= 100)
 }
 
-// ValidateVersion accepts the Kubernetes version Slipway carries, as x.y or
-// x.y.z.
+// ValidateVersion accepts a Kubernetes release Slipway serves, as x.y.z or
+// as an x.y alias of its minor's latest patch.
 func ValidateVersion(v, target string) error {
-	full := strings.TrimPrefix(version.Kubernetes, "v")
-	if v == full || v == version.KubernetesMinor() {
+	if _, ok := version.Resolve(v); ok {
 		return nil
 	}
 	return &Invalid{Code: "K8sVersionNotSupported", Target: target,
-		Message: fmt.Sprintf("Version %s is not supported in this region. Supported versions: %s (%s).", v, full, version.KubernetesMinor())}
+		Message: fmt.Sprintf("Version %s is not supported in this region. Please use [az aks get-versions] command to get the supported version list in this region. Supported versions: %s.", v, strings.Join(version.Releases, ", "))}
+}
+
+// CurrentVersion is the Kubernetes release the pool's nodes run: what its
+// last upgrade reached, or, before the controller has seen the pool, what
+// its orchestratorVersion asks for.
+func CurrentVersion(pool *slipwayv1.AgentPool) string {
+	if v := pool.Status.CurrentOrchestratorVersion; v != "" {
+		return v
+	}
+	return DesiredVersion(pool)
+}
+
+// DesiredVersion is the release the pool's orchestratorVersion resolves
+// to; pools stored before versions were chosen run the compiled-in one.
+func DesiredVersion(pool *slipwayv1.AgentPool) string {
+	var p struct {
+		OrchestratorVersion string `json:"orchestratorVersion"`
+	}
+	json.Unmarshal(pool.Spec.Properties.Raw, &p)
+	if v, ok := version.Resolve(p.OrchestratorVersion); ok {
+		return v
+	}
+	return strings.TrimPrefix(version.Kubernetes, "v")
 }
 
 // ValidateUpdate checks what a PUT of pool name may not change: the

@@ -1,6 +1,7 @@
 package containerservice
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,7 @@ func (s *Provider) renderPoolProperties(ctx context.Context, mc *slipwayv1.Manag
 		return nil, err
 	}
 	p.ProvisioningState = to.Ptr(provisioningState(pool.Spec.Operation, pool.Status.CompletedOperation, pool.Status.ProvisioningState))
-	p.CurrentOrchestratorVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+	p.CurrentOrchestratorVersion = to.Ptr(nodepool.CurrentVersion(pool))
 	image := pool.Status.NodeImageVersion
 	if image == "" {
 		// Not provisioned yet: it will get the latest.
@@ -342,6 +343,19 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 	if err := nodepool.ValidateNameFor(name, props); err != nil {
 		return fromInvalid(err)
 	}
+	// The pool's Kubernetes version: unset keeps a pool's own and gives a
+	// new pool its control plane's.
+	fromVersion := ""
+	if exists {
+		fromVersion = nodepool.CurrentVersion(existing)
+	}
+	if props.OrchestratorVersion == nil || *props.OrchestratorVersion == "" {
+		props.OrchestratorVersion = to.Ptr(cmp.Or(fromVersion, clusterVersion(mc)))
+	}
+	toVersion, _ := version.Resolve(*props.OrchestratorVersion)
+	if err := checkPoolVersion(fromVersion, toVersion, clusterVersion(mc)); err != nil {
+		return err
+	}
 	pools, err := s.poolsOf(ctx, mc)
 	if err != nil {
 		return err
@@ -369,6 +383,9 @@ func (s *Provider) applyAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 		json.Unmarshal(existing.Spec.Properties.Raw, &old)
 		if deref(old.Count) != deref(props.Count) {
 			action = "Scaling"
+		}
+		if toVersion != fromVersion {
+			action = slipwayv1.ActionUpgrading
 		}
 		if was, now := powerCode(&old), powerCode(props); was != now {
 			action = map[armcontainerservice.Code]string{armcontainerservice.CodeStopped: "Stopping", armcontainerservice.CodeRunning: "Starting"}[now]
@@ -569,13 +586,18 @@ func (s *Provider) abortAgentPool(w http.ResponseWriter, r *http.Request, p arm.
 }
 
 func (s *Provider) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	_, pool, err := s.lookupPool(r.Context(), p)
+	mc, pool, err := s.lookupPool(r.Context(), p)
 	if err != nil {
 		return err
 	}
 	var props nodepool.Properties
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &props); err != nil {
 		return err
+	}
+	current := nodepool.CurrentVersion(pool)
+	upgrades := []*armcontainerservice.AgentPoolUpgradeProfilePropertiesUpgradesItem{}
+	for _, r := range poolUpgrades(current, clusterVersion(mc)) {
+		upgrades = append(upgrades, &armcontainerservice.AgentPoolUpgradeProfilePropertiesUpgradesItem{KubernetesVersion: to.Ptr(r), IsPreview: to.Ptr(false)})
 	}
 	latest, err := s.images.Latest(r.Context(), string(deref(props.OSSKU)))
 	if err != nil {
@@ -586,9 +608,9 @@ func (s *Provider) getAgentPoolUpgradeProfile(w http.ResponseWriter, r *http.Req
 		Name: to.Ptr("default"),
 		Type: to.Ptr(armid.AgentPoolType + "/upgradeProfiles"),
 		Properties: &armcontainerservice.AgentPoolUpgradeProfileProperties{
-			KubernetesVersion:      to.Ptr(strings.TrimPrefix(version.Kubernetes, "v")),
+			KubernetesVersion:      to.Ptr(current),
 			OSType:                 to.Ptr(armcontainerservice.OSTypeLinux),
-			Upgrades:               []*armcontainerservice.AgentPoolUpgradeProfilePropertiesUpgradesItem{},
+			Upgrades:               upgrades,
 			LatestNodeImageVersion: to.Ptr(latest.Name()),
 		},
 	})

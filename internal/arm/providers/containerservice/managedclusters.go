@@ -227,7 +227,7 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		power = armcontainerservice.CodeStopped
 	}
 	p.PowerState = &armcontainerservice.PowerState{Code: to.Ptr(power)}
-	p.CurrentKubernetesVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+	p.CurrentKubernetesVersion = to.Ptr(clusterVersion(mc))
 	p.Fqdn = to.Ptr(clusterFQDN(mc))
 	p.AzurePortalFQDN = to.Ptr(strings.Replace(clusterFQDN(mc), ".hcp.", ".portal.hcp.", 1))
 	if ap := p.APIServerAccessProfile; ap != nil && deref(ap.EnablePrivateCluster) {
@@ -453,6 +453,10 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if err := checkPoolUpdates(in.Properties.AgentPoolProfiles, pools); err != nil {
 		return err
 	}
+	upgrade, err := checkVersions(existing, in.Properties, pools)
+	if err != nil {
+		return err
+	}
 	if !exists {
 		if err := s.checkNewNodeResourceGroup(ctx, *in.Properties.NodeResourceGroup); err != nil {
 			return err
@@ -465,6 +469,9 @@ func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	action := "Creating"
 	if exists {
 		action = "Updating"
+		if upgrade {
+			action = slipwayv1.ActionUpgrading
+		}
 	}
 	id := s.clusterID(group, name)
 	op, err := s.StartOperation(ctx, id, action, *in.Location, false)
@@ -596,10 +603,14 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 			Message: fmt.Sprintf("Changing property 'dnsPrefix' is not allowed. Provided value is %s, please use current value %s.", *p.DNSPrefix, deref(old.Properties.DNSPrefix))}
 	}
 	if p.KubernetesVersion == nil || *p.KubernetesVersion == "" {
-		p.KubernetesVersion = to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))
+		if old != nil {
+			p.KubernetesVersion = old.Properties.KubernetesVersion
+		} else {
+			p.KubernetesVersion = to.Ptr(version.Default())
+		}
 	}
-	if err := nodepool.ValidateVersion(*p.KubernetesVersion, "kubernetesVersion"); err != nil {
-		return fromInvalid(err)
+	if _, err := resolveVersion(deref(p.KubernetesVersion), "kubernetesVersion"); err != nil {
+		return err
 	}
 	if p.NodeResourceGroup == nil || *p.NodeResourceGroup == "" {
 		if old != nil {
@@ -725,6 +736,11 @@ func (s *Provider) normalizeCluster(ctx context.Context, group, name string, in,
 		}
 		if err := nodepool.Normalize(&props); err != nil {
 			return fromInvalid(err)
+		}
+		// A pool whose version the PUT leaves unset follows the control
+		// plane (AKS: all unset, or each unchanged or the control plane's).
+		if props.OrchestratorVersion == nil || *props.OrchestratorVersion == "" {
+			props.OrchestratorVersion = to.Ptr(deref(p.KubernetesVersion))
 		}
 		if err := nodepool.ValidateNameFor(poolName, &props); err != nil {
 			return fromInvalid(err)
@@ -941,7 +957,7 @@ func (s *Provider) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	current := strings.TrimPrefix(version.Kubernetes, "v")
+	current := clusterVersion(mc)
 	prof := armcontainerservice.ManagedClusterUpgradeProfile{
 		ID:   to.Ptr(mc.Spec.ResourceID + "/upgradeProfiles/default"),
 		Name: to.Ptr("default"),
@@ -949,7 +965,7 @@ func (s *Provider) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Reque
 		Properties: &armcontainerservice.ManagedClusterUpgradeProfileProperties{
 			ControlPlaneProfile: &armcontainerservice.ManagedClusterPoolUpgradeProfile{
 				KubernetesVersion: to.Ptr(current), Name: to.Ptr(""), OSType: to.Ptr(armcontainerservice.OSTypeLinux),
-				Upgrades: []*armcontainerservice.ManagedClusterPoolUpgradeProfileUpgradesItem{},
+				Upgrades: clusterUpgradeItems(version.Upgrades(current)),
 			},
 		},
 	}
@@ -958,9 +974,10 @@ func (s *Provider) getClusterUpgradeProfile(w http.ResponseWriter, r *http.Reque
 		return err
 	}
 	for _, pool := range pools {
+		v := nodepool.CurrentVersion(&pool)
 		prof.Properties.AgentPoolProfiles = append(prof.Properties.AgentPoolProfiles, &armcontainerservice.ManagedClusterPoolUpgradeProfile{
-			KubernetesVersion: to.Ptr(current), Name: to.Ptr(pool.Spec.Name), OSType: to.Ptr(armcontainerservice.OSTypeLinux),
-			Upgrades: []*armcontainerservice.ManagedClusterPoolUpgradeProfileUpgradesItem{},
+			KubernetesVersion: to.Ptr(v), Name: to.Ptr(pool.Spec.Name), OSType: to.Ptr(armcontainerservice.OSTypeLinux),
+			Upgrades: clusterUpgradeItems(poolUpgrades(v, current)),
 		})
 	}
 	arm.WriteJSON(w, http.StatusOK, prof)
@@ -972,38 +989,21 @@ func (s *Provider) getAvailableAgentPoolVersions(w http.ResponseWriter, r *http.
 	if err != nil {
 		return err
 	}
+	// The releases a new pool of this cluster may run: none newer than its
+	// control plane, none too far behind.
+	current := clusterVersion(mc)
+	var items []*armcontainerservice.AgentPoolAvailableVersionsPropertiesAgentPoolVersionsItem
+	for _, release := range version.Releases {
+		if checkPoolVersion("", release, current) == nil {
+			items = append(items, &armcontainerservice.AgentPoolAvailableVersionsPropertiesAgentPoolVersionsItem{
+				Default: to.Ptr(release == current), IsPreview: to.Ptr(false), KubernetesVersion: to.Ptr(release)})
+		}
+	}
 	arm.WriteJSON(w, http.StatusOK, armcontainerservice.AgentPoolAvailableVersions{
-		ID:   to.Ptr(mc.Spec.ResourceID + "/availableagentpoolversions"),
-		Name: to.Ptr("default"),
-		Type: to.Ptr(armid.ManagedClusterType + "/availableagentpoolversions"),
-		Properties: &armcontainerservice.AgentPoolAvailableVersionsProperties{AgentPoolVersions: []*armcontainerservice.AgentPoolAvailableVersionsPropertiesAgentPoolVersionsItem{
-			{Default: to.Ptr(true), IsPreview: to.Ptr(false), KubernetesVersion: to.Ptr(strings.TrimPrefix(version.Kubernetes, "v"))},
-		}},
-	})
-	return nil
-}
-
-func (s *Provider) listKubernetesVersions(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	full := strings.TrimPrefix(version.Kubernetes, "v")
-	arm.WriteJSON(w, http.StatusOK, armcontainerservice.KubernetesVersionListResult{Values: []*armcontainerservice.KubernetesVersion{{
-		Version: to.Ptr(version.KubernetesMinor()), IsDefault: to.Ptr(true), IsPreview: to.Ptr(false),
-		Capabilities:  &armcontainerservice.KubernetesVersionCapabilities{SupportPlan: []*armcontainerservice.KubernetesSupportPlan{to.Ptr(armcontainerservice.KubernetesSupportPlanKubernetesOfficial)}},
-		PatchVersions: map[string]*armcontainerservice.KubernetesPatchVersion{full: {Upgrades: []*string{}}},
-	}}})
-	return nil
-}
-
-// listOrchestrators is the older API az aks get-versions uses; the SDK
-// no longer models it.
-func (s *Provider) listOrchestrators(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	arm.WriteJSON(w, http.StatusOK, map[string]any{
-		"id":   fmt.Sprintf("/subscriptions/%s/providers/Microsoft.ContainerService/locations/%s/orchestrators", s.SubscriptionID(), p["loc"]),
-		"name": "default",
-		"type": "Microsoft.ContainerService/locations/orchestrators",
-		"properties": map[string]any{"orchestrators": []any{map[string]any{
-			"orchestratorType": "Kubernetes", "orchestratorVersion": strings.TrimPrefix(version.Kubernetes, "v"),
-			"default": true, "isPreview": false, "upgrades": []any{},
-		}}},
+		ID:         to.Ptr(mc.Spec.ResourceID + "/availableagentpoolversions"),
+		Name:       to.Ptr("default"),
+		Type:       to.Ptr(armid.ManagedClusterType + "/availableagentpoolversions"),
+		Properties: &armcontainerservice.AgentPoolAvailableVersionsProperties{AgentPoolVersions: items},
 	})
 	return nil
 }
