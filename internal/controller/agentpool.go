@@ -33,7 +33,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/nodeimage"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 	"github.com/slipway-dev/slipway/internal/timing"
-	"github.com/slipway-dev/slipway/internal/version"
 )
 
 // parallelNodeOps bounds how many VMs of one pool are created or drained at
@@ -188,7 +187,19 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if pool.DeletionTimestamp == nil && upgrading(op, working) {
+	// The release the pool's nodes run. A pool first seen records it; an
+	// operation that finds its orchestratorVersion elsewhere upgrades the
+	// nodes there, as a node image upgrade does (and onto the latest image,
+	// as AKS's version upgrades do).
+	desiredVersion := nodepool.DesiredVersion(pool)
+	if pool.Status.CurrentOrchestratorVersion == "" {
+		pool.Status.CurrentOrchestratorVersion = desiredVersion
+		if err := r.Client.Status().Update(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	versionUpgrade := working && desiredVersion != pool.Status.CurrentOrchestratorVersion
+	if pool.DeletionTimestamp == nil && (upgrading(op, working) || versionUpgrade) {
 		u := upgradeRun{r: r, mc: mc, pool: pool, props: &props, cs: cs, cluster: cluster, canceled: canceled, nodes: map[string]*corev1.Node{}}
 		for i := range nodes.Items {
 			u.nodes[nodes.Items[i].Name] = &nodes.Items[i]
@@ -220,7 +231,7 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if len(instances) < want {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(parallelNodeOps)
-		vm := vmsOf(mc, pool, &props, image)
+		vm := vmsOf(mc, pool, &props, image, pool.Status.CurrentOrchestratorVersion)
 		for ; len(instances) < want; next++ {
 			node := vm(next)
 			node.ReadyAt = time.Now().Add(r.Timing.NodeReady(*props.OSDiskType))
@@ -290,10 +301,10 @@ func poolImage(ctx context.Context, images *nodeimage.Catalog, pool *slipwayv1.A
 	return images.Latest(ctx, string(deref(props.OSSKU)))
 }
 
-// vmsOf returns the pool's scale-set instances on image, by instance
-// number. The cluster's JSON is read once, not once per VM: a scale-out or
-// an upgrade makes hundreds.
-func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepool.Properties, image nodeimage.Image) func(instance int) compute.Instance {
+// vmsOf returns the pool's scale-set instances on image and a Kubernetes
+// release, by instance number. The cluster's JSON is read once, not once
+// per VM: a scale-out or an upgrade makes hundreds.
+func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodepool.Properties, image nodeimage.Image, kubeVersion string) func(instance int) compute.Instance {
 	var cluster struct {
 		Location   string `json:"location"`
 		Properties struct {
@@ -303,7 +314,7 @@ func vmsOf(mc *slipwayv1.ManagedCluster, pool *slipwayv1.AgentPool, props *nodep
 	json.Unmarshal(mc.Spec.Resource.Raw, &cluster)
 	spec := nodepool.NodeSpec{Pool: pool.Spec.Name, Hash: armid.NodeHash(mc.Spec.ResourceID, pool.Spec.Name), IPSlot: nodepool.IPSlotOf(pool),
 		Cluster: cluster.Properties.NodeResourceGroup, Subscription: armid.SubscriptionOf(mc.Spec.ResourceID), Location: cluster.Location,
-		Image: image, KubeVersion: version.Kubernetes, Properties: props}
+		Image: image, KubeVersion: kubeVersion, Properties: props}
 	return func(instance int) compute.Instance {
 		s := spec
 		s.Instance = instance

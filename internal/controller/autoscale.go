@@ -83,7 +83,7 @@ func (a *AutoscaledPools) Pools(ctx context.Context) ([]autoscaler.Pool, *autosc
 		if err != nil {
 			return nil, nil, err
 		}
-		p.Template = templateNode(vmsOf(mc, pool, &props, image)(0))
+		p.Template = templateNode(vmsOf(mc, pool, &props, image, nodepool.CurrentVersion(pool))(0))
 		out = append(out, p)
 	}
 	return out, profile, nil

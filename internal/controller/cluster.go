@@ -125,7 +125,8 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		setProgress(ctx, r.Client, op.ID, 10)
 		svc, pods := networksOf(mc)
-		hosted, err = r.Hosting.Create(ctx, hosting.ClusterSpec{ID: mc.Name, Name: clusterName(mc), FQDN: r.FQDN(mc), ServiceCIDR: svc, PodCIDR: pods})
+		hosted, err = r.Hosting.Create(ctx, hosting.ClusterSpec{ID: mc.Name, Name: clusterName(mc), FQDN: r.FQDN(mc), ServiceCIDR: svc, PodCIDR: pods,
+			KubernetesVersion: desiredVersion(mc)})
 		if err != nil && hosted == nil {
 			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneProvisioningFailed", err))
 		}
@@ -163,13 +164,26 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		log.FromContext(ctx).Info("Control plane started", "cluster", mc.Spec.ResourceID, "took", time.Since(began).Round(time.Millisecond), "busy", working)
 	}
+	// A version upgrade replaces the control plane's servers first; the
+	// pools follow as syncPools hands them their new orchestratorVersion.
+	if working && op.Action != slipwayv1.ActionCreating {
+		if want, have := desiredVersion(mc), hosted.KubernetesVersion(); want != have {
+			setProgress(ctx, r.Client, op.ID, 20)
+			began := time.Now()
+			log.FromContext(ctx).Info("Upgrading the control plane", "cluster", mc.Spec.ResourceID, "from", have, "to", want)
+			if err := hosted.Upgrade(ctx, want); err != nil {
+				return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("UpgradeFailed", err))
+			}
+			log.FromContext(ctx).Info("Control plane upgraded", "cluster", mc.Spec.ResourceID, "to", want, "took", time.Since(began).Round(time.Millisecond))
+		}
+	}
 	power := string(armcontainerservice.CodeRunning)
 	if mc.Spec.Stopped {
 		power = string(armcontainerservice.CodeStopped)
 	}
-	if mc.Status.PowerState != power || mc.Status.CurrentKubernetesVersion == "" {
+	if mc.Status.PowerState != power || mc.Status.CurrentKubernetesVersion != hosted.KubernetesVersion() {
 		mc.Status.PowerState = power
-		mc.Status.CurrentKubernetesVersion = strings.TrimPrefix(version.Kubernetes, "v")
+		mc.Status.CurrentKubernetesVersion = hosted.KubernetesVersion()
 		if err := r.Client.Status().Update(ctx, mc); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -186,7 +200,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if err := r.loseEphemeralDisks(ctx, mc, hosted); err != nil {
 			return ctrl.Result{}, err
 		}
-	case "Creating", "Updating":
+	case slipwayv1.ActionCreating, slipwayv1.ActionUpdating, slipwayv1.ActionUpgrading:
 		setProgress(ctx, r.Client, op.ID, 40)
 		if err := r.applyAddons(ctx, mc, hosted); err != nil {
 			return ctrl.Result{}, err
@@ -204,6 +218,17 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 	return ctrl.Result{}, r.finish(ctx, mc, "Succeeded", nil)
+}
+
+// desiredVersion is the release the cluster's PUT asks its control plane to
+// run (an x.y alias resolved to its latest patch).
+func desiredVersion(mc *slipwayv1.ManagedCluster) string {
+	if c, err := desired(mc); err == nil && c.Properties != nil {
+		if v, ok := version.Resolve(deref(c.Properties.KubernetesVersion)); ok {
+			return v
+		}
+	}
+	return strings.TrimPrefix(version.Kubernetes, "v")
 }
 
 // networksOf is the service and pod CIDR the cluster's PUT asked for (the
@@ -243,7 +268,7 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 	}
 	spec := addons.Spec{
 		ServiceCIDR: hosting.DefaultServiceCIDR, PodCIDR: hosting.DefaultPodCIDR,
-		APIServerFQDN: r.FQDN(mc), KubernetesVersion: version.Kubernetes,
+		APIServerFQDN: r.FQDN(mc), KubernetesVersion: "v" + hosted.KubernetesVersion(),
 		DiskCSIDriver: true, FileCSIDriver: true, SnapshotController: true,
 	}
 	p := c.Properties

@@ -154,13 +154,25 @@ func (r *HealthReconciler) probe(ctx context.Context, mc *slipwayv1.ManagedClust
 	if err != nil {
 		return sig, nil, err
 	}
+	// A Kubernetes version upgrade replaces the API server: said before
+	// probing, so that a moment unanswered during it reads as planned.
+	var upgrades []string
+	var events []health.EventSpec
+	clusterUpgrade := ""
+	if working && op.Action == slipwayv1.ActionUpgrading {
+		clusterUpgrade = op.ID
+		what := "Kubernetes version upgrade of the cluster to " + desiredVersion(mc)
+		upgrades = append(upgrades, what)
+		events = append(events, health.EventSpec{Key: "upgrade/" + op.ID, Type: health.EventPlannedMaintenance, Title: "Kubernetes version upgrade",
+			Summary: "The control plane's API server, controller manager and scheduler are replaced by the new release's, the new API server serving before the old one stops; then each node pool's nodes are upgraded within your pod disruption budgets, with surge nodes added first."})
+	}
 	sig, rebooting, err := ProbeCluster(ctx, hosted, r.Clock.Now())
+	sig.Maintenance = upgrades
 	if err != nil || sig.APIServer != nil {
-		return sig, nil, err
+		return sig, events, err
 	}
 	sig.Identity = r.checkIdentity(ctx, mc, want)
 
-	var events []health.EventSpec
 	// A node OS auto-upgrade run is one maintenance, whatever it does to
 	// each pool (a node image upgrade, patches in place and reboots).
 	ofRun := map[string]bool{}
@@ -182,6 +194,12 @@ func (r *HealthReconciler) probe(ctx context.Context, mc *slipwayv1.ManagedClust
 		return sig, nil, err
 	}
 	for _, p := range pools.Items {
+		if busy(p.Spec.Operation, p.Status.CompletedOperation) && p.Spec.Operation.Action == slipwayv1.ActionUpgrading && p.Spec.Operation.ID != clusterUpgrade {
+			what := "Kubernetes version upgrade of pool " + p.Spec.Name
+			sig.Maintenance = append(sig.Maintenance, what)
+			events = append(events, health.EventSpec{Key: "upgrade/" + p.Spec.Operation.ID, Type: health.EventPlannedMaintenance,
+				Title: "Kubernetes version upgrade of pool " + p.Spec.Name, Summary: "The nodes of pool " + p.Spec.Name + " are being moved to a new Kubernetes version: each is cordoned, drained within your pod disruption budgets and reimaged onto the new kubelet, with surge nodes added first."})
+		}
 		if busy(p.Spec.Operation, p.Status.CompletedOperation) && p.Spec.Operation.Action == slipwayv1.ActionUpgradeNodeImage && !ofRun[p.Spec.Operation.ID] {
 			what := "node image upgrade of pool " + p.Spec.Name
 			if u := p.Spec.NodeImageTarget; u != "" {

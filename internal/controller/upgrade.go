@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -138,21 +139,52 @@ func (u *upgradeRun) begin(ctx context.Context) error {
 	prev := pool.Status.Upgrade
 	now := metav1.Now()
 	st := &slipwayv1.NodeImageUpgrade{OperationID: pool.Spec.Operation.ID, Target: pool.Spec.NodeImageTarget, Phase: phaseSurging, PhaseStarted: now, StartTime: now}
-	if prev != nil && prev.Target == st.Target {
+	if want := nodepool.DesiredVersion(pool); want != pool.Status.CurrentOrchestratorVersion {
+		// A Kubernetes version upgrade also takes the nodes to the latest
+		// image of their OS SKU, as AKS's does.
+		latest, err := u.r.Images.Latest(ctx, string(deref(u.props.OSSKU)))
+		if err != nil {
+			return err
+		}
+		st.Target, st.KubernetesVersion = latest.Name(), want
+	}
+	if prev != nil && prev.Target == st.Target && prev.KubernetesVersion == st.KubernetesVersion {
 		st.Surge = prev.Surge
 	}
 	nodes, err := u.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.azure.com/agentpool=" + pool.Spec.Name})
 	if err != nil {
 		return err
 	}
+	pool.Status.Upgrade = st
 	for _, n := range nodes.Items {
-		if n.Labels[labelNodeImage] != st.Target && !slices.Contains(st.Surge, n.Name) {
+		if !u.onTarget(&n) && !slices.Contains(st.Surge, n.Name) {
 			st.Total++
 		}
 	}
-	pool.Status.Upgrade = st
-	log.FromContext(ctx).Info("Node image upgrade starting", "pool", pool.Spec.ResourceID, "target", st.Target, "nodes", st.Total)
+	log.FromContext(ctx).Info("Upgrade starting", "pool", pool.Spec.ResourceID, "image", st.Target, "kubernetesVersion", st.KubernetesVersion, "nodes", st.Total)
 	return u.save(ctx)
+}
+
+// onTarget says whether a node runs what the upgrade goes to: its image,
+// and its Kubernetes release when the upgrade changes that.
+func (u *upgradeRun) onTarget(n *corev1.Node) bool {
+	st := u.pool.Status.Upgrade
+	return n.Labels[labelNodeImage] == st.Target &&
+		(st.KubernetesVersion == "" || n.Status.NodeInfo.KubeletVersion == "v"+st.KubernetesVersion)
+}
+
+// kubeVersion is the release the upgraded nodes run.
+func (u *upgradeRun) kubeVersion() string {
+	return cmp.Or(u.pool.Status.Upgrade.KubernetesVersion, u.pool.Status.CurrentOrchestratorVersion)
+}
+
+// target names what the nodes go to, for events.
+func (u *upgradeRun) target() string {
+	st := u.pool.Status.Upgrade
+	if st.KubernetesVersion != "" {
+		return fmt.Sprintf("Kubernetes %s with image %s", st.KubernetesVersion, st.Target)
+	}
+	return "image " + st.Target
 }
 
 // save stores the upgrade's progress on the pool and on its operation,
@@ -247,7 +279,7 @@ func (u *upgradeRun) remaining() []string {
 	st := u.pool.Status.Upgrade
 	var out []string
 	for name, n := range u.nodes {
-		if n.Labels[labelNodeImage] == st.Target || slices.Contains(st.Surge, name) || slices.Contains(st.Batch, name) ||
+		if u.onTarget(n) || slices.Contains(st.Surge, name) || slices.Contains(st.Batch, name) ||
 			slices.Contains(st.Quarantined, name) || slices.Contains(st.Skipped, name) {
 			continue
 		}
@@ -287,7 +319,7 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 				next = i + 1
 			}
 		}
-		vms := vmsOf(u.mc, u.pool, u.props, image)
+		vms := vmsOf(u.mc, u.pool, u.props, image, u.kubeVersion())
 		var surge []compute.Instance
 		for ; len(st.Surge) < want; next++ {
 			vm := vms(next)
@@ -308,7 +340,7 @@ func (u *upgradeRun) surge(ctx context.Context) (ctrl.Result, error) {
 				if err := u.r.Compute.Create(gctx, u.cluster, vm); err != nil {
 					return err
 				}
-				u.r.event(gctx, u.cs, vm.Name, "Surge", fmt.Sprintf("Created a surge node %s with image %s for the node image upgrade", vm.Name, st.Target))
+				u.r.event(gctx, u.cs, vm.Name, "Surge", fmt.Sprintf("Created a surge node %s with %s for the upgrade", vm.Name, u.target()))
 				return nil
 			})
 		}
@@ -349,7 +381,7 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 			return ctrl.Result{}, err
 		}
 		u.forEach(ctx, st.Batch, func(ctx context.Context, n string) error {
-			u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Draining node %s for the node image upgrade to %s", n, st.Target))
+			u.r.event(ctx, u.cs, n, "Drain", fmt.Sprintf("Draining node %s for the upgrade to %s", n, u.target()))
 			return nil
 		})
 	}
@@ -506,7 +538,7 @@ func (u *upgradeRun) reimage(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	u.forEach(ctx, st.Batch, func(ctx context.Context, n string) error {
-		u.r.event(ctx, u.cs, n, "Upgrade", fmt.Sprintf("Successfully reimaged node %s with image %s", n, st.Target))
+		u.r.event(ctx, u.cs, n, "Upgrade", fmt.Sprintf("Successfully reimaged node %s with %s", n, u.target()))
 		return nil
 	})
 	st.Upgraded += int32(len(st.Batch))
@@ -534,14 +566,14 @@ func (u *upgradeRun) reimageBatch(ctx context.Context) (bool, error) {
 		n := u.nodes[name]
 		switch {
 		case n == nil:
-		case n.Labels[labelNodeImage] != st.Target:
+		case !u.onTarget(n):
 			todo = append(todo, name)
 			done = false
 		case !ready(n):
 			done = false
 		}
 	}
-	vms := vmsOf(u.mc, u.pool, u.props, image)
+	vms := vmsOf(u.mc, u.pool, u.props, image, u.kubeVersion())
 	err = u.forEach(ctx, todo, func(ctx context.Context, name string) error {
 		instance, _ := nodepool.InstanceOf(name)
 		vm := vms(instance)
@@ -549,7 +581,7 @@ func (u *upgradeRun) reimageBatch(ctx context.Context) (bool, error) {
 		if err := u.r.Compute.Reimage(ctx, u.cluster, vm); err != nil {
 			return err
 		}
-		u.r.event(ctx, u.cs, name, "Upgrade", fmt.Sprintf("Reimaging node %s with image %s", name, st.Target))
+		u.r.event(ctx, u.cs, name, "Upgrade", fmt.Sprintf("Reimaging node %s with %s", name, u.target()))
 		return nil
 	})
 	return done, err
@@ -607,7 +639,7 @@ func (u *upgradeRun) cancel(ctx context.Context) (ctrl.Result, error) {
 	st := u.pool.Status.Upgrade
 	for _, name := range st.Batch {
 		n := u.nodes[name]
-		if n != nil && n.Labels[labelNodeImage] == st.Target && !ready(n) {
+		if n != nil && u.onTarget(n) && !ready(n) {
 			return ctrl.Result{RequeueAfter: readyPoll}, nil
 		}
 	}
@@ -633,9 +665,10 @@ func (u *upgradeRun) end(ctx context.Context, phase string, e *slipwayv1.ErrorDe
 	st.Phase, st.PhaseStarted, st.EndTime = phase, now, &now
 	if phase == phaseSucceeded {
 		u.pool.Status.NodeImageVersion = st.Target
+		u.pool.Status.CurrentOrchestratorVersion = u.kubeVersion()
 	}
 	u.pool.Status.ProvisioningError = e // kept for a retried finish
-	log.FromContext(ctx).Info("Node image upgrade ended", "pool", u.pool.Spec.ResourceID, "phase", phase, "upgraded", st.Upgraded, "of", st.Total)
+	log.FromContext(ctx).Info("Upgrade ended", "pool", u.pool.Spec.ResourceID, "phase", phase, "upgraded", st.Upgraded, "of", st.Total)
 	if err := u.save(ctx); err != nil {
 		return err
 	}

@@ -78,6 +78,9 @@ func Assess(s Signal) Status {
 	case s.Stopped:
 		return Status{State: Unavailable, ReasonType: UserInitiated, Reason: "ClusterStopped", Title: "Stopped by user",
 			Summary: "The cluster was stopped by a user request. Its control plane and nodes are not running; start it to make it available again."}
+	case s.APIServer != nil && len(s.Maintenance) > 0:
+		return Status{State: Unavailable, ReasonType: Planned, Reason: "PlannedMaintenance", Title: "Planned maintenance",
+			Summary: fmt.Sprintf("The cluster's API server did not answer its health check (%v) while planned maintenance is under way: %s.", s.APIServer, strings.Join(s.Maintenance, "; "))}
 	case s.APIServer != nil:
 		return Status{State: Unavailable, ReasonType: Unplanned, Reason: "APIServerUnreachable", Title: "API server unavailable",
 			Summary: fmt.Sprintf("The cluster's API server is not answering its health checks (%v). Workloads may keep running, but the cluster cannot be managed.", s.APIServer)}

@@ -24,6 +24,7 @@ func TestAssess(t *testing.T) {
 		{"services", Signal{Services: map[string]string{"coredns": "0 of 2 replicas available"}}, Degraded, Unplanned, "coredns (0 of 2 replicas available)"},
 		{"scheduler", Signal{Components: map[string]error{"scheduler": errors.New("timeout"), "etcd": nil}}, Degraded, Unplanned, "the scheduler is unhealthy"},
 		{"identity", Signal{Identity: errors.New("secret expired")}, Degraded, Unplanned, "secret expired"},
+		{"api down during an upgrade", Signal{APIServer: errors.New("connection refused"), Maintenance: []string{"Kubernetes version upgrade of the cluster to 1.37.2"}}, Unavailable, Planned, "1.37.2"},
 		{"maintenance", Signal{Nodes: 3, NotReady: []string{"aks-a-0"}, Maintenance: []string{"node image upgrade of pool a"}}, Degraded, Planned, "node image upgrade of pool a"},
 	} {
 		st := Assess(c.sig)
