@@ -185,9 +185,9 @@ type SystemData struct {
 	LastModifiedAt     metav1.Time `json:"lastModifiedAt"`
 }
 
-// AutoUpgradeRun records one run of the node OS auto-upgrade scheduler:
-// a newer image was found, and the run waited for a window, started the
-// pools' upgrades and saw them end.
+// AutoUpgradeRun records one run of an auto-upgrade scheduler (node OS, or
+// the cluster's Kubernetes version): an upgrade was found, and the run
+// waited for a window, started the upgrade and saw it end.
 type AutoUpgradeRun struct {
 	// ID names the run.
 	ID string `json:"id"`
@@ -204,6 +204,12 @@ type AutoUpgradeRun struct {
 	StartTime  *metav1.Time      `json:"startTime,omitempty"`
 	EndTime    *metav1.Time      `json:"endTime,omitempty"`
 	Pools      []AutoUpgradePool `json:"pools,omitempty"`
+	// From and To are the cluster's Kubernetes versions, and OperationID
+	// the cluster operation that carries the run out, for a run of the
+	// cluster auto-upgrade channel (VersionUpgradeRuns).
+	From        string `json:"from,omitempty"`
+	To          string `json:"to,omitempty"`
+	OperationID string `json:"operationID,omitempty"`
 }
 
 // AutoUpgradePool is a pool's part in an auto-upgrade run.
@@ -230,6 +236,9 @@ type ManagedClusterStatus struct {
 	HostedCluster string `json:"hostedCluster,omitempty"`
 	// AutoUpgradeRuns are the node OS auto-upgrade runs, newest last.
 	AutoUpgradeRuns []AutoUpgradeRun `json:"autoUpgradeRuns,omitempty"`
+	// VersionUpgradeRuns are the runs of the cluster auto-upgrade channel
+	// (autoUpgradeProfile.upgradeChannel), newest last.
+	VersionUpgradeRuns []AutoUpgradeRun `json:"versionUpgradeRuns,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -291,6 +291,7 @@ func Serve(ctx context.Context, o Options) error {
 		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
+		&controller.VersionUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation},
 		&controller.HealthReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{},
 			Identity: identityCheck{store: &identity.Store{Client: mgr.GetClient()}, signer: signer, tenant: conn.TenantID, audience: conn.Audience},
 			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},

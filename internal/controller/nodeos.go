@@ -142,8 +142,13 @@ func channel(mc *slipwayv1.ManagedCluster) string {
 // and when it next opens. aksManagedNodeOSUpgradeSchedule governs; without
 // it, the default configuration; with neither, configured reports false.
 func (r *NodeOSUpgradeReconciler) window(mc *slipwayv1.ManagedCluster) (open windowState, next time.Time) {
-	now := r.now()
-	for _, name := range []string{maintenance.NodeOSUpgrade, maintenance.Default} {
+	return maintenanceWindow(mc, r.now(), maintenance.NodeOSUpgrade, maintenance.Default)
+}
+
+// maintenanceWindow is the first of the named maintenance configurations
+// the cluster has: whether it is open at now, and when it next opens.
+func maintenanceWindow(mc *slipwayv1.ManagedCluster, now time.Time, names ...string) (open windowState, next time.Time) {
+	for _, name := range names {
 		for _, c := range mc.Spec.MaintenanceConfigurations {
 			if c.Name != name {
 				continue
@@ -291,23 +296,29 @@ func (r *NodeOSUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.Ma
 		}
 	}
 	if why != "" {
-		msg := why + "."
-		var nextWindow *metav1.Time
-		if !opens.IsZero() {
-			nextWindow = &metav1.Time{Time: opens}
-		}
-		if last.Message != msg || !timesEqual(last.NextWindow, nextWindow) {
-			last.Message, last.NextWindow = msg, nextWindow
-			if err := r.Client.Status().Update(ctx, mc); err != nil {
-				return 0, err
-			}
-		}
-		if opens.IsZero() {
-			return schedulerTick, nil
-		}
-		return max(time.Second, min(time.Until(opens), schedulerTick)), nil
+		return holdRun(ctx, r.Client, mc, last, why, opens)
 	}
 	return schedulerTick, r.start(ctx, mc, last, ch, targets)
+}
+
+// holdRun records why a pending run waits and until when, and says when to
+// look again.
+func holdRun(ctx context.Context, c client.Client, mc *slipwayv1.ManagedCluster, run *slipwayv1.AutoUpgradeRun, why string, opens time.Time) (time.Duration, error) {
+	msg := why + "."
+	var nextWindow *metav1.Time
+	if !opens.IsZero() {
+		nextWindow = &metav1.Time{Time: opens}
+	}
+	if run.Message != msg || !timesEqual(run.NextWindow, nextWindow) {
+		run.Message, run.NextWindow = msg, nextWindow
+		if err := c.Status().Update(ctx, mc); err != nil {
+			return 0, err
+		}
+	}
+	if opens.IsZero() {
+		return schedulerTick, nil
+	}
+	return max(time.Second, min(time.Until(opens), schedulerTick)), nil
 }
 
 func timesEqual(a, b *metav1.Time) bool {

@@ -143,3 +143,39 @@ func Upgrades(release string) []string {
 // BinaryName is the file, beside slipway, that runs release's servers
 // when release is not the compiled one.
 func BinaryName(release string) string { return "kube-" + release }
+
+// ChannelTarget is where AKS's cluster auto-upgrade channel takes a
+// cluster on release: "patch" to its minor's latest patch; "stable" toward
+// the latest patch of the newest minor but one, and "rapid" of the newest
+// minor, one minor at a time, and to the latest patch of the minor it is on
+// once it is at (or, for stable, past) that minor. Other channels ("none",
+// "node-image") leave the version alone: ok is false.
+func ChannelTarget(channel, release string) (target string, ok bool) {
+	from, err := Parse(release)
+	if err != nil {
+		return "", false
+	}
+	latest := func(minor string) string {
+		p := Patches(minor)
+		if len(p) == 0 {
+			return release
+		}
+		return p[len(p)-1]
+	}
+	minors := Minors()
+	var goal Semver
+	switch channel {
+	case "patch":
+		return latest(from.MinorString()), true
+	case "stable":
+		goal = MustParse(minors[max(0, len(minors)-2)])
+	case "rapid":
+		goal = MustParse(minors[len(minors)-1])
+	default:
+		return "", false
+	}
+	if from.Major == goal.Major && from.Minor < goal.Minor {
+		return latest(fmt.Sprintf("%d.%d", from.Major, from.Minor+1)), true
+	}
+	return latest(from.MinorString()), true
+}

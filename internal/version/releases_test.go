@@ -82,3 +82,24 @@ func TestReleasesMatchTheBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelTarget: AKS's auto-upgrade channels over 1.35.4, 1.36.1,
+// 1.36.3 and 1.37.2 (stable is 1.36, rapid 1.37).
+func TestChannelTarget(t *testing.T) {
+	for _, c := range []struct{ channel, from, want string }{
+		{"patch", "1.36.1", "1.36.3"},
+		{"patch", "1.35.4", "1.35.4"},
+		{"stable", "1.35.4", "1.36.3"},
+		{"stable", "1.36.1", "1.36.3"},
+		{"stable", "1.37.2", "1.37.2"}, // past stable: no downgrade
+		{"rapid", "1.35.4", "1.36.3"},  // one minor at a time
+		{"rapid", "1.36.3", "1.37.2"},
+		{"none", "1.35.4", ""},
+		{"node-image", "1.35.4", ""},
+	} {
+		got, ok := ChannelTarget(c.channel, c.from)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("%s from %s: %q %v, want %q", c.channel, c.from, got, ok, c.want)
+		}
+	}
+}

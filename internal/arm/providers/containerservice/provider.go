@@ -86,6 +86,7 @@ func Register(core *arm.Server, credentials Credentials, images *nodeimage.Catal
 	h("PUT", RouteCluster+"/maintenanceConfigurations/{config}", v, s.putMaintenanceConfiguration)
 	h("DELETE", RouteCluster+"/maintenanceConfigurations/{config}", v, s.deleteMaintenanceConfiguration)
 	h("GET", RouteCluster+"/nodeOSUpgradeRuns", v, s.listNodeOSUpgradeRuns)
+	h("GET", RouteCluster+"/kubernetesUpgradeRuns", v, s.listKubernetesUpgradeRuns)
 	h("GET", routeProvider+"/locations/{loc}/nodeImageVersions", v, s.listNodeImageVersions)
 	h("POST", routeProvider+"/locations/{loc}/nodeImageVersions/publish", v, s.publishNodeImage)
 	h("POST", routePool+"/machines/{machine}/simulateEviction", v, s.simulateEviction)

@@ -331,9 +331,27 @@ func (s *Provider) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
+	writeRuns(w, mc, "nodeOSUpgradeRuns", mc.Status.AutoUpgradeRuns)
+	return nil
+}
+
+// listKubernetesUpgradeRuns is GET
+// .../managedClusters/{c}/kubernetesUpgradeRuns, Slipway's own: the runs
+// of the cluster auto-upgrade channel (autoUpgradeProfile.upgradeChannel).
+func (s *Provider) listKubernetesUpgradeRuns(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	mc, err := s.lookupCluster(r.Context(), p["rg"], p["cluster"])
+	if err != nil {
+		return err
+	}
+	writeRuns(w, mc, "kubernetesUpgradeRuns", mc.Status.VersionUpgradeRuns)
+	return nil
+}
+
+// writeRuns lists an auto-upgrade scheduler's runs, newest first.
+func writeRuns(w http.ResponseWriter, mc *slipwayv1.ManagedCluster, kind string, runs []slipwayv1.AutoUpgradeRun) {
 	value := []map[string]any{}
-	for i := len(mc.Status.AutoUpgradeRuns) - 1; i >= 0; i-- {
-		run := mc.Status.AutoUpgradeRuns[i]
+	for i := len(runs) - 1; i >= 0; i-- {
+		run := runs[i]
 		props := map[string]any{
 			"channel": run.Channel, "status": run.Status, "message": run.Message,
 			"detected": run.Detected.UTC().Format(time.RFC3339), "pools": run.Pools,
@@ -343,11 +361,15 @@ func (s *Provider) listNodeOSUpgradeRuns(w http.ResponseWriter, r *http.Request,
 				props[key] = t.UTC().Format(time.RFC3339)
 			}
 		}
+		for key, v := range map[string]string{"from": run.From, "to": run.To, "operationId": run.OperationID} {
+			if v != "" {
+				props[key] = v
+			}
+		}
 		value = append(value, map[string]any{
-			"id": mc.Spec.ResourceID + "/nodeOSUpgradeRuns/" + run.ID, "name": run.ID,
-			"type": "Microsoft.ContainerService/managedClusters/nodeOSUpgradeRuns", "properties": props,
+			"id": mc.Spec.ResourceID + "/" + kind + "/" + run.ID, "name": run.ID,
+			"type": "Microsoft.ContainerService/managedClusters/" + kind, "properties": props,
 		})
 	}
 	arm.WriteJSON(w, http.StatusOK, map[string]any{"value": value})
-	return nil
 }
