@@ -98,6 +98,24 @@ func (r *NodeOSUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// runningCluster is the cluster a scheduler looks at and its pools, or nil
+// when there is nothing to schedule: the cluster is gone, going, stopped or
+// not yet hosted.
+func runningCluster(ctx context.Context, c client.Client, req ctrl.Request) (*slipwayv1.ManagedCluster, []slipwayv1.AgentPool, error) {
+	mc := &slipwayv1.ManagedCluster{}
+	if err := c.Get(ctx, req.NamespacedName, mc); err != nil {
+		return nil, nil, client.IgnoreNotFound(err)
+	}
+	if mc.DeletionTimestamp != nil || mc.Spec.Stopped || mc.Status.HostedCluster == "" {
+		return nil, nil, nil
+	}
+	var pools slipwayv1.AgentPoolList
+	if err := c.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+		return nil, nil, err
+	}
+	return mc, pools.Items, nil
+}
+
 func (r *NodeOSUpgradeReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -107,15 +125,8 @@ func (r *NodeOSUpgradeReconciler) now() time.Time {
 
 // Reconcile looks at one cluster.
 func (r *NodeOSUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	mc := &slipwayv1.ManagedCluster{}
-	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if mc.DeletionTimestamp != nil || mc.Spec.Stopped || mc.Status.HostedCluster == "" {
-		return ctrl.Result{}, nil
-	}
-	var pools slipwayv1.AgentPoolList
-	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+	mc, pools, err := runningCluster(ctx, r.Client, req)
+	if mc == nil || err != nil {
 		return ctrl.Result{}, err
 	}
 	open, next := r.window(mc)
@@ -123,7 +134,7 @@ func (r *NodeOSUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		log.FromContext(ctx).Info("Reboot coordination failed; retrying", "cluster", mc.Spec.ResourceID, "err", err.Error())
 	}
-	wait, err := r.schedule(ctx, mc, pools.Items, open, next)
+	wait, err := r.schedule(ctx, mc, pools, open, next)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -66,18 +66,11 @@ func (r *VersionUpgradeReconciler) now() time.Time {
 
 // Reconcile looks at one cluster.
 func (r *VersionUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	mc := &slipwayv1.ManagedCluster{}
-	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if mc.DeletionTimestamp != nil || mc.Spec.Stopped || mc.Status.HostedCluster == "" {
-		return ctrl.Result{}, nil
-	}
-	var pools slipwayv1.AgentPoolList
-	if err := r.Client.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
+	mc, pools, err := runningCluster(ctx, r.Client, req)
+	if mc == nil || err != nil {
 		return ctrl.Result{}, err
 	}
-	wait, err := r.schedule(ctx, mc, pools.Items)
+	wait, err := r.schedule(ctx, mc, pools)
 	return ctrl.Result{RequeueAfter: wait}, err
 }
 

@@ -41,49 +41,44 @@ func (c *Cluster) ComponentHealth(ctx context.Context) map[string]error {
 // get fetches url with client (the API server's probe client when nil) and
 // wants 200.
 func (c *Cluster) get(ctx context.Context, client *http.Client, url string) error {
+	_, err := c.fetch(ctx, client, url)
+	return err
+}
+
+// getJSON fetches url with client and decodes its JSON answer into v.
+func (c *Cluster) getJSON(ctx context.Context, client *http.Client, url string, v any) error {
+	body, err := c.fetch(ctx, client, url)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// fetch is the body of a 200 answer to a GET of url, within 2 s.
+func (c *Cluster) fetch(ctx context.Context, client *http.Client, url string) ([]byte, error) {
 	if client == nil {
 		var err error
 		if client, err = c.probeClient(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %d: %s", req.URL.Path, resp.StatusCode, lastLines(body))
-	}
-	return nil
-}
-
-// getJSON fetches url with client and decodes its JSON answer into v.
-func (c *Cluster) getJSON(ctx context.Context, client *http.Client, url string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %d: %s", req.URL.Path, resp.StatusCode, lastLines(body))
+		return nil, fmt.Errorf("%s answered %d: %s", req.URL.Path, resp.StatusCode, lastLines(body))
 	}
-	return json.Unmarshal(body, v)
+	return body, nil
 }

@@ -76,7 +76,13 @@ func BenchmarkVersionUpgrade(b *testing.B) {
 		if _, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, cpOnly, nil); err != nil {
 			b.Fatal(err)
 		}
-		waitClusterSucceeded(b, c, group, name)
+		waitSucceeded(b, "cluster "+name, func() (*string, error) {
+			got, err := c.clusters.Get(ctx, group, name, nil)
+			if err != nil {
+				return nil, err
+			}
+			return got.Properties.ProvisioningState, nil
+		})
 		cp = append(cp, time.Since(began).Seconds())
 		kept, fresh = append(kept, keptGap().Seconds()), append(fresh, freshGap().Seconds())
 
@@ -89,7 +95,13 @@ func BenchmarkVersionUpgrade(b *testing.B) {
 		if _, err := c.pools.BeginCreateOrUpdate(ctx, group, name, "work", got.AgentPool, nil); err != nil {
 			b.Fatal(err)
 		}
-		waitPoolSucceeded(b, c, group, name, "work")
+		waitSucceeded(b, "pool work of "+name, func() (*string, error) {
+			got, err := c.pools.Get(ctx, group, name, "work", nil)
+			if err != nil {
+				return nil, err
+			}
+			return got.Properties.ProvisioningState, nil
+		})
 		poolWall = append(poolWall, time.Since(began).Seconds())
 		ratio = append(ratio, poolWall[i]/least.Seconds())
 		kubeletVersions(t, cs, "work", "v1.36.3")
@@ -171,36 +183,20 @@ func watchAPIFresh(b *testing.B, cfg *rest.Config) func() time.Duration {
 	}
 }
 
-// waitClusterSucceeded polls the cluster every 100 ms until its operation
-// ends, so that the time measured is the operation's, not the SDK's poll
-// interval.
-func waitClusterSucceeded(b *testing.B, c clients, group, name string) {
+// waitSucceeded polls a provisioning state every 100 ms until its
+// operation ends, so that the time measured is the operation's, not the
+// SDK's poll interval.
+func waitSucceeded(b *testing.B, what string, state func() (*string, error)) {
 	for {
-		got, err := c.clusters.Get(context.Background(), group, name, nil)
+		got, err := state()
 		if err != nil {
 			b.Fatal(err)
 		}
-		switch state := *got.Properties.ProvisioningState; state {
+		switch *got {
 		case "Succeeded":
 			return
 		case "Failed", "Canceled":
-			b.Fatalf("cluster %s: %s", name, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func waitPoolSucceeded(b *testing.B, c clients, group, name, poolName string) {
-	for {
-		got, err := c.pools.Get(context.Background(), group, name, poolName, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		switch state := *got.Properties.ProvisioningState; state {
-		case "Succeeded":
-			return
-		case "Failed", "Canceled":
-			b.Fatalf("pool %s: %s", poolName, state)
+			b.Fatalf("%s: %s", what, *got)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
