@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,6 +55,21 @@ type launch struct {
 	name string
 	args []string
 	env  []string
+}
+
+// withFlag is l with --name set to value.
+func (l launch) withFlag(name, value string) launch {
+	prefix := "--" + name + "="
+	args := slices.Clone(l.args)
+	for i, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			args[i] = prefix + value
+			l.args = args
+			return l
+		}
+	}
+	l.args = append(args, prefix+value)
+	return l
 }
 
 // componentEnv trades a little CPU for memory in every child: the upstream

@@ -64,3 +64,29 @@ func TestLaunchesOnTheSharedDatastore(t *testing.T) {
 		}
 	}
 }
+
+func TestSurgeBind(t *testing.T) {
+	if !ipv6Loopback() {
+		t.Skip("no IPv6 loopback: the servers share 127.0.0.1, as tested by TestUpgradeKeepsObjects")
+	}
+	// Alternating: the new server always takes the other kind of address.
+	for running, want := range map[string]string{"": "::", "127.0.0.1": "::", "::": "127.0.0.1"} {
+		if got := surgeBind(running); got != want {
+			t.Errorf("running on %q: the new server on %q, want %q", running, got, want)
+		}
+	}
+}
+
+func TestWithFlag(t *testing.T) {
+	l := launch{name: "x", args: []string{"--a=1", "--bind-address=127.0.0.1", "--b=2"}}
+	got := l.withFlag("bind-address", "::")
+	if strings.Join(got.args, " ") != "--a=1 --bind-address=:: --b=2" {
+		t.Errorf("replaced: %v", got.args)
+	}
+	if l.args[1] != "--bind-address=127.0.0.1" {
+		t.Error("the original launch changed")
+	}
+	if got := l.withFlag("c", "3"); got.args[len(got.args)-1] != "--c=3" {
+		t.Errorf("added: %v", got.args)
+	}
+}

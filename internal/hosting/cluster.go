@@ -120,6 +120,10 @@ type Cluster struct {
 	procs    []*supervisor.Process
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
+	// apiBind is the address the running API server listens on:
+	// 127.0.0.1 ("" until an upgrade) or, after every other upgrade, "::"
+	// (see Upgrade).
+	apiBind string
 	// stopCompanion stops what Options.Companion started.
 	stopCompanion func()
 
@@ -297,7 +301,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		procs, logs = append(procs, p), append(logs, logFile)
 	}
 	c.mu.Lock()
-	c.procs, c.logs = procs, logs
+	c.procs, c.logs, c.apiBind = procs, logs, ""
 	c.mu.Unlock()
 
 	if err := c.waitReady(ctx); err != nil {
@@ -390,12 +394,17 @@ func (c *Cluster) Upgrade(ctx context.Context, release string) error {
 	// The record names the new release before any process changes: a
 	// crash part-way starts the whole control plane on it.
 	logDir := filepath.Join(c.dir, "logs")
+	c.mu.Lock()
+	bind := surgeBind(c.apiBind)
+	c.mu.Unlock()
 	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
 		if !slices.Contains([]string{components.APIServer, components.ControllerManager, components.Scheduler}, l.name) {
 			continue
 		}
 		if l.name != components.APIServer {
 			c.stopProcess(l.name)
+		} else {
+			l = l.withFlag("bind-address", bind)
 		}
 		p, logFile, err := c.launch(l, logDir)
 		if err != nil {
@@ -403,42 +412,128 @@ func (c *Cluster) Upgrade(ctx context.Context, release string) error {
 			return err
 		}
 		if l.name == components.APIServer {
-			if err := c.waitServing(ctx, release); err != nil {
+			if err := c.waitServing(ctx, release, bind); err != nil {
 				p.Stop(context.Background())
 				logFile.Close()
 				c.stop()
 				return err
 			}
-			c.stopProcess(l.name)
+			// The old server's watches keep it from exiting until it is
+			// killed (StopTimeout later); its listener closes at once, its
+			// kept-alive clients move to the new one as their connections
+			// close, so nothing waits for it.
+			go c.detachProcess(l.name)()
+			c.mu.Lock()
+			c.apiBind = bind
+			c.mu.Unlock()
 		}
 		c.mu.Lock()
 		c.procs = append(c.procs, p)
 		c.logs = append(c.logs, logFile)
 		c.mu.Unlock()
 	}
+	return c.waitControllers(ctx, release)
+}
+
+// waitControllers waits until the controller manager runs its controllers
+// (its verbose /healthz lists replicaset-controller, a check it adds once
+// they are started) and the scheduler is ready. An upgrade returns only
+// then: the pools' upgrades that follow drain nodes, and an evicted pod
+// that no controller replaces and no scheduler places holds a
+// PodDisruptionBudget until the drain times out.
+func (c *Cluster) waitControllers(ctx context.Context, release string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.host.readyTimeout)
+	defer cancel()
+	checks := []struct{ name, url, want string }{
+		{"controller manager", fmt.Sprintf("https://127.0.0.1:%d/healthz?verbose", c.rec.Ports.ControllerManager), "[+]replicaset-controller ok"},
+		{"scheduler", fmt.Sprintf("https://127.0.0.1:%d/readyz", c.rec.Ports.Scheduler), ""},
+	}
+	for _, check := range checks {
+		for {
+			body, err := c.fetch(ctx, componentProbe, check.url)
+			if err == nil && !strings.Contains(string(body), check.want) {
+				err = fmt.Errorf("%s does not list %q yet", check.url, check.want)
+			}
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster %s: %s %s not ready after %s: %v (logs in %s)",
+					c.rec.ID, check.name, release, c.host.readyTimeout, err, filepath.Join(c.dir, "logs"))
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 
 // stopProcess stops the running component called name and forgets it.
 func (c *Cluster) stopProcess(name string) {
+	c.detachProcess(name)()
+}
+
+// detachProcess forgets the running component called name and returns
+// what stops it.
+func (c *Cluster) detachProcess(name string) (stop func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var procs []*supervisor.Process
+	var logs []io.Closer
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		if c.procs[i].Name() == name {
-			c.procs[i].Stop(context.Background())
-			c.logs[i].Close()
+			procs, logs = append(procs, c.procs[i]), append(logs, c.logs[i])
 			c.procs = slices.Delete(c.procs, i, i+1)
 			c.logs = slices.Delete(c.logs, i, i+1)
 		}
 	}
+	return func() { stopAll(procs, logs) }
 }
 
-// waitServing waits until an API server of release is ready. While two
-// share the port the kernel hands each new connection to either, and a
-// connection stays with the process that accepted it; so the probe redials
-// until /version shows the new release, then asks /readyz on that same
-// connection.
-func (c *Cluster) waitServing(ctx context.Context, release string) error {
+// surgeBind is where an upgrade's new API server listens, beside the
+// running one on the same port, given where that one listens.
+//
+// Two servers on one address and port (SO_REUSEPORT) share its new
+// connections at random. Among them are the new server's own loopback
+// connections (its informers, its post-start hooks), which fail TLS
+// against the old server's loopback certificate and back off: that made
+// the new server take ten seconds more to be ready, and clients that
+// dialled meanwhile met a server not yet serving. So the new server takes
+// the other kind of address: the kernel gives a connection to 127.0.0.1 to
+// a listener on 127.0.0.1 before one on the IPv6 wildcard "::". When the
+// running server is on 127.0.0.1, the new one listens on "::": clients
+// keep reaching the old one until it stops, and the new one's loopback
+// (::1) reaches only itself. When the running server is on "::", the new
+// one listens on 127.0.0.1 and takes the new IPv4 connections at once
+// (its loopback among them), kept-alive ones staying with the old. A
+// host without IPv6 loopback shares the address, as before.
+func surgeBind(running string) string {
+	if running == "" || running == loopbackV4 {
+		if ipv6Loopback() {
+			return "::"
+		}
+	}
+	return loopbackV4
+}
+
+const loopbackV4 = "127.0.0.1"
+
+// ipv6Loopback says whether this host can listen on ::1.
+var ipv6Loopback = sync.OnceValue(func() bool {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+})
+
+// waitServing waits until an API server of release, listening on bind, is
+// ready. A connection stays with the process that accepted it, so the
+// probe dials until /version shows the new release (on "::", it dials ::1,
+// which only the new server answers; on a shared address the kernel picks
+// either), then asks /readyz on that same connection.
+func (c *Cluster) waitServing(ctx context.Context, release, bind string) error {
 	base, err := c.probeClient()
 	if err != nil {
 		return err
@@ -457,6 +552,12 @@ func (c *Cluster) waitServing(ctx context.Context, release string) error {
 		}
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
+			if bind == "::" {
+				// The certificate is still checked for 127.0.0.1, the
+				// address in the URL.
+				_, port, _ := net.SplitHostPort(addr)
+				addr = net.JoinHostPort("::1", port)
+			}
 			return dial(ctx, network, addr)
 		}
 		client := &http.Client{Transport: tr}
