@@ -58,7 +58,7 @@ func (s *Provider) renderPoolProperties(ctx context.Context, mc *slipwayv1.Manag
 	if err := json.Unmarshal(pool.Spec.Properties.Raw, &p); err != nil {
 		return nil, err
 	}
-	p.ProvisioningState = to.Ptr(provisioningState(pool.Spec.Operation, pool.Status.CompletedOperation, pool.Status.ProvisioningState))
+	p.ProvisioningState = to.Ptr(s.resourceState(ctx, pool.Spec.Operation, pool.Status.CompletedOperation, pool.Status.ProvisioningState))
 	p.CurrentOrchestratorVersion = to.Ptr(nodepool.CurrentVersion(pool))
 	image := pool.Status.NodeImageVersion
 	if image == "" {

@@ -79,25 +79,31 @@ func provisioningState(op *slipwayv1.OperationRef, completed, ended string) stri
 	return ended
 }
 
-// clusterState is the cluster's provisioningState. The controller ends an
-// operation before it records the end on the cluster, so a client that saw
-// the operation succeed may GET the cluster in between: the operation's
-// own end is taken then, not the action it no longer runs.
+// clusterState is the cluster's provisioningState (see resourceState).
 func (s *Provider) clusterState(ctx context.Context, mc *slipwayv1.ManagedCluster) string {
-	state := provisioningState(mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState)
-	if busyWith(mc.Spec.Operation, mc.Status.CompletedOperation) == "" {
+	return s.resourceState(ctx, mc.Spec.Operation, mc.Status.CompletedOperation, mc.Status.ProvisioningState)
+}
+
+// resourceState is a cluster's or pool's provisioningState. The
+// controllers end an operation before they record the end on the resource,
+// so a client that saw the operation succeed may GET the resource in
+// between: the operation's own end is taken then, not the action it no
+// longer runs.
+func (s *Provider) resourceState(ctx context.Context, op *slipwayv1.OperationRef, completed, stored string) string {
+	state := provisioningState(op, completed, stored)
+	if busyWith(op, completed) == "" {
 		return state
 	}
-	op, err := s.GetOperation(ctx, mc.Spec.Operation.ID)
+	o, err := s.GetOperation(ctx, op.ID)
 	if err != nil {
 		return state
 	}
-	switch op.Status.Status {
+	switch o.Status.Status {
 	case slipwayv1.OperationSucceeded, slipwayv1.OperationFailed, slipwayv1.OperationCanceled:
-		if mc.Spec.Operation.Action == slipwayv1.ActionDeleting && op.Status.Status == slipwayv1.OperationSucceeded {
-			return state // a deleted cluster is not shown as Succeeded
+		if op.Action == slipwayv1.ActionDeleting && o.Status.Status == slipwayv1.OperationSucceeded {
+			return state // a deleted resource is not shown as Succeeded
 		}
-		return op.Status.Status
+		return o.Status.Status
 	}
 	return state
 }
@@ -201,6 +207,15 @@ func clusterUnmodeled(mc *slipwayv1.ManagedCluster) (any, error) {
 
 // renderCluster builds the ARM ManagedCluster a client sees.
 func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedCluster) (*clusterView, error) {
+	pools, err := s.poolsOf(ctx, mc)
+	if err != nil {
+		return nil, err
+	}
+	return s.renderClusterWith(ctx, mc, pools)
+}
+
+// renderClusterWith is renderCluster of a cluster whose pools are listed.
+func (s *Provider) renderClusterWith(ctx context.Context, mc *slipwayv1.ManagedCluster, pools []slipwayv1.AgentPool) (*clusterView, error) {
 	var out armcontainerservice.ManagedCluster
 	if err := json.Unmarshal(mc.Spec.Resource.Raw, &out); err != nil {
 		return nil, fmt.Errorf("stored cluster %s: %w", mc.Name, err)
@@ -279,10 +294,6 @@ func (s *Provider) renderCluster(ctx context.Context, mc *slipwayv1.ManagedClust
 		}}
 	}
 	renderAddons(id, p)
-	pools, err := s.poolsOf(ctx, mc)
-	if err != nil {
-		return nil, err
-	}
 	p.AgentPoolProfiles = nil
 	for i := range pools {
 		props, err := s.renderPoolProperties(ctx, mc, &pools[i])
@@ -372,11 +383,32 @@ func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if err != nil {
 		return err
 	}
-	out, err := s.renderCluster(r.Context(), mc)
+	pools, err := s.poolsOf(r.Context(), mc)
 	if err != nil {
 		return err
 	}
-	return respond(w, r, http.StatusOK, typeCluster, out)
+	key := renderKey(r, mc, pools)
+	if body, ok := s.rendered.get(key); key != "" && ok {
+		writeEncoded(w, http.StatusOK, body)
+		return nil
+	}
+	out, err := s.renderClusterWith(r.Context(), mc, pools)
+	if err != nil {
+		return err
+	}
+	doc, err := inShape(treeOf(r), typeCluster, out)
+	if err != nil {
+		return err
+	}
+	body, err := encode(doc)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		s.rendered.put(key, body)
+	}
+	writeEncoded(w, http.StatusOK, body)
+	return nil
 }
 
 func (s *Provider) putManagedCluster(w http.ResponseWriter, r *http.Request, p arm.Params) error {

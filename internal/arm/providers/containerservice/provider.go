@@ -44,6 +44,7 @@ type Provider struct {
 	*arm.Server
 	credentials Credentials
 	images      *nodeimage.Catalog
+	rendered    renderCache // clusters' GET answers
 }
 
 // Route patterns: a resource group, a managed cluster, an agent pool, and
