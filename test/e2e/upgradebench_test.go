@@ -30,11 +30,8 @@ import (
 func BenchmarkNodeImageUpgrade(b *testing.B) {
 	t := b // helpers fail the benchmark, not a throwaway T
 	s := serve(t)
-	scale, err := strconv.ParseFloat(cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005"), 64)
-	if err != nil {
-		b.Fatal(err)
-	}
-	model := timing.Model{Scale: scale}
+	model := timingModel(b)
+	scale := model.Scale
 	c := newClients(t, s)
 	ctx := context.Background()
 	const group, name = "upgradebench-rg", "upgradebench-aks"
@@ -112,6 +109,16 @@ func BenchmarkNodeImageUpgrade(b *testing.B) {
 			}
 		}
 	}
+}
+
+// timingModel is the VM timing model of the e2e server's time scale
+// (SLIPWAY_E2E_TIME_SCALE, as serve passes it).
+func timingModel(t testing.TB) timing.Model {
+	scale, err := strconv.ParseFloat(cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005"), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return timing.Model{Scale: scale}
 }
 
 // surgeCount is maxSurge resolved against a pool's size, as AKS does.

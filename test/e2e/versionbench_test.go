@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,8 +14,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	"github.com/slipway-dev/slipway/internal/timing"
 )
 
 // BenchmarkVersionUpgrade upgrades a fresh cluster from 1.35.4 to 1.36.3
@@ -39,11 +34,8 @@ import (
 func BenchmarkVersionUpgrade(b *testing.B) {
 	t := b
 	s := serve(t)
-	scale, err := strconv.ParseFloat(cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005"), 64)
-	if err != nil {
-		b.Fatal(err)
-	}
-	model := timing.Model{Scale: scale}
+	model := timingModel(b)
+	scale := model.Scale
 	c := newClients(t, s)
 	ctx := context.Background()
 	const group, size, surge = "versionbench-rg", 10, "33%"
