@@ -86,24 +86,25 @@ func (s *Provider) clusterState(ctx context.Context, mc *slipwayv1.ManagedCluste
 
 // resourceState is a cluster's or pool's provisioningState. The
 // controllers end an operation before they record the end on the resource,
-// so a client that saw the operation succeed may GET the resource in
-// between: the operation's own end is taken then, not the action it no
-// longer runs.
+// so a client that saw the operation succeed or fail may GET the resource
+// in between: the operation's own end is taken then, not the action it no
+// longer runs. An aborted operation is ended at once, by the abort, and
+// the controller then winds the work down (uncordons, removes surge
+// nodes): until it has, the resource is Canceling, as on AKS.
 func (s *Provider) resourceState(ctx context.Context, op *slipwayv1.OperationRef, completed, stored string) string {
 	state := provisioningState(op, completed, stored)
-	if busyWith(op, completed) == "" {
-		return state
+	if busyWith(op, completed) == "" || op.Action == slipwayv1.ActionDeleting {
+		return state // a resource being deleted is never shown done
 	}
 	o, err := s.GetOperation(ctx, op.ID)
 	if err != nil {
 		return state
 	}
 	switch o.Status.Status {
-	case slipwayv1.OperationSucceeded, slipwayv1.OperationFailed, slipwayv1.OperationCanceled:
-		if op.Action == slipwayv1.ActionDeleting && o.Status.Status == slipwayv1.OperationSucceeded {
-			return state // a deleted resource is not shown as Succeeded
-		}
+	case slipwayv1.OperationSucceeded, slipwayv1.OperationFailed:
 		return o.Status.Status
+	case slipwayv1.OperationCanceled:
+		return "Canceling"
 	}
 	return state
 }
