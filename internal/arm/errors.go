@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,11 +84,31 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 
 // WriteJSON writes v as the JSON body of a response.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
+	writeJSONHeader(w, status)
 	if v != nil {
 		json.NewEncoder(w).Encode(v)
 	}
+}
+
+// EncodeJSON is v's body as WriteJSON writes it, for a handler that keeps
+// it (a cache of rendered answers) and writes it with WriteEncoded.
+func EncodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteEncoded writes a body EncodeJSON made.
+func WriteEncoded(w http.ResponseWriter, status int, body []byte) {
+	writeJSONHeader(w, status)
+	w.Write(body)
+}
+
+func writeJSONHeader(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
 }
 
 // Detail is the message of a service error made as fmt.Errorf("%w: ...",

@@ -98,24 +98,6 @@ func (r *NodeOSUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// runningCluster is the cluster a scheduler looks at and its pools, or nil
-// when there is nothing to schedule: the cluster is gone, going, stopped or
-// not yet hosted.
-func runningCluster(ctx context.Context, c client.Client, req ctrl.Request) (*slipwayv1.ManagedCluster, []slipwayv1.AgentPool, error) {
-	mc := &slipwayv1.ManagedCluster{}
-	if err := c.Get(ctx, req.NamespacedName, mc); err != nil {
-		return nil, nil, client.IgnoreNotFound(err)
-	}
-	if mc.DeletionTimestamp != nil || mc.Spec.Stopped || mc.Status.HostedCluster == "" {
-		return nil, nil, nil
-	}
-	var pools slipwayv1.AgentPoolList
-	if err := c.List(ctx, &pools, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{slipwayv1.LabelCluster: mc.Name}); err != nil {
-		return nil, nil, err
-	}
-	return mc, pools.Items, nil
-}
-
 func (r *NodeOSUpgradeReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -242,10 +224,7 @@ func (r *NodeOSUpgradeReconciler) targets(ctx context.Context, ch string, pools 
 func (r *NodeOSUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.ManagedCluster, pools []slipwayv1.AgentPool, w windowState, next time.Time) (time.Duration, error) {
 	ch := channel(mc)
 	runs := mc.Status.AutoUpgradeRuns
-	var last *slipwayv1.AutoUpgradeRun
-	if len(runs) > 0 && (runs[len(runs)-1].Status == runPending || runs[len(runs)-1].Status == runInProgress) {
-		last = &runs[len(runs)-1]
-	}
+	last := latestOpen(runs)
 	if last != nil && last.Status == runInProgress {
 		return schedulerTick, r.follow(ctx, mc, last)
 	}
@@ -279,11 +258,7 @@ func (r *NodeOSUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.Ma
 		for _, t := range targets {
 			run.Pools = append(run.Pools, slipwayv1.AutoUpgradePool{Name: t.pool.Spec.Name, From: t.from, To: t.to.Name()})
 		}
-		mc.Status.AutoUpgradeRuns = append(mc.Status.AutoUpgradeRuns, run)
-		if n := len(mc.Status.AutoUpgradeRuns); n > maxRuns {
-			mc.Status.AutoUpgradeRuns = mc.Status.AutoUpgradeRuns[n-maxRuns:]
-		}
-		last = &mc.Status.AutoUpgradeRuns[len(mc.Status.AutoUpgradeRuns)-1]
+		last = addRun(&mc.Status.AutoUpgradeRuns, run)
 		log.FromContext(ctx).Info("Node OS upgrade found", "cluster", mc.Spec.ResourceID, "channel", ch, "pools", len(targets))
 	}
 	// When may it start?
@@ -310,26 +285,6 @@ func (r *NodeOSUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.Ma
 		return holdRun(ctx, r.Client, mc, last, why, opens)
 	}
 	return schedulerTick, r.start(ctx, mc, last, ch, targets)
-}
-
-// holdRun records why a pending run waits and until when, and says when to
-// look again.
-func holdRun(ctx context.Context, c client.Client, mc *slipwayv1.ManagedCluster, run *slipwayv1.AutoUpgradeRun, why string, opens time.Time) (time.Duration, error) {
-	msg := why + "."
-	var nextWindow *metav1.Time
-	if !opens.IsZero() {
-		nextWindow = &metav1.Time{Time: opens}
-	}
-	if run.Message != msg || !timesEqual(run.NextWindow, nextWindow) {
-		run.Message, run.NextWindow = msg, nextWindow
-		if err := c.Status().Update(ctx, mc); err != nil {
-			return 0, err
-		}
-	}
-	if opens.IsZero() {
-		return schedulerTick, nil
-	}
-	return max(time.Second, min(time.Until(opens), schedulerTick)), nil
 }
 
 func timesEqual(a, b *metav1.Time) bool {
@@ -523,10 +478,7 @@ func (r *NodeOSUpgradeReconciler) handOver(ctx context.Context, mc *slipwayv1.Ma
 }
 
 func (r *NodeOSUpgradeReconciler) endRun(ctx context.Context, mc *slipwayv1.ManagedCluster, run *slipwayv1.AutoUpgradeRun, status, msg string) error {
-	now := metav1.NewTime(r.now())
-	run.Status, run.Message, run.EndTime, run.NextWindow = status, msg, &now, nil
-	log.FromContext(ctx).Info("Node OS upgrade run ended", "cluster", mc.Spec.ResourceID, "run", run.ID, "status", status)
-	return r.Client.Status().Update(ctx, mc)
+	return endRun(ctx, r.Client, mc, run, status, msg, r.now(), "Node OS upgrade run ended")
 }
 
 // patchInPlace is the Unmanaged channel: the nodes' own OS patching

@@ -86,12 +86,7 @@ func upgradeChannel(mc *slipwayv1.ManagedCluster) string {
 // schedule advances the cluster's latest run, or starts one, and says when
 // to look again.
 func (r *VersionUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.ManagedCluster, pools []slipwayv1.AgentPool) (time.Duration, error) {
-	var last *slipwayv1.AutoUpgradeRun
-	if n := len(mc.Status.VersionUpgradeRuns); n > 0 {
-		if s := mc.Status.VersionUpgradeRuns[n-1].Status; s == runPending || s == runInProgress {
-			last = &mc.Status.VersionUpgradeRuns[n-1]
-		}
-	}
+	last := latestOpen(mc.Status.VersionUpgradeRuns)
 	if last != nil && last.Status == runInProgress {
 		return schedulerTick, r.follow(ctx, mc, pools, last)
 	}
@@ -116,14 +111,10 @@ func (r *VersionUpgradeReconciler) schedule(ctx context.Context, mc *slipwayv1.M
 		if last != nil {
 			last.Status, last.Message, last.EndTime = slipwayv1.OperationCanceled, "Superseded: the channel now leads to another version.", &metav1.Time{Time: now}
 		}
-		mc.Status.VersionUpgradeRuns = append(mc.Status.VersionUpgradeRuns, slipwayv1.AutoUpgradeRun{
+		last = addRun(&mc.Status.VersionUpgradeRuns, slipwayv1.AutoUpgradeRun{
 			ID: fmt.Sprintf("%s-%d", ch, now.Unix()), Channel: ch, Status: runPending, Detected: metav1.NewTime(now),
 			From: from, To: to, Pools: moving,
 		})
-		if n := len(mc.Status.VersionUpgradeRuns); n > maxRuns {
-			mc.Status.VersionUpgradeRuns = mc.Status.VersionUpgradeRuns[n-maxRuns:]
-		}
-		last = &mc.Status.VersionUpgradeRuns[len(mc.Status.VersionUpgradeRuns)-1]
 		log.FromContext(ctx).Info("Kubernetes auto-upgrade found", "cluster", mc.Spec.ResourceID, "channel", ch, "from", from, "to", to)
 	}
 	w, next := maintenanceWindow(mc, now, maintenance.AutoUpgrade, maintenance.Default)
@@ -312,13 +303,11 @@ func (r *VersionUpgradeReconciler) follow(ctx context.Context, mc *slipwayv1.Man
 }
 
 func (r *VersionUpgradeReconciler) endRun(ctx context.Context, mc *slipwayv1.ManagedCluster, run *slipwayv1.AutoUpgradeRun, status, msg string) error {
-	now := metav1.NewTime(r.now())
-	run.Status, run.Message, run.EndTime, run.NextWindow = status, msg, &now, nil
+	// The pools moved with the cluster's operation: they ended as it did.
 	for i := range run.Pools {
 		if run.Pools[i].Status == "" {
 			run.Pools[i].Status = status
 		}
 	}
-	log.FromContext(ctx).Info("Kubernetes auto-upgrade run ended", "cluster", mc.Spec.ResourceID, "run", run.ID, "status", status)
-	return r.Client.Status().Update(ctx, mc)
+	return endRun(ctx, r.Client, mc, run, status, msg, r.now(), "Kubernetes auto-upgrade run ended")
 }

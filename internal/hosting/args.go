@@ -96,7 +96,7 @@ type endpoint interface {
 // the client certificate that ds admitted it with.
 func launches(rec *record, dir string, ds endpoint) []launch {
 	pkiDir := filepath.Join(dir, "pki")
-	loop := "127.0.0.1"
+	loop := loopbackV4
 	shared := rec.Datastore == sharedDatastore
 	etcdURL := fmt.Sprintf("https://%s:%d", loop, rec.Ports.EtcdClient)
 	kcmKubeconfig := filepath.Join(dir, "kubeconfig", "kube-controller-manager.kubeconfig")

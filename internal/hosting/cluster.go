@@ -121,8 +121,7 @@ type Cluster struct {
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
 	// apiBind is the address the running API server listens on:
-	// 127.0.0.1 ("" until an upgrade) or, after every other upgrade, "::"
-	// (see Upgrade).
+	// loopbackV4 from a start, "::" after every other upgrade (surgeBind).
 	apiBind string
 	// stopCompanion stops what Options.Companion started.
 	stopCompanion func()
@@ -301,7 +300,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		procs, logs = append(procs, p), append(logs, logFile)
 	}
 	c.mu.Lock()
-	c.procs, c.logs, c.apiBind = procs, logs, ""
+	c.procs, c.logs, c.apiBind = procs, logs, loopbackV4
 	c.mu.Unlock()
 
 	if err := c.waitReady(ctx); err != nil {
@@ -508,10 +507,8 @@ func (c *Cluster) detachProcess(name string) (stop func()) {
 // (its loopback among them), kept-alive ones staying with the old. A
 // host without IPv6 loopback shares the address, as before.
 func surgeBind(running string) string {
-	if running == "" || running == loopbackV4 {
-		if ipv6Loopback() {
-			return "::"
-		}
+	if running == loopbackV4 && ipv6Loopback() {
+		return "::"
 	}
 	return loopbackV4
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -588,6 +590,17 @@ func TestUpgradeKeepsObjects(t *testing.T) {
 	}
 	if c.KubernetesVersion() != next {
 		t.Errorf("KubernetesVersion() = %s", c.KubernetesVersion())
+	}
+	// The new server took the other address (surgeBind): on a host with
+	// IPv6 loopback it answers on ::1 too, which the old one never did.
+	if ipv6Loopback() {
+		u, _ := url.Parse(c.Endpoint())
+		resp, err := probe.Get("https://" + net.JoinHostPort("::1", u.Port()) + "/version")
+		if err != nil {
+			t.Errorf("the upgraded API server does not answer on ::1: %v", err)
+		} else {
+			resp.Body.Close()
+		}
 	}
 	eventually(t, 30*time.Second, "the new controller manager and scheduler healthy", func() (bool, string) {
 		for name, err := range c.ComponentHealth(ctx) {

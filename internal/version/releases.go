@@ -155,27 +155,24 @@ func ChannelTarget(channel, release string) (target string, ok bool) {
 	if err != nil {
 		return "", false
 	}
-	latest := func(minor string) string {
-		p := Patches(minor)
-		if len(p) == 0 {
-			return release
-		}
-		return p[len(p)-1]
-	}
-	minors := Minors()
 	var goal Semver
 	switch channel {
 	case "patch":
-		return latest(from.MinorString()), true
+		goal = from
 	case "stable":
-		goal = MustParse(minors[max(0, len(minors)-2)])
+		goal = MustParse(DefaultMinor())
 	case "rapid":
+		minors := Minors()
 		goal = MustParse(minors[len(minors)-1])
 	default:
 		return "", false
 	}
+	minor := from.MinorString()
 	if from.Major == goal.Major && from.Minor < goal.Minor {
-		return latest(fmt.Sprintf("%d.%d", from.Major, from.Minor+1)), true
+		minor = fmt.Sprintf("%d.%d", from.Major, from.Minor+1)
 	}
-	return latest(from.MinorString()), true
+	if latest, ok := Resolve(minor); ok {
+		return latest, true
+	}
+	return release, true
 }

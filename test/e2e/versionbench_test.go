@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,40 +138,18 @@ func watchAPIFresh(b *testing.B, cfg *rest.Config) func() time.Duration {
 		b.Fatal(err)
 	}
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var longest time.Duration
-	wg.Go(func() {
-		var down time.Time
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			ok := false
-			req, _ := http.NewRequest(http.MethodGet, cfg.Host+"/readyz", nil)
-			if cfg.BearerToken != "" {
-				req.Header.Set("Authorization", "Bearer "+cfg.BearerToken)
-			}
-			if resp, err := hc.Do(req); err == nil {
-				ok = resp.StatusCode == http.StatusOK
-				resp.Body.Close()
-			}
-			now := time.Now()
-			switch {
-			case !ok && down.IsZero():
-				down = now
-			case ok && !down.IsZero():
-				longest, down = max(longest, now.Sub(down)), time.Time{}
-			}
+	return longestFailure(func() bool {
+		req, _ := http.NewRequest(http.MethodGet, cfg.Host+"/readyz", nil)
+		if cfg.BearerToken != "" {
+			req.Header.Set("Authorization", "Bearer "+cfg.BearerToken)
 		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
-	return func() time.Duration {
-		close(stop)
-		wg.Wait()
-		return longest
-	}
 }
 
 // waitSucceeded polls a provisioning state every 100 ms until its

@@ -390,7 +390,7 @@ func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	}
 	key := renderKey(r, mc, pools)
 	if body, ok := s.rendered.get(key); key != "" && ok {
-		writeEncoded(w, http.StatusOK, body)
+		arm.WriteEncoded(w, http.StatusOK, body)
 		return nil
 	}
 	out, err := s.renderClusterWith(r.Context(), mc, pools)
@@ -401,14 +401,14 @@ func (s *Provider) getManagedCluster(w http.ResponseWriter, r *http.Request, p a
 	if err != nil {
 		return err
 	}
-	body, err := encode(doc)
+	body, err := arm.EncodeJSON(doc)
 	if err != nil {
 		return err
 	}
 	if key != "" {
 		s.rendered.put(key, body)
 	}
-	writeEncoded(w, http.StatusOK, body)
+	arm.WriteEncoded(w, http.StatusOK, body)
 	return nil
 }
 

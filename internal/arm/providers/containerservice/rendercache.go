@@ -1,8 +1,6 @@
 package containerservice
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,19 +70,4 @@ func renderKey(r *http.Request, mc *slipwayv1.ManagedCluster, pools []slipwayv1.
 		k.WriteString("|" + string(pools[i].UID) + "@" + pools[i].ResourceVersion)
 	}
 	return k.String()
-}
-
-// encode is v's JSON as arm.WriteJSON writes it.
-func encode(v any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := json.NewEncoder(&b).Encode(v); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-func writeEncoded(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body)
 }
