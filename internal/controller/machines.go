@@ -124,7 +124,7 @@ func (r *AgentPoolReconciler) removeNamedMachines(ctx context.Context, pool *sli
 			if serr != nil {
 				return removed, false, serr
 			}
-			if time.Since(started) < r.Timing.Scaled(drainTimeoutOf(props)) {
+			if time.Since(started) < r.Timing.Timeout(drainTimeoutOf(props)) {
 				log.FromContext(ctx).Info("Drain blocked, retrying", "node", name, "err", err.Error())
 				return removed, true, nil
 			}
@@ -278,7 +278,7 @@ func (r *AgentPoolReconciler) setPower(ctx context.Context, pool *slipwayv1.Agen
 				if serr != nil {
 					return false, serr
 				}
-				if time.Since(started) < r.Timing.Scaled(drainTimeoutOf(props)) {
+				if time.Since(started) < r.Timing.Timeout(drainTimeoutOf(props)) {
 					log.FromContext(ctx).Info("Drain blocked, retrying", "node", n.Name, "err", err.Error())
 					return false, nil
 				}

@@ -385,7 +385,7 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 			return nil
 		})
 	}
-	timeout := u.r.Timing.Scaled(s.drainTimeout)
+	timeout := u.r.Timing.Timeout(s.drainTimeout)
 	// Time Slipway was not running does not count against the drain: its
 	// control planes and the pods on the nodes were down with it.
 	drainStart := u.r.since(st.PhaseStarted.Time)

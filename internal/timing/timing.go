@@ -76,6 +76,21 @@ func (m Model) Reboot(disk armcontainerservice.OSDiskType) time.Duration {
 	return m.scaled(BootManaged)
 }
 
-// Scaled scales a real-world duration (a drain timeout, a soak) to the
-// simulation's clock.
+// Scaled scales a real-world duration (a soak, a Spot eviction's notice) to
+// the simulation's clock.
 func (m Model) Scaled(d time.Duration) time.Duration { return m.scaled(d) }
+
+// MinTimeout is the least a timeout on the real Kubernetes components is
+// scaled down to.
+const MinTimeout = 30 * time.Second
+
+// Timeout scales a timeout on work the real Kubernetes components do, like
+// a drain's (AKS's drainTimeoutInMinutes): an evicted pod is replaced,
+// scheduled and made Ready by the cluster's own controllers, which run in
+// real time at any --time-scale. Scaled like any duration, AKS's 30 minutes
+// would be 9 s at the tests' scale, shorter than a busy machine can take to
+// replace a pod, and the drain would fail where AKS's succeeds. So it is
+// scaled, but never below MinTimeout (or the timeout itself, if shorter).
+func (m Model) Timeout(d time.Duration) time.Duration {
+	return max(m.scaled(d), min(d, MinTimeout))
+}

@@ -20,3 +20,19 @@ func TestModel(t *testing.T) {
 		t.Errorf("default scale: a node takes %s, want about two seconds at most", got)
 	}
 }
+
+func TestTimeout(t *testing.T) {
+	for _, c := range []struct {
+		scale   float64
+		d, want time.Duration
+	}{
+		{0.005, 30 * time.Minute, MinTimeout},        // AKS's default drain timeout in the tests
+		{0.01, 240 * time.Minute, 144 * time.Second}, // scaled past the floor
+		{1, 30 * time.Minute, 30 * time.Minute},      // real time
+		{0.01, 10 * time.Second, 10 * time.Second},   // the floor never lengthens a timeout
+	} {
+		if got := (Model{Scale: c.scale}).Timeout(c.d); got != c.want {
+			t.Errorf("Timeout(%s) at scale %g = %s, want %s", c.d, c.scale, got, c.want)
+		}
+	}
+}

@@ -134,9 +134,9 @@ func TestCrashRecovery(t *testing.T) {
 	// A node image upgrade killed in each of its phases: making the surge
 	// node, draining a batch, reimaging it.
 	scale(t, c, group, name, "work", 4)
-	// At the tests' time scale AKS's 30-minute drain timeout is 9 s, about
-	// what a restart of serve and the cluster's control plane takes; give
-	// the drains the room a real one has.
+	// At the tests' time scale AKS's 30-minute drain timeout is the 30 s
+	// floor, not much more than a restart of serve and the cluster's control
+	// plane takes under load; give the drains the room a real one has.
 	setUpgradeSettings(t, c, group, name, "work", &armcontainerservice.AgentPoolUpgradeSettings{DrainTimeoutInMinutes: to.Ptr[int32](240)})
 	guarded(t, cs, "crashapp", "work", 4, 3)
 	for i, phase := range []string{"Surging", "Draining", "Reimaging"} {
