@@ -49,9 +49,10 @@ type ClusterReconciler struct {
 	// NewAgentPool builds a new pool object (the ARM layer's shape).
 	NewAgentPool func(mc *slipwayv1.ManagedCluster, name string, properties []byte, op *slipwayv1.OperationRef) *slipwayv1.AgentPool
 
-	// addonsApplied is when each cluster's add-ons were last applied.
+	// addonsApplied is when each cluster's add-ons were last applied, and
+	// for which operation.
 	addonsMu      sync.Mutex
-	addonsApplied map[string]time.Time
+	addonsApplied map[string]addonsRun
 
 	// Started is when this process began: for a while after it, idle
 	// control planes start after busy ones (holdStart).
@@ -202,13 +203,19 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	case slipwayv1.ActionCreating, slipwayv1.ActionUpdating, slipwayv1.ActionUpgrading:
 		setProgress(ctx, r.Client, op.ID, 40)
-		if err := r.applyAddons(ctx, mc, hosted); err != nil {
-			return ctrl.Result{}, err
-		}
-		setProgress(ctx, r.Client, op.ID, 50)
+		// Pools first: their VMs boot while the add-ons are applied, as a
+		// scale set's do beside AKS's add-on manager.
 		done, failed, err := r.syncPools(ctx, mc)
 		if err != nil {
 			return ctrl.Result{}, err
+		}
+		if !r.addonsDone(mc.Name, op.ID) {
+			began := time.Now()
+			if err := r.applyAddons(ctx, mc, hosted); err != nil {
+				return ctrl.Result{}, err
+			}
+			log.FromContext(ctx).Info("Add-ons applied", "cluster", mc.Spec.ResourceID, "took", time.Since(began).Round(time.Millisecond))
+			setProgress(ctx, r.Client, op.ID, 50)
 		}
 		if failed != nil {
 			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failed)
@@ -249,7 +256,7 @@ func (r *ClusterReconciler) resyncAddons(ctx context.Context, mc *slipwayv1.Mana
 	r.addonsMu.Lock()
 	last, ok := r.addonsApplied[mc.Name]
 	r.addonsMu.Unlock()
-	if ok && time.Since(last) < addonResync {
+	if ok && time.Since(last.at) < addonResync {
 		return nil
 	}
 	// A frozen API server must not hold a worker.
@@ -307,13 +314,32 @@ func (r *ClusterReconciler) applyAddons(ctx context.Context, mc *slipwayv1.Manag
 	if err := addons.Apply(ctx, dc, spec); err != nil {
 		return fmt.Errorf("cluster %s: %w", mc.Spec.ResourceID, err)
 	}
+	run := addonsRun{at: time.Now()}
+	if op := mc.Spec.Operation; busy(op, mc.Status.CompletedOperation) {
+		run.operation = op.ID
+	}
 	r.addonsMu.Lock()
 	if r.addonsApplied == nil {
-		r.addonsApplied = map[string]time.Time{}
+		r.addonsApplied = map[string]addonsRun{}
 	}
-	r.addonsApplied[mc.Name] = time.Now()
+	r.addonsApplied[mc.Name] = run
 	r.addonsMu.Unlock()
 	return nil
+}
+
+// addonsRun is one application of a cluster's add-ons.
+type addonsRun struct {
+	at        time.Time
+	operation string // the operation it carried out, if any
+}
+
+// addonsDone says whether the add-ons were applied for operation id. The
+// spec an operation carries out is written with it, so one application
+// per operation is enough; a restart applies them again.
+func (r *ClusterReconciler) addonsDone(cluster, id string) bool {
+	r.addonsMu.Lock()
+	defer r.addonsMu.Unlock()
+	return r.addonsApplied[cluster].operation == id
 }
 
 func clusterName(mc *slipwayv1.ManagedCluster) string {
