@@ -156,14 +156,13 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if hold, err := r.holdStart(ctx, mc); err != nil || hold {
 			return ctrl.Result{RequeueAfter: time.Second}, err
 		}
-		began := time.Now()
+		// hosting logs the start and where its time went.
 		if err := hosted.Start(ctx); err != nil {
 			if working {
 				return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneStartFailed", err))
 			}
 			return ctrl.Result{}, err
 		}
-		log.FromContext(ctx).Info("Control plane started", "cluster", mc.Spec.ResourceID, "took", time.Since(began).Round(time.Millisecond), "busy", working)
 	}
 	// A version upgrade replaces the control plane's servers first; the
 	// pools follow as syncPools hands them their new orchestratorVersion.

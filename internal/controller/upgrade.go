@@ -242,10 +242,7 @@ func (u *upgradeRun) settings() settings {
 	if s.surge == 0 && s.unavailable == 0 {
 		s.surge = 1
 	}
-	s.drainTimeout = defaultDrainTimeout
-	if us.DrainTimeoutInMinutes != nil && *us.DrainTimeoutInMinutes > 0 {
-		s.drainTimeout = time.Duration(*us.DrainTimeoutInMinutes) * time.Minute
-	}
+	s.drainTimeout = drainTimeoutOf(p)
 	if us.NodeSoakDurationInMinutes != nil {
 		s.soak = time.Duration(*us.NodeSoakDurationInMinutes) * time.Minute
 	}
