@@ -106,6 +106,15 @@ func writeRecord(dir string, rec *record) error {
 	return atomicfile.Write(filepath.Join(dir, recordFile), data, 0o600)
 }
 
+// saveRecord writes a changed record to the registry, then to the data
+// directory. c.mu is held.
+func (c *Cluster) saveRecord(ctx context.Context) error {
+	if err := c.host.share(ctx, c.dir, &c.rec); err != nil {
+		return err
+	}
+	return writeRecord(c.dir, &c.rec)
+}
+
 // Cluster is one hosted control plane: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler as supervised child processes,
 // and the simulated kubelets of its nodes inside this process.
@@ -162,8 +171,12 @@ func (c *Cluster) FQDN() string { return c.rec.FQDN }
 func (c *Cluster) Dir() string { return c.dir }
 
 // Endpoint returns the API server's URL.
-func (c *Cluster) Endpoint() string {
-	return fmt.Sprintf("https://127.0.0.1:%d", c.rec.Ports.APIServer)
+func (c *Cluster) Endpoint() string { return c.rec.endpoint() }
+
+// endpoint is the API server's URL: its port is the cluster's wherever it
+// runs (see PortLedger).
+func (r *record) endpoint() string {
+	return fmt.Sprintf("https://127.0.0.1:%d", r.Ports.APIServer)
 }
 
 // KubernetesVersion returns the release the control plane runs.
@@ -253,20 +266,20 @@ func (c *Cluster) Health(ctx context.Context) Health {
 func (c *Cluster) Start(ctx context.Context) error {
 	c.op.Lock()
 	defer c.op.Unlock()
-	if err := c.setDesired(true); err != nil {
+	if err := c.setDesired(ctx, true); err != nil {
 		return err
 	}
 	return c.start(ctx)
 }
 
-func (c *Cluster) setDesired(running bool) error {
+func (c *Cluster) setDesired(ctx context.Context, running bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rec.Running == running {
 		return nil
 	}
 	c.rec.Running = running
-	if err := writeRecord(c.dir, &c.rec); err != nil {
+	if err := c.saveRecord(ctx); err != nil {
 		c.rec.Running = !running
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
@@ -388,7 +401,7 @@ func (c *Cluster) Upgrade(ctx context.Context, release string) error {
 	c.mu.Lock()
 	prev := c.rec.KubernetesVersion
 	c.rec.KubernetesVersion = release
-	err := writeRecord(c.dir, &c.rec)
+	err := c.saveRecord(ctx)
 	if err != nil {
 		c.rec.KubernetesVersion = prev
 	}
@@ -716,7 +729,7 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.op.Lock()
 	defer c.op.Unlock()
-	if err := c.setDesired(false); err != nil {
+	if err := c.setDesired(ctx, false); err != nil {
 		return err
 	}
 	c.stop()
@@ -728,7 +741,7 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.stop()
-	if err := c.setDesired(true); err != nil {
+	if err := c.setDesired(ctx, true); err != nil {
 		return err
 	}
 	return c.start(ctx)

@@ -57,6 +57,12 @@ type Options struct {
 	// not APIOnly, each under its own prefix; nil gives each new cluster
 	// an etcd of its own. Clusters already made keep where they are.
 	Datastore *datastore.Store
+	// Registry, if set, keeps every new cluster's record and PKI where
+	// other hosts can adopt it; PortLedger, if set, hands out ports no
+	// other host's cluster holds. Hosts that share a management plane set
+	// both (internal/fleet).
+	Registry   Registry
+	PortLedger PortLedger
 }
 
 // Host owns the clusters in one data directory.
@@ -67,6 +73,8 @@ type Host struct {
 	log          io.Writer
 	companion    func(ctx context.Context, c *Cluster) (stop func(), err error)
 	datastore    *datastore.Store
+	registry     Registry
+	ledger       PortLedger
 	ports        *portAllocator
 
 	mu       sync.Mutex
@@ -102,6 +110,8 @@ func New(opts Options) (*Host, error) {
 		log:          opts.Log,
 		companion:    opts.Companion,
 		datastore:    opts.Datastore,
+		registry:     opts.Registry,
+		ledger:       opts.PortLedger,
 		ports:        newPortAllocator(opts.Ports),
 		clusters:     map[string]*Cluster{},
 	}
@@ -190,6 +200,8 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 	}
 	c := &Cluster{host: h, dir: filepath.Join(h.clustersDir(), spec.ID)}
 	h.clusters[spec.ID] = c // claims the ID while the cluster is made
+	c.op.Lock()
+	defer c.op.Unlock()
 	h.mu.Unlock()
 
 	rec, err := h.prepare(ctx, c.dir, spec)
@@ -197,12 +209,12 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 		h.mu.Lock()
 		delete(h.clusters, spec.ID)
 		h.mu.Unlock()
+		// The ledger keeps the ports of a failed attempt for the retry
+		// under the same ID; Delete frees them.
 		h.ports.release(spec.ID)
 		os.RemoveAll(c.dir)
 		return nil, fmt.Errorf("hosting: creating %s: %w", spec.ID, err)
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.rec = *rec
 	if err := c.start(ctx); err != nil {
 		return c, err
@@ -216,7 +228,7 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 	// A cluster on the shared datastore needs no etcd ports and no etcd
 	// certificates of its own.
 	ownEtcd := h.datastore == nil || spec.APIOnly
-	ports, err := h.ports.allocate(spec.ID, portCount(ownEtcd))
+	ports, err := h.allocatePorts(ctx, spec.ID, portCount(ownEtcd))
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +262,9 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 			return nil, err
 		}
 		rec.Datastore = sharedDatastore
+	}
+	if err := h.share(ctx, dir, rec); err != nil {
+		return nil, err
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, err
@@ -306,7 +321,8 @@ func (h *Host) List() []*Cluster {
 
 // Delete stops the cluster and removes its data.
 func (h *Host) Delete(ctx context.Context, id string) error {
-	c, err := h.Get(id)
+	// A cluster that ran on another host is deleted from the registry.
+	c, err := h.Adopt(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -324,6 +340,13 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 			return fmt.Errorf("hosting: deleting %s: %w", id, err)
 		}
 	}
+	// Then what other hosts could adopt; the ports go last, so no other
+	// cluster is given them while anything still names them.
+	if h.registry != nil {
+		if err := h.registry.Delete(ctx, id); err != nil {
+			return fmt.Errorf("hosting: deleting %s from the registry: %w", id, err)
+		}
+	}
 	// The record goes first: a crash halfway leaves a directory New cleans.
 	if err := os.Remove(filepath.Join(c.dir, recordFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("hosting: deleting %s: %w", id, err)
@@ -334,7 +357,9 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	h.mu.Lock()
 	delete(h.clusters, id)
 	h.mu.Unlock()
-	h.ports.release(id)
+	if err := h.releasePorts(ctx, id); err != nil {
+		return fmt.Errorf("hosting: deleting %s: %w", id, err)
+	}
 	return nil
 }
 

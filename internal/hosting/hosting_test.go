@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/datastore"
@@ -637,4 +639,124 @@ func componentPath(t *testing.T, c *Cluster, name string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// memRegistry and memLedger are the registry and port ledger two hosts
+// share, in memory (internal/fleet keeps them in the management plane and
+// is tested against it there).
+type memRegistry struct {
+	mu    sync.Mutex
+	files map[string]map[string][]byte
+}
+
+func (r *memRegistry) Put(_ context.Context, id string, files map[string][]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files[id] = maps.Clone(files)
+	return nil
+}
+
+func (r *memRegistry) Get(_ context.Context, id string) (map[string][]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.files[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return maps.Clone(f), nil
+}
+
+func (r *memRegistry) Delete(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.files, id)
+	return nil
+}
+
+type memLedger struct{ *portAllocator }
+
+func (l memLedger) Claim(_ context.Context, owner string, n int, _ PortRange, _ func(int) bool) ([]int, error) {
+	return l.allocate(owner, n)
+}
+
+func (l memLedger) Release(_ context.Context, owner string) error {
+	l.release(owner)
+	return nil
+}
+
+// TestClusterMovesBetweenHosts: with a shared registry, port ledger and
+// datastore, a cluster made on one host starts on another with its
+// objects, ports and credentials, and the first host lets it go.
+func TestClusterMovesBetweenHosts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ds := startDatastore(t, filepath.Join(dir, "datastore"), 21498, 21499)
+	rng := PortRange{First: 21450, Last: 21497}
+	reg, ledger := &memRegistry{files: map[string]map[string][]byte{}}, memLedger{newPortAllocator(rng)}
+	host := func(name string) *Host {
+		h := newHostWith(t, Options{DataDir: filepath.Join(dir, name), Ports: rng, Datastore: ds, Registry: reg, PortLedger: ledger})
+		t.Cleanup(h.Close)
+		return h
+	}
+	a, b := host("a"), host("b")
+	ctx := context.Background()
+
+	c, err := a.Create(ctx, ClusterSpec{ID: "mover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "made-on-a"}}
+	if _, err := clientFor(t, c, Admin).CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Another host hands out its credentials without running it.
+	kubeconfig, err := b.Kubeconfig(ctx, "mover", Admin, KubeconfigNames{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get("mover"); err == nil {
+		t.Error("handing out a kubeconfig made host b run the cluster")
+	}
+
+	a.Release("mover")
+	if _, err := a.Get("mover"); err == nil {
+		t.Error("host a still knows the cluster it released")
+	}
+	moved, err := b.Adopt(ctx, "mover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Ports() != c.Ports() {
+		t.Errorf("ports changed in the move: %+v, were %+v", moved.Ports(), c.Ports())
+	}
+	if err := moved.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The kubeconfig b gave out before the move reaches the cluster, with
+	// what was made on a.
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "made-on-a", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the moved cluster lost its objects: %v", err)
+	}
+
+	// Deleting it on b deletes it everywhere: registry, keys, ports.
+	if err := b.Delete(ctx, "mover"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Get(ctx, "mover"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the registry still keeps the deleted cluster: %v", err)
+	}
+	if n, err := ds.Keys(ctx, "mover"); err != nil || n != 0 {
+		t.Errorf("the deleted cluster left %d keys (%v)", n, err)
+	}
+	if _, err := a.Adopt(ctx, "mover"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("host a adopted a deleted cluster: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package hosting
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -32,20 +33,30 @@ type KubeconfigNames struct {
 // works when copied to another directory or machine.
 func (c *Cluster) kubeconfig(cred Credential, names KubeconfigNames) ([]byte, error) {
 	pkiDir := c.pkiDir()
-	caPEM, err := os.ReadFile(crt(pkiDir, certCA))
+	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(pkiDir, name)) }
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	return buildKubeconfig(read, &rec, cred, names)
+}
+
+// buildKubeconfig builds a kubeconfig of the cluster rec describes from its
+// PKI files, which read returns by name.
+func buildKubeconfig(read func(name string) ([]byte, error), rec *record, cred Credential, names KubeconfigNames) ([]byte, error) {
+	caPEM, err := read(certCA + ".crt")
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster CA: %w", err)
 	}
-	certPEM, err := os.ReadFile(crt(pkiDir, string(cred)))
+	certPEM, err := read(string(cred) + ".crt")
 	if err != nil {
 		return nil, fmt.Errorf("reading %s certificate: %w", cred, err)
 	}
-	keyPEM, err := os.ReadFile(key(pkiDir, string(cred)))
+	keyPEM, err := read(string(cred) + ".key")
 	if err != nil {
 		return nil, fmt.Errorf("reading %s key: %w", cred, err)
 	}
 	if names.Cluster == "" {
-		names.Cluster = c.rec.Name
+		names.Cluster = rec.Name
 	}
 	if names.User == "" {
 		names.User = string(cred)
@@ -54,7 +65,7 @@ func (c *Cluster) kubeconfig(cred Credential, names KubeconfigNames) ([]byte, er
 		names.Context = names.Cluster
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[names.Cluster] = &clientcmdapi.Cluster{Server: c.Endpoint(), CertificateAuthorityData: caPEM}
+	cfg.Clusters[names.Cluster] = &clientcmdapi.Cluster{Server: rec.endpoint(), CertificateAuthorityData: caPEM}
 	cfg.AuthInfos[names.User] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts[names.Context] = &clientcmdapi.Context{Cluster: names.Cluster, AuthInfo: names.User}
 	cfg.CurrentContext = names.Context
