@@ -234,6 +234,9 @@ type ManagedClusterStatus struct {
 	CurrentKubernetesVersion string       `json:"currentKubernetesVersion,omitempty"`
 	// HostedCluster is the ID of the control plane in the hosting layer.
 	HostedCluster string `json:"hostedCluster,omitempty"`
+	// Host is the Slipway host that runs the control plane when several
+	// share the management plane (internal/fleet); empty on a single host.
+	Host string `json:"host,omitempty"`
 	// AutoUpgradeRuns are the node OS auto-upgrade runs, newest last.
 	AutoUpgradeRuns []AutoUpgradeRun `json:"autoUpgradeRuns,omitempty"`
 	// VersionUpgradeRuns are the runs of the cluster auto-upgrade channel

@@ -50,6 +50,8 @@ type AgentPoolReconciler struct {
 	// seen yet.
 	Fresh   client.Reader
 	Hosting Hosting
+	// Placement, if set, limits this host to the clusters it runs.
+	Placement Placement
 	// Compute owns the VMs behind the pools.
 	Compute compute.Provider
 	// Timing says how long simulated VMs take to provision and boot.
@@ -76,7 +78,7 @@ func (r *AgentPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 			return out
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(perCluster(r.Placement, controller.Options{MaxConcurrentReconciles: 4})).
 		Named("agentpool").
 		Complete(r)
 }
@@ -93,8 +95,9 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	clusterGone := err != nil || mc.DeletionTimestamp != nil
-	if clusterGone {
+	if clusterGone || !runsHere(r.Placement, mc) {
 		// The cluster controller removes everything; nothing to drain.
+		// Or another host runs the cluster, and its pools.
 		return ctrl.Result{}, nil
 	}
 	op := pool.Spec.Operation

@@ -42,6 +42,8 @@ type ClusterReconciler struct {
 	// seen yet.
 	Fresh   client.Reader
 	Hosting Hosting
+	// Placement, if set, limits this host to the clusters it runs.
+	Placement Placement
 	// Compute owns the clusters' VMs.
 	Compute compute.Provider
 	// FQDN names a cluster's API server, as the ARM layer shows it.
@@ -70,7 +72,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&slipwayv1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*slipwayv1.AgentPool).Spec.Cluster}}}
 		}), builder.WithPredicates()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(perCluster(r.Placement, controller.Options{MaxConcurrentReconciles: 4})).
 		Named("managedcluster").
 		Complete(r)
 }
@@ -80,6 +82,18 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	mc := &slipwayv1.ManagedCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.Placement != nil {
+		mine, err := r.Placement.Place(ctx, mc)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if !mine {
+			// Another host runs it. If this one did (the cluster moved
+			// while this host was away), it stops here.
+			r.Hosting.Release(mc.Name)
+			return ctrl.Result{}, nil
+		}
 	}
 	if mc.DeletionTimestamp != nil {
 		return r.delete(ctx, mc)
@@ -119,7 +133,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 
-	hosted, err := r.Hosting.Get(mc.Name)
+	hosted, err := r.Hosting.Adopt(ctx, mc.Name)
 	if errors.Is(err, hosting.ErrNotFound) {
 		if !working {
 			return ctrl.Result{}, nil // created and deleted under us; nothing to run

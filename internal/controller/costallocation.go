@@ -26,6 +26,8 @@ import (
 type CostAllocationReconciler struct {
 	Client  client.Client
 	Hosting Hosting
+	// Placement, if set, limits this host to the clusters it runs.
+	Placement Placement
 	// Interval is the time between two samples of a cluster.
 	Interval time.Duration
 	Clock    clock.PassiveClock
@@ -35,7 +37,7 @@ type CostAllocationReconciler struct {
 func (r *CostAllocationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&slipwayv1.ManagedCluster{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(perCluster(r.Placement, controller.Options{MaxConcurrentReconciles: 2})).
 		Named("costallocation").
 		Complete(r)
 }
@@ -62,7 +64,7 @@ func (r *CostAllocationReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if apierrors.IsNotFound(err) || err == nil && mc.DeletionTimestamp != nil {
 		return drop()
 	}
-	if err != nil {
+	if err != nil || !runsHere(r.Placement, mc) {
 		return ctrl.Result{}, err
 	}
 	c, err := desired(mc)

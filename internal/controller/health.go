@@ -48,6 +48,8 @@ type HealthReconciler struct {
 	Interval time.Duration
 	Policy   health.Policy
 	Clock    clock.PassiveClock
+	// Placement, if set, limits the probes to the clusters this host runs.
+	Placement Placement
 }
 
 // serviceGrace is how long a core service may be unavailable before it
@@ -71,7 +73,7 @@ func (r *HealthReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&slipwayv1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*slipwayv1.AgentPool).Spec.Cluster}}}
 		}), builder.WithPredicates(poolOperation)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(perCluster(r.Placement, controller.Options{MaxConcurrentReconciles: 4})).
 		Named("health").
 		Complete(r)
 }
@@ -87,6 +89,9 @@ func (r *HealthReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !runsHere(r.Placement, mc) {
+		return ctrl.Result{}, nil // probed where it runs
 	}
 	want, err := desired(mc)
 	if err != nil {

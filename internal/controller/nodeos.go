@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -41,9 +42,11 @@ type NodeOSUpgradeReconciler struct {
 	// seen yet.
 	Fresh   client.Reader
 	Hosting Hosting
-	Compute compute.Provider
-	Images  *nodeimage.Catalog
-	Timing  interface {
+	// Placement, if set, limits this host to the clusters it runs.
+	Placement Placement
+	Compute   compute.Provider
+	Images    *nodeimage.Catalog
+	Timing    interface {
 		Reboot(armcontainerservice.OSDiskType) time.Duration
 	}
 	// StartOperation records a new operation, as the ARM layer does.
@@ -94,6 +97,7 @@ func (r *NodeOSUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 			return out
 		})).
+		WithOptions(perCluster(r.Placement, controller.Options{})).
 		Named("nodeosupgrade").
 		Complete(r)
 }
@@ -108,7 +112,7 @@ func (r *NodeOSUpgradeReconciler) now() time.Time {
 // Reconcile looks at one cluster.
 func (r *NodeOSUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	mc, pools, err := runningCluster(ctx, r.Client, req)
-	if mc == nil || err != nil {
+	if mc == nil || err != nil || !runsHere(r.Placement, mc) {
 		return ctrl.Result{}, err
 	}
 	open, next := r.window(mc)

@@ -15,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
@@ -27,8 +29,39 @@ import (
 // Hosting is what the controllers need of the hosting layer.
 type Hosting interface {
 	Get(id string) (*hosting.Cluster, error)
+	// Adopt is Get for the cluster controller, which starts control
+	// planes: a cluster that moved here from another host is taken from
+	// the shared registry.
+	Adopt(ctx context.Context, id string) (*hosting.Cluster, error)
+	// Release stops a cluster that moved to another host and forgets it.
+	Release(id string)
 	Create(ctx context.Context, spec hosting.ClusterSpec) (*hosting.Cluster, error)
 	Delete(ctx context.Context, id string) error
+}
+
+// Placement says which host runs a cluster's control plane when several
+// share the management plane (internal/fleet). A nil Placement means this
+// host runs every cluster.
+type Placement interface {
+	// Place places mc on a host if none runs it yet, and reports whether
+	// this host does.
+	Place(ctx context.Context, mc *slipwayv1.ManagedCluster) (mine bool, err error)
+	// Mine reports whether this host runs mc.
+	Mine(mc *slipwayv1.ManagedCluster) bool
+}
+
+// runsHere reports whether the per-cluster controllers of this host act on
+// mc: the ones of the host that runs it, and no other's.
+func runsHere(p Placement, mc *slipwayv1.ManagedCluster) bool { return p == nil || p.Mine(mc) }
+
+// perCluster completes the options of a controller of per-cluster work:
+// with hosts sharing the management plane every host runs it for its own
+// clusters, where otherwise the leader alone runs every controller.
+func perCluster(p Placement, o controller.Options) controller.Options {
+	if p != nil {
+		o.NeedLeaderElection = ptr.To(false)
+	}
+	return o
 }
 
 // adminClientOf is an admin client of a hosted cluster's control plane;

@@ -34,6 +34,8 @@ import (
 type PolicyReconciler struct {
 	Client  client.Client
 	Hosting Hosting
+	// Placement, if set, limits this host to the clusters it runs.
+	Placement Placement
 	// Interval is how often each cluster is synced and audited (AKS's
 	// add-on: 15 minutes; Slipway's default: 10 s).
 	Interval time.Duration
@@ -57,7 +59,7 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&slipwayv1.ManagedCluster{}).
 		Watches(&slipwayv1.PolicyAssignment{}, everyCluster).
 		Watches(&slipwayv1.PolicyDefinition{}, everyCluster).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(perCluster(r.Placement, controller.Options{MaxConcurrentReconciles: 2})).
 		Named("policy").
 		Complete(r)
 }
@@ -76,7 +78,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if apierrors.IsNotFound(err) {
 		return ctrl.Result{}, nil // deleted while this process was down: its records were dropped on its deletion, or stay harmless
 	}
-	if err != nil {
+	if err != nil || !runsHere(r.Placement, mc) {
 		return ctrl.Result{}, err
 	}
 	records, err := r.complianceOf(ctx, mc.Spec.ResourceID)

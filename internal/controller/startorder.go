@@ -49,7 +49,7 @@ func (r *ClusterReconciler) holdStart(ctx context.Context, mc *slipwayv1.Managed
 		return false, nil
 	}
 	for _, c := range clusters.Items {
-		if !working[c.Name] || c.Spec.Stopped {
+		if !working[c.Name] || c.Spec.Stopped || !runsHere(r.Placement, &c) {
 			continue
 		}
 		if hosted, err := r.Hosting.Get(c.Name); err == nil && !hosted.Running() {

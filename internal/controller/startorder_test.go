@@ -29,6 +29,10 @@ func (stoppedHost) Create(context.Context, hosting.ClusterSpec) (*hosting.Cluste
 	panic("not used")
 }
 func (stoppedHost) Delete(context.Context, string) error { panic("not used") }
+func (h stoppedHost) Adopt(_ context.Context, id string) (*hosting.Cluster, error) {
+	return h.Get(id)
+}
+func (stoppedHost) Release(string) { panic("not used") }
 
 // TestBusyClustersStartFirst: after a restart an idle cluster's control
 // plane waits while a cluster with work in flight has yet to start its own.
