@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand(), newPortalCommand(),
+	root.AddCommand(newServeCommand(), newManagementCommand(), newVersionCommand(), newComponentCommand(), newBenchCommand(), newNodeImageCommand(), newAZLoginCommand(), newServicePrincipalCommand(), newCSICommand(), newPortalCommand(),
 		newBackupCommand(), newRestoreCommand())
 	return root
 }
@@ -162,6 +163,14 @@ func newServeCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o.Out = cmd.OutOrStdout()
+			if o.Join != "" {
+				if cmd.Flags().Changed("first-port") || cmd.Flags().Changed("last-port") || cmd.Flags().Changed("management-kubeconfig") || cmd.Flags().Changed("datastore-endpoints") {
+					return errors.New("--join names the management plane, the datastore and the port range the hosts share: leave out --management-kubeconfig, --datastore-* and --first-port/--last-port")
+				}
+				if o.HostName == "" {
+					return errors.New("--join needs --host-name, unique among the hosts")
+				}
+			}
 			return app.Serve(ctx, o)
 		},
 	}
@@ -185,6 +194,30 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
+	cmd.Flags().StringVar(&o.Join, "join", "", "join the fleet of `slipway management serve` through its join.json: this serve becomes one host of several on its management plane and datastore")
+	cmd.Flags().StringVar(&o.HostName, "host-name", "", "this host's name in the fleet, unique among the hosts (with --join, or --management-kubeconfig and --datastore-endpoints)")
+	cmd.Flags().IntVar(&o.Capacity, "capacity", 0, "clusters this host takes by choice before others with more room (default: its memory over 256 MiB)")
+	return cmd
+}
+
+func newManagementCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "management", Short: "Run the parts several Slipway hosts share"}
+	var o app.ManagementOptions
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the management plane and the clusters' shared datastore alone, and write the join file hosts start from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o.Out = cmd.OutOrStdout()
+			return app.ServeManagement(ctx, o)
+		},
+	}
+	serve.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir(), "where the management plane and the datastore keep their state; join.json is written here")
+	serve.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port of the range the hosts share (the management plane and the datastore take the first 100)")
+	serve.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port of that range")
+	cmd.AddCommand(serve)
 	return cmd
 }
 

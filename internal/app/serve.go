@@ -44,6 +44,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/controller"
 	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/disks"
+	"github.com/slipway-dev/slipway/internal/fleet"
 	"github.com/slipway-dev/slipway/internal/health"
 	"github.com/slipway-dev/slipway/internal/hosting"
 	"github.com/slipway-dev/slipway/internal/identity"
@@ -96,6 +97,16 @@ type Options struct {
 	// Ports is the port range of hosted control planes; the first hundred
 	// go to the management plane. Zero means hosting's default.
 	Ports hosting.PortRange
+	// Join, if set, is a join file of `slipway management serve`: this
+	// serve is one host of several, on that management plane and
+	// datastore, named HostName (which must then be set).
+	Join string
+	// HostName, if set, makes this serve one host of a fleet sharing the
+	// management plane and the datastore (internal/fleet). Capacity is
+	// how many clusters it takes by choice; zero means an estimate from
+	// the machine's memory.
+	HostName string
+	Capacity int
 	// Out receives progress and connection instructions.
 	Out io.Writer
 	// Ready, if set, receives the connection once the server answers.
@@ -109,6 +120,14 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return err
+	}
+	if o.Join != "" {
+		if err := useJoin(o.Join, &o); err != nil {
+			return err
+		}
+	}
+	if o.HostName != "" && (o.ManagementKubeconfig == "" || len(o.Datastore.Endpoints) == 0) {
+		return errors.New("a named host (--host-name) shares a management plane and a datastore: give --join, or --management-kubeconfig and --datastore-endpoints")
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.Default().Handler()))
 	connPath := filepath.Join(o.DataDir, "connection.json")
@@ -144,20 +163,12 @@ func Serve(ctx context.Context, o Options) error {
 	if o.TimeScale == 0 {
 		o.TimeScale = timing.DefaultScale
 	}
-	if o.Ports == (hosting.PortRange{}) {
-		o.Ports = hosting.DefaultPortRange
+	ports, err := splitPorts(o.Ports)
+	if err != nil {
+		return err
 	}
-	if o.Ports.Last-o.Ports.First < 200 {
-		return fmt.Errorf("port range %d-%d: need at least 200 ports", o.Ports.First, o.Ports.Last)
-	}
-	// The first hundred ports: the management plane's, then the shared
-	// datastore's two. Its clusters' API servers are given its address at
-	// each start; nothing records it.
-	managementPorts := hosting.PortRange{First: o.Ports.First, Last: o.Ports.First + 97}
-	datastoreClientPort, datastorePeerPort := o.Ports.First+98, o.Ports.First+99
-	clusterPorts := hosting.PortRange{First: o.Ports.First + 100, Last: o.Ports.Last}
 	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Kubeconfig: o.ManagementKubeconfig,
-		Executable: o.Executable, Progress: o.Out, Ports: managementPorts})
+		Executable: o.Executable, Progress: o.Out, Ports: ports.management})
 	if err != nil {
 		return err
 	}
@@ -211,19 +222,42 @@ func Serve(ctx context.Context, o Options) error {
 		store, err = datastore.Connect(ctx, o.Datastore)
 	} else {
 		fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
-		store, err = datastore.Start(ctx, datastore.Options{Dir: filepath.Join(o.DataDir, "datastore"), Executable: o.Executable,
-			ClientPort: datastoreClientPort, PeerPort: datastorePeerPort})
+		store, err = startDatastore(ctx, o.DataDir, o.Executable, ports)
 	}
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	clusters, err := hosting.New(hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: clusterPorts,
-		Companion: companions, Datastore: store})
+	hostingOpts := hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: ports.clusters,
+		Companion: companions, Datastore: store}
+	var hosts *fleet.Fleet
+	if o.HostName != "" {
+		// One host of several: control planes are kept where any host
+		// can start them, their ports are the fleet's.
+		hostingOpts.Registry, hostingOpts.PortLedger = fleet.Registry{Client: direct}, fleet.PortLedger{Client: direct}
+	}
+	clusters, err := hosting.New(hostingOpts)
 	if err != nil {
 		return err
 	}
 	defer clusters.Close()
+	var placement controller.Placement
+	if o.HostName != "" {
+		hosts = fleet.New(fleet.Options{Client: direct, Name: o.HostName, Capacity: cmp.Or(o.Capacity, defaultCapacity()),
+			Fence: func() {
+				for _, c := range clusters.List() {
+					clusters.Release(c.ID())
+				}
+			}})
+		if err := hosts.Register(ctx); err != nil {
+			return err
+		}
+		if err := mgr.Add(hosts); err != nil {
+			return err
+		}
+		placement = hosts
+		fmt.Fprintf(o.Out, "Host %s joined the fleet (capacity %d clusters)\n", o.HostName, cmp.Or(o.Capacity, defaultCapacity()))
+	}
 	if err := (&identity.Store{Client: direct}).Ensure(ctx, conn.ClientID, conn.ObjectID, "slipway-bootstrap", conn.ClientSecret); err != nil {
 		return err
 	}
@@ -283,21 +317,21 @@ func Serve(ctx context.Context, o Options) error {
 
 	vms := &sim.Provider{Clusters: clusters}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
-		&controller.ClusterReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, FQDN: containerservice.ClusterFQDN, NewAgentPool: containerservice.NewAgentPoolObject},
-		&controller.AgentPoolReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
+		&controller.ClusterReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Placement: placement, Compute: vms, FQDN: containerservice.ClusterFQDN, NewAgentPool: containerservice.NewAgentPoolObject},
+		&controller.AgentPoolReconciler{Started: time.Now(), Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Placement: placement, Compute: vms, Timing: timing.Model{Scale: o.TimeScale}, SpotEvictionRate: o.SpotEvictionRate,
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}},
 		&controller.ResourceGroupReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation,
 			Contents: []controller.GroupContents{diskService, accountService, vaults}},
-		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
+		&controller.NodeOSUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), Hosting: clusters, Placement: placement, Compute: vms, Timing: timing.Model{Scale: o.TimeScale},
 			Images: &nodeimage.Catalog{Reader: mgr.GetClient(), Fresh: mgr.GetAPIReader()}, StartOperation: front.StartOperation,
 			Delay: o.NodeOSUpgradeDelay, RebootConcurrency: o.RebootConcurrency},
 		&controller.VersionUpgradeReconciler{Client: mgr.GetClient(), Fresh: mgr.GetAPIReader(), StartOperation: front.StartOperation},
-		&controller.HealthReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{},
+		&controller.HealthReconciler{Client: mgr.GetClient(), Hosting: clusters, Placement: placement, Clock: clock.RealClock{},
 			Identity: identityCheck{store: &identity.Store{Client: mgr.GetClient()}, signer: signer, tenant: conn.TenantID, audience: conn.Audience},
 			Interval: cmp.Or(o.HealthInterval, 5*time.Second), Policy: healthPolicy},
 		&controller.MeteringReconciler{Client: mgr.GetClient(), Clock: clock.RealClock{}, Downtime: heartbeat.Downtime},
-		&controller.CostAllocationReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{}, Interval: cmp.Or(o.CostSampleInterval, 30*time.Second)},
-		&controller.PolicyReconciler{Client: mgr.GetClient(), Hosting: clusters, Clock: clock.RealClock{}, Interval: cmp.Or(o.PolicyInterval, 10*time.Second)},
+		&controller.CostAllocationReconciler{Client: mgr.GetClient(), Hosting: clusters, Placement: placement, Clock: clock.RealClock{}, Interval: cmp.Or(o.CostSampleInterval, 30*time.Second)},
+		&controller.PolicyReconciler{Client: mgr.GetClient(), Hosting: clusters, Placement: placement, Clock: clock.RealClock{}, Interval: cmp.Or(o.PolicyInterval, 10*time.Second)},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up controllers: %w", err)
@@ -403,16 +437,16 @@ func Serve(ctx context.Context, o Options) error {
 // credentials adapts the hosting layer to the ARM layer's needs.
 type credentials struct{ host *hosting.Host }
 
-func (c credentials) Kubeconfig(id string, admin bool, cluster, user, context string) ([]byte, error) {
-	hc, err := c.host.Get(id)
-	if err != nil {
-		return nil, err
-	}
+func (c credentials) Kubeconfig(id string, admin bool, cluster, user, kubeContext string) ([]byte, error) {
 	cred := hosting.User
 	if admin {
 		cred = hosting.Admin
 	}
-	return hc.Kubeconfig(cred, hosting.KubeconfigNames{Cluster: cluster, User: user, Context: context})
+	// The cluster may run on another host: its PKI is then read from the
+	// management plane.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.host.Kubeconfig(ctx, id, cred, hosting.KubeconfigNames{Cluster: cluster, User: user, Context: kubeContext})
 }
 
 // writeManagementKubeconfig leaves the hosted management plane's kubeconfig

@@ -344,3 +344,20 @@ func clientTLS(ca, cert *pki.KeyPair) *tls.Config {
 		MinVersion:   tls.VersionTLS12,
 	}
 }
+
+// Credentials returns the PEM files other hosts need to use a datastore
+// Slipway runs (`slipway management serve`'s join file): the CA's
+// certificate and key, and the root user's client certificate and key.
+func (s *Store) Credentials() (caCert, caKey, cert, key []byte, err error) {
+	if s.dir == "" {
+		return nil, nil, nil, nil, errors.New("datastore: an external datastore's credentials are its owner's")
+	}
+	pkiDir := filepath.Join(s.dir, "pki")
+	var out [4][]byte
+	for i, name := range []string{certCA + ".crt", certCA + ".key", certRoot + ".crt", certRoot + ".key"} {
+		if out[i], err = os.ReadFile(filepath.Join(pkiDir, name)); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("datastore: %w", err)
+		}
+	}
+	return out[0], out[1], out[2], out[3], nil
+}
