@@ -37,6 +37,9 @@ type server struct {
 	cmd     *exec.Cmd
 	conn    *app.Connection
 	log     *os.File
+	// args, if set, replace the shared server's port range: a host of a
+	// fleet takes its range from its join file.
+	args []string
 }
 
 var (
@@ -103,8 +106,12 @@ func (s *server) start() error {
 	// Tests run simulated VMs at 1/200 of real time; benchmarks may ask
 	// for another scale.
 	scale := cmp.Or(os.Getenv("SLIPWAY_E2E_TIME_SCALE"), "0.005")
-	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", s.listen, "--first-port", "24000", "--last-port", "24999", "--time-scale", scale,
-		"--health-unknown-after", healthUnknownAfter.String(), "--cost-sample-interval", "1s")
+	args := s.args
+	if args == nil {
+		args = []string{"--first-port", "24000", "--last-port", "24999"}
+	}
+	s.cmd = exec.Command(s.bin, append([]string{"serve", "--data-dir", s.dataDir, "--listen", s.listen, "--time-scale", scale,
+		"--health-unknown-after", healthUnknownAfter.String(), "--cost-sample-interval", "1s"}, args...)...)
 	if addr := os.Getenv("SLIPWAY_E2E_PPROF"); addr != "" {
 		// Benchmarks profile serve through it: go tool pprof http://ADDR/debug/pprof/profile
 		s.cmd.Args = append(s.cmd.Args, "--pprof-listen", addr)

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/app"
+	"github.com/slipway-dev/slipway/internal/management"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+// fleet is `slipway management serve` and the hosts that joined it.
+type fleet struct {
+	dir   string
+	mgmt  *exec.Cmd
+	join  string
+	hosts map[string]*server
+}
+
+// startFleet runs the management plane and the datastore alone, on their
+// own port range, and n hosts joined to them.
+func startFleet(t *testing.T, names ...string) *fleet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts several slipway processes")
+	}
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "slipway-fleet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{dir: dir, hosts: map[string]*server{}}
+	t.Cleanup(func() {
+		for _, h := range f.hosts {
+			h.stop()
+		}
+		if f.mgmt != nil && f.mgmt.ProcessState == nil {
+			f.mgmt.Process.Signal(syscall.SIGTERM)
+			f.mgmt.Wait()
+		}
+		if t.Failed() {
+			t.Logf("kept the fleet's data directories (management.log and each host's serve.log): %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	})
+	mdir := filepath.Join(dir, "management")
+	if err := os.MkdirAll(mdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, "management.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	f.mgmt = exec.Command(bin, "management", "serve", "--data-dir", mdir, "--first-port", "25000", "--last-port", "25999")
+	f.mgmt.Stdout, f.mgmt.Stderr = log, log
+	if err := f.mgmt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.join = filepath.Join(mdir, app.JoinFile)
+	eventually(t, 3*time.Minute, "the join file", func() (bool, string) {
+		_, err := os.Stat(f.join)
+		return err == nil, fmt.Sprint(err)
+	})
+	if fi, _ := os.Stat(f.join); fi.Mode().Perm() != 0o600 {
+		t.Errorf("join file mode %v, want 0600: it holds credentials", fi.Mode().Perm())
+	}
+	for _, name := range names {
+		hdir := filepath.Join(dir, name)
+		if err := os.MkdirAll(hdir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		h := &server{bin: bin, dataDir: hdir, listen: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			args: []string{"--join", f.join, "--host-name", name}}
+		if err := h.start(); err != nil {
+			t.Fatal(err)
+		}
+		f.hosts[name] = h
+	}
+	return f
+}
+
+// management is a client of the fleet's management plane.
+func (f *fleet) management(t testing.TB) client.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(f.dir, "management", management.KubeconfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: management.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// placement is where each cluster runs, by ARM name.
+func (f *fleet) placement(t testing.TB) map[string]string {
+	t.Helper()
+	var list slipwayv1.ManagedClusterList
+	if err := f.management(t).List(context.Background(), &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, mc := range list.Items {
+		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc.Status.Host
+	}
+	return out
+}
+
+// children counts the processes whose parent is pid: a host's control
+// planes' components.
+func children(pid int) int {
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFleetFailover: two hosts on one management plane and datastore share
+// four clusters; every host answers for every cluster; killing one host
+// (kill -9) moves its clusters to the other, where they answer through the
+// kubeconfigs handed out before, with their objects, nodes and an
+// operation that was in flight; the host that comes back runs none of them.
+func TestFleetFailover(t *testing.T) {
+	f := startFleet(t, "host-a", "host-b")
+	a, b := f.hosts["host-a"], f.hosts["host-b"]
+	if a.conn.SubscriptionID != b.conn.SubscriptionID || a.conn.ClientID != b.conn.ClientID {
+		t.Fatalf("the hosts are not one installation: subscriptions %s and %s", a.conn.SubscriptionID, b.conn.SubscriptionID)
+	}
+	ca, cb := newClients(t, a), newClients(t, b)
+	ctx := context.Background()
+	const group = "fleet"
+	if _, err := ca.groups.CreateOrUpdate(ctx, group, armresources.ResourceGroup{Location: to.Ptr(a.conn.Location)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"f1", "f2", "f3", "f4"}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Go(func() {
+			// Through both front doors: either takes any cluster.
+			c := []clients{ca, cb}[i%2]
+			p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(a.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+			if err == nil {
+				_, err = p.PollUntilDone(ctx, poll)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("creating %s: %v", names[i], err)
+		}
+	}
+	placed := f.placement(t)
+	t.Logf("placement: %v", placed)
+	onA := []string{}
+	for _, name := range names {
+		switch placed[name] {
+		case "host-a":
+			onA = append(onA, name)
+		case "host-b":
+		default:
+			t.Fatalf("cluster %s placed on %q", name, placed[name])
+		}
+	}
+	if len(onA) == 0 || len(onA) == len(names) {
+		t.Fatalf("all four clusters on one host: %v", placed)
+	}
+
+	// Every cluster's kubeconfig from host b's front door, each cluster
+	// given an object.
+	kube := map[string]kubernetes.Interface{}
+	for _, name := range names {
+		kube[name] = adminClient(t, cb, group, name)
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-failover"}, Data: map[string]string{"cluster": name}}
+		if _, err := kube[name].CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+
+	// An operation in flight on host a when it dies: a scale to 2 nodes.
+	scaled := onA[0]
+	p, err := cb.pools.BeginCreateOrUpdate(ctx, group, scaled, "system", armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+		Count: to.Ptr[int32](2), Mode: to.Ptr(armcontainerservice.AgentPoolModeSystem), VMSize: to.Ptr("Standard_DS2_v2"), OSType: to.Ptr(armcontainerservice.OSTypeLinux)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.kill()
+	killed := time.Now()
+	t.Logf("killed host-a (kill -9), which ran %v", onA)
+
+	for _, name := range onA {
+		eventually(t, 90*time.Second, name+" answering through its old kubeconfig after the failover", func() (bool, string) {
+			cm, err := kube[name].CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return cm.Data["cluster"] == name, fmt.Sprint(cm.Data)
+		})
+		t.Logf("%s answered again %s after the kill", name, time.Since(killed).Round(100*time.Millisecond))
+	}
+	if got := f.placement(t); !slices.Equal(slices.Sorted(maps.Values(got)), []string{"host-b", "host-b", "host-b", "host-b"}) {
+		t.Errorf("after the failover the clusters are on %v", got)
+	}
+	if _, err := p.PollUntilDone(ctx, poll); err != nil {
+		t.Fatalf("the scale started on host-a did not finish on host-b: %v", err)
+	}
+	// The moved clusters' nodes are kept alive on host b: their node
+	// leases are renewed after the kill.
+	for _, name := range onA {
+		want := 1
+		if name == scaled {
+			want = 2
+		}
+		eventually(t, time.Minute, fmt.Sprintf("%s's %d nodes Ready, their leases renewed after the kill", name, want), func() (bool, string) {
+			n, err := countNodes(ctx, kube[name], "system")
+			if err != nil {
+				return false, err.Error()
+			}
+			leases, err := kube[name].CoordinationV1().Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			renewed := 0
+			for _, l := range leases.Items {
+				if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed) {
+					renewed++
+				}
+			}
+			return n.total == want && n.ready == want && renewed >= want, fmt.Sprintf("%+v, %d leases renewed", n, renewed)
+		})
+	}
+
+	// Host a comes back and runs none of the clusters that moved.
+	if err := a.start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	if n := children(a.cmd.Process.Pid); n != 0 {
+		t.Errorf("host-a runs %d processes after coming back; the clusters it ran are on host-b", n)
+	}
+	if got := f.placement(t); slices.Contains(slices.Collect(maps.Values(got)), "host-a") {
+		t.Errorf("clusters went back to host-a: %v", got)
+	}
+	// And answers for them: a kubeconfig from its front door reaches a
+	// cluster host b runs.
+	if _, err := adminClient(t, newClients(t, a), group, onA[0]).CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{}); err != nil {
+		t.Errorf("a kubeconfig from host-a: %v", err)
+	}
+}
