@@ -30,7 +30,7 @@ kube_ldflags = -X k8s.io/component-base/version.gitVersion=v$(1) \
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn bench-failover
 
 build: $(KUBE_BINS)
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -117,6 +117,11 @@ bench-portal: build
 CHURN ?= 200
 bench-churn: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e
+
+# Failover between two hosts of a fleet: kill -9 of a cluster's host to
+# the cluster answering on the other, three times.
+bench-failover: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkFleetFailover -benchtime 3x ./test/e2e
 
 bench-cost:
 	go test -run '^$$' -bench BenchmarkEvaluate -benchtime 5x ./internal/metering

@@ -22,7 +22,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
@@ -304,7 +303,9 @@ func Serve(ctx context.Context, o Options) error {
 	if err := mgr.Add(&controller.Pruner{Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Every: 10 * time.Minute, Now: time.Now}); err != nil {
 		return err
 	}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	// Every host rotates the logs of the control planes it runs, leader
+	// or not.
+	if err := mgr.Add(everyHost(func(ctx context.Context) error {
 		clusters.RotateLogsEvery(ctx, time.Minute)
 		return nil
 	})); err != nil {
@@ -488,3 +489,10 @@ func allOf(cs ...companion) companion {
 		return stopAll, nil
 	}
 }
+
+// everyHost is a runnable that runs on every host of a fleet, not only on
+// the one elected to run the controllers of shared concerns.
+type everyHost func(ctx context.Context) error
+
+func (f everyHost) Start(ctx context.Context) error { return f(ctx) }
+func (everyHost) NeedLeaderElection() bool          { return false }

@@ -95,10 +95,12 @@ func (r *AgentPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	clusterGone := err != nil || mc.DeletionTimestamp != nil
-	if clusterGone || !runsHere(r.Placement, mc) {
+	if clusterGone {
 		// The cluster controller removes everything; nothing to drain.
-		// Or another host runs the cluster, and its pools.
 		return ctrl.Result{}, nil
+	}
+	if !runsHere(r.Placement, mc) {
+		return elsewhere() // the host that runs the cluster runs its pools
 	}
 	op := pool.Spec.Operation
 	working := busy(op, pool.Status.CompletedOperation)

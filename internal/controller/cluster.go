@@ -92,7 +92,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			// Another host runs it. If this one did (the cluster moved
 			// while this host was away), it stops here.
 			r.Hosting.Release(mc.Name)
-			return ctrl.Result{}, nil
+			return elsewhere()
 		}
 	}
 	if mc.DeletionTimestamp != nil {

@@ -64,8 +64,11 @@ func (r *CostAllocationReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if apierrors.IsNotFound(err) || err == nil && mc.DeletionTimestamp != nil {
 		return drop()
 	}
-	if err != nil || !runsHere(r.Placement, mc) {
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !runsHere(r.Placement, mc) {
+		return elsewhere()
 	}
 	c, err := desired(mc)
 	if err != nil {

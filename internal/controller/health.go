@@ -91,7 +91,7 @@ func (r *HealthReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	if !runsHere(r.Placement, mc) {
-		return ctrl.Result{}, nil // probed where it runs
+		return elsewhere() // probed where it runs
 	}
 	want, err := desired(mc)
 	if err != nil {

@@ -112,8 +112,11 @@ func (r *NodeOSUpgradeReconciler) now() time.Time {
 // Reconcile looks at one cluster.
 func (r *NodeOSUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	mc, pools, err := runningCluster(ctx, r.Client, req)
-	if mc == nil || err != nil || !runsHere(r.Placement, mc) {
+	if mc == nil || err != nil {
 		return ctrl.Result{}, err
+	}
+	if !runsHere(r.Placement, mc) {
+		return elsewhere()
 	}
 	open, next := r.window(mc)
 	rebootWait, err := r.coordinateReboots(ctx, mc, open)

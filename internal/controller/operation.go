@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -49,6 +50,14 @@ type Placement interface {
 	// Mine reports whether this host runs mc.
 	Mine(mc *slipwayv1.ManagedCluster) bool
 }
+
+// elsewhereRecheck is how often a host looks again at a cluster another
+// host runs, or that it may not run while fenced: the cluster may have come
+// back to it with no change of its own to wake the controllers.
+const elsewhereRecheck = time.Minute
+
+// elsewhere is the result for a cluster this host does not run.
+func elsewhere() (ctrl.Result, error) { return ctrl.Result{RequeueAfter: elsewhereRecheck}, nil }
 
 // runsHere reports whether the per-cluster controllers of this host act on
 // mc: the ones of the host that runs it, and no other's.

@@ -78,8 +78,11 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if apierrors.IsNotFound(err) {
 		return ctrl.Result{}, nil // deleted while this process was down: its records were dropped on its deletion, or stay harmless
 	}
-	if err != nil || !runsHere(r.Placement, mc) {
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !runsHere(r.Placement, mc) {
+		return elsewhere()
 	}
 	records, err := r.complianceOf(ctx, mc.Spec.ResourceID)
 	if err != nil {

@@ -260,14 +260,17 @@ func (f *Fleet) clusters(ctx context.Context) ([]slipwayv1.ManagedCluster, map[s
 	return list.Items, placed, nil
 }
 
-// Mine reports whether this host runs mc's control plane.
-func (f *Fleet) Mine(mc *slipwayv1.ManagedCluster) bool { return mc.Status.Host == f.o.Name }
+// Mine reports whether this host runs mc's control plane: it is placed
+// here and this host holds its Lease (a fenced host runs nothing).
+func (f *Fleet) Mine(mc *slipwayv1.ManagedCluster) bool {
+	return mc.Status.Host == f.o.Name && !f.isFenced()
+}
 
 // Place places mc on the live host with the most room if no host runs it
 // yet, and reports whether this host does. It writes mc's status: the
 // caller's copy is updated.
 func (f *Fleet) Place(ctx context.Context, mc *slipwayv1.ManagedCluster) (bool, error) {
-	if mc.Status.Host != "" {
+	if mc.Status.Host != "" || f.isFenced() {
 		return f.Mine(mc), nil
 	}
 	f.place.Lock()

@@ -152,10 +152,13 @@ func TestFenceBeforeExpiry(t *testing.T) {
 	if fencedAt >= f.o.LeaseDuration {
 		t.Fatalf("fenced %v after the last renewal: another host may have taken over at %v", fencedAt, f.o.LeaseDuration)
 	}
+	if f.Mine(cluster("x", "a")) {
+		t.Fatal("a fenced host still runs its clusters")
+	}
 	failing.Store(false)
 	now = now.Add(2 * time.Second)
 	f.heartbeat(context.Background())
-	if f.isFenced() {
+	if f.isFenced() || !f.Mine(cluster("x", "a")) {
 		t.Fatal("still fenced after a renewal")
 	}
 }
