@@ -138,6 +138,13 @@ func New(opts Options) (*Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hosting: loading cluster %s: %w", e.Name(), err)
 		}
+		if h.registry != nil {
+			// The directory is a cache: a cluster placed here is adopted
+			// from the registry, as it is now, when its controller gets
+			// to it; one that ran here once and moved away must not hold
+			// its ports on this host.
+			continue
+		}
 		if err := h.ports.reserve(rec.ID, rec.Ports.all()...); err != nil {
 			return nil, fmt.Errorf("hosting: %w", err)
 		}

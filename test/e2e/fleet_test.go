@@ -282,8 +282,45 @@ func TestFleetFailover(t *testing.T) {
 	}
 	// And answers for them: a kubeconfig from its front door reaches a
 	// cluster host b runs.
-	if _, err := adminClient(t, newClients(t, a), group, onA[0]).CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{}); err != nil {
+	ca = newClients(t, a)
+	if _, err := adminClient(t, ca, group, onA[0]).CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{}); err != nil {
 		t.Errorf("a kubeconfig from host-a: %v", err)
+	}
+
+	// Deleting a moved cluster through host a: host b, which runs it,
+	// deletes its control plane, its record and PKI, and its ports.
+	mgmt := f.management(t)
+	var list slipwayv1.ManagedClusterList
+	if err := mgmt.List(ctx, &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	hostedID := ""
+	for _, mc := range list.Items {
+		if strings.HasSuffix(mc.Spec.ResourceID, "/"+onA[0]) {
+			hostedID = mc.Name
+		}
+	}
+	del, err := ca.clusters.BeginDelete(ctx, group, onA[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := del.PollUntilDone(ctx, poll); err != nil {
+		t.Fatalf("deleting %s through host-a: %v", onA[0], err)
+	}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "controlplane-" + hostedID}, &corev1.Secret{}); err == nil {
+		t.Errorf("the deleted cluster's record and PKI are still kept")
+	}
+	ledger := &corev1.ConfigMap{}
+	if err := mgmt.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "slipway-ports"}, ledger); err != nil {
+		t.Fatal(err)
+	}
+	for port, owner := range ledger.Data {
+		if owner == hostedID {
+			t.Errorf("port %s is still the deleted cluster's", port)
+		}
+	}
+	if len(ledger.Data) == 0 {
+		t.Error("the port ledger holds no port of the clusters left")
 	}
 }
 
