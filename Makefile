@@ -30,7 +30,7 @@ kube_ldflags = -X k8s.io/component-base/version.gitVersion=v$(1) \
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn bench-failover
+.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn bench-fleet
 
 build: $(KUBE_BINS)
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -118,10 +118,11 @@ CHURN ?= 200
 bench-churn: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e
 
-# Failover between two hosts of a fleet: kill -9 of a cluster's host to
-# the cluster answering on the other, three times.
-bench-failover: build
-	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkFleetFailover -benchtime 3x ./test/e2e
+# A fleet of hosts: failover (kill -9 of a cluster's host to the cluster
+# answering on another) and clusters created a minute by one host and by
+# two, each three times.
+bench-fleet: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench 'BenchmarkFleet(Failover|Create)' -benchtime 3x -timeout 30m ./test/e2e
 
 bench-cost:
 	go test -run '^$$' -bench BenchmarkEvaluate -benchtime 5x ./internal/metering

@@ -37,6 +37,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&StorageAccount{}, &StorageAccountList{},
 		&FileShare{}, &FileShareList{},
 		&UsageRecord{}, &UsageRecordList{},
+		&Host{}, &HostList{},
 		&CostAllocation{}, &CostAllocationList{},
 		&Vault{}, &VaultList{},
 		&VaultSecret{}, &VaultSecretList{},

@@ -242,7 +242,7 @@ func Serve(ctx context.Context, o Options) error {
 	defer clusters.Close()
 	var placement controller.Placement
 	if o.HostName != "" {
-		hosts = fleet.New(fleet.Options{Client: direct, Name: o.HostName, Capacity: cmp.Or(o.Capacity, defaultCapacity()),
+		hosts = fleet.New(fleet.Options{Client: direct, Name: o.HostName, Capacity: cmp.Or(o.Capacity, defaultCapacity()), ARMEndpoint: base + "/",
 			Fence: func() {
 				for _, c := range clusters.List() {
 					clusters.Release(c.ID())

@@ -85,6 +85,11 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if r.Placement != nil {
 		mine, err := r.Placement.Place(ctx, mc)
+		if apierrors.IsConflict(err) {
+			// Another host placed it first; its write wakes this
+			// controller again.
+			return ctrl.Result{}, nil
+		}
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -92,6 +97,11 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			// Another host runs it. If this one did (the cluster moved
 			// while this host was away), it stops here.
 			r.Hosting.Release(mc.Name)
+			if mc.Status.Host == "" {
+				// Another host places it; soon looked at again in case
+				// that host is gone.
+				return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+			}
 			return elsewhere()
 		}
 	}

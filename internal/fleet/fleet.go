@@ -5,8 +5,9 @@
 // whose record and PKI are in the management plane (Registry), so any host
 // can run it.
 //
-// Each host registers with a Lease in the management plane that it renews
-// every RenewEvery and that carries its capacity (clusters). A new cluster
+// Each host registers as a Host in the management plane, with its capacity
+// (clusters), and heartbeats through a Lease it renews every RenewEvery, as
+// a Node does through its Lease. A new cluster
 // is placed on the live host with the most room (ManagedCluster
 // status.host); only that host's per-cluster controllers act on it. When a
 // host's Lease expires, the other hosts move its clusters to the live host
@@ -23,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -36,12 +36,12 @@ import (
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 )
 
-// Labels and annotations of a host's Lease.
+// A host's Lease is named leasePrefix + its name and labelled
+// LabelRole=host.
 const (
-	LabelRole          = "slipway.dev/role"
-	roleHost           = "host"
-	AnnotationCapacity = "slipway.dev/capacity"
-	leasePrefix        = "host-"
+	LabelRole   = "slipway.dev/role"
+	roleHost    = "host"
+	leasePrefix = "host-"
 )
 
 // Options configure a host's membership.
@@ -54,6 +54,8 @@ type Options struct {
 	// Capacity is how many clusters this host runs at most by choice; a
 	// cluster goes elsewhere while another live host has more room.
 	Capacity int
+	// ARMEndpoint is where this host answers ARM (Host.Spec).
+	ARMEndpoint string
 	// LeaseDuration is how long a Lease lasts unrenewed; zero means 10 s.
 	// RenewEvery is how often it is renewed and the others' are checked;
 	// zero means 2 s.
@@ -78,6 +80,7 @@ type Fleet struct {
 	mu        sync.Mutex
 	lastRenew time.Time
 	fenced    bool
+	ticks     int
 }
 
 // New returns this host's membership; Register and Start make it live.
@@ -94,9 +97,26 @@ func New(o Options) *Fleet {
 // Name is this host's name.
 func (f *Fleet) Name() string { return f.o.Name }
 
-// Register creates or renews this host's Lease, with its capacity.
+// Register creates or updates this host's Host and renews its Lease.
 func (f *Fleet) Register(ctx context.Context) error {
-	if err := f.renew(ctx); err != nil {
+	h := &slipwayv1.Host{}
+	key := client.ObjectKey{Namespace: slipwayv1.Namespace, Name: f.o.Name}
+	err := f.o.Client.Get(ctx, key, h)
+	spec := slipwayv1.HostSpec{Capacity: f.o.Capacity, ARMEndpoint: f.o.ARMEndpoint}
+	if apierrors.IsNotFound(err) {
+		h = &slipwayv1.Host{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Spec: spec}
+		err = f.o.Client.Create(ctx, h)
+	} else if err == nil && h.Spec != spec {
+		h.Spec = spec
+		err = f.o.Client.Update(ctx, h)
+	}
+	if err == nil {
+		err = f.renew(ctx)
+	}
+	if err == nil {
+		err = f.report(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("registering host %s: %w", f.o.Name, err)
 	}
 	f.o.Log.Info("Host registered", "host", f.o.Name, "capacity", f.o.Capacity, "leaseDuration", f.o.LeaseDuration)
@@ -131,10 +151,6 @@ func (f *Fleet) renew(ctx context.Context) error {
 }
 
 func (f *Fleet) fill(lease *coordinationv1.Lease, now time.Time) {
-	if lease.Annotations == nil {
-		lease.Annotations = map[string]string{}
-	}
-	lease.Annotations[AnnotationCapacity] = strconv.Itoa(f.o.Capacity)
 	lease.Spec.HolderIdentity = ptr.To(f.o.Name)
 	lease.Spec.LeaseDurationSeconds = ptr.To(int32(f.o.LeaseDuration / time.Second))
 	lease.Spec.RenewTime = &metav1.MicroTime{Time: now}
@@ -155,6 +171,15 @@ func (f *Fleet) Start(ctx context.Context) error {
 		case <-t.C:
 		}
 		f.heartbeat(ctx)
+		f.mu.Lock()
+		f.ticks++
+		report := f.ticks%5 == 0
+		f.mu.Unlock()
+		if report && !f.isFenced() {
+			if err := f.report(ctx); err != nil && ctx.Err() == nil {
+				f.o.Log.Warn("Reporting the host's status", "host", f.o.Name, "err", err)
+			}
+		}
 		if !f.isFenced() {
 			if err := f.takeOver(ctx); err != nil && ctx.Err() == nil {
 				f.o.Log.Warn("Checking the other hosts", "host", f.o.Name, "err", err)
@@ -204,26 +229,51 @@ type host struct {
 	live     bool
 }
 
-// hosts lists the registered hosts.
-func (f *Fleet) hosts(ctx context.Context) ([]host, error) {
+// hosts lists the registered hosts, live while their Lease is.
+func (f *Fleet) hosts(ctx context.Context) ([]host, []slipwayv1.Host, error) {
+	var registered slipwayv1.HostList
+	if err := f.o.Client.List(ctx, &registered, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		return nil, nil, err
+	}
 	var leases coordinationv1.LeaseList
 	if err := f.o.Client.List(ctx, &leases, client.InNamespace(slipwayv1.Namespace), client.MatchingLabels{LabelRole: roleHost}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := f.o.Now()
-	var out []host
+	live := map[string]bool{}
 	for _, l := range leases.Items {
-		h := host{name: ptr.Deref(l.Spec.HolderIdentity, "")}
-		if h.name == "" {
-			continue
-		}
-		h.capacity, _ = strconv.Atoi(l.Annotations[AnnotationCapacity])
 		if l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil {
-			h.live = now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
+			live[ptr.Deref(l.Spec.HolderIdentity, "")] = now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 		}
-		out = append(out, h)
 	}
-	return out, nil
+	out := make([]host, 0, len(registered.Items))
+	for _, h := range registered.Items {
+		out = append(out, host{name: h.Name, capacity: h.Spec.Capacity, live: live[h.Name]})
+	}
+	return out, registered.Items, nil
+}
+
+// report writes this host's status: Ready, and how many clusters it runs.
+func (f *Fleet) report(ctx context.Context) error {
+	_, placed, err := f.clusters(ctx)
+	if err != nil {
+		return err
+	}
+	return f.setStatus(ctx, f.o.Name, "True", placed[f.o.Name])
+}
+
+// setStatus writes a Host's status if it changed.
+func (f *Fleet) setStatus(ctx context.Context, name, ready string, clusters int) error {
+	h := &slipwayv1.Host{}
+	if err := f.o.Client.Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, h); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	want := slipwayv1.HostStatus{Ready: ready, Clusters: clusters}
+	if h.Status == want {
+		return nil
+	}
+	h.Status = want
+	return client.IgnoreNotFound(f.o.Client.Status().Update(ctx, h))
 }
 
 // choose returns the live host with the most room (capacity less the
@@ -275,13 +325,20 @@ func (f *Fleet) Place(ctx context.Context, mc *slipwayv1.ManagedCluster) (bool, 
 	}
 	f.place.Lock()
 	defer f.place.Unlock()
-	hosts, err := f.hosts(ctx)
+	hosts, _, err := f.hosts(ctx)
 	if err != nil {
 		return false, fmt.Errorf("placing cluster %s: %w", mc.Spec.ResourceID, err)
 	}
 	_, placed, err := f.clusters(ctx)
 	if err != nil {
 		return false, fmt.Errorf("placing cluster %s: %w", mc.Spec.ResourceID, err)
+	}
+	// One host places, the first live one by name, so placements are
+	// made one after the other with the counts of those before; the
+	// others wait for its write (a placer that just died is replaced
+	// once its Lease expires).
+	if placer := firstLive(hosts); placer != f.o.Name {
+		return false, nil
 	}
 	target := choose(hosts, placed)
 	if target == "" {
@@ -298,6 +355,17 @@ func (f *Fleet) Place(ctx context.Context, mc *slipwayv1.ManagedCluster) (bool, 
 	return target == f.o.Name, nil
 }
 
+// firstLive is the name of the first live host by name, or "".
+func firstLive(hosts []host) string {
+	first := ""
+	for _, h := range hosts {
+		if h.live && (first == "" || h.name < first) {
+			first = h.name
+		}
+	}
+	return first
+}
+
 func hostRoom(hosts []host, placed map[string]int, name string) int {
 	for _, h := range hosts {
 		if h.name == name {
@@ -311,7 +379,7 @@ func hostRoom(hosts []host, placed map[string]int, name string) int {
 // live hosts with the most room. Any host may move any cluster: the
 // resourceVersion of each write makes one of them win.
 func (f *Fleet) takeOver(ctx context.Context) error {
-	hosts, err := f.hosts(ctx)
+	hosts, registered, err := f.hosts(ctx)
 	if err != nil {
 		return err
 	}
@@ -348,6 +416,15 @@ func (f *Fleet) takeOver(ctx context.Context) error {
 		placed[from]--
 		placed[to]++
 		f.o.Log.Info("Cluster moved off a host whose lease expired", "cluster", mc.Spec.ResourceID, "from", from, "to", to)
+	}
+	// A dead host shows as not Ready, with what it still runs (nothing,
+	// once every cluster has moved).
+	for _, h := range registered {
+		if dead[h.Name] {
+			if err := f.setStatus(ctx, h.Name, "False", placed[h.Name]); err != nil && !apierrors.IsConflict(err) {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -43,19 +43,24 @@ func TestChoose(t *testing.T) {
 
 func newClient(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) client.WithWatch {
 	b := fake.NewClientBuilder().WithScheme(management.NewScheme()).
-		WithStatusSubresource(&slipwayv1.ManagedCluster{}).WithObjects(objs...)
+		WithStatusSubresource(&slipwayv1.ManagedCluster{}, &slipwayv1.Host{}).WithObjects(objs...)
 	if funcs != nil {
 		b = b.WithInterceptorFuncs(*funcs)
 	}
 	return b.Build()
 }
 
-func lease(name string, renewed time.Time, capacity string) *coordinationv1.Lease {
-	return &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: leaseName(name),
-			Labels: map[string]string{LabelRole: roleHost}, Annotations: map[string]string{AnnotationCapacity: capacity}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(10)),
-			RenewTime: &metav1.MicroTime{Time: renewed}},
+// member is a registered host and its Lease, renewed last at renewed.
+func member(name string, renewed time.Time, capacity int) []client.Object {
+	return []client.Object{
+		&slipwayv1.Host{ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: name},
+			Spec: slipwayv1.HostSpec{Capacity: capacity}, Status: slipwayv1.HostStatus{Ready: "True"}},
+		&coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: slipwayv1.Namespace, Name: leaseName(name),
+				Labels: map[string]string{LabelRole: roleHost}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(10)),
+				RenewTime: &metav1.MicroTime{Time: renewed}},
+		},
 	}
 }
 
@@ -69,11 +74,12 @@ func cluster(name, host string) *slipwayv1.ManagedCluster {
 // hosts with the most room; a live host's stay.
 func TestTakeOver(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	c := newClient(t, nil,
-		lease("a", now.Add(-11*time.Second), "10"), // expired: 10 s lease
-		lease("b", now.Add(-time.Second), "10"),
-		lease("c", now.Add(-9*time.Second), "2"), // still live, one slot left
-		cluster("x1", "a"), cluster("x2", "a"), cluster("x3", "a"), cluster("y", "b"), cluster("z", "c"))
+	objs := slices.Concat(
+		member("a", now.Add(-11*time.Second), 10), // expired: 10 s lease
+		member("b", now.Add(-time.Second), 10),
+		member("c", now.Add(-9*time.Second), 2), // still live, one slot left
+		[]client.Object{cluster("x1", "a"), cluster("x2", "a"), cluster("x3", "a"), cluster("y", "b"), cluster("z", "c")})
+	c := newClient(t, nil, objs...)
 	f := New(Options{Client: c, Name: "b", Capacity: 10, Now: func() time.Time { return now }})
 	if err := f.takeOver(context.Background()); err != nil {
 		t.Fatal(err)
@@ -93,17 +99,30 @@ func TestTakeOver(t *testing.T) {
 			t.Errorf("cluster %s on %q, want %q (all: %v)", n, got[n], want[n], got)
 		}
 	}
+	for name, want := range map[string]slipwayv1.HostStatus{"a": {Ready: "False"}, "b": {Ready: "True"}} {
+		h := &slipwayv1.Host{}
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Status != want {
+			t.Errorf("host %s: status %+v, want %+v", name, h.Status, want)
+		}
+	}
 }
 
 // TestPlace puts a new cluster on the live host with the most room, and
 // leaves a placed one where it is.
 func TestPlace(t *testing.T) {
 	now := time.Now()
-	c := newClient(t, nil, lease("a", now, "3"), lease("b", now, "3"), cluster("old", "a"), cluster("new", ""))
+	c := newClient(t, nil, slices.Concat(member("a", now, 3), member("b", now, 3), []client.Object{cluster("old", "a"), cluster("new", "")})...)
 	f := New(Options{Client: c, Name: "a", Capacity: 3})
 	mc := &slipwayv1.ManagedCluster{}
 	if err := c.Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "new"}, mc); err != nil {
 		t.Fatal(err)
+	}
+	// b leaves placing to a, the first live host by name.
+	if mine, err := New(Options{Client: c, Name: "b", Capacity: 3}).Place(context.Background(), mc.DeepCopy()); mine || err != nil {
+		t.Fatalf("host b placed: mine %v, err %v", mine, err)
 	}
 	mine, err := f.Place(context.Background(), mc)
 	if err != nil {
@@ -133,9 +152,16 @@ func TestFenceBeforeExpiry(t *testing.T) {
 	c := newClient(t, funcs)
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	fenced := 0
-	f := New(Options{Client: c, Name: "a", Capacity: 1, Now: func() time.Time { return now }, Fence: func() { fenced++ }})
+	f := New(Options{Client: c, Name: "a", Capacity: 1, ARMEndpoint: "https://127.0.0.1:8443/", Now: func() time.Time { return now }, Fence: func() { fenced++ }})
 	if err := f.Register(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	h := &slipwayv1.Host{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "a"}, h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Spec.Capacity != 1 || h.Spec.ARMEndpoint != "https://127.0.0.1:8443/" || h.Status.Ready != "True" {
+		t.Fatalf("registered host: %+v", h)
 	}
 	failing.Store(true)
 	var fencedAt time.Duration

@@ -133,6 +133,18 @@ func (f *fleet) placement(t testing.TB) map[string]string {
 	return out
 }
 
+// wantHost waits for a Host's status (kubectl get hosts) to be want.
+func (f *fleet) wantHost(t testing.TB, name string, want slipwayv1.HostStatus) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("host %s %+v", name, want), func() (bool, string) {
+		h := &slipwayv1.Host{}
+		if err := f.management(t).Get(context.Background(), client.ObjectKey{Namespace: slipwayv1.Namespace, Name: name}, h); err != nil {
+			return false, err.Error()
+		}
+		return h.Status == want, fmt.Sprintf("%+v", h.Status)
+	})
+}
+
 // children counts the processes whose parent is pid: a host's control
 // planes' components.
 func children(pid int) int {
@@ -201,8 +213,9 @@ func TestFleetFailover(t *testing.T) {
 			t.Fatalf("cluster %s placed on %q", name, placed[name])
 		}
 	}
-	if len(onA) == 0 || len(onA) == len(names) {
-		t.Fatalf("all four clusters on one host: %v", placed)
+	// The hosts have the same capacity: each gets half.
+	if len(onA) != len(names)/2 {
+		t.Fatalf("clusters not spread by room over two like hosts: %v", placed)
 	}
 
 	// Every cluster's kubeconfig from host b's front door, each cluster
@@ -240,6 +253,7 @@ func TestFleetFailover(t *testing.T) {
 	if got := f.placement(t); !slices.Equal(slices.Sorted(maps.Values(got)), []string{"host-b", "host-b", "host-b", "host-b"}) {
 		t.Errorf("after the failover the clusters are on %v", got)
 	}
+	f.wantHost(t, "host-a", slipwayv1.HostStatus{Ready: "False", Clusters: 0})
 	if _, err := p.PollUntilDone(ctx, poll); err != nil {
 		t.Fatalf("the scale started on host-a did not finish on host-b: %v", err)
 	}
@@ -280,6 +294,8 @@ func TestFleetFailover(t *testing.T) {
 	if got := f.placement(t); slices.Contains(slices.Collect(maps.Values(got)), "host-a") {
 		t.Errorf("clusters went back to host-a: %v", got)
 	}
+	f.wantHost(t, "host-a", slipwayv1.HostStatus{Ready: "True", Clusters: 0})
+	f.wantHost(t, "host-b", slipwayv1.HostStatus{Ready: "True", Clusters: 4})
 	// And answers for them: a kubeconfig from its front door reaches a
 	// cluster host b runs.
 	ca = newClients(t, a)
@@ -362,4 +378,71 @@ func BenchmarkFleetFailover(b *testing.B) {
 	b.ReportMetric(took[len(took)/2].Seconds(), "failover-median-s")
 	b.ReportMetric(took[len(took)-1].Seconds(), "failover-max-s")
 	b.Logf("failover times: %v", took)
+}
+
+// BenchmarkFleetCreate: clusters per minute made through ARM by a fleet of
+// one host and by one of two, each creating fleetCreates clusters (one
+// node each) at once, half through each host's front door.
+func BenchmarkFleetCreate(b *testing.B) {
+	const fleetCreates = 6
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			names := []string{"host-a", "host-b"}[:n]
+			f := startFleet(b, names...)
+			var cs []clients
+			for _, name := range names {
+				cs = append(cs, newClients(b, f.hosts[name]))
+			}
+			ctx := context.Background()
+			location := f.hosts["host-a"].conn.Location
+			if _, err := cs[0].groups.CreateOrUpdate(ctx, "create", armresources.ResourceGroup{Location: to.Ptr(location)}, nil); err != nil {
+				b.Fatal(err)
+			}
+			var rates []float64
+			b.ResetTimer()
+			for round := range b.N {
+				began := time.Now()
+				var wg sync.WaitGroup
+				errs := make([]error, fleetCreates)
+				for i := range fleetCreates {
+					wg.Go(func() {
+						c := cs[i%len(cs)]
+						p, err := c.clusters.BeginCreateOrUpdate(ctx, "create", fmt.Sprintf("c%d-%d", round, i), newCluster(location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+						if err == nil {
+							_, err = p.PollUntilDone(ctx, poll)
+						}
+						errs[i] = err
+					})
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				rates = append(rates, fleetCreates/time.Since(began).Minutes())
+				// The next round starts on an empty fleet.
+				b.StopTimer()
+				for i := range fleetCreates {
+					wg.Go(func() {
+						p, err := cs[0].clusters.BeginDelete(ctx, "create", fmt.Sprintf("c%d-%d", round, i), nil)
+						if err == nil {
+							_, err = p.PollUntilDone(ctx, poll)
+						}
+						errs[i] = err
+					})
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+			slices.Sort(rates)
+			b.ReportMetric(rates[len(rates)/2], "clusters/min")
+			b.Logf("%d host(s): %v clusters a minute", n, rates)
+		})
+	}
 }
