@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -182,24 +183,17 @@ func TestFleetFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := []string{"f1", "f2", "f3", "f4"}
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	for i, name := range names {
-		wg.Go(func() {
-			// Through both front doors: either takes any cluster.
-			c := []clients{ca, cb}[i%2]
-			p, err := c.clusters.BeginCreateOrUpdate(ctx, group, name, newCluster(a.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
-			if err == nil {
-				_, err = p.PollUntilDone(ctx, poll)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("creating %s: %v", names[i], err)
+	err := atOnce(len(names), func(i int) error {
+		// Through both front doors: either takes any cluster.
+		c := []clients{ca, cb}[i%2]
+		p, err := c.clusters.BeginCreateOrUpdate(ctx, group, names[i], newCluster(a.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+		if err == nil {
+			_, err = p.PollUntilDone(ctx, poll)
 		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	placed := f.placement(t)
 	t.Logf("placement: %v", placed)
@@ -402,41 +396,28 @@ func BenchmarkFleetCreate(b *testing.B) {
 			b.ResetTimer()
 			for round := range b.N {
 				began := time.Now()
-				var wg sync.WaitGroup
-				errs := make([]error, fleetCreates)
-				for i := range fleetCreates {
-					wg.Go(func() {
-						c := cs[i%len(cs)]
-						p, err := c.clusters.BeginCreateOrUpdate(ctx, "create", fmt.Sprintf("c%d-%d", round, i), newCluster(location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
-						if err == nil {
-							_, err = p.PollUntilDone(ctx, poll)
-						}
-						errs[i] = err
-					})
-				}
-				wg.Wait()
-				for _, err := range errs {
-					if err != nil {
-						b.Fatal(err)
+				err := atOnce(fleetCreates, func(i int) error {
+					p, err := cs[i%len(cs)].clusters.BeginCreateOrUpdate(ctx, "create", fmt.Sprintf("c%d-%d", round, i), newCluster(location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+					if err == nil {
+						_, err = p.PollUntilDone(ctx, poll)
 					}
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
 				rates = append(rates, fleetCreates/time.Since(began).Minutes())
 				// The next round starts on an empty fleet.
 				b.StopTimer()
-				for i := range fleetCreates {
-					wg.Go(func() {
-						p, err := cs[0].clusters.BeginDelete(ctx, "create", fmt.Sprintf("c%d-%d", round, i), nil)
-						if err == nil {
-							_, err = p.PollUntilDone(ctx, poll)
-						}
-						errs[i] = err
-					})
-				}
-				wg.Wait()
-				for _, err := range errs {
-					if err != nil {
-						b.Fatal(err)
+				err = atOnce(fleetCreates, func(i int) error {
+					p, err := cs[0].clusters.BeginDelete(ctx, "create", fmt.Sprintf("c%d-%d", round, i), nil)
+					if err == nil {
+						_, err = p.PollUntilDone(ctx, poll)
 					}
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
 				b.StartTimer()
 			}
@@ -445,4 +426,15 @@ func BenchmarkFleetCreate(b *testing.B) {
 			b.Logf("%d host(s): %v clusters a minute", n, rates)
 		})
 	}
+}
+
+// atOnce runs do(0) … do(n-1) at once and returns the first error.
+func atOnce(n int, do func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = do(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
