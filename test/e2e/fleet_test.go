@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -19,6 +22,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -132,6 +138,58 @@ func (f *fleet) placement(t testing.TB) map[string]string {
 		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc.Status.Host
 	}
 	return out
+}
+
+// hostedIDs maps each cluster's ARM name to its ID in the hosting layer.
+func (f *fleet) hostedIDs(t testing.TB) map[string]string {
+	t.Helper()
+	var list slipwayv1.ManagedClusterList
+	if err := f.management(t).List(context.Background(), &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, mc := range list.Items {
+		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc.Name
+	}
+	return out
+}
+
+// wantIsolated checks that cluster own's datastore client certificate reads
+// its keys in the shared etcd and is refused other's.
+func (f *fleet) wantIsolated(t testing.TB, own, other string) {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(f.join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var join app.Join
+	if err := json.Unmarshal(data, &join); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{}
+	if err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "controlplane-" + own}, secret); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(secret.Data["pki.datastore-client.crt"], secret.Data["pki.datastore-client.key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(join.Datastore.CACert))
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: join.Datastore.Endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	got, err := etcd.Get(ctx, "/clusters/"+own+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || got.Count == 0 {
+		t.Fatalf("cluster %s's certificate reads %v of its own keys (%v)", own, got, err)
+	}
+	if got, err := etcd.Get(ctx, "/clusters/"+other+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Fatalf("cluster %s's certificate read cluster %s's keys: %v, %v", own, other, got, err)
+	}
 }
 
 // wantHost waits for a Host's status (kubectl get hosts) to be want.
@@ -296,6 +354,12 @@ func TestFleetFailover(t *testing.T) {
 	if _, err := adminClient(t, ca, group, onA[0]).CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{}); err != nil {
 		t.Errorf("a kubeconfig from host-a: %v", err)
 	}
+
+	// Each cluster's datastore certificate, as the management plane keeps
+	// it for any host to start the cluster with, opens its own prefix of
+	// the shared etcd and no other's.
+	ids := f.hostedIDs(t)
+	f.wantIsolated(t, ids[names[0]], ids[names[1]])
 
 	// Deleting a moved cluster through host a: host b, which runs it,
 	// deletes its control plane, its record and PKI, and its ports.
