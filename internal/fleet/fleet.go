@@ -80,7 +80,6 @@ type Fleet struct {
 	mu        sync.Mutex
 	lastRenew time.Time
 	fenced    bool
-	ticks     int
 }
 
 // New returns this host's membership; Register and Start make it live.
@@ -164,6 +163,7 @@ func (f *Fleet) NeedLeaderElection() bool { return false }
 func (f *Fleet) Start(ctx context.Context) error {
 	t := time.NewTicker(f.o.RenewEvery)
 	defer t.Stop()
+	ticks := 0 // the status is reported every fifth
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,11 +171,8 @@ func (f *Fleet) Start(ctx context.Context) error {
 		case <-t.C:
 		}
 		f.heartbeat(ctx)
-		f.mu.Lock()
-		f.ticks++
-		report := f.ticks%5 == 0
-		f.mu.Unlock()
-		if report && !f.isFenced() {
+		ticks++
+		if ticks%5 == 0 && !f.isFenced() {
 			if err := f.report(ctx); err != nil && ctx.Err() == nil {
 				f.o.Log.Warn("Reporting the host's status", "host", f.o.Name, "err", err)
 			}
@@ -191,7 +188,10 @@ func (f *Fleet) Start(ctx context.Context) error {
 // heartbeat renews the Lease; if it has gone unrenewed for so long that
 // another host may soon take this host's clusters, it fences.
 func (f *Fleet) heartbeat(ctx context.Context) {
-	err := f.renew(ctx)
+	// A management plane that hangs must not hold the fencing back.
+	renewCtx, cancel := context.WithTimeout(ctx, f.o.RenewEvery)
+	err := f.renew(renewCtx)
+	cancel()
 	f.mu.Lock()
 	since := f.o.Now().Sub(f.lastRenew)
 	fence := err != nil && !f.fenced && since >= f.o.LeaseDuration-2*f.o.RenewEvery
