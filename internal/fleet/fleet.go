@@ -7,8 +7,8 @@
 //
 // Each host registers as a Host in the management plane, with its capacity
 // (clusters), and heartbeats through a Lease it renews every RenewEvery, as
-// a Node does through its Lease. A new cluster
-// is placed on the live host with the most room (ManagedCluster
+// a Node does through its Lease. A new cluster is placed, by the first live
+// host by name, on the live host with the most room (ManagedCluster
 // status.host); only that host's per-cluster controllers act on it. When a
 // host's Lease expires, the other hosts move its clusters to the live host
 // with the most room, where they start from the registry and the datastore
