@@ -111,7 +111,6 @@ bench-policy: build
 bench-portal: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPortalPages -benchtime 20x -timeout 40m ./test/e2e
 
-# Cost Management queries over a month of usage records.
 # Issue 19: create and delete CHURN clusters one after another; what is
 # left in the management plane and the data directory.
 CHURN ?= 200
@@ -124,5 +123,6 @@ bench-churn: build
 bench-fleet: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench 'BenchmarkFleet(Failover|Create)' -benchtime 3x -timeout 30m ./test/e2e
 
+# Cost Management queries over a month of usage records.
 bench-cost:
 	go test -run '^$$' -bench BenchmarkEvaluate -benchtime 5x ./internal/metering
