@@ -281,14 +281,36 @@ func TestFleetFailover(t *testing.T) {
 		}
 	}
 
-	// An operation in flight on host a when it dies: a scale to 2 nodes.
+	// Operations in flight on host a when it dies: a create, killed once
+	// host a has made the control plane (its record and PKI are in the
+	// management plane) and before it is done, and a scale to 2 nodes.
+	// With two clusters each the hosts tie, and host-a comes first.
+	created, err := cb.clusters.BeginCreateOrUpdate(ctx, group, "f5", newCluster(a.conn.Location, pool("system", armcontainerservice.AgentPoolModeSystem, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "f5 placed on host-a, its control plane made", func() (bool, string) {
+		id, host := f.hostedIDs(t)["f5"], f.placement(t)["f5"]
+		if id == "" || host != "host-a" {
+			return false, "on " + host
+		}
+		err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "controlplane-" + id}, &corev1.Secret{})
+		return err == nil, fmt.Sprint(err)
+	})
 	scaled := onA[0]
 	p, err := cb.pools.BeginCreateOrUpdate(ctx, group, scaled, "system", armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
 		Count: to.Ptr[int32](2), Mode: to.Ptr(armcontainerservice.AgentPoolModeSystem), VMSize: to.Ptr("Standard_DS2_v2"), OSType: to.Ptr(armcontainerservice.OSTypeLinux)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f5 := &slipwayv1.ManagedCluster{}
+	if err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: f.hostedIDs(t)["f5"]}, f5); err != nil {
+		t.Fatal(err)
+	}
 	a.kill()
+	if f5.Spec.Operation == nil || f5.Spec.Operation.ID == f5.Status.CompletedOperation {
+		t.Log("f5's create had ended just before the kill: only the scale was in flight")
+	}
 	killed := time.Now()
 	t.Logf("killed host-a (kill -9), which ran %v", onA)
 
@@ -302,13 +324,18 @@ func TestFleetFailover(t *testing.T) {
 		})
 		t.Logf("%s answered again %s after the kill", name, time.Since(killed).Round(100*time.Millisecond))
 	}
-	if got := f.placement(t); !slices.Equal(slices.Sorted(maps.Values(got)), []string{"host-b", "host-b", "host-b", "host-b"}) {
+	if got := f.placement(t); !slices.Equal(slices.Sorted(maps.Values(got)), []string{"host-b", "host-b", "host-b", "host-b", "host-b"}) {
 		t.Errorf("after the failover the clusters are on %v", got)
 	}
 	f.wantHost(t, "host-a", slipwayv1.HostStatus{Ready: "False", Clusters: 0})
 	if _, err := p.PollUntilDone(ctx, poll); err != nil {
 		t.Fatalf("the scale started on host-a did not finish on host-b: %v", err)
 	}
+	if _, err := created.PollUntilDone(ctx, poll); err != nil {
+		t.Fatalf("the create started on host-a did not finish on host-b: %v", err)
+	}
+	onA = append(onA, "f5")
+	kube["f5"] = adminClient(t, cb, group, "f5")
 	// The moved clusters' nodes are kept alive on host b: their node
 	// leases are renewed after the kill.
 	for _, name := range onA {
@@ -347,7 +374,7 @@ func TestFleetFailover(t *testing.T) {
 		t.Errorf("clusters went back to host-a: %v", got)
 	}
 	f.wantHost(t, "host-a", slipwayv1.HostStatus{Ready: "True", Clusters: 0})
-	f.wantHost(t, "host-b", slipwayv1.HostStatus{Ready: "True", Clusters: 4})
+	f.wantHost(t, "host-b", slipwayv1.HostStatus{Ready: "True", Clusters: 5})
 	// And answers for them: a kubeconfig from its front door reaches a
 	// cluster host b runs.
 	ca = newClients(t, a)
