@@ -194,7 +194,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
 	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port for control planes (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
-	cmd.Flags().StringVar(&o.Join, "join", "", "join the fleet of `slipway management serve` through its join.json: this serve becomes one host of several on its management plane and datastore")
+	cmd.Flags().StringVar(&o.Join, "join", "", "join a fleet through its join `file`, written by slipway management serve: this serve becomes one host of several on its management plane and datastore")
 	cmd.Flags().StringVar(&o.HostName, "host-name", "", "this host's name in the fleet, unique among the hosts (with --join, or --management-kubeconfig and --datastore-endpoints)")
 	cmd.Flags().IntVar(&o.Capacity, "capacity", 0, "clusters this host takes by choice before others with more room (default: its memory over 256 MiB)")
 	return cmd
@@ -214,7 +214,7 @@ func newManagementCommand() *cobra.Command {
 			return app.ServeManagement(ctx, o)
 		},
 	}
-	serve.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir(), "where the management plane and the datastore keep their state; join.json is written here")
+	serve.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir()+"-management", "where the management plane and the datastore keep their state; join.json is written here")
 	serve.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port of the range the hosts share (the management plane and the datastore take the first 100)")
 	serve.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port of that range")
 	cmd.AddCommand(serve)
