@@ -229,7 +229,6 @@ func Serve(ctx context.Context, o Options) error {
 	defer store.Close()
 	hostingOpts := hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: ports.clusters,
 		Companion: companions, Datastore: store}
-	var hosts *fleet.Fleet
 	if o.HostName != "" {
 		// One host of several: control planes are kept where any host
 		// can start them, their ports are the fleet's.
@@ -242,7 +241,8 @@ func Serve(ctx context.Context, o Options) error {
 	defer clusters.Close()
 	var placement controller.Placement
 	if o.HostName != "" {
-		hosts = fleet.New(fleet.Options{Client: direct, Name: o.HostName, Capacity: cmp.Or(o.Capacity, defaultCapacity()), ARMEndpoint: base + "/",
+		capacity := cmp.Or(o.Capacity, defaultCapacity())
+		hosts := fleet.New(fleet.Options{Client: direct, Name: o.HostName, Capacity: capacity, ARMEndpoint: base + "/",
 			Fence: func() {
 				for _, c := range clusters.List() {
 					clusters.Release(c.ID())
@@ -255,7 +255,7 @@ func Serve(ctx context.Context, o Options) error {
 			return err
 		}
 		placement = hosts
-		fmt.Fprintf(o.Out, "Host %s joined the fleet (capacity %d clusters)\n", o.HostName, cmp.Or(o.Capacity, defaultCapacity()))
+		fmt.Fprintf(o.Out, "Host %s joined the fleet (capacity %d clusters)\n", o.HostName, capacity)
 	}
 	if err := (&identity.Store{Client: direct}).Ensure(ctx, conn.ClientID, conn.ObjectID, "slipway-bootstrap", conn.ClientSecret); err != nil {
 		return err
