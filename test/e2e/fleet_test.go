@@ -43,6 +43,8 @@ type fleet struct {
 	mgmt  *exec.Cmd
 	join  string
 	hosts map[string]*server
+	// client is the management plane's, made on first use.
+	client client.Client
 }
 
 // startFleet runs the management plane and the datastore alone, on their
@@ -115,15 +117,17 @@ func startFleet(t testing.TB, names ...string) *fleet {
 // management is a client of the fleet's management plane.
 func (f *fleet) management(t testing.TB) client.Client {
 	t.Helper()
+	if f.client != nil {
+		return f.client
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(f.dir, "management", management.KubeconfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: management.NewScheme()})
-	if err != nil {
+	if f.client, err = client.New(cfg, client.Options{Scheme: management.NewScheme()}); err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return f.client
 }
 
 // placement is where each cluster runs, by ARM name.
