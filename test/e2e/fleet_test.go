@@ -130,30 +130,34 @@ func (f *fleet) management(t testing.TB) client.Client {
 	return f.client
 }
 
-// placement is where each cluster runs, by ARM name.
-func (f *fleet) placement(t testing.TB) map[string]string {
+// clusters are the fleet's clusters by ARM name.
+func (f *fleet) clusters(t testing.TB) map[string]slipwayv1.ManagedCluster {
 	t.Helper()
 	var list slipwayv1.ManagedClusterList
 	if err := f.management(t).List(context.Background(), &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	out := map[string]slipwayv1.ManagedCluster{}
 	for _, mc := range list.Items {
-		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc.Status.Host
+		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc
+	}
+	return out
+}
+
+// placement is where each cluster runs, by ARM name.
+func (f *fleet) placement(t testing.TB) map[string]string {
+	out := map[string]string{}
+	for name, mc := range f.clusters(t) {
+		out[name] = mc.Status.Host
 	}
 	return out
 }
 
 // hostedIDs maps each cluster's ARM name to its ID in the hosting layer.
 func (f *fleet) hostedIDs(t testing.TB) map[string]string {
-	t.Helper()
-	var list slipwayv1.ManagedClusterList
-	if err := f.management(t).List(context.Background(), &list, client.InNamespace(slipwayv1.Namespace)); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, mc := range list.Items {
-		out[mc.Spec.ResourceID[strings.LastIndex(mc.Spec.ResourceID, "/")+1:]] = mc.Name
+	for name, mc := range f.clusters(t) {
+		out[name] = mc.Name
 	}
 	return out
 }
@@ -307,10 +311,7 @@ func TestFleetFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f5 := &slipwayv1.ManagedCluster{}
-	if err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: f.hostedIDs(t)["f5"]}, f5); err != nil {
-		t.Fatal(err)
-	}
+	f5 := f.clusters(t)["f5"]
 	a.kill()
 	if f5.Spec.Operation == nil || f5.Spec.Operation.ID == f5.Status.CompletedOperation {
 		t.Log("f5's create had ended just before the kill: only the scale was in flight")
