@@ -21,6 +21,7 @@ import (
 // management plane's, the last two of those the shared datastore's, the
 // rest the clusters'.
 type portPlan struct {
+	all                            hosting.PortRange
 	management                     hosting.PortRange
 	datastoreClient, datastorePeer int
 	clusters                       hosting.PortRange
@@ -34,6 +35,7 @@ func splitPorts(r hosting.PortRange) (portPlan, error) {
 		return portPlan{}, fmt.Errorf("port range %d-%d: need at least 200 ports", r.First, r.Last)
 	}
 	return portPlan{
+		all:             r,
 		management:      hosting.PortRange{First: r.First, Last: r.First + 97},
 		datastoreClient: r.First + 98, datastorePeer: r.First + 99,
 		clusters: hosting.PortRange{First: r.First + 100, Last: r.Last},
@@ -95,9 +97,6 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.Ports == (hosting.PortRange{}) {
-		o.Ports = hosting.DefaultPortRange
-	}
 	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Executable: o.Executable, Progress: o.Out, Ports: ports.management})
 	if err != nil {
 		return err
@@ -127,7 +126,7 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 	path := filepath.Join(o.DataDir, JoinFile)
 	err = writeJoin(path, &Join{ManagementKubeconfig: string(kubeconfig),
 		Datastore: JoinDatastore{Endpoints: store.Endpoints(), CACert: string(caCert), CAKey: string(caKey), Cert: string(cert), Key: string(key)},
-		FirstPort: o.Ports.First, LastPort: o.Ports.Last, Identity: identityFiles})
+		FirstPort: ports.all.First, LastPort: ports.all.Last, Identity: identityFiles})
 	if err != nil {
 		return fmt.Errorf("writing the join file: %w", err)
 	}

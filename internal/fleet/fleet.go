@@ -93,9 +93,6 @@ func New(o Options) *Fleet {
 	return &Fleet{o: o}
 }
 
-// Name is this host's name.
-func (f *Fleet) Name() string { return f.o.Name }
-
 // Register creates or updates this host's Host and renews its Lease.
 func (f *Fleet) Register(ctx context.Context) error {
 	h := &slipwayv1.Host{}
