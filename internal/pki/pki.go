@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
@@ -87,6 +88,10 @@ func (ca *KeyPair) Issue(spec LeafSpec, now time.Time) (*KeyPair, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ca.issue(spec, key, now)
+}
+
+func (ca *KeyPair) issue(spec LeafSpec, key crypto.Signer, now time.Time) (*KeyPair, error) {
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: spec.CommonName, Organization: spec.Organizations},
 		DNSNames:              spec.DNSNames,
@@ -103,6 +108,43 @@ func (ca *KeyPair) Issue(spec LeafSpec, now time.Time) (*KeyPair, error) {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	return sign(tmpl, key, ca)
+}
+
+// WithHost returns spec naming host too, an IP address or a DNS name.
+func (spec LeafSpec) WithHost(host string) LeafSpec {
+	if ip := net.ParseIP(host); ip != nil {
+		spec.IPs = append(slices.Clone(spec.IPs), ip)
+	} else {
+		spec.DNSNames = append(slices.Clone(spec.DNSNames), host)
+	}
+	return spec
+}
+
+// EnsureHost makes the serving certificate base in dir valid for host (an
+// IP address or a DNS name; empty: nothing to do). One that is not is
+// issued again by ca from spec with host added, for the key it has: only
+// the certificate file is replaced, atomically, so a crash never leaves a
+// certificate beside a key it does not match. It reports whether it
+// replaced the certificate.
+func EnsureHost(dir, base string, ca *KeyPair, spec LeafSpec, host string, now time.Time) (bool, error) {
+	if host == "" {
+		return false, nil
+	}
+	leaf, err := LoadKeyPair(dir, base)
+	if err != nil {
+		return false, err
+	}
+	if leaf.Cert.VerifyHostname(host) == nil {
+		return false, nil
+	}
+	kp, err := ca.issue(spec.WithHost(host), leaf.Key, now)
+	if err != nil {
+		return false, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, base+".crt"), kp.CertPEM(), 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // NewSigningKey creates a bare key pair, such as the one that signs

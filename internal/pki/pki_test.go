@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/x509"
 	"net"
 	"os"
@@ -105,5 +106,51 @@ func TestWriteAndLoadKeyPair(t *testing.T) {
 	}
 	if info.Mode().Perm() != 0o600 {
 		t.Errorf("key mode = %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestEnsureHost(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	ca, err := NewCA("kubernetes-ca", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := LeafSpec{CommonName: "apiserver", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Usage: ServerAuth}
+	leaf, err := ca.Issue(spec, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := WriteKeyPair(dir, "apiserver", leaf); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"", "127.0.0.1", "localhost"} {
+		if changed, err := EnsureHost(dir, "apiserver", ca, spec, host, now); err != nil || changed {
+			t.Errorf("EnsureHost(%q) = %v, %v; the certificate names it already", host, changed, err)
+		}
+	}
+	for _, host := range []string{"10.1.2.3", "slipway.example.com"} {
+		changed, err := EnsureHost(dir, "apiserver", ca, spec, host, now)
+		if err != nil || !changed {
+			t.Fatalf("EnsureHost(%q) = %v, %v; want a new certificate", host, changed, err)
+		}
+		got, err := LoadKeyPair(dir, "apiserver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := got.Cert.VerifyHostname(host); err != nil {
+			t.Errorf("the new certificate: %v", err)
+		}
+		if err := got.Cert.VerifyHostname("127.0.0.1"); err != nil {
+			t.Errorf("the new certificate lost the spec's names: %v", err)
+		}
+		if !got.Cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(leaf.Key.Public()) {
+			t.Error("the certificate was issued for a new key; the key file was not rewritten")
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.Cert)
+		if _, err := got.Cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: host, CurrentTime: now}); err != nil {
+			t.Errorf("the new certificate does not verify against the CA: %v", err)
+		}
 	}
 }
