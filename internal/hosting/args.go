@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -57,21 +56,6 @@ type launch struct {
 	env  []string
 }
 
-// withFlag is l with --name set to value.
-func (l launch) withFlag(name, value string) launch {
-	prefix := "--" + name + "="
-	args := slices.Clone(l.args)
-	for i, a := range args {
-		if strings.HasPrefix(a, prefix) {
-			args[i] = prefix + value
-			l.args = args
-			return l
-		}
-	}
-	l.args = append(args, prefix+value)
-	return l
-}
-
 // componentEnv trades a little CPU for memory in every child: the upstream
 // servers hold mostly caches, and a lower GOGC keeps their heaps close to
 // what is live. The API server, with by far the largest heap (about 95 MiB
@@ -89,12 +73,13 @@ type endpoint interface {
 	CAFile() string
 }
 
-// launches returns the cluster's components in start order.
+// launches returns the cluster's components in start order, the API
+// server listening on apiBind.
 //
 // A cluster on the shared datastore (rec.Datastore) runs no etcd of its own:
 // its API server keeps its objects under the cluster's prefix of ds, with
 // the client certificate that ds admitted it with.
-func launches(rec *record, dir string, ds endpoint) []launch {
+func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 	pkiDir := filepath.Join(dir, "pki")
 	loop := loopbackV4
 	shared := rec.Datastore == sharedDatastore
@@ -104,7 +89,7 @@ func launches(rec *record, dir string, ds endpoint) []launch {
 
 	apiserver := map[string]string{
 		"advertise-address":                  loop,
-		"bind-address":                       loop,
+		"bind-address":                       apiBind,
 		"secure-port":                        strconv.Itoa(rec.Ports.APIServer),
 		"client-ca-file":                     crt(pkiDir, certCA),
 		"tls-cert-file":                      crt(pkiDir, certAPIServer),

@@ -9,7 +9,7 @@ import (
 func TestLaunches(t *testing.T) {
 	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local",
 		Ports: Ports{APIServer: 20001, EtcdClient: 20002, EtcdPeer: 20003, ControllerManager: 20004, Scheduler: 20005}}
-	ls := launches(rec, "/data/clusters/c1", nil)
+	ls := launches(rec, "/data/clusters/c1", nil, loopbackV4)
 	var names []string
 	for _, l := range ls {
 		names = append(names, l.name)
@@ -48,7 +48,7 @@ func (fakeEndpoint) CAFile() string      { return "/data/datastore/pki/ca.crt" }
 func TestLaunchesOnTheSharedDatastore(t *testing.T) {
 	rec := &record{ID: "c1", Name: "demo", FQDN: "demo.slipway.local", Datastore: sharedDatastore,
 		Ports: Ports{APIServer: 20101, ControllerManager: 20102, Scheduler: 20103}}
-	ls := launches(rec, "/data/clusters/c1", fakeEndpoint{})
+	ls := launches(rec, "/data/clusters/c1", fakeEndpoint{}, loopbackV4)
 	var names []string
 	for _, l := range ls {
 		names = append(names, l.name)
@@ -69,24 +69,18 @@ func TestSurgeBind(t *testing.T) {
 	if !ipv6Loopback() {
 		t.Skip("no IPv6 loopback: the servers share 127.0.0.1, as tested by TestUpgradeKeepsObjects")
 	}
-	// Alternating: the new server always takes the other kind of address.
-	for running, want := range map[string]string{"127.0.0.1": "::", "::": "127.0.0.1"} {
-		if got := surgeBind(running); got != want {
-			t.Errorf("running on %q: the new server on %q, want %q", running, got, want)
+	// Alternating: the new server always takes the other kind of address,
+	// IPv4 loopback or every IPv4 address if the host advertises one.
+	loopback, advertising := &Host{}, &Host{advertised: "10.0.0.11"}
+	for _, c := range []struct {
+		h             *Host
+		running, want string
+	}{
+		{loopback, "127.0.0.1", "::"}, {loopback, "::", "127.0.0.1"},
+		{advertising, "0.0.0.0", "::"}, {advertising, "::", "0.0.0.0"},
+	} {
+		if got := c.h.surgeBind(c.running); got != c.want {
+			t.Errorf("advertising %q, running on %q: the new server on %q, want %q", c.h.advertised, c.running, got, c.want)
 		}
-	}
-}
-
-func TestWithFlag(t *testing.T) {
-	l := launch{name: "x", args: []string{"--a=1", "--bind-address=127.0.0.1", "--b=2"}}
-	got := l.withFlag("bind-address", "::")
-	if strings.Join(got.args, " ") != "--a=1 --bind-address=:: --b=2" {
-		t.Errorf("replaced: %v", got.args)
-	}
-	if l.args[1] != "--bind-address=127.0.0.1" {
-		t.Error("the original launch changed")
-	}
-	if got := l.withFlag("c", "3"); got.args[len(got.args)-1] != "--c=3" {
-		t.Errorf("added: %v", got.args)
 	}
 }

@@ -76,12 +76,7 @@ func ensurePKI(dir, fqdn, serviceIP string, now time.Time, ownEtcd bool) error {
 		spec pki.LeafSpec
 	}
 	leaves := []leaf{
-		{certAPIServer, ca, pki.LeafSpec{
-			CommonName: "apiserver",
-			DNSNames:   []string{"localhost", fqdn, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)},
-			Usage:      pki.ServerAuth,
-		}},
+		{certAPIServer, ca, apiServerSpec(fqdn, serviceIP)},
 		{certAdmin, ca, pki.LeafSpec{CommonName: AdminUser, Organizations: []string{"system:masters"}, Usage: pki.ClientAuth}},
 		{certUser, ca, pki.LeafSpec{CommonName: ClusterUser, Organizations: []string{ClusterUsersGroup}, Usage: pki.ClientAuth}},
 		{certControllerManager, ca, pki.LeafSpec{CommonName: "system:kube-controller-manager", Usage: pki.ClientAuth}},
@@ -131,6 +126,18 @@ func ensurePKI(dir, fqdn, serviceIP string, now time.Time, ownEtcd bool) error {
 	}
 	// sa.pub last: its presence says the set is complete.
 	return atomicfile.Write(filepath.Join(dir, saPubFile), saPubPEM, 0o644)
+}
+
+// apiServerSpec is the API server's serving certificate: for loopback, the
+// cluster's FQDN and the kubernetes Service's names and address (a host
+// that advertises an address adds it, Cluster.advertise).
+func apiServerSpec(fqdn, serviceIP string) pki.LeafSpec {
+	return pki.LeafSpec{
+		CommonName: "apiserver",
+		DNSNames:   []string{"localhost", fqdn, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		IPs:        []net.IP{net.ParseIP(loopbackV4), net.ParseIP(serviceIP)},
+		Usage:      pki.ServerAuth,
+	}
 }
 
 func crt(dir, name string) string { return filepath.Join(dir, name+".crt") }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/pki"
 	"github.com/slipway-dev/slipway/internal/simnode"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -62,6 +64,11 @@ type record struct {
 	// "1.35.4"; empty (clusters made before releases were chosen) means
 	// the compiled-in version.Kubernetes.
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Address is where clients reach the API server: the advertised
+	// address (Options.Advertise) of the host that last started it, empty
+	// for loopback. It is kept with the record so that every host hands
+	// out kubeconfigs that point at the cluster's current host.
+	Address string `json:"address,omitempty"`
 }
 
 // sharedDatastore is record.Datastore of a cluster on the shared datastore.
@@ -173,10 +180,17 @@ func (c *Cluster) Dir() string { return c.dir }
 // Endpoint returns the API server's URL.
 func (c *Cluster) Endpoint() string { return c.rec.endpoint() }
 
-// endpoint is the API server's URL: its port is the cluster's wherever it
-// runs (see PortLedger).
+// endpoint is the API server's URL on loopback, which this host's own
+// clients use: its port is the cluster's wherever it runs (see
+// PortLedger).
 func (r *record) endpoint() string {
-	return fmt.Sprintf("https://127.0.0.1:%d", r.Ports.APIServer)
+	return fmt.Sprintf("https://%s:%d", loopbackV4, r.Ports.APIServer)
+}
+
+// served is the API server's URL for clients anywhere: at the address its
+// host advertises, loopback if none.
+func (r *record) served() string {
+	return "https://" + net.JoinHostPort(cmp.Or(r.Address, loopbackV4), strconv.Itoa(r.Ports.APIServer))
 }
 
 // KubernetesVersion returns the release the control plane runs.
@@ -199,7 +213,7 @@ func (c *Cluster) pkiDir() string { return filepath.Join(c.dir, "pki") }
 
 // RESTConfig returns a client configuration for cred.
 func (c *Cluster) RESTConfig(cred Credential) (*rest.Config, error) {
-	data, err := c.kubeconfig(cred, KubeconfigNames{})
+	data, err := c.kubeconfig(cred, KubeconfigNames{}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +320,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	if c.rec.Datastore == sharedDatastore && c.host.datastore == nil {
 		return fmt.Errorf("cluster %s keeps its objects in the shared datastore, which this host was not given", c.rec.ID)
 	}
-	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
+	if err := c.advertise(ctx); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	bind := c.host.apiBind()
+	for _, l := range launches(&c.rec, c.dir, c.host.datastore, bind) {
 		p, logFile, err := c.launch(l, logDir)
 		if err != nil {
 			stopAll(procs, logs)
@@ -315,7 +333,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		procs, logs = append(procs, p), append(logs, logFile)
 	}
 	c.mu.Lock()
-	c.procs, c.logs, c.apiBind = procs, logs, loopbackV4
+	c.procs, c.logs, c.apiBind = procs, logs, bind
 	c.mu.Unlock()
 
 	if err := c.waitReady(ctx); err != nil {
@@ -417,16 +435,14 @@ func (c *Cluster) Upgrade(ctx context.Context, release string) error {
 	// crash part-way starts the whole control plane on it.
 	logDir := filepath.Join(c.dir, "logs")
 	c.mu.Lock()
-	bind := surgeBind(c.apiBind)
+	bind := c.host.surgeBind(c.apiBind)
 	c.mu.Unlock()
-	for _, l := range launches(&c.rec, c.dir, c.host.datastore) {
+	for _, l := range launches(&c.rec, c.dir, c.host.datastore, bind) {
 		if !slices.Contains([]string{components.APIServer, components.ControllerManager, components.Scheduler}, l.name) {
 			continue
 		}
 		if l.name != components.APIServer {
 			c.stopProcess(l.name)
-		} else {
-			l = l.withFlag("bind-address", bind)
 		}
 		p, logFile, err := c.launch(l, logDir)
 		if err != nil {
@@ -529,14 +545,61 @@ func (c *Cluster) detachProcess(name string) (stop func()) {
 // one listens on 127.0.0.1 and takes the new IPv4 connections at once
 // (its loopback among them), kept-alive ones staying with the old. A
 // host without IPv6 loopback shares the address, as before.
-func surgeBind(running string) string {
-	if running == loopbackV4 && ipv6Loopback() {
+//
+// A host that advertises an address listens on 0.0.0.0 instead of
+// 127.0.0.1, and the same holds: for an IPv4 connection the kernel
+// prefers an IPv4 listener to the dual-stack "::" on the same port.
+func (h *Host) surgeBind(running string) string {
+	if running != "::" && ipv6Loopback() {
 		return "::"
 	}
-	return loopbackV4
+	return h.apiBind()
+}
+
+// apiBind is where this host's API servers listen from a start: loopback,
+// or every IPv4 address if the host advertises one (Options.Advertise).
+func (h *Host) apiBind() string {
+	if h.advertised == "" {
+		return loopbackV4
+	}
+	return "0.0.0.0"
 }
 
 const loopbackV4 = "127.0.0.1"
+
+// advertise makes the cluster reachable at the address this host
+// advertises before its API server starts: its serving certificate names
+// the address, and its record (in the registry too) says where it is
+// served, for the kubeconfigs any host hands out.
+func (c *Cluster) advertise(ctx context.Context) error {
+	addr := c.host.advertised
+	pkiDir := c.pkiDir()
+	if addr != "" {
+		ca, err := pki.LoadKeyPair(pkiDir, certCA)
+		if err != nil {
+			return err
+		}
+		serviceIP, err := c.rec.kubernetesServiceIP()
+		if err != nil {
+			return err
+		}
+		if _, err := pki.EnsureHost(pkiDir, certAPIServer, ca, apiServerSpec(c.rec.FQDN, serviceIP), addr, time.Now()); err != nil {
+			return fmt.Errorf("naming %s in the API server's certificate: %w", addr, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.Address == addr {
+		return nil
+	}
+	prev := c.rec.Address
+	c.rec.Address = addr
+	if err := c.saveRecord(ctx); err != nil {
+		c.rec.Address = prev
+		return err
+	}
+	return nil
+}
 
 // ipv6Loopback says whether this host can listen on ::1.
 var ipv6Loopback = sync.OnceValue(func() bool {
@@ -690,7 +753,7 @@ func (c *Cluster) writeComponentKubeconfigs() error {
 		{schedulerCredential, filepath.Join(c.dir, "kubeconfig", "kube-scheduler.kubeconfig")},
 		{Admin, c.AdminKubeconfigPath()},
 	} {
-		data, err := c.kubeconfig(f.cred, KubeconfigNames{})
+		data, err := c.kubeconfig(f.cred, KubeconfigNames{}, true)
 		if err != nil {
 			return err
 		}

@@ -63,6 +63,11 @@ type Options struct {
 	// both (internal/fleet).
 	Registry   Registry
 	PortLedger PortLedger
+	// Advertise, if set, is the address (IPv4 or DNS name) at which other
+	// machines reach this host's control planes: their API servers listen
+	// on every IPv4 address, their certificates name it, and the
+	// kubeconfigs handed out point at it. Empty keeps them on loopback.
+	Advertise string
 }
 
 // Host owns the clusters in one data directory.
@@ -76,6 +81,7 @@ type Host struct {
 	registry     Registry
 	ledger       PortLedger
 	ports        *portAllocator
+	advertised   string
 
 	mu       sync.Mutex
 	clusters map[string]*Cluster
@@ -113,6 +119,7 @@ func New(opts Options) (*Host, error) {
 		registry:     opts.Registry,
 		ledger:       opts.PortLedger,
 		ports:        newPortAllocator(opts.Ports),
+		advertised:   opts.Advertise,
 		clusters:     map[string]*Cluster{},
 	}
 	root := h.clustersDir()

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -693,12 +694,12 @@ func TestClusterMovesBetweenHosts(t *testing.T) {
 	ds := startDatastore(t, filepath.Join(dir, "datastore"), 21498, 21499)
 	rng := PortRange{First: 21450, Last: 21497}
 	reg, ledger := &memRegistry{files: map[string]map[string][]byte{}}, memLedger{newPortAllocator(rng)}
-	host := func(name string) *Host {
-		h := newHostWith(t, Options{DataDir: filepath.Join(dir, name), Ports: rng, Datastore: ds, Registry: reg, PortLedger: ledger})
+	host := func(name, advertise string) *Host {
+		h := newHostWith(t, Options{DataDir: filepath.Join(dir, name), Ports: rng, Datastore: ds, Registry: reg, PortLedger: ledger, Advertise: advertise})
 		t.Cleanup(h.Close)
 		return h
 	}
-	a, b := host("a"), host("b")
+	a, b := host("a", ""), host("b", "")
 	ctx := context.Background()
 
 	c, err := a.Create(ctx, ClusterSpec{ID: "mover"})
@@ -746,8 +747,50 @@ func TestClusterMovesBetweenHosts(t *testing.T) {
 		t.Fatalf("the moved cluster lost its objects: %v", err)
 	}
 
-	// Deleting it on b deletes it everywhere: registry, keys, ports.
-	if err := b.Delete(ctx, "mover"); err != nil {
+	// To a host on "another machine", one that advertises its own
+	// address: the kubeconfigs every host hands out now point there, and
+	// its API server's certificate names it.
+	c3 := host("c", "127.0.0.3")
+	b.Release("mover")
+	moved, err = c3.Adopt(ctx, "mover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moved.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]*Host{"b (from the registry)": b, "c (its own)": c3} {
+		kubeconfig, err := h.Kubeconfig(ctx, "mover", Admin, KubeconfigNames{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("https://127.0.0.3:%d", c.Ports().APIServer); cfg.Host != want {
+			t.Errorf("host %s's kubeconfig points at %s, want %s", name, cfg.Host, want)
+		}
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, "made-on-a", metav1.GetOptions{}); err != nil {
+			t.Errorf("through host %s's kubeconfig: %v", name, err)
+		}
+		// The server listens on every address, but its certificate names
+		// only loopback and the advertised one.
+		cfg.Host = fmt.Sprintf("https://127.0.0.4:%d", c.Ports().APIServer)
+		cs, _ = kubernetes.NewForConfig(cfg)
+		_, err = cs.CoreV1().Namespaces().Get(ctx, "made-on-a", metav1.GetOptions{})
+		if err == nil || !strings.Contains(err.Error(), "certificate is valid for") {
+			t.Errorf("an address the host does not advertise: got %v, want a certificate error", err)
+		}
+	}
+
+	// Deleting it where it runs deletes it everywhere: registry, keys,
+	// ports.
+	if err := c3.Delete(ctx, "mover"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.Get(ctx, "mover"); !errors.Is(err, ErrNotFound) {

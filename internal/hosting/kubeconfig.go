@@ -30,19 +30,25 @@ type KubeconfigNames struct {
 }
 
 // kubeconfig builds a kubeconfig for cred with certificates embedded, so it
-// works when copied to another directory or machine.
-func (c *Cluster) kubeconfig(cred Credential, names KubeconfigNames) ([]byte, error) {
+// works when copied to another directory or machine; this host's own
+// clients (local) reach the API server on loopback, others at the address
+// it is served at.
+func (c *Cluster) kubeconfig(cred Credential, names KubeconfigNames, local bool) ([]byte, error) {
 	pkiDir := c.pkiDir()
 	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(pkiDir, name)) }
 	c.mu.Lock()
 	rec := c.rec
 	c.mu.Unlock()
-	return buildKubeconfig(read, &rec, cred, names)
+	server := rec.served()
+	if local {
+		server = rec.endpoint()
+	}
+	return buildKubeconfig(read, server, &rec, cred, names)
 }
 
-// buildKubeconfig builds a kubeconfig of the cluster rec describes from its
-// PKI files, which read returns by name.
-func buildKubeconfig(read func(name string) ([]byte, error), rec *record, cred Credential, names KubeconfigNames) ([]byte, error) {
+// buildKubeconfig builds a kubeconfig of the cluster rec describes, served
+// at server, from its PKI files, which read returns by name.
+func buildKubeconfig(read func(name string) ([]byte, error), server string, rec *record, cred Credential, names KubeconfigNames) ([]byte, error) {
 	caPEM, err := read(certCA + ".crt")
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster CA: %w", err)
@@ -65,7 +71,7 @@ func buildKubeconfig(read func(name string) ([]byte, error), rec *record, cred C
 		names.Context = names.Cluster
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[names.Cluster] = &clientcmdapi.Cluster{Server: rec.endpoint(), CertificateAuthorityData: caPEM}
+	cfg.Clusters[names.Cluster] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
 	cfg.AuthInfos[names.User] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts[names.Context] = &clientcmdapi.Context{Cluster: names.Cluster, AuthInfo: names.User}
 	cfg.CurrentContext = names.Context
@@ -76,7 +82,8 @@ func buildKubeconfig(read func(name string) ([]byte, error), rec *record, cred C
 	return data, nil
 }
 
-// Kubeconfig returns a kubeconfig for cred.
+// Kubeconfig returns a kubeconfig for cred, for clients anywhere: it
+// points at the address the cluster's host advertises.
 func (c *Cluster) Kubeconfig(cred Credential, names KubeconfigNames) ([]byte, error) {
-	return c.kubeconfig(cred, names)
+	return c.kubeconfig(cred, names, false)
 }

@@ -81,9 +81,10 @@ func (a *portAllocator) release(owner string) {
 	}
 }
 
-// bindable reports whether nothing listens on 127.0.0.1:port right now.
+// bindable reports whether nothing listens on port right now, on any IPv4
+// address: an API server may listen on all of them (Options.Advertise).
 func bindable(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	l, err := net.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
 	if err != nil {
 		return false
 	}

@@ -204,7 +204,7 @@ func (h *Host) Kubeconfig(ctx context.Context, id string, cred Credential, names
 		}
 		return data, nil
 	}
-	return buildKubeconfig(read, &rec, cred, names)
+	return buildKubeconfig(read, rec.served(), &rec, cred, names)
 }
 
 // allocatePorts reserves a new cluster's ports: from the ledger when the
