@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,9 +46,25 @@ func splitPorts(r hosting.PortRange) (portPlan, error) {
 // startDatastore runs the clusters' shared etcd in the data directory. Its
 // clusters' API servers are given its address at each start; nothing
 // records it.
-func startDatastore(ctx context.Context, dataDir, executable string, ports portPlan) (*datastore.Store, error) {
+func startDatastore(ctx context.Context, dataDir, executable string, ports portPlan, advertise string) (*datastore.Store, error) {
 	return datastore.Start(ctx, datastore.Options{Dir: filepath.Join(dataDir, "datastore"), Executable: executable,
-		ClientPort: ports.datastoreClient, PeerPort: ports.datastorePeer})
+		ClientPort: ports.datastoreClient, PeerPort: ports.datastorePeer, Advertise: advertise})
+}
+
+// checkAdvertise refuses an advertised address Slipway cannot serve at:
+// listeners go beyond loopback on IPv4 only (an upgrade's API server takes
+// the IPv6 wildcard beside the old one, hosting.Host.surgeBind).
+func checkAdvertise(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if ip := net.ParseIP(addr); ip != nil && ip.To4() == nil {
+		return fmt.Errorf("--advertise-address %s: give an IPv4 address or a DNS name; control planes listen beyond loopback on IPv4 only", addr)
+	}
+	if ip := net.ParseIP(addr); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("--advertise-address %s: give the address clients reach this machine at, not the wildcard", addr)
+	}
+	return nil
 }
 
 // clusterMemory is what a cluster takes at idle, about (README, density):
@@ -77,7 +94,11 @@ type ManagementOptions struct {
 	// Ports is the range the fleet shares: the management plane and the
 	// datastore take its first hundred, the hosts' clusters the rest.
 	Ports hosting.PortRange
-	Out   io.Writer
+	// Advertise, if set, is where hosts on other machines reach the
+	// management plane and the datastore (an IPv4 address or a DNS name):
+	// both listen on every IPv4 address and the join file names it.
+	Advertise string
+	Out       io.Writer
 	// Ready, if set, is called with the join file's path once it is
 	// written.
 	Ready func(joinFile string)
@@ -93,11 +114,15 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return err
 	}
+	if err := checkAdvertise(o.Advertise); err != nil {
+		return err
+	}
 	ports, err := splitPorts(o.Ports)
 	if err != nil {
 		return err
 	}
-	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Executable: o.Executable, Progress: o.Out, Ports: ports.management})
+	plane, err := management.Open(ctx, management.Options{DataDir: o.DataDir, Executable: o.Executable, Progress: o.Out,
+		Ports: ports.management, Advertise: o.Advertise})
 	if err != nil {
 		return err
 	}
@@ -110,7 +135,7 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 		return err
 	}
 	fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
-	store, err := startDatastore(ctx, o.DataDir, o.Executable, ports)
+	store, err := startDatastore(ctx, o.DataDir, o.Executable, ports, o.Advertise)
 	if err != nil {
 		return err
 	}

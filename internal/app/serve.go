@@ -106,6 +106,12 @@ type Options struct {
 	// the machine's memory.
 	HostName string
 	Capacity int
+	// Advertise, if set, is this host's address for clients on other
+	// machines (an IPv4 address or a DNS name): ARM's URLs and the
+	// clusters' kubeconfigs name it, and the clusters' API servers listen
+	// on every IPv4 address (hosting.Options.Advertise). Listen must
+	// reach it.
+	Advertise string
 	// Out receives progress and connection instructions.
 	Out io.Writer
 	// Ready, if set, receives the connection once the server answers.
@@ -128,6 +134,9 @@ func Serve(ctx context.Context, o Options) error {
 	if o.HostName != "" && (o.ManagementKubeconfig == "" || len(o.Datastore.Endpoints) == 0) {
 		return errors.New("a named host (--host-name) shares a management plane and a datastore: give --join, or --management-kubeconfig and --datastore-endpoints")
 	}
+	if err := checkAdvertise(o.Advertise); err != nil {
+		return err
+	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.Default().Handler()))
 	connPath := filepath.Join(o.DataDir, "connection.json")
 	conn, err := loadOrCreateConnection(connPath)
@@ -146,6 +155,7 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	defer listener.Close()
 	host, port, _ := net.SplitHostPort(listener.Addr().String())
+	host = cmp.Or(o.Advertise, host)
 	base := "https://" + net.JoinHostPort(host, port)
 	conn.KeyVaultDNSSuffix = cmp.Or(o.KeyVaultDNSSuffix, DefaultKeyVaultDNSSuffix)
 	tlsCfg, caFile, err := serverTLS(filepath.Join(o.DataDir, "pki"), host, conn.KeyVaultDNSSuffix)
@@ -221,14 +231,14 @@ func Serve(ctx context.Context, o Options) error {
 		store, err = datastore.Connect(ctx, o.Datastore)
 	} else {
 		fmt.Fprintln(o.Out, "Starting the clusters' shared datastore (etcd)...")
-		store, err = startDatastore(ctx, o.DataDir, o.Executable, ports)
+		store, err = startDatastore(ctx, o.DataDir, o.Executable, ports, "")
 	}
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	hostingOpts := hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: ports.clusters,
-		Companion: companions, Datastore: store}
+		Companion: companions, Datastore: store, Advertise: o.Advertise}
 	if o.HostName != "" {
 		// One host of several: control planes are kept where any host
 		// can start them, their ports are the fleet's.

@@ -50,6 +50,11 @@ type Options struct {
 	Executable string
 	// ClientPort and PeerPort are etcd's loopback ports.
 	ClientPort, PeerPort int
+	// Advertise, if set, is the address (IPv4 or DNS name) at which hosts
+	// on other machines reach the datastore: etcd then serves clients on
+	// every IPv4 address, its certificate names it, and Endpoints
+	// returns it.
+	Advertise string
 	// ReadyTimeout bounds the wait for etcd to answer; zero means 2 minutes.
 	ReadyTimeout time.Duration
 }
@@ -129,10 +134,18 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datastore: opening log: %w", err)
 	}
+	if _, err := pki.EnsureHost(pkiDir, certServer, ca, serverSpec, o.Advertise, time.Now()); err != nil {
+		return nil, fmt.Errorf("datastore: naming %s in etcd's certificate: %w", o.Advertise, err)
+	}
 	clientURL := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ClientPort))
 	peerURL := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.PeerPort))
+	listenURL := clientURL
+	if o.Advertise != "" {
+		listenURL = "https://" + net.JoinHostPort("0.0.0.0", strconv.Itoa(o.ClientPort))
+		clientURL = "https://" + net.JoinHostPort(o.Advertise, strconv.Itoa(o.ClientPort))
+	}
 	flags := EtcdFlags(EtcdConfig{
-		DataDir: filepath.Join(o.Dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL,
+		DataDir: filepath.Join(o.Dir, "etcd"), ListenClientURL: listenURL, ClientURL: clientURL, PeerURL: peerURL,
 		CertFile: filepath.Join(pkiDir, certServer+".crt"), KeyFile: filepath.Join(pkiDir, certServer+".key"),
 		CAFile: filepath.Join(pkiDir, certCA+".crt"),
 		// Many clusters' objects: AKS's control planes get 8 GiB.

@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,9 @@ import (
 type EtcdConfig struct {
 	DataDir            string
 	ClientURL, PeerURL string
+	// ListenClientURL is where etcd serves clients, if not at ClientURL
+	// (a wildcard address behind an advertised one).
+	ListenClientURL string
 	// CertFile and KeyFile serve clients and peers; CAFile verifies both.
 	CertFile, KeyFile, CAFile string
 	// QuotaBytes is the database's size limit.
@@ -32,7 +36,7 @@ func EtcdFlags(c EtcdConfig) map[string]string {
 	return map[string]string{
 		"name":                        "default",
 		"data-dir":                    c.DataDir,
-		"listen-client-urls":          c.ClientURL,
+		"listen-client-urls":          cmp.Or(c.ListenClientURL, c.ClientURL),
 		"advertise-client-urls":       c.ClientURL,
 		"listen-peer-urls":            c.PeerURL,
 		"initial-advertise-peer-urls": c.PeerURL,
@@ -69,6 +73,13 @@ func Args(m map[string]string) []string {
 	return out
 }
 
+// serverSpec is etcd's serving certificate, for loopback (a datastore that
+// advertises an address adds it, Options.Advertise).
+var serverSpec = pki.LeafSpec{
+	CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
+	Usage: pki.ServerAuth | pki.ClientAuth,
+}
+
 // ensurePKI writes the datastore's CA, serving certificate and root client
 // certificate unless they are there, and returns the CA and the root
 // certificate. The root certificate is written last: its presence marks a
@@ -89,10 +100,7 @@ func ensurePKI(dir string, now time.Time) (ca, root *pki.KeyPair, err error) {
 	if ca, err = pki.NewCA("slipway-datastore-ca", now); err != nil {
 		return nil, nil, err
 	}
-	server, err := ca.Issue(pki.LeafSpec{
-		CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
-		Usage: pki.ServerAuth | pki.ClientAuth,
-	}, now)
+	server, err := ca.Issue(serverSpec, now)
 	if err != nil {
 		return nil, nil, err
 	}

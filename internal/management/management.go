@@ -51,6 +51,10 @@ type Options struct {
 	// Ports is the port range of a self-hosted management plane: apart
 	// from the clusters', so the two allocators never meet.
 	Ports hosting.PortRange
+	// Advertise, if set, is where hosts on other machines reach a
+	// self-hosted management plane (hosting.Options.Advertise); its
+	// Kubeconfig points there.
+	Advertise string
 }
 
 // Plane is an open management plane.
@@ -91,6 +95,7 @@ func Open(ctx context.Context, o Options) (*Plane, error) {
 			DataDir:    filepath.Join(o.DataDir, "management"),
 			Executable: o.Executable,
 			Ports:      o.Ports,
+			Advertise:  o.Advertise,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("management plane: %w", err)
