@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +88,10 @@ func startFleet(t testing.TB, names ...string) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	f.mgmt = exec.Command(bin, "management", "serve", "--data-dir", mdir, "--first-port", "25000", "--last-port", "25999")
+	// Everything is reached at fleetAddress, not loopback, as hosts on
+	// several machines behind one load balancer address would be.
+	f.mgmt = exec.Command(bin, "management", "serve", "--data-dir", mdir, "--first-port", "25000", "--last-port", "25999",
+		"--advertise-address", fleetAddress)
 	f.mgmt.Stdout, f.mgmt.Stderr = log, log
 	if err := f.mgmt.Start(); err != nil {
 		t.Fatal(err)
@@ -104,8 +109,8 @@ func startFleet(t testing.TB, names ...string) *fleet {
 		if err := os.MkdirAll(hdir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		h := &server{bin: bin, dataDir: hdir, listen: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-			args: []string{"--join", f.join, "--host-name", name}}
+		h := &server{bin: bin, dataDir: hdir, listen: net.JoinHostPort(fleetAddress, strconv.Itoa(freePort(t))),
+			args: []string{"--join", f.join, "--host-name", name, "--advertise-address", fleetAddress}}
 		if err := h.start(); err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +118,11 @@ func startFleet(t testing.TB, names ...string) *fleet {
 	}
 	return f
 }
+
+// fleetAddress is the address the fleet advertises: a loopback address
+// other than 127.0.0.1, so that a certificate, a join file or a kubeconfig
+// that still named 127.0.0.1 would fail.
+const fleetAddress = "127.0.0.2"
 
 // management is a client of the fleet's management plane.
 func (f *fleet) management(t testing.TB) client.Client {
@@ -282,7 +292,11 @@ func TestFleetFailover(t *testing.T) {
 	// given an object.
 	kube := map[string]kubernetes.Interface{}
 	for _, name := range names {
-		kube[name] = adminClient(t, cb, group, name)
+		cfg := adminConfig(t, cb, group, name)
+		if u, err := url.Parse(cfg.Host); err != nil || u.Hostname() != fleetAddress {
+			t.Errorf("%s's kubeconfig points at %s, not the fleet's address %s", name, cfg.Host, fleetAddress)
+		}
+		kube[name] = kubernetes.NewForConfigOrDie(cfg)
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-failover"}, Data: map[string]string{"cluster": name}}
 		if _, err := kube[name].CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("%s: %v", name, err)
