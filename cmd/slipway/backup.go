@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/app"
 	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/backup"
 	"github.com/slipway-dev/slipway/internal/version"
@@ -61,8 +63,14 @@ func newRestoreCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %d etcd stores and %d files of the backup of %s (slipway %s) into %s; start it with: slipway serve --data-dir %s\n",
-				len(m.Etcds), m.Files, m.Created.Format("2006-01-02 15:04:05 UTC"), m.Slipway, dataDir, dataDir)
+			// A fleet's backup is its management serve's directory, which
+			// holds the join file.
+			start := "slipway serve"
+			if _, err := os.Stat(filepath.Join(dataDir, app.JoinFile)); err == nil {
+				start = "slipway management serve"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d etcd stores and %d files of the backup of %s (slipway %s) into %s; start it with: %s --data-dir %s\n",
+				len(m.Etcds), m.Files, m.Created.Format("2006-01-02 15:04:05 UTC"), m.Slipway, dataDir, start, dataDir)
 			return nil
 		},
 	}

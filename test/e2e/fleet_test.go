@@ -69,41 +69,14 @@ func startFleet(t testing.TB, names ...string) *fleet {
 		for _, h := range f.hosts {
 			h.stop()
 		}
-		if f.mgmt != nil && f.mgmt.ProcessState == nil {
-			f.mgmt.Process.Signal(syscall.SIGTERM)
-			f.mgmt.Wait()
-		}
+		f.stopManagement()
 		if t.Failed() {
 			t.Logf("kept the fleet's data directories (management.log and each host's serve.log): %s", dir)
 		} else {
 			os.RemoveAll(dir)
 		}
 	})
-	mdir := filepath.Join(dir, "management")
-	if err := os.MkdirAll(mdir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(dir, "management.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	// Everything is reached at fleetAddress, not loopback, as hosts on
-	// several machines behind one load balancer address would be.
-	f.mgmt = exec.Command(bin, "management", "serve", "--data-dir", mdir, "--first-port", "25000", "--last-port", "25999",
-		"--advertise-address", fleetAddress)
-	f.mgmt.Stdout, f.mgmt.Stderr = log, log
-	if err := f.mgmt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.join = filepath.Join(mdir, app.JoinFile)
-	eventually(t, 3*time.Minute, "the join file", func() (bool, string) {
-		_, err := os.Stat(f.join)
-		return err == nil, fmt.Sprint(err)
-	})
-	if fi, _ := os.Stat(f.join); fi.Mode().Perm() != 0o600 {
-		t.Errorf("join file mode %v, want 0600: it holds credentials", fi.Mode().Perm())
-	}
+	f.startManagement(t, bin)
 	for _, name := range names {
 		hdir := filepath.Join(dir, name)
 		if err := os.MkdirAll(hdir, 0o700); err != nil {
@@ -117,6 +90,49 @@ func startFleet(t testing.TB, names ...string) *fleet {
 		f.hosts[name] = h
 	}
 	return f
+}
+
+// startManagement starts `slipway management serve` over the fleet's
+// management directory and waits for its join file.
+func (f *fleet) startManagement(t testing.TB, bin string) {
+	t.Helper()
+	mdir := filepath.Join(f.dir, "management")
+	if err := os.MkdirAll(mdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.OpenFile(filepath.Join(f.dir, "management.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	// A restored directory holds a join file already; the one to wait for
+	// is the one this serve writes once it serves.
+	f.join = filepath.Join(mdir, app.JoinFile)
+	os.Remove(f.join)
+	// Everything is reached at fleetAddress, not loopback, as hosts on
+	// several machines behind one load balancer address would be.
+	f.mgmt = exec.Command(bin, "management", "serve", "--data-dir", mdir, "--first-port", "25000", "--last-port", "25999",
+		"--advertise-address", fleetAddress)
+	f.mgmt.Stdout, f.mgmt.Stderr = log, log
+	if err := f.mgmt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "the join file", func() (bool, string) {
+		_, err := os.Stat(f.join)
+		return err == nil, fmt.Sprint(err)
+	})
+	if fi, _ := os.Stat(f.join); fi.Mode().Perm() != 0o600 {
+		t.Errorf("join file mode %v, want 0600: it holds credentials", fi.Mode().Perm())
+	}
+	f.client = nil
+}
+
+// stopManagement stops `slipway management serve` and waits for it.
+func (f *fleet) stopManagement() {
+	if f.mgmt != nil && f.mgmt.ProcessState == nil {
+		f.mgmt.Process.Signal(syscall.SIGTERM)
+		f.mgmt.Wait()
+	}
 }
 
 // fleetAddress is the address the fleet advertises: a loopback address
@@ -441,6 +457,43 @@ func TestFleetFailover(t *testing.T) {
 	}
 	if len(ledger.Data) == 0 {
 		t.Error("the port ledger holds no port of the clusters left")
+	}
+
+	// The management serve's directory is the fleet's backup: the fleet
+	// stopped, that directory backed up, lost and restored, and host b's
+	// directory lost too, the fleet comes back with every cluster, at the
+	// same endpoints, with its objects.
+	for _, h := range f.hosts {
+		h.stop()
+	}
+	f.stopManagement()
+	mdir := filepath.Join(f.dir, "management")
+	backupFile := filepath.Join(f.dir, "fleet.backup")
+	if out, err := exec.Command(b.bin, "backup", "--data-dir", mdir, "--out", backupFile).CombinedOutput(); err != nil {
+		t.Fatalf("slipway backup of the management directory: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(mdir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(b.bin, "restore", "--from", backupFile, "--data-dir", mdir).CombinedOutput(); err != nil {
+		t.Fatalf("slipway restore: %v\n%s", err, out)
+	}
+	f.startManagement(t, b.bin)
+	b.dataDir = filepath.Join(f.dir, "host-b-anew")
+	if err := os.MkdirAll(b.dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name == onA[0] {
+			continue
+		}
+		eventually(t, 2*time.Minute, name+" answering after the fleet's restore", func() (bool, string) {
+			_, err := kube[name].CoreV1().ConfigMaps("default").Get(ctx, "before-failover", metav1.GetOptions{})
+			return err == nil, fmt.Sprint(err)
+		})
 	}
 }
 
