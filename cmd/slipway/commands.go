@@ -196,7 +196,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port for control planes")
 	cmd.Flags().StringVar(&o.Join, "join", "", "join a fleet through its join `file`, written by slipway management serve: this serve becomes one host of several on its management plane and datastore")
 	cmd.Flags().StringVar(&o.HostName, "host-name", "", "this host's name in the fleet, unique among the hosts (with --join, or --management-kubeconfig and --datastore-endpoints)")
-	cmd.Flags().StringVar(&o.Advertise, "advertise-address", "", "where clients on other machines reach this host (IPv4 address or DNS name): ARM's URLs and the clusters' kubeconfigs name it, and control planes listen on every IPv4 address (--listen must reach it too)")
+	cmd.Flags().StringVar(&o.Advertise, "advertise-address", "", "where clients on other machines reach this host (IP address or DNS name): ARM's URLs and the clusters' kubeconfigs name it, and control planes listen on every address (--listen must reach it too)")
 	cmd.Flags().IntVar(&o.Capacity, "capacity", 0, "clusters this host takes by choice before others with more room (default: its memory over 256 MiB)")
 	return cmd
 }
@@ -218,7 +218,7 @@ func newManagementCommand() *cobra.Command {
 	serve.Flags().StringVar(&o.DataDir, "data-dir", defaultDataDir()+"-management", "where the management plane and the datastore keep their state; join.json is written here")
 	serve.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first loopback port of the range the hosts share (the management plane and the datastore take the first 100)")
 	serve.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last loopback port of that range")
-	serve.Flags().StringVar(&o.Advertise, "advertise-address", "", "where hosts on other machines reach the management plane and the datastore (IPv4 address or DNS name): both then listen on every IPv4 address, and the join file names this")
+	serve.Flags().StringVar(&o.Advertise, "advertise-address", "", "where hosts on other machines reach the management plane and the datastore (IP address or DNS name): both then listen on every address, and the join file names this")
 	cmd.AddCommand(serve)
 	return cmd
 }

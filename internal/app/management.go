@@ -51,16 +51,9 @@ func startDatastore(ctx context.Context, dataDir, executable string, ports portP
 		ClientPort: ports.datastoreClient, PeerPort: ports.datastorePeer, Advertise: advertise})
 }
 
-// checkAdvertise refuses an advertised address Slipway cannot serve at:
-// listeners go beyond loopback on IPv4 only (an upgrade's API server takes
-// the IPv6 wildcard beside the old one, hosting.Host.surgeBind).
+// checkAdvertise refuses an advertised address no client can reach: the
+// wildcard is where Slipway listens, not an address to dial.
 func checkAdvertise(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	if ip := net.ParseIP(addr); ip != nil && ip.To4() == nil {
-		return fmt.Errorf("--advertise-address %s: give an IPv4 address or a DNS name; control planes listen beyond loopback on IPv4 only", addr)
-	}
 	if ip := net.ParseIP(addr); ip != nil && ip.IsUnspecified() {
 		return fmt.Errorf("--advertise-address %s: give the address clients reach this machine at, not the wildcard", addr)
 	}
@@ -95,8 +88,8 @@ type ManagementOptions struct {
 	// datastore take its first hundred, the hosts' clusters the rest.
 	Ports hosting.PortRange
 	// Advertise, if set, is where hosts on other machines reach the
-	// management plane and the datastore (an IPv4 address or a DNS name):
-	// both listen on every IPv4 address and the join file names it.
+	// management plane and the datastore (an IP address or a DNS name):
+	// both listen on every address and the join file names it.
 	Advertise string
 	Out       io.Writer
 	// Ready, if set, is called with the join file's path once it is

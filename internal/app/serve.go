@@ -107,9 +107,9 @@ type Options struct {
 	HostName string
 	Capacity int
 	// Advertise, if set, is this host's address for clients on other
-	// machines (an IPv4 address or a DNS name): ARM's URLs and the
+	// machines (an IP address or a DNS name): ARM's URLs and the
 	// clusters' kubeconfigs name it, and the clusters' API servers listen
-	// on every IPv4 address (hosting.Options.Advertise). Listen must
+	// on every address (hosting.Options.Advertise). Listen must
 	// reach it.
 	Advertise string
 	// Out receives progress and connection instructions.

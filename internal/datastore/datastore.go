@@ -50,9 +50,9 @@ type Options struct {
 	Executable string
 	// ClientPort and PeerPort are etcd's loopback ports.
 	ClientPort, PeerPort int
-	// Advertise, if set, is the address (IPv4 or DNS name) at which hosts
-	// on other machines reach the datastore: etcd then serves clients on
-	// every IPv4 address, its certificate names it, and Endpoints
+	// Advertise, if set, is the address (an IP or a DNS name) at which
+	// hosts on other machines reach the datastore: etcd then serves
+	// clients on every address, its certificate names it, and Endpoints
 	// returns it.
 	Advertise string
 	// ReadyTimeout bounds the wait for etcd to answer; zero means 2 minutes.

@@ -138,7 +138,8 @@ type Cluster struct {
 	logs     []io.Closer
 	kubelets *simnode.Kubelets
 	// apiBind is the address the running API server listens on:
-	// loopbackV4 from a start, "::" after every other upgrade (surgeBind).
+	// Host.apiBind from a start, "::" after every other upgrade on a host
+	// that advertises no address (surgeBind).
 	apiBind string
 	// stopCompanion stops what Options.Companion started.
 	stopCompanion func()
@@ -546,18 +547,26 @@ func (c *Cluster) detachProcess(name string) (stop func()) {
 // (its loopback among them), kept-alive ones staying with the old. A
 // host without IPv6 loopback shares the address, as before.
 //
-// A host that advertises an address listens on 0.0.0.0 instead of
-// 127.0.0.1, and the same holds: for an IPv4 connection the kernel
-// prefers an IPv4 listener to the dual-stack "::" on the same port.
+// A host that advertises an address has no second kind of address to
+// give the new server: its API servers listen on every address, and Go
+// listens on the dual-stack "::" for 0.0.0.0 as for "::" (the API server
+// offers no IPv4-only listener). So there the two servers share the
+// port's one listener kind, as first built: new connections split between
+// them until the old one stops, and the new one is ready later (its own
+// loopback connections that reach the old one fail TLS and retry).
+// TestSurgeBindKernelPreference checks the kernel's part of this.
 func (h *Host) surgeBind(running string) string {
-	if running != "::" && ipv6Loopback() {
+	if h.advertised != "" {
+		return h.apiBind()
+	}
+	if running == loopbackV4 && ipv6Loopback() {
 		return "::"
 	}
-	return h.apiBind()
+	return loopbackV4
 }
 
 // apiBind is where this host's API servers listen from a start: loopback,
-// or every IPv4 address if the host advertises one (Options.Advertise).
+// or every address if the host advertises one (Options.Advertise).
 func (h *Host) apiBind() string {
 	if h.advertised == "" {
 		return loopbackV4

@@ -63,9 +63,9 @@ type Options struct {
 	// both (internal/fleet).
 	Registry   Registry
 	PortLedger PortLedger
-	// Advertise, if set, is the address (IPv4 or DNS name) at which other
-	// machines reach this host's control planes: their API servers listen
-	// on every IPv4 address, their certificates name it, and the
+	// Advertise, if set, is the address (an IP or a DNS name) at which
+	// other machines reach this host's control planes: their API servers
+	// listen on every address, their certificates name it, and the
 	// kubeconfigs handed out point at it. Empty keeps them on loopback.
 	Advertise string
 }
