@@ -192,7 +192,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&o.PolicyInterval, "policy-interval", 10*time.Second, "time between two syncs and audits of the Azure Policy assignments of a cluster with the azurepolicy add-on (AKS: 15m)")
 	cmd.Flags().StringVar(&o.KeyVaultDNSSuffix, "keyvault-dns-suffix", app.DefaultKeyVaultDNSSuffix, "DNS suffix of the key vaults' data planes: vault kv1 is https://kv1.<suffix>:<port>/ (map such names to Slipway's address)")
 	cmd.Flags().DurationVar(&o.HealthUnknownAfter, "health-unknown-after", 10*time.Minute, "how long without a health probe makes a cluster's Resource Health Unknown, as in Azure; time Slipway was down counts")
-	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first port for control planes (on loopback unless --advertise-address) (the management plane takes the first 100)")
+	cmd.Flags().IntVar(&o.Ports.First, "first-port", hosting.DefaultPortRange.First, "first port for control planes, on loopback unless --advertise-address (the management plane takes the first 100)")
 	cmd.Flags().IntVar(&o.Ports.Last, "last-port", hosting.DefaultPortRange.Last, "last port for control planes")
 	cmd.Flags().StringVar(&o.Join, "join", "", "join a fleet through its join `file`, written by slipway management serve: this serve becomes one host of several on its management plane and datastore")
 	cmd.Flags().StringVar(&o.HostName, "host-name", "", "this host's name in the fleet, unique among the hosts (with --join, or --management-kubeconfig and --datastore-endpoints)")

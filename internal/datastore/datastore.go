@@ -48,7 +48,8 @@ type Options struct {
 	// Executable is the slipway binary that runs etcd ("slipway component
 	// etcd"); empty means this process's own executable.
 	Executable string
-	// ClientPort and PeerPort are etcd's ports (the client port on every address if Advertise is set).
+	// ClientPort and PeerPort are etcd's ports, on loopback (the client
+	// port on every address if Advertise is set).
 	ClientPort, PeerPort int
 	// Advertise, if set, is the address (an IP or a DNS name) at which
 	// hosts on other machines reach the datastore: etcd then serves
