@@ -31,14 +31,12 @@ func serverTLS(dir, host, vaultSuffix string) (*tls.Config, string, error) {
 	// name under the vault suffix.
 	if err != nil || serving.Cert.VerifyHostname(host) != nil || serving.Cert.VerifyHostname("kv."+vaultSuffix) != nil ||
 		time.Until(serving.Cert.NotAfter) < 30*24*time.Hour {
-		ips := []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
-		dns := []string{"localhost", vaultSuffix, "*." + vaultSuffix}
-		if ip := net.ParseIP(host); ip != nil {
-			ips = append(ips, ip)
-		} else if host != "" {
-			dns = append(dns, host)
+		spec := pki.LeafSpec{CommonName: "slipway", DNSNames: []string{"localhost", vaultSuffix, "*." + vaultSuffix},
+			IPs: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}, Usage: pki.ServerAuth}
+		if host != "" {
+			spec = spec.WithHost(host)
 		}
-		serving, err = ca.Issue(pki.LeafSpec{CommonName: "slipway", DNSNames: dns, IPs: ips, Usage: pki.ServerAuth}, time.Now())
+		serving, err = ca.Issue(spec, time.Now())
 		if err == nil {
 			err = pki.WriteKeyPair(dir, "server", serving)
 		}
