@@ -113,8 +113,10 @@ func (ca *KeyPair) issue(spec LeafSpec, key crypto.Signer, now time.Time) (*KeyP
 // WithHost returns spec naming host too, an IP address or a DNS name.
 func (spec LeafSpec) WithHost(host string) LeafSpec {
 	if ip := net.ParseIP(host); ip != nil {
-		spec.IPs = append(slices.Clone(spec.IPs), ip)
-	} else {
+		if !slices.ContainsFunc(spec.IPs, ip.Equal) {
+			spec.IPs = append(slices.Clone(spec.IPs), ip)
+		}
+	} else if !slices.Contains(spec.DNSNames, host) {
 		spec.DNSNames = append(slices.Clone(spec.DNSNames), host)
 	}
 	return spec
