@@ -94,7 +94,7 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 		"client-ca-file":                     crt(pkiDir, certCA),
 		"tls-cert-file":                      crt(pkiDir, certAPIServer),
 		"tls-private-key-file":               key(pkiDir, certAPIServer),
-		"service-account-issuer":             "https://" + rec.FQDN,
+		"service-account-issuer":             rec.issuer(),
 		"service-account-key-file":           filepath.Join(pkiDir, saPubFile),
 		"service-account-signing-key-file":   filepath.Join(pkiDir, saKeyFile),
 		"service-cluster-ip-range":           rec.serviceCIDR(),
@@ -129,7 +129,7 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 			"etcd-cafile":   ds.CAFile(),
 			"etcd-certfile": crt(pkiDir, certDatastoreClient),
 			"etcd-keyfile":  key(pkiDir, certDatastoreClient),
-			"etcd-prefix":   datastore.APIServerPrefix(rec.ID),
+			"etcd-prefix":   datastore.APIServerPrefix(rec.store()),
 			// The API servers' compaction takes a lock on a key outside
 			// any prefix, which the cluster's etcd user may not write;
 			// the datastore compacts itself.
@@ -149,7 +149,11 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 		"root-ca-file":                     crt(pkiDir, certCA),
 		"cluster-signing-cert-file":        crt(pkiDir, certCA),
 		"cluster-signing-key-file":         key(pkiDir, certCA),
-		"cluster-name":                     rec.Name,
+		// AKS leaves the controller manager's cluster name at its default,
+		// which is why every AKS cluster's load balancer is called
+		// "kubernetes" (Azure/AKS#2753); it does not name the cluster, so
+		// a spare control plane's controller manager serves any cluster.
+		"cluster-name": "kubernetes",
 		// Bootstrap tokens are for kubeadm joins, which simulated nodes
 		// never do.
 		"controllers":   "*,-bootstrapsigner,-tokencleaner",

@@ -31,7 +31,7 @@ func TestLaunches(t *testing.T) {
 			"--data-dir=/data/clusters/c1/etcd", "--client-cert-auth=true"},
 		"kube-apiserver": {"--secure-port=20001", "--bind-address=127.0.0.1", "--etcd-servers=https://127.0.0.1:20002",
 			"--service-account-issuer=https://demo.slipway.local", "--authorization-mode=Node,RBAC"},
-		"kube-controller-manager": {"--secure-port=20004", "--leader-elect=false", "--cluster-name=demo"},
+		"kube-controller-manager": {"--secure-port=20004", "--leader-elect=false", "--cluster-name=kubernetes"},
 		"kube-scheduler":          {"--secure-port=20005", "--leader-elect=false"},
 	}
 	for _, l := range ls {
