@@ -197,6 +197,7 @@ func newServeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.Join, "join", "", "join a fleet through its join `file`, written by slipway management serve: this serve becomes one host of several on its management plane and datastore")
 	cmd.Flags().StringVar(&o.HostName, "host-name", "", "this host's name in the fleet, unique among the hosts (with --join, or --management-kubeconfig and --datastore-endpoints)")
 	cmd.Flags().StringVar(&o.Advertise, "advertise-address", "", "where clients on other machines reach this host (IP address or DNS name): ARM's URLs and the clusters' kubeconfigs name it, and control planes listen on every address (--listen must reach it too)")
+	cmd.Flags().IntVar(&o.Spares, "spare-control-planes", 1, "control planes kept started ahead for creates to claim, taking the API server's start off a create (each holds an idle API server's memory, about 150 MiB)")
 	cmd.Flags().IntVar(&o.Capacity, "capacity", 0, "clusters this host takes by choice before others with more room (default: its memory over 256 MiB)")
 	return cmd
 }

@@ -283,12 +283,21 @@ var customKinds = map[string]bool{"VolumeSnapshotClass": true}
 // Apply brings the add-ons of a cluster to spec. Accounts, roles,
 // configuration and services go first, all at once, then the workloads
 // that use them: a pod made before its service account would wait out the
-// ReplicaSet controller's backoff.
+// ReplicaSet controller's backoff. What the spec does not ship is removed
+// meanwhile (prune, and CRDs a spare control plane was warmed with): those
+// objects are not among the ones applied.
 func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 	objs, err := Objects(spec)
 	if err != nil {
 		return err
 	}
+	shipped := map[string]bool{}
+	for _, u := range objs {
+		shipped[u.GetKind()+"/"+u.GetName()] = true
+	}
+	removals, rctx := errgroup.WithContext(ctx)
+	removals.Go(func() error { return settleWarmed(rctx, dc, shipped) })
+	removals.Go(func() error { return prune(rctx, dc, spec, shipped) })
 	var first, workloads, custom []*unstructured.Unstructured
 	for _, u := range objs {
 		switch k := u.GetKind(); {
@@ -311,26 +320,23 @@ func Apply(ctx context.Context, dc dynamic.Interface, spec Spec) error {
 			g.Go(func() error { return apply(gctx, dc, u) })
 		}
 		if err := g.Wait(); err != nil {
+			removals.Wait()
 			return err
 		}
 	}
-	return prune(ctx, dc, spec, objs)
+	return removals.Wait()
 }
 
 // prune deletes the Reconcile objects of add-ons the spec turned off (a
 // CSI driver disabled): the add-on manager removes what it no longer
 // ships. EnsureExists objects (the StorageClasses) are the user's once
 // made, and stay.
-func prune(ctx context.Context, dc dynamic.Interface, spec Spec, keep []*unstructured.Unstructured) error {
+func prune(ctx context.Context, dc dynamic.Interface, spec Spec, kept map[string]bool) error {
 	all := spec
 	all.DiskCSIDriver, all.FileCSIDriver, all.SnapshotController, all.KeyVaultSecretsProvider, all.AzurePolicy = true, true, true, true, true
 	every, err := Objects(all)
 	if err != nil {
 		return err
-	}
-	kept := map[string]bool{}
-	for _, u := range keep {
-		kept[u.GetKind()+"/"+u.GetName()] = true
 	}
 	for _, u := range every {
 		if kept[u.GetKind()+"/"+u.GetName()] || u.GetLabels()[ModeLabel] != "Reconcile" {

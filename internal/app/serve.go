@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -25,6 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/addons"
 	"github.com/slipway-dev/slipway/internal/arm"
 	"github.com/slipway-dev/slipway/internal/arm/providers/authorization"
 	computeprovider "github.com/slipway-dev/slipway/internal/arm/providers/compute"
@@ -112,6 +114,10 @@ type Options struct {
 	// on every address (hosting.Options.Advertise). Listen must
 	// reach it.
 	Advertise string
+	// Spares is how many control planes are kept started ahead for
+	// creates to claim (hosting.Options.Spares): each costs an idle API
+	// server's memory and takes its start off a create.
+	Spares int
 	// Out receives progress and connection instructions.
 	Out io.Writer
 	// Ready, if set, receives the connection once the server answers.
@@ -238,7 +244,8 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	defer store.Close()
 	hostingOpts := hosting.Options{DataDir: o.DataDir, Executable: o.Executable, Ports: ports.clusters,
-		Companion: companions, Datastore: store, Advertise: o.Advertise}
+		Companion: companions, Datastore: store, Advertise: o.Advertise,
+		Spares: o.Spares, WarmSpare: warmSpare}
 	if o.HostName != "" {
 		// One host of several: control planes are kept where any host
 		// can start them, their ports are the fleet's.
@@ -249,6 +256,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer clusters.Close()
+	go clusters.KeepSpares(ctx)
 	var placement controller.Placement
 	if o.HostName != "" {
 		capacity := cmp.Or(o.Capacity, defaultCapacity())
@@ -506,3 +514,17 @@ type everyHost func(ctx context.Context) error
 
 func (f everyHost) Start(ctx context.Context) error { return f(ctx) }
 func (everyHost) NeedLeaderElection() bool          { return false }
+
+// warmSpare makes a spare control plane ready for a default cluster's
+// add-ons (addons.Warm).
+func warmSpare(ctx context.Context, c *hosting.Cluster) error {
+	cfg, err := c.RESTConfig(hosting.Admin)
+	if err != nil {
+		return err
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return addons.Warm(ctx, dc)
+}

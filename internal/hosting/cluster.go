@@ -69,7 +69,29 @@ type record struct {
 	// for loopback. It is kept with the record so that every host hands
 	// out kubeconfigs that point at the cluster's current host.
 	Address string `json:"address,omitempty"`
+	// Store names what the control plane holds beyond its record: its
+	// directory under clusters/, its datastore prefix and etcd user, and
+	// its ports in the ledger. Empty means the ID; a cluster made from a
+	// spare control plane (Options.Spares) keeps the spare's name, as its
+	// running API server was started with that prefix.
+	Store string `json:"store,omitempty"`
+	// Spare marks a control plane started ahead of any create and not yet
+	// claimed by one: it belongs to this host alone and is in no registry.
+	Spare bool `json:"spare,omitempty"`
+	// Issuer is the service-account token issuer; empty (clusters made
+	// before it was kept) means "https://" + FQDN, as they were started.
+	Issuer string `json:"issuer,omitempty"`
 }
+
+// DefaultIssuer is the service-account token issuer of new clusters: the
+// in-cluster name of the API server, as kubeadm sets it and as AKS reports
+// for clusters without the OIDC issuer. It does not name the cluster, so a
+// spare control plane started before its cluster's name was known can
+// serve any cluster.
+const DefaultIssuer = "https://kubernetes.default.svc.cluster.local"
+
+func (r *record) store() string  { return cmp.Or(r.Store, r.ID) }
+func (r *record) issuer() string { return cmp.Or(r.Issuer, "https://"+r.FQDN) }
 
 // sharedDatastore is record.Datastore of a cluster on the shared datastore.
 const sharedDatastore = "shared"
@@ -305,19 +327,36 @@ func (c *Cluster) start(ctx context.Context) error {
 	if c.Running() {
 		return nil
 	}
+	began := time.Now()
+	if err := c.startServers(ctx); err != nil {
+		return err
+	}
+	ready := time.Now()
+	if !c.rec.APIOnly {
+		if err := c.startRest(ctx); err != nil {
+			return err
+		}
+	}
+	// Where a start's time goes, for the create benchmark's figures.
+	slog.Info("Control plane started", "cluster", c.rec.ID, "release", c.rec.release(),
+		"apiServerReady", ready.Sub(began).Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// isServer says whether a component is one of the servers startServers
+// starts: the API server and its etcd.
+func isServer(l launch) bool { return l.name == components.Etcd || l.name == components.APIServer }
+
+// startServers starts the cluster's etcd (if it has its own) and API
+// server, waits until the API server is ready and makes the objects
+// Slipway relies on in it: all a spare control plane runs.
+func (c *Cluster) startServers(ctx context.Context) error {
 	if err := c.writeComponentKubeconfigs(); err != nil {
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
 	if err := writeAuditPolicy(c.dir); err != nil {
 		return fmt.Errorf("cluster %s: writing the audit policy: %w", c.rec.ID, err)
 	}
-	logDir := filepath.Join(c.dir, "logs")
-	if err := os.MkdirAll(logDir, 0o700); err != nil {
-		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
-	}
-	began := time.Now()
-	var procs []*supervisor.Process
-	var logs []io.Closer
 	if c.rec.Datastore == sharedDatastore && c.host.datastore == nil {
 		return fmt.Errorf("cluster %s keeps its objects in the shared datastore, which this host was not given", c.rec.ID)
 	}
@@ -325,35 +364,39 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
 	bind := c.host.apiBind()
-	for _, l := range launches(&c.rec, c.dir, c.host.datastore, bind) {
-		p, logFile, err := c.launch(l, logDir)
-		if err != nil {
-			stopAll(procs, logs)
-			return err
-		}
-		procs, logs = append(procs, p), append(logs, logFile)
+	if err := c.launchAll(launches(&c.rec, c.dir, c.host.datastore, bind), isServer); err != nil {
+		return err
 	}
 	c.mu.Lock()
-	c.procs, c.logs, c.apiBind = procs, logs, bind
+	c.apiBind = bind
 	c.mu.Unlock()
-
 	if err := c.waitReady(ctx); err != nil {
 		c.stop()
 		return err
 	}
-	ready := time.Now()
 	if err := c.bootstrap(ctx); err != nil {
 		c.stop()
 		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
-	// Where a start's time goes, for the create benchmark's figures.
-	started := func() {
-		slog.Info("Control plane started", "cluster", c.rec.ID, "release", c.rec.release(),
-			"apiServerReady", ready.Sub(began).Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// startRest starts what a running API server needs to be a cluster: the
+// controller manager and the scheduler (unless a spare runs them already),
+// the simulated kubelets and the companion.
+func (c *Cluster) startRest(ctx context.Context) error {
+	// Written again: a claimed spare's kubeconfigs named the spare.
+	if err := c.writeComponentKubeconfigs(); err != nil {
+		c.stop()
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
 	}
-	if c.rec.APIOnly {
-		started()
-		return nil
+	rest := func(l launch) bool { return !isServer(l) && !c.runs(l.name) }
+	c.mu.Lock()
+	bind := c.apiBind
+	c.mu.Unlock()
+	if err := c.launchAll(launches(&c.rec, c.dir, c.host.datastore, bind), rest); err != nil {
+		c.stop()
+		return err
 	}
 	kubelets, err := simnode.Start(context.Background(), simnode.Options{
 		Kubeconfig: c.AdminKubeconfigPath(),
@@ -377,7 +420,45 @@ func (c *Cluster) start(ctx context.Context) error {
 		c.stopCompanion = stop
 		c.mu.Unlock()
 	}
-	started()
+	return nil
+}
+
+// runs says whether the cluster runs the component called name.
+func (c *Cluster) runs(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.Status().Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// launchAll starts the components of ls that want says, in order, each
+// with its log file, and adds them to the cluster's processes. If one
+// fails to start, those it started are stopped again.
+func (c *Cluster) launchAll(ls []launch, want func(launch) bool) error {
+	logDir := filepath.Join(c.dir, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
+	}
+	var procs []*supervisor.Process
+	var logs []io.Closer
+	for _, l := range ls {
+		if !want(l) {
+			continue
+		}
+		p, logFile, err := c.launch(l, logDir)
+		if err != nil {
+			stopAll(procs, logs)
+			return err
+		}
+		procs, logs = append(procs, p), append(logs, logFile)
+	}
+	c.mu.Lock()
+	c.procs, c.logs = append(c.procs, procs...), append(c.logs, logs...)
+	c.mu.Unlock()
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,11 @@ type Options struct {
 	// both (internal/fleet).
 	Registry   Registry
 	PortLedger PortLedger
+	// Spares is how many spare control planes KeepSpares keeps started
+	// for creates to claim (see spares.go); WarmSpare, if set, runs on
+	// each once its API server is ready.
+	Spares    int
+	WarmSpare func(ctx context.Context, c *Cluster) error
 	// Advertise, if set, is the address (an IP or a DNS name) at which
 	// other machines reach this host's control planes: their API servers
 	// listen on every address, their certificates name it, and the
@@ -85,6 +91,7 @@ type Host struct {
 
 	mu       sync.Mutex
 	clusters map[string]*Cluster
+	spares
 }
 
 // New opens the data directory and loads the clusters recorded in it,
@@ -121,6 +128,7 @@ func New(opts Options) (*Host, error) {
 		ports:        newPortAllocator(opts.Ports),
 		advertised:   opts.Advertise,
 		clusters:     map[string]*Cluster{},
+		spares:       spares{want: opts.Spares, warm: opts.WarmSpare, wake: make(chan struct{}, 1)},
 	}
 	root := h.clustersDir()
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -145,6 +153,15 @@ func New(opts Options) (*Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hosting: loading cluster %s: %w", e.Name(), err)
 		}
+		if rec.Spare {
+			// This host's own, in no registry: KeepSpares starts it
+			// again, or removes it if it is no longer wanted.
+			if err := h.ports.reserve(rec.store(), rec.Ports.all()...); err != nil {
+				return nil, fmt.Errorf("hosting: %w", err)
+			}
+			h.idle = append(h.idle, &Cluster{host: h, dir: dir, rec: *rec})
+			continue
+		}
 		if h.registry != nil {
 			// The directory is a cache: a cluster placed here is adopted
 			// from the registry, as it is now, when its controller gets
@@ -152,7 +169,7 @@ func New(opts Options) (*Host, error) {
 			// its ports on this host.
 			continue
 		}
-		if err := h.ports.reserve(rec.ID, rec.Ports.all()...); err != nil {
+		if err := h.ports.reserve(rec.store(), rec.Ports.all()...); err != nil {
 			return nil, fmt.Errorf("hosting: %w", err)
 		}
 		h.clusters[rec.ID] = &Cluster{host: h, dir: dir, rec: *rec}
@@ -212,13 +229,36 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 		h.mu.Unlock()
 		return nil, fmt.Errorf("hosting: %s: %w", spec.ID, ErrExists)
 	}
-	c := &Cluster{host: h, dir: filepath.Join(h.clustersDir(), spec.ID)}
+	c := h.takeSpare(spec)
+	fromSpare := c != nil
+	if !fromSpare {
+		c = &Cluster{host: h, dir: filepath.Join(h.clustersDir(), spec.ID)}
+	}
 	h.clusters[spec.ID] = c // claims the ID while the cluster is made
 	c.op.Lock()
 	defer c.op.Unlock()
 	h.mu.Unlock()
 
-	rec, err := h.prepare(ctx, c.dir, spec)
+	if fromSpare {
+		began := time.Now()
+		if err := c.claim(ctx, spec); err != nil {
+			h.mu.Lock()
+			delete(h.clusters, spec.ID)
+			h.mu.Unlock()
+			if rerr := h.removeSpare(context.WithoutCancel(ctx), c); rerr != nil {
+				slog.Error("Removing a spare control plane", "spare", c.rec.store(), "err", rerr)
+			}
+			return nil, fmt.Errorf("hosting: creating %s from a spare control plane: %w", spec.ID, err)
+		}
+		if err := c.startRest(ctx); err != nil {
+			return c, err
+		}
+		slog.Info("Control plane started from a spare", "cluster", spec.ID, "release", c.rec.release(), "spare", c.rec.Store,
+			"total", time.Since(began).Round(time.Millisecond))
+		return c, nil
+	}
+
+	rec, err := h.prepare(ctx, c.dir, spec, false)
 	if err != nil {
 		h.mu.Lock()
 		delete(h.clusters, spec.ID)
@@ -238,7 +278,7 @@ func (h *Host) Create(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
 
 // prepare writes a new cluster's PKI and then its record, which makes the
 // cluster exist for a later New.
-func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*record, error) {
+func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec, spare bool) (*record, error) {
 	// A cluster on the shared datastore needs no etcd ports and no etcd
 	// certificates of its own.
 	ownEtcd := h.datastore == nil || spec.APIOnly
@@ -255,6 +295,8 @@ func (h *Host) prepare(ctx context.Context, dir string, spec ClusterSpec) (*reco
 		APIOnly:     spec.APIOnly,
 		ServiceCIDR: spec.ServiceCIDR, PodCIDR: spec.PodCIDR,
 		KubernetesVersion: spec.KubernetesVersion,
+		Issuer:            DefaultIssuer,
+		Spare:             spare,
 	}
 	if _, _, err := h.command(components.APIServer, rec.release()); err != nil {
 		return nil, err
@@ -350,7 +392,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 		if h.datastore == nil {
 			return fmt.Errorf("hosting: deleting %s: its objects are in the shared datastore, which this host was not given", id)
 		}
-		if err := h.datastore.Remove(ctx, id); err != nil {
+		if err := h.datastore.Remove(ctx, c.rec.store()); err != nil {
 			return fmt.Errorf("hosting: deleting %s: %w", id, err)
 		}
 	}
@@ -368,10 +410,17 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("hosting: deleting %s: %w", id, err)
 	}
+	// A cluster made from a spare lives in the spare's directory, which
+	// a link of the cluster's own name points at.
+	if link := filepath.Join(h.clustersDir(), id); link != c.dir {
+		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("hosting: deleting %s: %w", id, err)
+		}
+	}
 	h.mu.Lock()
 	delete(h.clusters, id)
 	h.mu.Unlock()
-	if err := h.releasePorts(ctx, id); err != nil {
+	if err := h.releasePorts(ctx, c.rec.store()); err != nil {
 		return fmt.Errorf("hosting: deleting %s: %w", id, err)
 	}
 	return nil
@@ -380,6 +429,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 // Close stops every cluster's processes but keeps their desired state, so
 // that the next Start over the same data directory starts them again.
 func (h *Host) Close() {
+	h.stopSpares()
 	var wg sync.WaitGroup
 	for _, c := range h.List() {
 		wg.Add(1)

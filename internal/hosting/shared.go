@@ -47,10 +47,11 @@ const (
 )
 
 // share puts the cluster's record and PKI into the registry, if there is
-// one. It is called before the local record is written, so a cluster the
+// one and the cluster is not an unclaimed spare (which is this host's
+// alone). It is called before the local record is written, so a cluster the
 // data directory knows is always one the registry knows.
 func (h *Host) share(ctx context.Context, dir string, rec *record) error {
-	if h.registry == nil {
+	if h.registry == nil || rec.Spare {
 		return nil
 	}
 	files, err := snapshot(dir, rec)
@@ -147,7 +148,7 @@ func (h *Host) Adopt(ctx context.Context, id string) (*Cluster, error) {
 	}
 	rec, err := materialize(c.dir, files)
 	if err == nil {
-		err = h.ports.reserve(id, rec.Ports.all()...)
+		err = h.ports.reserve(rec.store(), rec.Ports.all()...)
 	}
 	if err != nil {
 		if !ok {
@@ -177,7 +178,7 @@ func (h *Host) Release(id string) {
 	h.mu.Lock()
 	delete(h.clusters, id)
 	h.mu.Unlock()
-	h.ports.release(id)
+	h.ports.release(c.rec.store())
 }
 
 // Kubeconfig returns a kubeconfig of cluster id for cred, wherever it runs:
