@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -201,10 +202,21 @@ func (f *fleet) wantIsolated(t testing.TB, own, other string) {
 	if err := json.Unmarshal(data, &join); err != nil {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{}
-	if err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "controlplane-" + own}, secret); err != nil {
-		t.Fatal(err)
+	// A cluster's keys are under its store's prefix: its ID, or the name
+	// of the spare control plane it was made from (cluster.json says).
+	registered := func(id string) (*corev1.Secret, string) {
+		secret := &corev1.Secret{}
+		if err := f.management(t).Get(ctx, client.ObjectKey{Namespace: slipwayv1.Namespace, Name: "controlplane-" + id}, secret); err != nil {
+			t.Fatal(err)
+		}
+		var rec struct{ ID, Store string }
+		if err := json.Unmarshal(secret.Data["cluster.json"], &rec); err != nil {
+			t.Fatal(err)
+		}
+		return secret, cmp.Or(rec.Store, rec.ID)
 	}
+	secret, ownStore := registered(own)
+	_, otherStore := registered(other)
 	cert, err := tls.X509KeyPair(secret.Data["pki.datastore-client.crt"], secret.Data["pki.datastore-client.key"])
 	if err != nil {
 		t.Fatal(err)
@@ -217,11 +229,11 @@ func (f *fleet) wantIsolated(t testing.TB, own, other string) {
 		t.Fatal(err)
 	}
 	defer etcd.Close()
-	got, err := etcd.Get(ctx, "/clusters/"+own+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	got, err := etcd.Get(ctx, "/clusters/"+ownStore+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || got.Count == 0 {
 		t.Fatalf("cluster %s's certificate reads %v of its own keys (%v)", own, got, err)
 	}
-	if got, err := etcd.Get(ctx, "/clusters/"+other+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+	if got, err := etcd.Get(ctx, "/clusters/"+otherStore+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 		t.Fatalf("cluster %s's certificate read cluster %s's keys: %v, %v", own, other, got, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -52,10 +53,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
-		if code == 0 {
+		if code == 0 && os.Getenv("SLIPWAY_E2E_KEEP") == "" {
 			os.RemoveAll(shared.dataDir)
 		} else {
-			fmt.Fprintf(os.Stderr, "kept the failed run's data directory (serve.log is there): %s\n", shared.dataDir)
+			fmt.Fprintf(os.Stderr, "kept the run's data directory (serve.log is there): %s\n", shared.dataDir)
 		}
 	}
 	os.Exit(code)
@@ -233,4 +234,26 @@ type armError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Target  string `json:"target"`
+}
+
+// waitSpare waits until serve has a spare control plane ready (its log
+// says more were made ready than claimed): a create figure that means the
+// fast path is taken only once serve says it is there.
+func (s *server) waitSpare(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		data, err := os.ReadFile(filepath.Join(s.dataDir, "serve.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready, claimed := strings.Count(string(data), "Spare control plane ready"), strings.Count(string(data), "Control plane started from a spare")
+		if ready > claimed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve has had no spare control plane ready for 3 minutes (%d made ready, %d claimed)", ready, claimed)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
