@@ -155,6 +155,9 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if err != nil && hosted == nil {
 			return ctrl.Result{}, r.finish(ctx, mc, "Failed", failure("ControlPlaneProvisioningFailed", err))
 		}
+		if spare, ok := hosted.FromSpare(); ok && err == nil {
+			log.FromContext(ctx).Info("Control plane made from a spare", "cluster", mc.Spec.ResourceID, "spare", spare)
+		}
 	}
 	if err != nil {
 		return ctrl.Result{}, err

@@ -223,6 +223,14 @@ func (c *Cluster) KubernetesVersion() string {
 	return c.rec.release()
 }
 
+// FromSpare returns the name of the spare control plane the cluster was
+// made from, if it was.
+func (c *Cluster) FromSpare() (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Store, c.rec.Store != ""
+}
+
 // Ports returns the ports the control plane listens on.
 func (c *Cluster) Ports() Ports { return c.rec.Ports }
 

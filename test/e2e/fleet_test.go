@@ -250,9 +250,10 @@ func (f *fleet) wantHost(t testing.TB, name string, want slipwayv1.HostStatus) {
 	})
 }
 
-// children counts the processes whose parent is pid: a host's control
-// planes' components.
-func children(pid int) int {
+// clusterChildren counts the child processes of pid that run a cluster's
+// control plane, leaving out those of an unclaimed spare control plane
+// (their directory's cluster.json says "spare"), which belong to no cluster.
+func clusterChildren(pid int) int {
 	entries, _ := os.ReadDir("/proc")
 	n := 0
 	for _, e := range entries {
@@ -262,11 +263,36 @@ func children(pid int) int {
 		}
 		// pid (comm) state ppid ...; comm may hold spaces.
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			n++
+		if len(fields) < 2 || fields[1] != strconv.Itoa(pid) {
+			continue
 		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if dir := clusterDirOf(string(cmdline)); dir != "" {
+			var rec struct{ Spare bool }
+			if data, err := os.ReadFile(filepath.Join(dir, "cluster.json")); err == nil && json.Unmarshal(data, &rec) == nil && rec.Spare {
+				continue
+			}
+		}
+		n++
 	}
 	return n
+}
+
+// clusterDirOf is the clusters/<name> directory a component's command
+// line names, or "".
+func clusterDirOf(cmdline string) string {
+	for _, arg := range strings.Split(cmdline, "\x00") {
+		_, path, _ := strings.Cut(arg, "=")
+		if path == "" {
+			path = arg
+		}
+		if i := strings.Index(path, "/clusters/"); i >= 0 {
+			rest := path[i+len("/clusters/"):]
+			name, _, _ := strings.Cut(rest, "/")
+			return path[:i] + "/clusters/" + name
+		}
+	}
+	return ""
 }
 
 // TestFleetFailover: two hosts on one management plane and datastore share
@@ -414,7 +440,7 @@ func TestFleetFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Second)
-	if n := children(a.cmd.Process.Pid); n != 0 {
+	if n := clusterChildren(a.cmd.Process.Pid); n != 0 {
 		t.Errorf("host-a runs %d processes after coming back; the clusters it ran are on host-b", n)
 	}
 	if got := f.placement(t); slices.Contains(slices.Collect(maps.Values(got)), "host-a") {

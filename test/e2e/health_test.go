@@ -87,7 +87,13 @@ func (h healthClients) history(t testing.TB, id string) []*armresourcehealth.Ava
 // processes: its flags name the cluster's directory.
 func apiServerPID(t testing.TB, s *server, clusterID string) int {
 	t.Helper()
-	dir := filepath.Join(s.dataDir, "clusters", armid.ObjectName(clusterID)) + "/"
+	dir := filepath.Join(s.dataDir, "clusters", armid.ObjectName(clusterID))
+	// A cluster made from a spare control plane runs in the spare's
+	// directory, which its own name links to.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	dir += "/"
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
