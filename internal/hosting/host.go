@@ -159,7 +159,7 @@ func New(opts Options) (*Host, error) {
 			if err := h.ports.reserve(rec.store(), rec.Ports.all()...); err != nil {
 				return nil, fmt.Errorf("hosting: %w", err)
 			}
-			h.idle = append(h.idle, &Cluster{host: h, dir: dir, rec: *rec})
+			h.spares.idle = append(h.spares.idle, &Cluster{host: h, dir: dir, rec: *rec})
 			continue
 		}
 		if h.registry != nil {
