@@ -393,11 +393,6 @@ func (c *Cluster) startServers(ctx context.Context) error {
 // controller manager and the scheduler (unless a spare runs them already),
 // the simulated kubelets and the companion.
 func (c *Cluster) startRest(ctx context.Context) error {
-	// Written again: a claimed spare's kubeconfigs named the spare.
-	if err := c.writeComponentKubeconfigs(); err != nil {
-		c.stop()
-		return fmt.Errorf("cluster %s: %w", c.rec.ID, err)
-	}
 	rest := func(l launch) bool { return !isServer(l) && !c.runs(l.name) }
 	c.mu.Lock()
 	bind := c.apiBind

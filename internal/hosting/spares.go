@@ -265,6 +265,10 @@ func (c *Cluster) claim(ctx context.Context, spec ClusterSpec) error {
 	c.mu.Lock()
 	c.rec = rec
 	c.mu.Unlock()
+	// The kubeconfigs the spare's components were given named the spare.
+	if err := c.writeComponentKubeconfigs(); err != nil {
+		return err
+	}
 	// The cluster's logs are under clusters/<its ID> as for any other.
 	link := filepath.Join(c.host.clustersDir(), rec.ID)
 	if err := os.Symlink(filepath.Base(c.dir), link); err != nil && !errors.Is(err, fs.ErrExist) {
