@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/slipway-dev/slipway/internal/nodepods"
 )
 
 // requests is what a pod asks of a node's CPU (millicores) and memory
@@ -343,7 +345,7 @@ func (a *Autoscaler) drain(ctx context.Context, node string, s Settings, empty b
 	if !evictDaemonSets {
 		return nil
 	}
-	pods, err := a.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	pods, err := nodepods.List(ctx, a.client, node)
 	if err != nil {
 		return nil
 	}

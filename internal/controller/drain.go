@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/slipway-dev/slipway/internal/nodepods"
 )
 
 // drainAttempt bounds one drain inside a reconcile: a drain that a
@@ -44,7 +46,7 @@ func cordonAndDrain(ctx context.Context, cs kubernetes.Interface, name string, t
 	defer cancel()
 	h := &drain.Helper{
 		Ctx:                  ctx,
-		Client:               cs,
+		Client:               nodepods.Cached(cs),
 		Force:                true,
 		GracePeriodSeconds:   -1,
 		IgnoreAllDaemonSets:  true,

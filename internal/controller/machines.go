@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/nodepods"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
@@ -199,7 +200,7 @@ func (r *AgentPoolReconciler) evictionNotice(ctx context.Context, cs kubernetes.
 // node lifecycle controller would once the node's grace ran out: nothing
 // stays bound to a machine that no longer runs it.
 func deletePodsOn(ctx context.Context, cs kubernetes.Interface, node string) error {
-	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	pods, err := nodepods.List(ctx, cs, node)
 	if err != nil {
 		return fmt.Errorf("listing the pods of %s: %w", node, err)
 	}

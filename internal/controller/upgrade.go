@@ -24,6 +24,7 @@ import (
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
 	"github.com/slipway-dev/slipway/internal/compute"
+	"github.com/slipway-dev/slipway/internal/nodepods"
 	"github.com/slipway-dev/slipway/internal/nodepool"
 )
 
@@ -481,7 +482,7 @@ func (u *upgradeRun) drainFailure(ctx context.Context, node string) string {
 // the pod still on it and the PodDisruptionBudget that keeps it there, or
 // else the last error the drain met.
 func explainDrainFailure(ctx context.Context, cs kubernetes.Interface, node string, last error) string {
-	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	pods, err := nodepods.List(ctx, cs, node)
 	if err != nil {
 		return fmt.Sprintf("Drain node %s failed: %v", node, err)
 	}
