@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,8 @@ import (
 	kwokcontrollers "sigs.k8s.io/kwok/pkg/kwok/controllers"
 	kwoklog "sigs.k8s.io/kwok/pkg/log"
 	"sigs.k8s.io/kwok/pkg/utils/client"
+
+	"github.com/slipway-dev/slipway/internal/nodepods"
 )
 
 const (
@@ -89,6 +92,16 @@ type Options struct {
 	// Log receives KWOK's log; nil discards it.
 	Log io.Writer
 }
+
+// How many requests each of KWOK's queues keeps in flight. A real node's
+// kubelet renews its own lease, so a thousand nodes renew a thousand ways
+// at once; these bound the simulation's concurrency well above what a
+// loaded API server takes to answer (a lease update under a 1,000-node
+// scale-out waits ~150 ms), and cost an idle goroutine each.
+const (
+	playParallelism  = 64
+	leaseParallelism = 128
+)
 
 // Kubelets simulates the kubelets of one cluster's nodes.
 type Kubelets struct {
@@ -154,12 +167,18 @@ func Start(ctx context.Context, opts Options) (*Kubelets, error) {
 		ManageNodesWithAnnotationSelector: ManagedAnnotation + "=true",
 		CIDR:                              opts.PodCIDR,
 		LocalStages:                       stages,
-		NodePlayStageParallelism:          16,
-		PodPlayStageParallelism:           16,
-		NodeLeaseParallelism:              16,
-		PodsOnNodeSyncParallelism:         1,
-		NodeLeaseDurationSeconds:          opts.LeaseDurationSeconds,
-		ID:                                host,
+		// Each worker waits out one request at a time, so the
+		// parallelism, not the API server, bounded how fast nodes were
+		// made Ready and leases renewed: a 1,000-node pool renews 100
+		// leases a second, and at 16 workers a loaded API server's
+		// latency let them lapse, so that the node lifecycle controller
+		// marked Ready nodes NotReady (see playParallelism).
+		NodePlayStageParallelism:  playParallelism,
+		PodPlayStageParallelism:   playParallelism,
+		NodeLeaseParallelism:      leaseParallelism,
+		PodsOnNodeSyncParallelism: 1,
+		NodeLeaseDurationSeconds:  opts.LeaseDurationSeconds,
+		ID:                        host,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulated kubelets: %w", err)
@@ -322,18 +341,22 @@ func (k *Kubelets) Remove(ctx context.Context, name string) error {
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing simulated node %s: %w", name, err)
 	}
-	pods, err := k.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	pods, err := nodepods.List(ctx, k.client, name)
 	if err != nil {
 		return fmt.Errorf("listing the pods of removed node %s: %w", name, err)
 	}
+	var g errgroup.Group
 	for _, pod := range pods.Items {
-		err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting pod %s/%s of removed node %s: %w", pod.Namespace, pod.Name, name, err)
-		}
+		g.Go(func() error {
+			err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return fmt.Errorf("deleting pod %s/%s of removed node %s: %w", pod.Namespace, pod.Name, name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // SetNotReady makes the node report Ready=False with reason and message, as a
