@@ -65,6 +65,7 @@ func Names() []string {
 // Run runs component name with args (flags only, no program name) and returns
 // its exit code. It does not return while the component serves.
 func Run(name string, args []string) int {
+	tuneGC()
 	if name == Etcd {
 		// etcdmain.Main parses args[1:] and exits the process itself on error.
 		etcdmain.Main(append([]string{Etcd}, args...))

@@ -3,6 +3,7 @@ package hosting
 import (
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,16 +57,26 @@ type launch struct {
 	env  []string
 }
 
-// componentEnv trades a little CPU for memory in every child: the upstream
-// servers hold mostly caches, and a lower GOGC keeps their heaps close to
-// what is live. The API server, with by far the largest heap (about 95 MiB
-// live at idle, most of it OpenAPI documents and watch caches), runs at 25:
-// 25 MiB less per cluster at no idle CPU measurable by
-// `slipway bench cluster`. Under load its GC runs twice as often as at 50.
+// componentEnv trades a little CPU for memory in every idle child: the
+// upstream servers hold mostly caches, and a lower GOGC keeps their heaps
+// close to what is live. The API server, with by far the largest heap
+// (about 95 MiB live at idle, most of it OpenAPI documents and watch
+// caches), runs at 25: 25 MiB less per cluster at no idle CPU measurable by
+// `slipway bench cluster`. Busy, each runs at Go's default of 100
+// (components.BusyGOGCEnv says why and when).
 var (
-	componentEnv = []string{"GOGC=50"}
-	apiServerEnv = []string{"GOGC=25"}
+	componentEnv = []string{"GOGC=50", components.BusyGOGCEnv + "=100"}
+	apiServerEnv = []string{"GOGC=25", components.BusyGOGCEnv + "=100"}
 )
+
+// profiling is the components' --profiling: off, as AKS's control planes
+// do not serve /debug/pprof to their users, unless serve runs with
+// SLIPWAY_COMPONENT_PROFILING=1, for a benchmark that profiles them
+// (`kubectl get --raw '/debug/pprof/profile?seconds=30'` with the admin
+// kubeconfig).
+func profiling() string {
+	return strconv.FormatBool(os.Getenv("SLIPWAY_COMPONENT_PROFILING") == "1")
+}
 
 // endpoint is where the shared datastore answers.
 type endpoint interface {
@@ -113,7 +124,7 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 		// An upgrade starts the new release's API server on this port
 		// before the old one stops (Cluster.Upgrade).
 		"permit-port-sharing": "true",
-		"profiling":           "false",
+		"profiling":           profiling(),
 		"feature-gates":       components.APIServerWatchListOff,
 	}
 	if !shared {
@@ -157,7 +168,7 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 		// Bootstrap tokens are for kubeadm joins, which simulated nodes
 		// never do.
 		"controllers":   "*,-bootstrapsigner,-tokencleaner",
-		"profiling":     "false",
+		"profiling":     profiling(),
 		"feature-gates": components.WatchListOff,
 		// Each controller's client is limited to 20 requests a second by
 		// default: a drain that moves a hundred disks would wait on the
@@ -172,7 +183,7 @@ func launches(rec *record, dir string, ds endpoint, apiBind string) []launch {
 		"bind-address":              loop,
 		"secure-port":               strconv.Itoa(rec.Ports.Scheduler),
 		"leader-elect":              "false",
-		"profiling":                 "false",
+		"profiling":                 profiling(),
 		"feature-gates":             components.WatchListOff,
 	}
 	var ls []launch
