@@ -16,15 +16,27 @@ import (
 // Under a 1,000-node scale-out the same setting spent 40% of the API
 // server's CPU in the garbage collector (a CPU profile: gcAssistAlloc and
 // the background mark workers), on a machine whose two cores the whole
-// control plane shares. So the collector is tuned by load: a process that
-// allocates its live heap's worth within a second is busy and collects at
-// the busy GOGC; one that stays below a tenth of that for idleAfter goes
-// back to the idle GOGC, and its heap shrinks with the next cycles.
+// control plane shares; with those 1,000 nodes idle, renewing their leases
+// 100 times a second, it still spent 43%. So the collector is tuned by
+// load: a process that allocates its live heap's worth within a second, or
+// whose collector uses more than gcBusyCPU, is busy and collects at the
+// busy GOGC. The collector's cost per byte allocated goes as 1/GOGC, so
+// running at the busy GOGC cuts it by busy/idle; a busy process goes back
+// to the idle GOGC once, for idleAfter, it allocates under a tenth of its
+// live heap a second and its collector would cost under half of
+// gcBusyCPU at the idle GOGC. Its heap then shrinks with the next cycles.
 const BusyGOGCEnv = "SLIPWAY_GOGC_BUSY"
 
 const (
 	gcTuneTick = time.Second
 	idleAfter  = 30 * time.Second
+	// gcBusyCPU is the collector's share of a core, over gcWindow ticks,
+	// above which a process is busy: an idle small cluster's API server
+	// spends under a hundredth of a core in it. The runtime counts a
+	// cycle's CPU when the cycle ends, so one tick holds a whole cycle or
+	// nothing; the window smooths that.
+	gcBusyCPU = 0.05
+	gcWindow  = 10
 )
 
 // gcMode is a process's collector setting: idle or busy.
@@ -32,19 +44,32 @@ type gcMode struct {
 	idle, busy int
 	isBusy     bool
 	quietSince time.Time
+	// recent holds the collector's CPU seconds of the last gcWindow
+	// ticks, oldest first.
+	recent []float64
 }
 
 // next says whether the process is busy after a tick in which it
-// allocated allocated bytes over a live heap of live bytes.
-func (m *gcMode) next(now time.Time, allocated, live uint64) (percent int, changed bool) {
+// allocated allocated bytes over a live heap of live bytes and its
+// collector's cycles that ended used gcCPU seconds of CPU.
+func (m *gcMode) next(now time.Time, allocated, live uint64, gcCPU float64) (percent int, changed bool) {
+	m.recent = append(m.recent, gcCPU)
+	if len(m.recent) > gcWindow {
+		m.recent = m.recent[1:]
+	}
+	sum := 0.0
+	for _, c := range m.recent {
+		sum += c
+	}
+	gcCores := sum / (float64(len(m.recent)) * gcTuneTick.Seconds())
 	switch {
-	case allocated >= live:
+	case allocated >= live || gcCores >= gcBusyCPU:
 		m.quietSince = time.Time{}
 		if !m.isBusy {
 			m.isBusy = true
 			return m.busy, true
 		}
-	case m.isBusy && allocated < live/10:
+	case m.isBusy && allocated < live/10 && gcCores*float64(m.busy)/float64(m.idle) < gcBusyCPU/2:
 		if m.quietSince.IsZero() {
 			m.quietSince = now
 		} else if now.Sub(m.quietSince) >= idleAfter {
@@ -62,21 +87,21 @@ func (m *gcMode) next(now time.Time, allocated, live uint64) (percent int, chang
 func tuneGC() {
 	idle, err1 := strconv.Atoi(os.Getenv("GOGC"))
 	busy, err2 := strconv.Atoi(os.Getenv(BusyGOGCEnv))
-	if err1 != nil || err2 != nil || busy <= idle {
+	if err1 != nil || err2 != nil || idle <= 0 || busy <= idle {
 		return
 	}
 	m := &gcMode{idle: idle, busy: busy}
-	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(samples)
-	last := samples[0].Value.Uint64()
+	lastAllocs, lastGC := samples[0].Value.Uint64(), samples[2].Value.Float64()
 	go func() {
 		for now := range time.Tick(gcTuneTick) {
 			metrics.Read(samples)
-			allocs, live := samples[0].Value.Uint64(), samples[1].Value.Uint64()
-			if percent, changed := m.next(now, allocs-last, live); changed {
+			allocs, live, gc := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Float64()
+			if percent, changed := m.next(now, allocs-lastAllocs, live, gc-lastGC); changed {
 				debug.SetGCPercent(percent)
 			}
-			last = allocs
+			lastAllocs, lastGC = allocs, gc
 		}
 	}()
 }
