@@ -47,3 +47,20 @@ func TestToleratesCordon(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchDrainTimeoutIsPerWave(t *testing.T) {
+	for _, c := range []struct {
+		nodes int
+		want  time.Duration
+	}{
+		{0, time.Minute},
+		{1, time.Minute},
+		{parallelNodeOps, time.Minute},
+		{parallelNodeOps + 1, 2 * time.Minute},
+		{3 * parallelNodeOps, 3 * time.Minute},
+	} {
+		if got := batchDrainTimeout(c.nodes, time.Minute); got != c.want {
+			t.Errorf("batchDrainTimeout(%d, 1m) = %s, want %s", c.nodes, got, c.want)
+		}
+	}
+}

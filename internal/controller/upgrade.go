@@ -383,7 +383,7 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 			return nil
 		})
 	}
-	timeout := u.r.Timing.Timeout(s.drainTimeout)
+	timeout := batchDrainTimeout(len(st.Batch), u.r.Timing.Timeout(s.drainTimeout))
 	// Time Slipway was not running does not count against the drain: its
 	// control planes and the pods on the nodes were down with it.
 	drainStart := u.r.since(st.PhaseStarted.Time)
@@ -463,6 +463,16 @@ func (u *upgradeRun) drain(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, u.end(ctx, phaseFailed, &slipwayv1.ErrorDetail{Code: "UpgradeFailed", Message: reason})
+}
+
+// batchDrainTimeout is how long a batch of nodes has to drain. AKS's drain
+// timeout is per node; a batch wider than the pool controller's parallelism
+// is drained in waves, so each wave has its own: 100 nodes at maxSurge 100%
+// are two waves and get twice the timeout, where one shared deadline
+// failed an upgrade that AKS's per-node timeout lets finish.
+func batchDrainTimeout(nodes int, perNode time.Duration) time.Duration {
+	waves := max(1, (nodes+parallelNodeOps-1)/parallelNodeOps)
+	return time.Duration(waves) * perNode
 }
 
 // The undrainableNodeBehavior values (api-version 2024-07-01 and later).
