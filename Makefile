@@ -30,7 +30,7 @@ kube_ldflags = -X k8s.io/component-base/version.gitVersion=v$(1) \
 
 DATA_DIR ?= $(HOME)/.slipway
 
-.PHONY: build run test bench bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn bench-fleet
+.PHONY: build run test bench bench-density bench-arm bench-scale bench-upgrade bench-versions bench-storage bench-autoscale bench-keyvault bench-cost bench-policy bench-portal bench-churn bench-fleet
 
 build: $(KUBE_BINS)
 	@echo "building $(BIN) (Kubernetes $(KUBE); the first build takes about 10 minutes)"
@@ -61,7 +61,14 @@ bin/csi-sanity: Makefile
 	GOBIN=$(CURDIR)/bin go install github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$(CSI_TEST_VERSION)
 	touch $@
 
+# Issue 18's five figures in one run, each next to its same-run reference:
+# ARM GET p99, create to Succeeded, 0 -> 1000 nodes, idle CPU of 1000 nodes,
+# node image upgrades of 100 nodes; and serve's memory at 1000 nodes.
 bench: build
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkSpeed -benchtime 1x -timeout 60m ./test/e2e
+
+# Memory and idle CPU per control plane.
+bench-density: build
 	$(BIN) bench cluster --clusters 5 --nodes 10
 
 # ARM figures: PUT to Succeeded of a 3-node cluster, GET latency under load.

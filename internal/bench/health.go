@@ -73,12 +73,12 @@ func Health(ctx context.Context, o HealthOptions) error {
 	probes := 0
 	var off, on []float64
 	for round := range o.Rounds {
-		idle := cpuSeconds(os.Getpid())
+		idle := TreeCPU(os.Getpid())
 		time.Sleep(o.Window)
-		idle = cpuSeconds(os.Getpid()) - idle
-		busy := cpuSeconds(os.Getpid())
+		idle = TreeCPU(os.Getpid()) - idle
+		busy := TreeCPU(os.Getpid())
 		probes += probeFor(ctx, clusters, o.Interval, o.Window)
-		busy = cpuSeconds(os.Getpid()) - busy
+		busy = TreeCPU(os.Getpid()) - busy
 		off, on = append(off, idle/o.Window.Seconds()), append(on, busy/o.Window.Seconds())
 		fmt.Fprintf(o.Out, "round %d: %.3f cores without probes, %.3f with\n", round+1, off[round], on[round])
 	}
@@ -156,9 +156,10 @@ func parseStat(b []byte) (ppid int, utime, stime float64, ok bool) {
 	return ppid, utime, stime, true
 }
 
-// cpuSeconds is the CPU time (user and system) of a process and all its
-// descendants alive now, from /proc.
-func cpuSeconds(root int) float64 {
+// TreeCPU is the CPU seconds (user and system) of a process and all its
+// descendants alive now, from /proc: for slipway serve, every control plane
+// process and the datastore with it.
+func TreeCPU(root int) float64 {
 	children := map[int][]int{}
 	ticks := map[int]float64{}
 	stats, _ := os.ReadDir("/proc")

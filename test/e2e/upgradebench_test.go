@@ -61,54 +61,77 @@ func BenchmarkNodeImageUpgrade(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		for _, size := range sizes {
-			poolName := fmt.Sprintf("b%d", size)
-			created, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
-				Count: to.Ptr(size), VMSize: to.Ptr("Standard_DS2_v2"), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser)}}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := created.PollUntilDone(ctx, poll); err != nil {
-				b.Fatal(err)
-			}
-			workload(b, cs, poolName, size)
-			for _, surge := range []string{"1", "33%", "100%"} {
-				setUpgradeSettings(t, c, group, name, poolName, &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr(surge)})
-				image := s.publish(t, "Ubuntu")
-				start := time.Now()
-				if _, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, poolName, nil); err != nil {
-					b.Fatal(err)
-				}
-				for {
-					got, err := c.pools.Get(ctx, group, name, poolName, nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if state := *got.Properties.ProvisioningState; state != "UpgradingNodeImageVersion" {
-						if state != "Succeeded" || *got.Properties.NodeImageVersion != image {
-							b.Fatalf("upgrade of %s ended %s on %s", poolName, state, *got.Properties.NodeImageVersion)
-						}
-						break
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-				wall := time.Since(start)
-				n := int(size)
-				s := surgeCount(surge, n)
-				batches := (n + s - 1) / s
-				least := model.NodeReady(armcontainerservice.OSDiskTypeManaged) + time.Duration(batches)*model.Reimage(armcontainerservice.OSDiskTypeManaged)
-				ratio := wall.Seconds() / least.Seconds()
-				fmt.Printf("%6d %8s %6d %8d %9.1f %9.1f %6.2f\n", n, surge, s, batches, wall.Seconds(), least.Seconds(), ratio)
-				b.ReportMetric(ratio, fmt.Sprintf("ratio-%d-nodes-surge-%s", n, surge))
-			}
-			del, err := c.pools.BeginDelete(ctx, group, name, poolName, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := del.PollUntilDone(ctx, poll); err != nil {
-				b.Fatal(err)
+			for _, r := range measureUpgrade(b, s, c, cs, group, name, size, []string{"1", "33%", "100%"}) {
+				fmt.Printf("%6d %8s %6d %8d %9.1f %9.1f %6.2f\n", r.nodes, r.maxSurge, r.surge, r.batches, r.wall.Seconds(), r.least.Seconds(), r.ratio())
+				b.ReportMetric(r.ratio(), fmt.Sprintf("ratio-%d-nodes-surge-%s", r.nodes, r.maxSurge))
 			}
 		}
 	}
+}
+
+// upgradeRun is one timed node image upgrade of a pool, next to the least
+// time the timing model allows for it.
+type upgradeRun struct {
+	nodes, surge, batches int
+	maxSurge              string
+	wall, least           time.Duration
+}
+
+func (r upgradeRun) ratio() float64 { return r.wall.Seconds() / r.least.Seconds() }
+
+// measureUpgrade adds a pool of size Managed-disk nodes to the cluster,
+// runs one pod on each node, and times a node image upgrade at each of the
+// maxSurge values, from the POST to the pool's Succeeded on the new image.
+// The least time is the surge nodes' provisioning plus one reimage per
+// batch (batches = nodes / surge, rounded up). The pool is deleted after.
+func measureUpgrade(b *testing.B, s *server, c clients, cs kubernetes.Interface, group, name string, size int32, surges []string) []upgradeRun {
+	ctx := context.Background()
+	model := timingModel(b)
+	poolName := fmt.Sprintf("b%d", size)
+	created, err := c.pools.BeginCreateOrUpdate(ctx, group, name, poolName, armcontainerservice.AgentPool{Properties: &armcontainerservice.ManagedClusterAgentPoolProfileProperties{
+		Count: to.Ptr(size), VMSize: to.Ptr("Standard_DS2_v2"), Mode: to.Ptr(armcontainerservice.AgentPoolModeUser)}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := created.PollUntilDone(ctx, poll); err != nil {
+		b.Fatal(err)
+	}
+	workload(b, cs, poolName, size)
+	var runs []upgradeRun
+	for _, surge := range surges {
+		setUpgradeSettings(b, c, group, name, poolName, &armcontainerservice.AgentPoolUpgradeSettings{MaxSurge: to.Ptr(surge)})
+		image := s.publish(b, "Ubuntu")
+		start := time.Now()
+		if _, err := c.pools.BeginUpgradeNodeImageVersion(ctx, group, name, poolName, nil); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			got, err := c.pools.Get(ctx, group, name, poolName, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if state := *got.Properties.ProvisioningState; state != "UpgradingNodeImageVersion" {
+				if state != "Succeeded" || *got.Properties.NodeImageVersion != image {
+					b.Fatalf("upgrade of %s ended %s on %s", poolName, state, *got.Properties.NodeImageVersion)
+				}
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r := upgradeRun{nodes: int(size), maxSurge: surge, wall: time.Since(start)}
+		r.surge = surgeCount(surge, r.nodes)
+		r.batches = (r.nodes + r.surge - 1) / r.surge
+		r.least = model.NodeReady(armcontainerservice.OSDiskTypeManaged) + time.Duration(r.batches)*model.Reimage(armcontainerservice.OSDiskTypeManaged)
+		runs = append(runs, r)
+	}
+	del, err := c.pools.BeginDelete(ctx, group, name, poolName, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := del.PollUntilDone(ctx, poll); err != nil {
+		b.Fatal(err)
+	}
+	return runs
 }
 
 // timingModel is the VM timing model of the e2e server's time scale
