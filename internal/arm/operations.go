@@ -404,12 +404,30 @@ func (s *Server) DeleteWithOperation(ctx context.Context, obj client.Object, ref
 }
 
 // RecordDelete records a started delete operation on obj, then deletes
-// obj (see DeleteWithOperation).
+// obj (see DeleteWithOperation). ref points into obj. A conflict is read
+// again and retried, as AcceptUpdate's are: the caller has already decided
+// the delete may go ahead, and what changed is a controller's write (an
+// operation's end, seen a moment late by the read cache the caller looked
+// obj up in), not a competing delete. A delete that did compete, or
+// conflicts that go on, refuse this one.
 func (s *Server) RecordDelete(ctx context.Context, obj client.Object, ref **slipwayv1.OperationRef, op *slipwayv1.Operation) error {
-	*ref = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionDeleting}
-	if err := s.cfg.Client.Update(ctx, obj); err != nil {
-		s.CancelRefused(ctx, op, "The resource changed while the delete was recorded.")
-		return err
+	for attempt := 1; ; attempt++ {
+		*ref = &slipwayv1.OperationRef{ID: op.Name, Action: slipwayv1.ActionDeleting}
+		err := s.cfg.Client.Update(ctx, obj)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt == updateAttempts {
+			s.CancelRefused(ctx, op, "The resource changed while the delete was recorded.")
+			return err
+		}
+		if gerr := s.cfg.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); gerr != nil || obj.GetDeletionTimestamp() != nil {
+			s.CancelRefused(ctx, op, "The resource changed while the delete was recorded.")
+			if gerr != nil {
+				return gerr
+			}
+			return err
+		}
 	}
 	return client.IgnoreNotFound(s.cfg.Client.Delete(ctx, obj))
 }
