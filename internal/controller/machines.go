@@ -200,16 +200,7 @@ func (r *AgentPoolReconciler) evictionNotice(ctx context.Context, cs kubernetes.
 // node lifecycle controller would once the node's grace ran out: nothing
 // stays bound to a machine that no longer runs it.
 func deletePodsOn(ctx context.Context, cs kubernetes.Interface, node string) error {
-	pods, err := nodepods.List(ctx, cs, node)
-	if err != nil {
-		return fmt.Errorf("listing the pods of %s: %w", node, err)
-	}
-	for _, p := range pods.Items {
-		if err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: to.Ptr[int64](0)}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting pod %s/%s of %s: %w", p.Namespace, p.Name, node, err)
-		}
-	}
-	return nil
+	return nodepods.DeleteAll(ctx, cs, node)
 }
 
 // operationStart is when the pool's running operation started, from the

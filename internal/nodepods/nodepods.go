@@ -22,9 +22,12 @@ package nodepods
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -35,6 +38,30 @@ const byNode = "spec.nodeName="
 // List returns the pods bound to node.
 func List(ctx context.Context, cs kubernetes.Interface, node string) (*corev1.PodList, error) {
 	return list(ctx, cs.CoreV1().Pods(metav1.NamespaceAll), metav1.ListOptions{FieldSelector: byNode + node})
+}
+
+// DeleteAll deletes, at once and without grace, the pods bound to node, as
+// the node lifecycle controller and Pod GC end up doing for a node whose
+// machine is gone. Each delete names the pod's UID: a pod that was replaced
+// under the same name since the list (a StatefulSet's) is not deleted.
+func DeleteAll(ctx context.Context, cs kubernetes.Interface, node string) error {
+	pods, err := List(ctx, cs, node)
+	if err != nil {
+		return fmt.Errorf("listing the pods of %s: %w", node, err)
+	}
+	grace := int64(0)
+	var g errgroup.Group
+	for _, pod := range pods.Items {
+		g.Go(func() error {
+			err := cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return fmt.Errorf("deleting pod %s/%s of %s: %w", pod.Namespace, pod.Name, node, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // list serves a LIST by node from the watch cache; a LIST of anything

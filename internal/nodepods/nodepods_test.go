@@ -2,6 +2,7 @@ package nodepods
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +61,35 @@ func TestCachedLeavesOtherListsAlone(t *testing.T) {
 	for i := range want {
 		if (*seen)[i] != want[i] {
 			t.Errorf("LIST %d sent %+v, want %+v", i, (*seen)[i], want[i])
+		}
+	}
+}
+
+// TestDeleteAllDeletesTheNodesPodsByUID: every pod the list returns is
+// deleted at once, without grace, and only if it is still that pod.
+func TestDeleteAllDeletesTheNodesPodsByUID(t *testing.T) {
+	cs := fake.NewClientset()
+	pods := &corev1.PodList{Items: []corev1.Pod{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "p1", UID: "u1"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "p2", UID: "u2"}},
+	}}
+	cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, pods, nil })
+	var mu sync.Mutex
+	deleted := map[string]metav1.DeleteOptions{}
+	cs.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		d := a.(k8stesting.DeleteActionImpl)
+		mu.Lock()
+		deleted[d.Namespace+"/"+d.Name] = d.DeleteOptions
+		mu.Unlock()
+		return true, nil, nil
+	})
+	if err := DeleteAll(context.Background(), cs, "n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		o, ok := deleted[p.Namespace+"/"+p.Name]
+		if !ok || o.GracePeriodSeconds == nil || *o.GracePeriodSeconds != 0 || o.Preconditions == nil || *o.Preconditions.UID != p.UID {
+			t.Errorf("pod %s/%s: deleted %v with %+v, want grace 0 and UID %s", p.Namespace, p.Name, ok, o, p.UID)
 		}
 	}
 }

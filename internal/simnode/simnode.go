@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	nodefast "sigs.k8s.io/kwok/kustomize/stage/node/fast"
 	nodeheartbeat "sigs.k8s.io/kwok/kustomize/stage/node/heartbeat-with-lease"
 	podfast "sigs.k8s.io/kwok/kustomize/stage/pod/fast"
@@ -341,22 +339,10 @@ func (k *Kubelets) Remove(ctx context.Context, name string) error {
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing simulated node %s: %w", name, err)
 	}
-	pods, err := nodepods.List(ctx, k.client, name)
-	if err != nil {
-		return fmt.Errorf("listing the pods of removed node %s: %w", name, err)
+	if err := nodepods.DeleteAll(ctx, k.client, name); err != nil {
+		return fmt.Errorf("removed node %s: %w", name, err)
 	}
-	var g errgroup.Group
-	for _, pod := range pods.Items {
-		g.Go(func() error {
-			err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-				GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				return fmt.Errorf("deleting pod %s/%s of removed node %s: %w", pod.Namespace, pod.Name, name, err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return nil
 }
 
 // SetNotReady makes the node report Ready=False with reason and message, as a
