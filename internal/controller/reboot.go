@@ -47,16 +47,20 @@ func (r *NodeOSUpgradeReconciler) coordinateReboots(ctx context.Context, mc *sli
 	if err != nil {
 		return schedulerTick, err
 	}
-	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// Candidates come from the API server's watch cache (resourceVersion
+	// 0): a consistent LIST of every node, every tick, of every cluster,
+	// would go to the datastore, which on the shared datastore cannot be
+	// served from the cache. Nothing is decided on the cached copies:
+	// the lock holder and a candidate are each read again (current) before
+	// they are acted on.
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 	if err != nil {
 		return schedulerTick, err
 	}
-	nodes := map[string]*corev1.Node{}
 	var needing []string
 	for i := range list.Items {
 		n := &list.Items[i]
-		nodes[n.Name] = n
-		if _, ok := n.Annotations[compute.RebootRequiredAnnotation]; ok {
+		if _, ok := n.Annotations[compute.RebootRequiredAnnotation]; ok && !lockedElsewhere(n) {
 			needing = append(needing, n.Name)
 		}
 	}
@@ -74,29 +78,38 @@ func (r *NodeOSUpgradeReconciler) coordinateReboots(ctx context.Context, mc *sli
 			return schedulerTick, err
 		}
 		holder := deref(lease.Spec.HolderIdentity)
-		if holder != "" && nodes[holder] == nil {
-			log.FromContext(ctx).Info("Releasing the reboot lock of a node that is gone", "cluster", mc.Spec.ResourceID, "node", holder)
-			if err := setHolder(ctx, cs, lease, ""); err != nil {
+		var node *corev1.Node
+		if holder != "" {
+			node, err = currentNode(ctx, cs, holder)
+			if err != nil {
 				return schedulerTick, err
 			}
-			holder = ""
+			if node == nil {
+				log.FromContext(ctx).Info("Releasing the reboot lock of a node that is gone", "cluster", mc.Spec.ResourceID, "node", holder)
+				if err := setHolder(ctx, cs, lease, ""); err != nil {
+					return schedulerTick, err
+				}
+				holder = ""
+			}
 		}
 		if holder == "" {
 			if w.configured && !w.open {
 				continue // no new reboots outside the window
 			}
-			i := slices.IndexFunc(needing, func(n string) bool { return !slices.Contains(held, n) && !lockedElsewhere(nodes[n]) })
-			if i < 0 {
+			if node, err = nextToReboot(ctx, cs, needing, held); err != nil {
+				return schedulerTick, err
+			}
+			if node == nil {
 				continue
 			}
-			holder = needing[i]
+			holder = node.Name
 			if err := setHolder(ctx, cs, lease, holder); err != nil {
 				return schedulerTick, err
 			}
 			r.event(ctx, cs, holder, "Reboot", fmt.Sprintf("Node %s needs a reboot to finish installing OS patches; it took reboot lock %s", holder, name))
 		}
 		held = append(held, holder)
-		done, err := r.rebootStep(ctx, cs, mc, nodes[holder])
+		done, err := r.rebootStep(ctx, cs, mc, node)
 		if err != nil {
 			return schedulerTick, err
 		}
@@ -108,6 +121,38 @@ func (r *NodeOSUpgradeReconciler) coordinateReboots(ctx context.Context, mc *sli
 		wait = 200 * time.Millisecond
 	}
 	return wait, nil
+}
+
+// nextToReboot returns the first of the candidates, current from the API
+// server, that is neither held by a lock this tick nor mid-reboot and
+// still needs its reboot; nil when none does.
+func nextToReboot(ctx context.Context, cs kubernetes.Interface, candidates, held []string) (*corev1.Node, error) {
+	for _, name := range candidates {
+		if slices.Contains(held, name) {
+			continue
+		}
+		n, err := currentNode(ctx, cs, name)
+		if err != nil {
+			return nil, err
+		}
+		if n == nil || lockedElsewhere(n) {
+			continue
+		}
+		if _, ok := n.Annotations[compute.RebootRequiredAnnotation]; ok {
+			return n, nil
+		}
+	}
+	return nil, nil
+}
+
+// currentNode reads a node from etcd (not the watch cache); nil if it is
+// gone.
+func currentNode(ctx context.Context, cs kubernetes.Interface, name string) (*corev1.Node, error) {
+	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return n, err
 }
 
 // lockedElsewhere says a node is mid-reboot under some lock.
