@@ -112,6 +112,14 @@ func Connect(ctx context.Context, e External) (*Store, error) {
 // Start runs the datastore (its PKI made on first use), waits until it
 // answers, and turns on etcd's access control if it is not on yet.
 func Start(ctx context.Context, o Options) (*Store, error) {
+	// Something else on a port would answer in this etcd's place: its
+	// clients would then fail every handshake (another CA) and Start
+	// would wait out ReadyTimeout saying nothing useful.
+	for _, port := range []int{o.ClientPort, o.PeerPort} {
+		if err := portFree(port); err != nil {
+			return nil, fmt.Errorf("datastore: port %d is taken (another Slipway, or an etcd left running?): %w", port, err)
+		}
+	}
 	if o.Executable == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -374,4 +382,14 @@ func (s *Store) Credentials() (caCert, caKey, cert, key []byte, err error) {
 		}
 	}
 	return out[0], out[1], out[2], out[3], nil
+}
+
+// portFree checks that nothing listens on port on any IPv4 address (etcd
+// listens on all of them when an address is advertised).
+func portFree(port int) error {
+	l, err := net.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }

@@ -3,7 +3,10 @@ package datastore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -175,5 +178,20 @@ func TestExternalDatastore(t *testing.T) {
 	}
 	if _, err := x.Get(ctx, Prefix("y"), clientv3.WithPrefix()); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 		t.Errorf("x reading y's prefix: %v, want permission denied", err)
+	}
+}
+
+// A port already taken must fail Start at once, naming the port, rather
+// than leave its clients handshaking with whatever holds it.
+func TestStartRefusesATakenPort(t *testing.T) {
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = Start(context.Background(), Options{Dir: t.TempDir(), Executable: "/nonexistent", ClientPort: port, PeerPort: port + 1})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d is taken", port)) {
+		t.Fatalf("Start on a taken port: %v; want an error naming port %d", err, port)
 	}
 }
