@@ -85,3 +85,19 @@ func TestGCModeIdleThroughASmallHeapsCycles(t *testing.T) {
 		}
 	}
 }
+
+// A start allocates a great deal, and must not make the process busy: the
+// heap it leaves behind at the busy GOGC stays fragmented (startupGrace).
+func TestGCModeIdleThroughTheStart(t *testing.T) {
+	t0 := time.Now()
+	m := &gcMode{idle: 25, busy: 100, started: t0}
+	const live = 100 << 20
+	for s := time.Duration(0); s < startupGrace; s += time.Second {
+		if percent, changed := m.next(t0.Add(s), 10*live, live, 0.5); changed {
+			t.Fatalf("%v into the start: changed to GOGC %d; want the idle GOGC until %v", s, percent, startupGrace)
+		}
+	}
+	if percent, changed := m.next(t0.Add(startupGrace), 10*live, live, 0.5); !changed || percent != 100 {
+		t.Fatalf("the same load after the start: got (%d, %v), want (100, true)", percent, changed)
+	}
+}
