@@ -378,18 +378,27 @@ func TestResourceHealth(t *testing.T) {
 		}
 		h = newHealthClients(t, s)
 		h.waitState(t, id, "Available", "", time.Minute)
-		var unknown *armresourcehealth.AvailabilityStatusProperties
+		// The outage's entry starts at the last probe before it. Under a
+		// loaded CI the restarted prober once left a later gap of its own
+		// (a second Unknown, after the restart): that one is logged, not
+		// taken for the outage's.
+		var starts []time.Time
+		found := false
 		for _, st := range h.history(t, id) {
-			if st.Properties.AvailabilityState != nil && *st.Properties.AvailabilityState == "Unknown" {
-				unknown = st.Properties
-				break
+			if st.Properties.AvailabilityState == nil || *st.Properties.AvailabilityState != "Unknown" {
+				continue
+			}
+			at := *st.Properties.OccurredTime
+			starts = append(starts, at)
+			if !at.After(down) && down.Sub(at) <= healthUnknownAfter {
+				found = true
 			}
 		}
-		if unknown == nil {
-			t.Fatal("no Unknown entry for the time Slipway was down")
+		if !found {
+			t.Fatalf("no Unknown entry starting within %v before Slipway went down at %v; Unknown entries start at %v", healthUnknownAfter, down, starts)
 		}
-		if at := *unknown.OccurredTime; at.After(down) || down.Sub(at) > healthUnknownAfter {
-			t.Errorf("the Unknown entry starts at %v; Slipway went down at %v", at, down)
+		if len(starts) > 1 {
+			t.Logf("Unknown entries start at %v (Slipway was down from %v)", starts, down)
 		}
 	})
 
