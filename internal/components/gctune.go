@@ -41,9 +41,10 @@ const (
 	// its load. A start allocates its heap many times over; at the busy
 	// GOGC the API server's long-lived objects ended up spread over ~45
 	// MiB more of partly used spans than at the idle one, which no later
-	// collection gave back (idle API server PSS 141 MiB before the tuner,
-	// about 170 with it), and the start was no faster (create to /readyz
-	// 4.3-5.0 s before, 4.8-5.6 s with it).
+	// collection gave back: at 10 clusters (bench cluster, 2026-12-03)
+	// the API server's idle PSS was 174 MiB with a busy start and 141 with
+	// this grace. The grace's price is a slower cold start (create to
+	// /readyz, median, 5.6 s busy, 7.6 s idle), which spares hide.
 	startupGrace = 30 * time.Second
 )
 
