@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,26 +19,45 @@ func newBackupCommand() *cobra.Command {
 	var dataDir, out string
 	cmd := &cobra.Command{
 		Use:   "backup",
-		Short: "Write a stopped Slipway's data directory (management plane, shared datastore, keys) into one file",
-		Long: `Write a stopped Slipway's data directory into one gzip-compressed tar: the
+		Short: "Write Slipway's data directory (management plane, shared datastore, keys) into one file",
+		Long: `Write Slipway's data directory into one gzip-compressed tar: the
 management plane's etcd, the clusters' shared datastore, the etcd of any
 cluster that has its own, and the PKI, keys and records that go with them
-(logs are left out). Stop slipway serve first: the backup holds every etcd
-database's lock, so its stores and files are of one moment. The file holds
-private keys; it is written with mode 0600.`,
+(logs are left out). The file holds private keys; it is written with mode
+0600.
+
+With slipway serve stopped, the backup holds every etcd database's lock
+and reads the files, so its stores are of one moment. While serve runs it
+asks serve for the backup (through the socket backup.sock in the data
+directory): serve reads each etcd through its snapshot API, the management
+plane's first, while it holds back the creation and removal of clusters,
+so the restored directory is what a crash at that moment would have left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var m *backup.Manifest
+			online := false
 			err := atomicfile.WriteFrom(out, 0o600, func(w io.Writer) (err error) {
 				m, err = backup.Backup(dataDir, w, backup.Options{Slipway: version.Version, Kubernetes: version.Kubernetes})
 				return err
 			})
+			if errors.Is(err, backup.ErrRunning) {
+				online = true
+				fmt.Fprintf(cmd.ErrOrStderr(), "slipway serve is running over %s: asking it for an online backup...\n", dataDir)
+				err = atomicfile.WriteFrom(out, 0o600, func(w io.Writer) (err error) {
+					m, err = app.OnlineBackup(cmd.Context(), dataDir, w)
+					return err
+				})
+			}
 			if err != nil {
 				return err
 			}
 			info, _ := os.Stat(out)
-			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s: %d etcd stores, %d files (%.1f MiB), into %s (%.1f MiB)\n",
-				dataDir, len(m.Etcds), m.Files, float64(m.Bytes)/(1<<20), out, float64(info.Size())/(1<<20))
+			kind := "offline"
+			if online {
+				kind = fmt.Sprintf("online, %d etcd snapshots", len(m.Snapshots))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "backed up %s (%s): %d etcd stores, %d files (%.1f MiB), into %s (%.1f MiB)\n",
+				dataDir, kind, len(m.Etcds), m.Files, float64(m.Bytes)/(1<<20), out, float64(info.Size())/(1<<20))
 			return nil
 		},
 	}

@@ -133,6 +133,11 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 		return err
 	}
 	defer store.Close()
+	stopBackups, err := serveBackups(o.DataDir, backupSource{plane: plane, store: store})
+	if err != nil {
+		return err
+	}
+	defer stopBackups()
 	caCert, caKey, cert, key, err := store.Credentials()
 	if err != nil {
 		return err

@@ -3,13 +3,16 @@
 // each cluster made before the datastore was shared, and the PKI, keys and
 // records that go with them.
 //
-// A backup is taken with Slipway stopped. Each etcd's database then is a
-// snapshot as `etcdctl snapshot save` would write it, and all of them, with
-// the files, are of one moment: a cluster's ManagedCluster, its record and
-// certificates, and its keys in the datastore agree. Taken while serve
-// runs, etcd's snapshot API would give each store a moment of its own, and
-// a cluster created or deleted in between would come back half there; so
-// Backup refuses while any etcd of the directory holds its database.
+// Backup reads a stopped Slipway's directory. Each etcd's database then is
+// a snapshot as `etcdctl snapshot save` would write it, and all of them,
+// with the files, are of one moment: a cluster's ManagedCluster, its record
+// and certificates, and its keys in the datastore agree. Backup refuses
+// while any etcd of the directory holds its database.
+//
+// Online reads a running one, through the running serve (which alone can
+// hold back its own changes): each etcd through its snapshot API, in an
+// order and under a freeze that make the copies agree as a crash would
+// leave them (see Online).
 package backup
 
 import (
@@ -40,12 +43,16 @@ type Manifest struct {
 	// Etcds are the etcd data directories in the backup, relative to the
 	// data directory.
 	Etcds []string `json:"etcds"`
-	Files int      `json:"files"`
-	Bytes int64    `json:"bytes"`
+	// Snapshots are the etcds an online backup read through their client
+	// API (format 2); the others in Etcds are archived as their files.
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
+	Files     int        `json:"files"`
+	Bytes     int64      `json:"bytes"`
 }
 
-// ErrRunning is returned by Backup while Slipway runs over the directory.
-var ErrRunning = errors.New("slipway serve is running over this data directory; stop it, then back up")
+// ErrRunning is returned by Backup while Slipway runs over the directory;
+// Online backs it up then.
+var ErrRunning = errors.New("slipway serve is running over this data directory")
 
 // Options name the versions recorded in the manifest.
 type Options struct {
@@ -243,8 +250,8 @@ func Restore(in io.Reader, dataDir string) (*Manifest, error) {
 	if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("restore: reading the manifest: %w", err)
 	}
-	if m.Format != 1 {
-		return nil, fmt.Errorf("restore: backup format %d, this Slipway reads format 1", m.Format)
+	if m.Format != 1 && m.Format != formatOnline {
+		return nil, fmt.Errorf("restore: backup format %d, this Slipway reads formats 1 and %d", m.Format, formatOnline)
 	}
 	files := 0
 	for {
@@ -276,6 +283,9 @@ func Restore(in io.Reader, dataDir string) (*Manifest, error) {
 	}
 	if files != m.Files {
 		return nil, fmt.Errorf("restore: %d files in the backup, its manifest says %d: the file is cut short", files, m.Files)
+	}
+	if err := restoreSnapshots(dataDir, m.Snapshots); err != nil {
+		return nil, err
 	}
 	for _, e := range m.Etcds {
 		if _, err := os.Stat(filepath.Join(dataDir, e, dbPath)); err != nil {

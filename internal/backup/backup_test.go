@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -139,5 +140,97 @@ func TestRestoreRefusesEscapes(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "evil")); err == nil {
 			t.Errorf("entry %q: written outside the data directory", name)
 		}
+	}
+}
+
+// TestOnlineBackup backs up a directory while its datastore runs: the
+// datastore through its snapshot API, a stopped etcd beside it as its
+// files. The restored datastore starts with the keys of the backup's
+// moment and not those written after, and a cluster's certificate still
+// opens only its own prefix. Admit waits while the datastore is frozen.
+func TestOnlineBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs etcd")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "data")
+	s := startStore(t, src)
+	defer func() { s.Close() }()
+	cert, err := s.Admit(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admit(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	a := tenant(t, s, cert)
+	defer a.Close()
+	key := datastore.APIServerPrefix("a") + "/configmaps/default/"
+	if _, err := a.Put(ctx, key+"x", "kept"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := filepath.Join(src, "clusters", "old", "etcd", "member", "snap", "db")
+	os.MkdirAll(filepath.Dir(stopped), 0o700)
+	os.WriteFile(stopped, []byte("a stopped etcd's database"), 0o600)
+
+	// Admit waits out a freeze.
+	thaw := s.Freeze()
+	admitted := make(chan error, 1)
+	go func() {
+		_, err := s.Admit(ctx, "c")
+		admitted <- err
+	}()
+	select {
+	case err := <-admitted:
+		t.Errorf("Admit while frozen returned (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	thaw()
+	if err := <-admitted; err != nil {
+		t.Fatal(err)
+	}
+
+	member, ok := s.Member()
+	if !ok {
+		t.Fatal("a datastore Slipway runs has no member to back up")
+	}
+	var buf bytes.Buffer
+	m, err := Online(ctx, src, &buf, Source{Etcds: []datastore.Member{member}, Freeze: s.Freeze}, Options{Slipway: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Snapshots) != 1 || m.Snapshots[0].Dir != "datastore/etcd" || len(m.Etcds) != 2 {
+		t.Errorf("manifest: snapshots %+v, etcds %v", m.Snapshots, m.Etcds)
+	}
+	if _, err := a.Put(ctx, key+"y", "after the backup"); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	s.Close()
+
+	dst := filepath.Join(dir, "restored")
+	if _, err := Restore(bytes.NewReader(buf.Bytes()), dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "clusters", "old", "etcd", "member", "snap", "db")); err != nil || string(got) != "a stopped etcd's database" {
+		t.Errorf("the stopped etcd's database after restore: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "datastore", "etcd"+snapshotSuffix)); err == nil {
+		t.Error("the snapshot file is left in the restored directory")
+	}
+	s = startStore(t, dst)
+	a = tenant(t, s, cert)
+	defer a.Close()
+	got, err := a.Get(ctx, key, clientv3.WithPrefix())
+	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "kept" {
+		t.Fatalf("cluster a's keys after restore: %v, %+v; want only x", err, got)
+	}
+	if _, err := a.Get(ctx, datastore.Prefix("b"), clientv3.WithPrefix()); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("a reading b's prefix after restore: %v, want permission denied", err)
+	}
+	// The restored datastore takes writes: its raft state is its own.
+	if _, err := a.Put(ctx, key+"z", "after the restore"); err != nil {
+		t.Errorf("writing to the restored datastore: %v", err)
 	}
 }

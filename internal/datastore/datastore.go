@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -68,8 +69,17 @@ type Store struct {
 	caFile    string
 	ca        *pki.KeyPair // issues the tenants' client certificates
 	root      *clientv3.Client
+	rootTLS   *tls.Config
 	proc      *supervisor.Process
 	log       io.Closer
+	// loopback and peerURL are where an etcd Slipway runs answers on this
+	// machine and what it advertises to peers (for an online backup).
+	loopback, peerURL string
+
+	// fence is held for reading by every change that makes or unmakes a
+	// cluster in the datastore, and for writing by an online backup (see
+	// Freeze).
+	fence sync.RWMutex
 }
 
 // External names an etcd cluster that Slipway uses rather than runs.
@@ -170,7 +180,8 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("datastore: %w", err)
 	}
-	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, caFile: filepath.Join(pkiDir, certCA+".crt"), ca: ca, proc: proc, log: logFile}
+	s := &Store{dir: o.Dir, endpoints: []string{clientURL}, caFile: filepath.Join(pkiDir, certCA+".crt"), ca: ca, proc: proc, log: logFile,
+		loopback: "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ClientPort)), peerURL: peerURL}
 	if err := s.connect(ctx, root, o.ReadyTimeout); err != nil {
 		s.Close()
 		return nil, err
@@ -193,8 +204,9 @@ func (s *Store) connect(ctx context.Context, root *pki.KeyPair, timeout time.Dur
 		}
 	}
 	var err error
+	s.rootTLS = clientTLS(s.ca, root)
 	s.root, err = clientv3.New(clientv3.Config{
-		Endpoints: s.endpoints, TLS: clientTLS(s.ca, root), DialTimeout: 5 * time.Second,
+		Endpoints: s.endpoints, TLS: s.rootTLS, DialTimeout: 5 * time.Second,
 		// The client's own log is a chatty zap logger; Slipway reports
 		// what fails through the errors it returns.
 		Logger: zap.NewNop(),
@@ -306,6 +318,8 @@ func User(id string) string { return "cluster-" + id }
 // and nothing else, and a client certificate naming that user. It is
 // idempotent: a Create that died halfway admits again.
 func (s *Store) Admit(ctx context.Context, id string) (*pki.KeyPair, error) {
+	s.fence.RLock()
+	defer s.fence.RUnlock()
 	user, prefix := User(id), Prefix(id)
 	if _, err := s.root.RoleAdd(ctx, user); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
 		return nil, fmt.Errorf("datastore: admitting %s: %w", id, err)
@@ -329,6 +343,8 @@ func (s *Store) Admit(ctx context.Context, id string) (*pki.KeyPair, error) {
 // Remove deletes cluster id's keys, then its user and role, so that its
 // certificate opens nothing any more. Removing what is gone is no error.
 func (s *Store) Remove(ctx context.Context, id string) error {
+	s.fence.RLock()
+	defer s.fence.RUnlock()
 	user := User(id)
 	if _, err := s.root.Delete(ctx, Prefix(id), clientv3.WithPrefix()); err != nil {
 		return fmt.Errorf("datastore: removing %s's keys: %w", id, err)
@@ -340,6 +356,28 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("datastore: removing %s's role: %w", id, err)
 	}
 	return nil
+}
+
+// Freeze holds back Admit and Remove, waiting for those under way, until
+// thaw is called: an online backup reads the management plane, then the
+// datastore, then the records in between (backup.Online says why that
+// agrees). Other hosts of a fleet admit and remove through stores of their
+// own, which this one does not hold back.
+func (s *Store) Freeze() (thaw func()) {
+	s.fence.Lock()
+	return s.fence.Unlock
+}
+
+// Member is the datastore's etcd as an online backup reaches it: as root,
+// on loopback. An external datastore is its owner's to back up: ok is
+// false.
+func (s *Store) Member() (m Member, ok bool) {
+	if s.dir == "" {
+		return Member{}, false
+	}
+	return Member{Dir: filepath.Join(s.dir, "etcd"), PeerURL: s.peerURL, Client: clientv3.Config{
+		Endpoints: []string{s.loopback}, TLS: s.rootTLS, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	}}, true
 }
 
 // Keys counts the keys under cluster id's prefix.

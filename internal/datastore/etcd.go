@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/slipway-dev/slipway/internal/pki"
 )
 
@@ -60,6 +62,21 @@ func EtcdFlags(c EtcdConfig) map[string]string {
 		"auto-compaction-retention": "10m",
 		"log-level":                 "warn",
 	}
+}
+
+// Member is one running etcd Slipway runs, as an online backup reaches it:
+// through its client API, whose snapshot is a consistent copy of its
+// database at one revision.
+type Member struct {
+	// Dir is its data directory.
+	Dir string
+	// PeerURL is the URL it advertises to peers; a restore writes it into
+	// the member the snapshot becomes.
+	PeerURL string
+	// Client reaches it at one endpoint with a certificate that may take a
+	// snapshot (any client of an etcd without authentication, its root
+	// user otherwise).
+	Client clientv3.Config
 }
 
 // Args turns a flag map into sorted --name=value arguments, so the command

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slipwayv1 "github.com/slipway-dev/slipway/api/v1alpha1"
+	"github.com/slipway-dev/slipway/internal/datastore"
 	"github.com/slipway-dev/slipway/internal/hosting"
 )
 
@@ -142,6 +143,15 @@ func (p *Plane) Kubeconfig() ([]byte, error) {
 		return nil, fmt.Errorf("management plane: %w", err)
 	}
 	return c.Kubeconfig(hosting.Admin, hosting.KubeconfigNames{Cluster: "slipway-management", User: "slipway-admin", Context: "slipway-management"})
+}
+
+// Members are the running etcd of a self-hosted management plane, for an
+// online backup; none for a plane elsewhere (its owner backs it up).
+func (p *Plane) Members() ([]datastore.Member, error) {
+	if !p.Hosted {
+		return nil, nil
+	}
+	return p.host.Members()
 }
 
 // Close stops a self-hosted management plane.

@@ -19,11 +19,13 @@ import (
 	"github.com/slipway-dev/slipway/internal/app"
 )
 
-// TestBackupAndRestore stops the shared server, backs up its data
-// directory with `slipway backup`, restores it into a new one with
-// `slipway restore` and runs serve over the copy: a cluster made before
-// answers through the kubeconfig it had, with its objects, and ARM still
-// knows it. The server goes on over the restored directory.
+// TestBackupAndRestore backs up the shared server's data directory with
+// `slipway backup` while it runs, stops it, restores the backup into a new
+// directory with `slipway restore` and runs serve over the copy: a cluster
+// made before answers through the kubeconfig it had, with the objects it
+// had at the backup and not those made after, and ARM still knows it. The
+// server goes on over the restored directory. (The offline backup, serve
+// stopped, is internal/backup's TestBackupAndRestore.)
 func TestBackupAndRestore(t *testing.T) {
 	s := serve(t)
 	ctx := context.Background()
@@ -46,16 +48,22 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Taken while serve runs: serve snapshots its etcds through their
+	// client API. What is written after it is not in it.
 	backupFile := filepath.Join(t.TempDir(), "slipway.backup")
-	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err == nil || !strings.Contains(string(out), "is running") {
-		t.Errorf("backup of a running server: %v, %s; want it refused as running", err, out)
-	}
-	s.stop()
-	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err != nil {
-		t.Fatalf("slipway backup: %v\n%s", err, out)
+	if out, err := exec.Command(s.bin, "backup", "--data-dir", s.dataDir, "--out", backupFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "online") {
+		t.Fatalf("slipway backup of a running server: %v\n%s", err, out)
 	} else {
 		t.Logf("%s", out)
 	}
+	if info, err := os.Stat(backupFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("backup file: %v, %v; want mode 0600", info, err)
+	}
+	later := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default"}}
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, later, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
 	restored, err := os.MkdirTemp("", "slipway-e2e-restored-")
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +100,13 @@ func TestBackupAndRestore(t *testing.T) {
 		}
 		return got.Data["in"] == "the backup", got.Data["in"]
 	})
+	restoredClient := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := restoredClient.CoreV1().ConfigMaps("default").Get(ctx, "later", metav1.GetOptions{}); err == nil {
+		t.Error("a ConfigMap made after the backup is in the restored cluster")
+	}
+	if _, err := restoredClient.CoreV1().ConfigMaps("default").Create(ctx, later, metav1.CreateOptions{}); err != nil {
+		t.Errorf("writing to the restored cluster: %v", err)
+	}
 	settled(t, cs, "system", 1)
 	d, err := c.clusters.BeginDelete(ctx, group, name, nil)
 	if err == nil {

@@ -1,0 +1,304 @@
+package backup
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientsnapshot "go.etcd.io/etcd/client/v3/snapshot"
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
+
+	"github.com/slipway-dev/slipway/internal/datastore"
+)
+
+// Source is what a running Slipway gives an online backup.
+type Source struct {
+	// Etcds are the running etcds of the data directory, in the order
+	// they are read: the management plane's before the datastore's (see
+	// Online for why).
+	Etcds []datastore.Member
+	// Freeze holds back every change that spans stores (a cluster's
+	// datastore user and keys made or removed, with the records that name
+	// them) until thaw is called.
+	Freeze func() (thaw func())
+}
+
+// Snapshot is an etcd of an online backup, archived as the snapshot file
+// File rather than as its data directory Dir; Restore makes Dir from it.
+type Snapshot struct {
+	Dir     string `json:"dir"`
+	PeerURL string `json:"peerURL"`
+	File    string `json:"file"`
+}
+
+// formatOnline is the format of a backup with snapshots in it; Restore
+// reads both.
+const formatOnline = 2
+
+// etcdName is the member name of every etcd Slipway runs
+// (datastore.EtcdFlags).
+const etcdName = "default"
+
+// snapshotSuffix names an etcd's snapshot beside its data directory.
+const snapshotSuffix = ".snapshot.db"
+
+// Online backs up dataDir while Slipway serves over it.
+//
+// The stores are not of one instant, as an offline backup's are: each etcd
+// is read at a revision of its own, the management plane's first. What
+// makes them agree is the order and the freeze. Slipway records what it
+// is about to do to a cluster in the management plane before it does it in
+// the datastore, and while frozen it neither admits a cluster to the
+// datastore nor removes one. So nothing in the datastore copy is done on
+// the strength of a decision the management copy has not seen, except a
+// cluster's own objects written in between, which the cluster owns alone
+// (its API server writes them; Slipway reconciles to whatever it finds).
+// The files (records, PKI) are read within the same freeze. Restored, the
+// directory is what a crash at the moment of the management snapshot would
+// have left, and serve resumes from it as it resumes from a crash.
+//
+// An etcd of the directory that is not running (a stopped cluster's own)
+// is archived as its files, under its database's lock, as Backup does.
+func Online(ctx context.Context, dataDir string, out io.Writer, src Source, o Options) (*Manifest, error) {
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	found, err := findEtcds(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	running := map[string]datastore.Member{}
+	for _, e := range src.Etcds {
+		rel, err := filepath.Rel(dataDir, e.Dir)
+		if err != nil || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("backup: etcd %s is not in %s", e.Dir, dataDir)
+		}
+		running[rel] = e
+	}
+	staging, err := os.MkdirTemp("", "slipway-backup-")
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(staging)
+
+	m := &Manifest{Format: formatOnline, Created: time.Now().UTC(), Slipway: o.Slipway, Kubernetes: o.Kubernetes}
+	var files []staged
+	err = func() error {
+		thaw := src.Freeze()
+		defer thaw()
+		// A stopped etcd's files are read with the rest, under its
+		// database's lock, so that it cannot start meanwhile.
+		for _, e := range found {
+			if _, ok := running[e]; ok {
+				continue
+			}
+			unlock, err := lockDB(filepath.Join(dataDir, e))
+			if errors.Is(err, ErrRunning) {
+				return fmt.Errorf("backup: the etcd in %s runs, but serve did not name it", e)
+			}
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
+		// Snapshots in the source's order: the management plane's first.
+		for i, e := range src.Etcds {
+			rel, _ := filepath.Rel(dataDir, e.Dir)
+			path := filepath.Join(staging, fmt.Sprintf("%d.db", i))
+			client := e.Client
+			client.Context = ctx
+			if _, err := clientsnapshot.SaveWithVersion(ctx, zap.NewNop(), client, path); err != nil {
+				return fmt.Errorf("backup: snapshot of the etcd in %s: %w", rel, err)
+			}
+			m.Snapshots = append(m.Snapshots, Snapshot{Dir: filepath.ToSlash(rel), PeerURL: e.PeerURL, File: filepath.ToSlash(rel) + snapshotSuffix})
+			files = append(files, staged{name: rel + snapshotSuffix, from: path})
+		}
+		m.Etcds = found
+		// The rest of the directory is small (PKI, records, kubeconfigs)
+		// and read into memory, so the freeze ends before the archive is
+		// written.
+		rest, err := readFiles(dataDir, func(rel string) bool {
+			_, ok := running[rel]
+			return ok
+		})
+		if err != nil {
+			return err
+		}
+		files = append(rest, files...)
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if !f.dir {
+			m.Files++
+			m.Bytes += f.size()
+		}
+	}
+	if err := writeArchive(out, m, files); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// staged is an entry of an online backup: a directory, a file read into
+// memory, or a snapshot file in the staging directory.
+type staged struct {
+	name string // relative to the data directory
+	dir  bool
+	mode fs.FileMode
+	mod  time.Time
+	data []byte
+	from string
+}
+
+func (s staged) size() int64 {
+	if s.from != "" {
+		if info, err := os.Stat(s.from); err == nil {
+			return info.Size()
+		}
+	}
+	return int64(len(s.data))
+}
+
+// readFiles reads dataDir but for logs, sockets and the etcd directories
+// skip names.
+func readFiles(dataDir string, skip func(rel string) bool) ([]staged, error) {
+	var out []staged
+	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dataDir, p)
+		if rel == "." {
+			return nil
+		}
+		if skipped(rel, d) || (d.IsDir() && skip(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() && !d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		s := staged{name: rel, dir: d.IsDir(), mode: info.Mode().Perm(), mod: info.ModTime()}
+		if !s.dir {
+			if s.data, err = os.ReadFile(p); err != nil {
+				return err
+			}
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backup: reading %s: %w", dataDir, err)
+	}
+	return out, nil
+}
+
+func writeArchive(out io.Writer, m *Manifest, files []staged) error {
+	gz := gzip.NewWriter(out)
+	tw := tar.NewWriter(gz)
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: manifestName, Mode: 0o600, Size: int64(len(manifest)), ModTime: m.Created, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(manifest); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := f.write(tw); err != nil {
+			return fmt.Errorf("backup: %s: %w", f.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+func (s staged) write(tw *tar.Writer) error {
+	hdr := &tar.Header{Name: filepath.ToSlash(s.name), Mode: int64(s.mode), ModTime: s.mod, Typeflag: tar.TypeReg}
+	if s.dir {
+		hdr.Name += "/"
+		hdr.Typeflag = tar.TypeDir
+		return tw.WriteHeader(hdr)
+	}
+	if s.from == "" {
+		hdr.Size = int64(len(s.data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := tw.Write(s.data)
+		return err
+	}
+	f, err := os.Open(s.from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	hdr.Mode, hdr.Size, hdr.ModTime = 0o600, info.Size(), info.ModTime()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}
+
+// restoreSnapshots makes each snapshot's etcd data directory, as
+// `etcdutl snapshot restore` does: a new single-member cluster, named as
+// Slipway's etcds are, at the snapshot's revision.
+func restoreSnapshots(dataDir string, snaps []Snapshot) error {
+	for _, s := range snaps {
+		file, err := within(dataDir, s.File)
+		if err != nil {
+			return err
+		}
+		dir, err := within(dataDir, s.Dir)
+		if err != nil {
+			return err
+		}
+		if s.PeerURL == "" {
+			return fmt.Errorf("restore: the snapshot of %s names no peer URL", s.Dir)
+		}
+		// etcdutl wants the data directory absent or empty.
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restore: %s: %w", s.Dir, err)
+		}
+		err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
+			SnapshotPath: file, OutputDataDir: dir, Name: etcdName,
+			PeerURLs: []string{s.PeerURL}, InitialCluster: etcdName + "=" + s.PeerURL,
+			InitialClusterToken: "etcd-cluster", // etcd's default, as Slipway's etcds run with
+		})
+		if err != nil {
+			return fmt.Errorf("restore: the etcd of %s from its snapshot: %w", s.Dir, err)
+		}
+		if err := os.Remove(file); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	return nil
+}
