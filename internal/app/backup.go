@@ -65,8 +65,19 @@ func (b backupSource) source() (backup.Source, error) {
 }
 
 // serveBackups answers online backups on the data directory's socket until
-// stop is called.
-func serveBackups(dataDir string, src backupSource) (stop func(), err error) {
+// stop is called. Without the socket (a data directory whose path is
+// longer than a socket's may be, 107 bytes) serve runs on, and says that
+// `slipway backup` needs it stopped.
+func serveBackups(dataDir string, src backupSource) (stop func()) {
+	stop, err := listenBackups(dataDir, src)
+	if err != nil {
+		slog.Warn("Online backups are off; stop serve to back up", "err", err)
+		return func() {}
+	}
+	return stop
+}
+
+func listenBackups(dataDir string, src backupSource) (stop func(), err error) {
 	path := filepath.Join(dataDir, BackupSocket)
 	// A socket left by a serve that was killed: this serve owns the
 	// directory now (its etcds hold their databases' locks).
@@ -143,7 +154,7 @@ func OnlineBackup(ctx context.Context, dataDir string, out io.Writer) (*backup.M
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking the running serve for a backup through %s: %w", path, err)
+		return nil, fmt.Errorf("%w, and it does not answer online backups at %s (%v): stop it, then back up", backup.ErrRunning, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

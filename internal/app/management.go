@@ -133,11 +133,7 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 		return err
 	}
 	defer store.Close()
-	stopBackups, err := serveBackups(o.DataDir, backupSource{plane: plane, store: store})
-	if err != nil {
-		return err
-	}
-	defer stopBackups()
+	defer serveBackups(o.DataDir, backupSource{plane: plane, store: store})()
 	caCert, caKey, cert, key, err := store.Credentials()
 	if err != nil {
 		return err

@@ -256,11 +256,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer clusters.Close()
-	stopBackups, err := serveBackups(o.DataDir, backupSource{plane: plane, store: store, hosted: clusters.Members})
-	if err != nil {
-		return err
-	}
-	defer stopBackups()
+	defer serveBackups(o.DataDir, backupSource{plane: plane, store: store, hosted: clusters.Members})()
 	go clusters.KeepSpares(ctx)
 	var placement controller.Placement
 	if o.HostName != "" {
