@@ -95,7 +95,9 @@ func newRestoreCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the data directory to make (must not exist or be empty)")
-	cmd.Flags().StringVar(&from, "from", "", "the backup file to read")
-	cmd.MarkFlagRequired("from")
+	// --in mirrors backup's --out; either names the file.
+	cmd.Flags().StringVar(&from, "from", "", "the backup file to read (or --in)")
+	cmd.Flags().StringVar(&from, "in", "", "the backup file to read (same as --from)")
+	cmd.MarkFlagsOneRequired("from", "in")
 	return cmd
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,7 @@ func BenchmarkClusterChurn(b *testing.B) {
 	kinds0 := managementObjects(b, mgmt)
 	objects0, ops0 := kinds0.counts()
 	size0 := dirSize(b, s.dataDir)
+	parts0 := dirParts(b, s.dataDir)
 	b.ResetTimer()
 	for i := range b.N {
 		name := fmt.Sprintf("churn-%d", i)
@@ -70,6 +74,10 @@ func BenchmarkClusterChurn(b *testing.B) {
 		}
 	}
 	size1 := dirSize(b, s.dataDir)
+	parts1 := dirParts(b, s.dataDir)
+	for _, part := range slices.Sorted(maps.Keys(parts1)) {
+		b.Logf("%-22s %8.1f MiB before, %8.1f MiB after", part, float64(parts0[part])/(1<<20), float64(parts1[part])/(1<<20))
+	}
 	b.ReportMetric(float64(objects0), "objects-before")
 	b.ReportMetric(float64(objects1), "objects-after")
 	b.ReportMetric(float64(ops1-ops0)/float64(b.N), "operations-kept/cluster")
@@ -113,6 +121,53 @@ func managementObjects(b *testing.B, c client.Client) kindCounts {
 		counts[crd.Spec.Names.Kind] = len(list.Items)
 	}
 	return counts
+}
+
+// dirParts splits the data directory's size by what holds it: each etcd's
+// database, write-ahead log and raft snapshots, the logs, the rest.
+func dirParts(b *testing.B, dir string) map[string]int64 {
+	parts := map[string]int64{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil // a file deleted while walking
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		parts[dataPart(filepath.ToSlash(rel))] += info.Size()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return parts
+}
+
+func dataPart(rel string) string {
+	owner := "other"
+	switch {
+	case strings.HasPrefix(rel, "management/"):
+		owner = "management"
+	case strings.HasPrefix(rel, "datastore/"):
+		owner = "datastore"
+	case strings.HasPrefix(rel, "clusters/"):
+		owner = "clusters"
+	}
+	switch {
+	case strings.Contains(rel, "/etcd/member/snap/db"):
+		return owner + " etcd db"
+	case strings.Contains(rel, "/etcd/member/wal/"):
+		return owner + " etcd wal"
+	case strings.Contains(rel, "/etcd/member/snap/"):
+		return owner + " etcd snapshots"
+	case strings.Contains(rel, "audit"):
+		return owner + " audit logs"
+	case strings.Contains(rel, "/logs/") || strings.HasSuffix(rel, ".log"):
+		return owner + " logs"
+	}
+	return owner + " files"
 }
 
 func dirSize(b *testing.B, dir string) int64 {
