@@ -77,59 +77,11 @@ func Backup(dataDir string, out io.Writer, o Options) (*Manifest, error) {
 		defer unlock()
 	}
 	m := &Manifest{Format: 1, Created: time.Now().UTC(), Slipway: o.Slipway, Kubernetes: o.Kubernetes, Etcds: etcds}
-	var files []string
-	err = filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dataDir, p)
-		if rel == "." {
-			return nil
-		}
-		if skipped(rel, d) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			m.Files++
-			m.Bytes += info.Size()
-		}
-		if d.Type().IsRegular() || d.IsDir() {
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("backup: reading %s: %w", dataDir, err)
-	}
-
-	gz := gzip.NewWriter(out)
-	tw := tar.NewWriter(gz)
-	manifest, err := json.MarshalIndent(m, "", "  ")
+	files, err := collect(dataDir, func(string) bool { return false }, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: manifestName, Mode: 0o600, Size: int64(len(manifest)), ModTime: m.Created, Typeflag: tar.TypeReg}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(manifest); err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if err := addFile(tw, dataDir, f); err != nil {
-			return nil, fmt.Errorf("backup: %s: %w", f, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
+	if err := writeArchive(out, m, files); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -143,39 +95,6 @@ func skipped(rel string, d fs.DirEntry) bool {
 	}
 	n := d.Name()
 	return strings.HasSuffix(n, ".log") || strings.Contains(n, ".log.")
-}
-
-func addFile(tw *tar.Writer, dataDir, rel string) error {
-	p := filepath.Join(dataDir, rel)
-	info, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	hdr, err := tar.FileInfoHeader(info, "")
-	if err != nil {
-		return err
-	}
-	hdr.Name = filepath.ToSlash(rel)
-	if info.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := io.Copy(tw, f)
-	if err == nil && n != info.Size() {
-		err = fmt.Errorf("changed while read (%d of %d bytes)", n, info.Size())
-	}
-	return err
 }
 
 // findEtcds lists the etcd data directories under dataDir: the management

@@ -1,10 +1,7 @@
 package backup
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -121,16 +118,16 @@ func Online(ctx context.Context, dataDir string, out io.Writer, src Source, o Op
 				return fmt.Errorf("backup: snapshot of the etcd in %s: %w", rel, err)
 			}
 			m.Snapshots = append(m.Snapshots, Snapshot{Dir: filepath.ToSlash(rel), PeerURL: e.PeerURL, File: filepath.ToSlash(rel) + snapshotSuffix})
-			files = append(files, staged{name: rel + snapshotSuffix, from: path})
+			files = append(files, staged{name: rel + snapshotSuffix, mode: 0o600, mod: time.Now(), from: path})
 		}
 		m.Etcds = found
 		// The rest of the directory is small (PKI, records, kubeconfigs)
 		// and read into memory, so the freeze ends before the archive is
 		// written.
-		rest, err := readFiles(dataDir, func(rel string) bool {
+		rest, err := collect(dataDir, func(rel string) bool {
 			_, ok := running[rel]
 			return ok
-		})
+		}, true)
 		if err != nil {
 			return err
 		}
@@ -140,132 +137,10 @@ func Online(ctx context.Context, dataDir string, out io.Writer, src Source, o Op
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		if !f.dir {
-			m.Files++
-			m.Bytes += f.size()
-		}
-	}
 	if err := writeArchive(out, m, files); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// staged is an entry of an online backup: a directory, a file read into
-// memory, or a snapshot file in the staging directory.
-type staged struct {
-	name string // relative to the data directory
-	dir  bool
-	mode fs.FileMode
-	mod  time.Time
-	data []byte
-	from string
-}
-
-func (s staged) size() int64 {
-	if s.from != "" {
-		if info, err := os.Stat(s.from); err == nil {
-			return info.Size()
-		}
-	}
-	return int64(len(s.data))
-}
-
-// readFiles reads dataDir but for logs, sockets and the etcd directories
-// skip names.
-func readFiles(dataDir string, skip func(rel string) bool) ([]staged, error) {
-	var out []staged
-	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dataDir, p)
-		if rel == "." {
-			return nil
-		}
-		if skipped(rel, d) || (d.IsDir() && skip(rel)) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() && !d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		s := staged{name: rel, dir: d.IsDir(), mode: info.Mode().Perm(), mod: info.ModTime()}
-		if !s.dir {
-			if s.data, err = os.ReadFile(p); err != nil {
-				return err
-			}
-		}
-		out = append(out, s)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("backup: reading %s: %w", dataDir, err)
-	}
-	return out, nil
-}
-
-func writeArchive(out io.Writer, m *Manifest, files []staged) error {
-	gz := gzip.NewWriter(out)
-	tw := tar.NewWriter(gz)
-	manifest, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: manifestName, Mode: 0o600, Size: int64(len(manifest)), ModTime: m.Created, Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := tw.Write(manifest); err != nil {
-		return err
-	}
-	for _, f := range files {
-		if err := f.write(tw); err != nil {
-			return fmt.Errorf("backup: %s: %w", f.name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return gz.Close()
-}
-
-func (s staged) write(tw *tar.Writer) error {
-	hdr := &tar.Header{Name: filepath.ToSlash(s.name), Mode: int64(s.mode), ModTime: s.mod, Typeflag: tar.TypeReg}
-	if s.dir {
-		hdr.Name += "/"
-		hdr.Typeflag = tar.TypeDir
-		return tw.WriteHeader(hdr)
-	}
-	if s.from == "" {
-		hdr.Size = int64(len(s.data))
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		_, err := tw.Write(s.data)
-		return err
-	}
-	f, err := os.Open(s.from)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	hdr.Mode, hdr.Size, hdr.ModTime = 0o600, info.Size(), info.ModTime()
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	_, err = io.Copy(tw, f)
-	return err
 }
 
 // restoreSnapshots makes each snapshot's etcd data directory, as

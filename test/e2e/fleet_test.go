@@ -497,19 +497,20 @@ func TestFleetFailover(t *testing.T) {
 		t.Error("the port ledger holds no port of the clusters left")
 	}
 
-	// The management serve's directory is the fleet's backup: the fleet
-	// stopped, that directory backed up, lost and restored, and host b's
+	// The management serve's directory is the fleet's backup: backed up
+	// while the fleet runs (the management serve takes it online), then
+	// the fleet stopped, that directory lost and restored, and host b's
 	// directory lost too, the fleet comes back with every cluster, at the
 	// same endpoints, with its objects.
+	mdir := filepath.Join(f.dir, "management")
+	backupFile := filepath.Join(f.dir, "fleet.backup")
+	if out, err := exec.Command(b.bin, "backup", "--data-dir", mdir, "--out", backupFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "online") {
+		t.Fatalf("slipway backup of the running management directory: %v\n%s", err, out)
+	}
 	for _, h := range f.hosts {
 		h.stop()
 	}
 	f.stopManagement()
-	mdir := filepath.Join(f.dir, "management")
-	backupFile := filepath.Join(f.dir, "fleet.backup")
-	if out, err := exec.Command(b.bin, "backup", "--data-dir", mdir, "--out", backupFile).CombinedOutput(); err != nil {
-		t.Fatalf("slipway backup of the management directory: %v\n%s", err, out)
-	}
 	if err := os.RemoveAll(mdir); err != nil {
 		t.Fatal(err)
 	}
