@@ -30,10 +30,9 @@ const BackupSocket = "backup.sock"
 // manifestHeader carries the backup's manifest with its bytes.
 const manifestHeader = "Slipway-Backup-Manifest"
 
-// backupSource lists what serve runs over its data directory for an online
-// backup: every etcd that runs there, the management plane's first, and
-// the datastore's freeze.
-type backupSource struct {
+// localEtcds are the etcds serve runs over its data directory, for online
+// backups and defragmentation: the management plane's first.
+type localEtcds struct {
 	plane interface {
 		Members() ([]datastore.Member, error)
 	}
@@ -43,10 +42,10 @@ type backupSource struct {
 	hosted func() ([]datastore.Member, error)
 }
 
-func (b backupSource) source() (backup.Source, error) {
+func (b localEtcds) members() ([]datastore.Member, error) {
 	members, err := b.plane.Members()
 	if err != nil {
-		return backup.Source{}, err
+		return nil, err
 	}
 	if m, ok := b.store.Member(); ok {
 		members = append(members, m)
@@ -54,9 +53,18 @@ func (b backupSource) source() (backup.Source, error) {
 	if b.hosted != nil {
 		own, err := b.hosted()
 		if err != nil {
-			return backup.Source{}, err
+			return nil, err
 		}
 		members = append(members, own...)
+	}
+	return members, nil
+}
+
+// source is what an online backup reads, with the datastore's freeze.
+func (b localEtcds) source() (backup.Source, error) {
+	members, err := b.members()
+	if err != nil {
+		return backup.Source{}, err
 	}
 	if len(members) == 0 {
 		return backup.Source{}, errors.New("this serve runs no store of its own: its clusters are in the management plane and datastore it joined; back up the data directory of the serve that runs them (slipway management serve)")
@@ -68,7 +76,7 @@ func (b backupSource) source() (backup.Source, error) {
 // stop is called. Without the socket (a data directory whose path is
 // longer than a socket's may be, 107 bytes) serve runs on, and says that
 // `slipway backup` needs it stopped.
-func serveBackups(dataDir string, src backupSource) (stop func()) {
+func serveBackups(dataDir string, src localEtcds) (stop func()) {
 	stop, err := listenBackups(dataDir, src)
 	if err != nil {
 		slog.Warn("Online backups are off; stop serve to back up", "err", err)
@@ -77,7 +85,7 @@ func serveBackups(dataDir string, src backupSource) (stop func()) {
 	return stop
 }
 
-func listenBackups(dataDir string, src backupSource) (stop func(), err error) {
+func listenBackups(dataDir string, src localEtcds) (stop func(), err error) {
 	path := filepath.Join(dataDir, BackupSocket)
 	// A socket left by a serve that was killed: this serve owns the
 	// directory now (its etcds hold their databases' locks).

@@ -133,7 +133,9 @@ func ServeManagement(ctx context.Context, o ManagementOptions) error {
 		return err
 	}
 	defer store.Close()
-	defer serveBackups(o.DataDir, backupSource{plane: plane, store: store})()
+	etcds := localEtcds{plane: plane, store: store}
+	defer serveBackups(o.DataDir, etcds)()
+	go datastore.KeepDefragmented(ctx, etcds.members)
 	caCert, caKey, cert, key, err := store.Credentials()
 	if err != nil {
 		return err

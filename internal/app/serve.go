@@ -256,7 +256,9 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer clusters.Close()
-	defer serveBackups(o.DataDir, backupSource{plane: plane, store: store, hosted: clusters.Members})()
+	etcds := localEtcds{plane: plane, store: store, hosted: clusters.Members}
+	defer serveBackups(o.DataDir, etcds)()
+	go datastore.KeepDefragmented(ctx, etcds.members)
 	go clusters.KeepSpares(ctx)
 	var placement controller.Placement
 	if o.HostName != "" {

@@ -53,7 +53,13 @@ func EtcdFlags(c EtcdConfig) map[string]string {
 		"peer-client-cert-auth":       "true",
 		// A small raft log in memory: etcd keeps up to snapshot-count
 		// entries, which dominates its resident memory at idle.
-		"snapshot-count":      "5000",
+		"snapshot-count": "5000",
+		// The write-ahead log is in 64 MB segments, each kept until a
+		// snapshot covers it and then up to max-wals of them (default 5):
+		// 384 MB of disk per etcd once it has seen some churn. Raft needs
+		// only those after the last snapshot, which a single member
+		// takes every snapshot-count entries.
+		"max-wals":            "2",
 		"quota-backend-bytes": strconv.FormatInt(c.QuotaBytes, 10),
 		// Compaction keeps the database (and the memory bbolt maps)
 		// small. On the shared datastore it is etcd's alone: the API
