@@ -122,7 +122,7 @@ bench-portal: build
 # left in the management plane and the data directory.
 CHURN ?= 200
 bench-churn: build
-	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e
+	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -v -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e
 
 # A fleet of hosts: failover (kill -9 of a cluster's host to the cluster
 # answering on another) and clusters created a minute by one host and by
