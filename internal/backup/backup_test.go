@@ -44,6 +44,42 @@ func tenant(t *testing.T, s *datastore.Store, cert *pki.KeyPair) *clientv3.Clien
 	return c
 }
 
+// seededKey is where seed writes into cluster a's prefix.
+var seededKey = datastore.APIServerPrefix("a") + "/configmaps/default/"
+
+// seed admits clusters a and b and writes one key, x, into a's prefix; it
+// returns a's certificate.
+func seed(ctx context.Context, s *datastore.Store) (*pki.KeyPair, error) {
+	cert, err := s.Admit(ctx, "a")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Admit(ctx, "b"); err != nil {
+		return nil, err
+	}
+	a, err := s.ClientAs(cert)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	_, err = a.Put(ctx, seededKey+"x", "kept")
+	return cert, err
+}
+
+// checkSeeded checks, as cluster a, that a restored datastore holds what
+// seed wrote and nothing after it in a's prefix, and still refuses a
+// b's prefix.
+func checkSeeded(ctx context.Context, t *testing.T, a *clientv3.Client) {
+	t.Helper()
+	got, err := a.Get(ctx, seededKey, clientv3.WithPrefix())
+	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "kept" {
+		t.Fatalf("cluster a's keys after restore: %v, %+v; want only x", err, got)
+	}
+	if _, err := a.Get(ctx, datastore.Prefix("b"), clientv3.WithPrefix()); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("a reading b's prefix after restore: %v, want permission denied", err)
+	}
+}
+
 // TestBackupAndRestore backs up a data directory with a real datastore in
 // it, and starts the datastore again from the restored copy: the cluster's
 // keys are there, its certificate still opens only its prefix, the records
@@ -56,18 +92,7 @@ func TestBackupAndRestore(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "data")
 	s := startStore(t, src)
-	cert, err := s.Admit(ctx, "a")
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	if _, err := s.Admit(ctx, "b"); err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	a := tenant(t, s, cert)
-	_, err = a.Put(ctx, datastore.APIServerPrefix("a")+"/configmaps/default/x", "kept")
-	a.Close()
+	cert, err := seed(ctx, s)
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
@@ -108,15 +133,9 @@ func TestBackupAndRestore(t *testing.T) {
 
 	s = startStore(t, dst)
 	defer s.Close()
-	a = tenant(t, s, cert)
+	a := tenant(t, s, cert)
 	defer a.Close()
-	got, err := a.Get(ctx, datastore.APIServerPrefix("a")+"/configmaps/default/x")
-	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "kept" {
-		t.Fatalf("cluster a's key after restore: %v, %+v", err, got)
-	}
-	if _, err := a.Get(ctx, datastore.Prefix("b"), clientv3.WithPrefix()); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("a reading b's prefix after restore: %v, want permission denied", err)
-	}
+	checkSeeded(ctx, t, a)
 }
 
 // TestRestoreRefusesEscapes: an archive entry may not land outside the
@@ -157,19 +176,12 @@ func TestOnlineBackup(t *testing.T) {
 	src := filepath.Join(dir, "data")
 	s := startStore(t, src)
 	defer func() { s.Close() }()
-	cert, err := s.Admit(ctx, "a")
+	cert, err := seed(ctx, s)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Admit(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
 	a := tenant(t, s, cert)
 	defer a.Close()
-	key := datastore.APIServerPrefix("a") + "/configmaps/default/"
-	if _, err := a.Put(ctx, key+"x", "kept"); err != nil {
-		t.Fatal(err)
-	}
 	stopped := filepath.Join(src, "clusters", "old", "etcd", "member", "snap", "db")
 	os.MkdirAll(filepath.Dir(stopped), 0o700)
 	os.WriteFile(stopped, []byte("a stopped etcd's database"), 0o600)
@@ -203,7 +215,7 @@ func TestOnlineBackup(t *testing.T) {
 	if len(m.Snapshots) != 1 || m.Snapshots[0].Dir != "datastore/etcd" || len(m.Etcds) != 2 {
 		t.Errorf("manifest: snapshots %+v, etcds %v", m.Snapshots, m.Etcds)
 	}
-	if _, err := a.Put(ctx, key+"y", "after the backup"); err != nil {
+	if _, err := a.Put(ctx, seededKey+"y", "after the backup"); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
@@ -222,15 +234,9 @@ func TestOnlineBackup(t *testing.T) {
 	s = startStore(t, dst)
 	a = tenant(t, s, cert)
 	defer a.Close()
-	got, err := a.Get(ctx, key, clientv3.WithPrefix())
-	if err != nil || got.Count != 1 || string(got.Kvs[0].Value) != "kept" {
-		t.Fatalf("cluster a's keys after restore: %v, %+v; want only x", err, got)
-	}
-	if _, err := a.Get(ctx, datastore.Prefix("b"), clientv3.WithPrefix()); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("a reading b's prefix after restore: %v, want permission denied", err)
-	}
+	checkSeeded(ctx, t, a)
 	// The restored datastore takes writes: its raft state is its own.
-	if _, err := a.Put(ctx, key+"z", "after the restore"); err != nil {
+	if _, err := a.Put(ctx, seededKey+"z", "after the restore"); err != nil {
 		t.Errorf("writing to the restored datastore: %v", err)
 	}
 }
