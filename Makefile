@@ -119,7 +119,9 @@ bench-portal: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench BenchmarkPortalPages -benchtime 20x -timeout 40m ./test/e2e
 
 # Issue 19: create and delete CHURN clusters one after another; what is
-# left in the management plane and the data directory.
+# left in the management plane and the data directory, by part. Set
+# SLIPWAY_CHURN_SETTLE=25m to also wait for the datastore's database to
+# be compacted and defragmented back, and report the directory then.
 CHURN ?= 200
 bench-churn: build
 	SLIPWAY_BINARY=$(CURDIR)/$(BIN) go test -v -run '^$$' -bench BenchmarkClusterChurn -benchtime $(CHURN)x -timeout 120m ./test/e2e

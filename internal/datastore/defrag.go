@@ -19,12 +19,13 @@ import (
 //
 // It stops the member's reads and writes while it runs, which on the
 // shared datastore is every cluster's API server. So it runs only when
-// there is much to gain, at least defragFreeMin free and more free than in
-// use, and the check runs no more often than every defragEvery (etcd
-// compacts every ten minutes). Rewriting a database of that kind (little
-// live data) takes well under a second.
+// there is much to gain: at least defragFreeMin free and more free than in
+// use. Rewriting a database of that kind (little live data) takes well
+// under a second. The check is one status call per etcd, every
+// defragEvery: etcd compacts every ten minutes, and a check soon after
+// gives the disk back soon after.
 const (
-	defragEvery   = 10 * time.Minute
+	defragEvery   = time.Minute
 	defragFreeMin = 64 << 20
 )
 

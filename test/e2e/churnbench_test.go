@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,6 +78,25 @@ func BenchmarkClusterChurn(b *testing.B) {
 	parts1 := dirParts(b, s.dataDir)
 	for _, part := range slices.Sorted(maps.Keys(parts1)) {
 		b.Logf("%-22s %8.1f MiB before, %8.1f MiB after", part, float64(parts0[part])/(1<<20), float64(parts1[part])/(1<<20))
+	}
+	// Deleted clusters' keys leave the datastore's database at its
+	// largest until etcd compacts their history (every ten minutes, of
+	// what is older than ten minutes) and serve defragments it (checked
+	// every minute): SLIPWAY_CHURN_SETTLE=25m waits up to that long for
+	// the database to shrink back and reports the directory then.
+	if settle, _ := time.ParseDuration(os.Getenv("SLIPWAY_CHURN_SETTLE")); settle > 0 {
+		const db = "datastore etcd db"
+		began := time.Now()
+		parts := parts1
+		for time.Since(began) < settle && parts[db] > 2*parts0[db] {
+			time.Sleep(15 * time.Second)
+			parts = dirParts(b, s.dataDir)
+		}
+		for _, part := range slices.Sorted(maps.Keys(parts)) {
+			b.Logf("settled: %-22s %8.1f MiB", part, float64(parts[part])/(1<<20))
+		}
+		b.ReportMetric(float64(dirSize(b, s.dataDir))/(1<<20), "MiB-settled")
+		b.ReportMetric(time.Since(began).Seconds(), "settle-s")
 	}
 	b.ReportMetric(float64(objects0), "objects-before")
 	b.ReportMetric(float64(objects1), "objects-after")
