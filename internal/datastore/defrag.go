@@ -18,15 +18,16 @@ import (
 // rewrites the file with only what is live.
 //
 // It stops the member's reads and writes while it runs, which on the
-// shared datastore is every cluster's API server. So it runs only when
-// there is much to gain: at least defragFreeMin free and more free than in
-// use. Rewriting a database of that kind (little live data) takes well
-// under a second. The check is one status call per etcd, every
+// shared datastore is every cluster's API server, for as long as it takes
+// to copy the live data. So it runs only when that is the smaller part
+// (more free than in use) and there is something to gain (at least
+// defragFreeMin free); a database of that kind is rewritten in well under
+// a second. The check is one status call per etcd, every
 // defragEvery: etcd compacts every ten minutes, and a check soon after
 // gives the disk back soon after.
 const (
 	defragEvery   = time.Minute
-	defragFreeMin = 64 << 20
+	defragFreeMin = 32 << 20
 )
 
 // worthDefragmenting says whether a database of size bytes, inUse of them
