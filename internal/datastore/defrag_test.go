@@ -17,7 +17,7 @@ func TestWorthDefragmenting(t *testing.T) {
 		want        bool
 	}{
 		{100 * mib, 4 * mib, true},    // a churned datastore
-		{40 * mib, 2 * mib, false},    // little to gain
+		{30 * mib, 2 * mib, false},    // little to gain
 		{300 * mib, 200 * mib, false}, // mostly live
 		{200 * mib, 90 * mib, true},
 	} {
