@@ -54,17 +54,16 @@ func KeepDefragmented(ctx context.Context, members func() ([]Member, error)) {
 			continue
 		}
 		for _, m := range ms {
-			if _, _, err := Defragment(ctx, m, false); err != nil {
+			if _, _, err := Defragment(ctx, m); err != nil {
 				slog.Warn("Defragmenting etcd", "dir", m.Dir, "err", err)
 			}
 		}
 	}
 }
 
-// Defragment defragments m if it is worth it (or always, with force), and
-// returns its database's size before and after; after is before if it was
-// left alone.
-func Defragment(ctx context.Context, m Member, force bool) (before, after int64, err error) {
+// Defragment defragments m if it is worth it, and returns its database's
+// size before and after; after is before if it was left alone.
+func Defragment(ctx context.Context, m Member) (before, after int64, err error) {
 	cfg := m.Client
 	cfg.Context = ctx
 	c, err := clientv3.New(cfg)
@@ -78,7 +77,7 @@ func Defragment(ctx context.Context, m Member, force bool) (before, after int64,
 		return 0, 0, fmt.Errorf("status: %w", err)
 	}
 	before = st.DbSize
-	if !force && !worthDefragmenting(st.DbSize, st.DbSizeInUse) {
+	if !worthDefragmenting(st.DbSize, st.DbSizeInUse) {
 		return before, before, nil
 	}
 	began := time.Now()
