@@ -12,13 +12,14 @@ import (
 	"time"
 )
 
-// staged is an entry of a backup: a directory, or a file read from disk
-// as it is archived (from), or read before (data).
+// staged is an entry of a backup: a directory, or a file of size bytes
+// read from disk as it is archived (from), or read before (data).
 type staged struct {
 	name string // relative to the data directory
 	dir  bool
 	mode fs.FileMode
 	mod  time.Time
+	size int64
 	data []byte
 	from string
 }
@@ -55,7 +56,9 @@ func collect(dataDir string, skipDir func(rel string) bool, inMemory bool) ([]st
 			if s.data, err = os.ReadFile(p); err != nil {
 				return err
 			}
+			s.size = int64(len(s.data))
 		default:
+			s.size = info.Size()
 			s.from = p
 		}
 		out = append(out, s)
@@ -71,19 +74,10 @@ func collect(dataDir string, skipDir func(rel string) bool, inMemory bool) ([]st
 // then the files.
 func writeArchive(out io.Writer, m *Manifest, files []staged) error {
 	for _, f := range files {
-		if f.dir {
-			continue
+		if !f.dir {
+			m.Files++
+			m.Bytes += f.size
 		}
-		size := int64(len(f.data))
-		if f.from != "" {
-			info, err := os.Stat(f.from)
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			size = info.Size()
-		}
-		m.Files++
-		m.Bytes += size
 	}
 	gz := gzip.NewWriter(out)
 	tw := tar.NewWriter(gz)
@@ -108,21 +102,20 @@ func writeArchive(out io.Writer, m *Manifest, files []staged) error {
 	return gz.Close()
 }
 
-// write archives the entry. A file read from disk that grows or shrinks
-// meanwhile fails the backup (the tar writer holds it to its header's
-// size) rather than being archived torn.
+// write archives the entry. A file read from disk that grew or shrank
+// since it was listed fails the backup (the tar writer holds it to its
+// header's size) rather than being archived torn.
 func (s staged) write(tw *tar.Writer) error {
-	hdr := &tar.Header{Name: filepath.ToSlash(s.name), Mode: int64(s.mode), ModTime: s.mod, Typeflag: tar.TypeReg}
+	hdr := &tar.Header{Name: filepath.ToSlash(s.name), Mode: int64(s.mode), ModTime: s.mod, Size: s.size, Typeflag: tar.TypeReg}
 	if s.dir {
 		hdr.Name += "/"
 		hdr.Typeflag = tar.TypeDir
 		return tw.WriteHeader(hdr)
 	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
 	if s.from == "" {
-		hdr.Size = int64(len(s.data))
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
 		_, err := tw.Write(s.data)
 		return err
 	}
@@ -131,17 +124,9 @@ func (s staged) write(tw *tar.Writer) error {
 		return err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	hdr.Size = info.Size()
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
 	n, err := io.Copy(tw, f)
-	if err == nil && n != info.Size() {
-		err = fmt.Errorf("changed while read (%d of %d bytes)", n, info.Size())
+	if err == nil && n != s.size {
+		err = fmt.Errorf("changed while read (%d of %d bytes)", n, s.size)
 	}
 	return err
 }

@@ -208,9 +208,19 @@ func TestOnlineBackup(t *testing.T) {
 		t.Fatal("a datastore Slipway runs has no member to back up")
 	}
 	var buf bytes.Buffer
-	m, err := Online(ctx, src, &buf, Source{Etcds: []datastore.Member{member}, Freeze: s.Freeze}, Options{Slipway: "test"})
+	// The datastore is frozen while Online reads it, and thawed after.
+	var froze, thawed int
+	freeze := func() func() {
+		froze++
+		thaw := s.Freeze()
+		return func() { thawed++; thaw() }
+	}
+	m, err := Online(ctx, src, &buf, Source{Etcds: []datastore.Member{member}, Freeze: freeze}, Options{Slipway: "test"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if froze != 1 || thawed != 1 {
+		t.Errorf("Online froze the datastore %d times and thawed it %d times, want once each", froze, thawed)
 	}
 	if len(m.Snapshots) != 1 || m.Snapshots[0].Dir != "datastore/etcd" || len(m.Etcds) != 2 {
 		t.Errorf("manifest: snapshots %+v, etcds %v", m.Snapshots, m.Etcds)

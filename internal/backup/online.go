@@ -5,14 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
-
-	clientsnapshot "go.etcd.io/etcd/client/v3/snapshot"
-	"go.etcd.io/etcd/etcdutl/v3/snapshot"
-	"go.uber.org/zap"
 
 	"github.com/slipway-dev/slipway/internal/datastore"
 )
@@ -29,21 +24,17 @@ type Source struct {
 	Freeze func() (thaw func())
 }
 
-// Snapshot is an etcd of an online backup, archived as the snapshot file
-// File rather than as its data directory Dir; Restore makes Dir from it.
+// Snapshot is an etcd of an online backup, archived as a snapshot file
+// beside its data directory Dir (Dir + snapshotSuffix) rather than as the
+// directory; Restore makes Dir from it.
 type Snapshot struct {
 	Dir     string `json:"dir"`
 	PeerURL string `json:"peerURL"`
-	File    string `json:"file"`
 }
 
 // formatOnline is the format of a backup with snapshots in it; Restore
 // reads both.
 const formatOnline = 2
-
-// etcdName is the member name of every etcd Slipway runs
-// (datastore.EtcdFlags).
-const etcdName = "default"
 
 // snapshotSuffix names an etcd's snapshot beside its data directory.
 const snapshotSuffix = ".snapshot.db"
@@ -112,13 +103,15 @@ func Online(ctx context.Context, dataDir string, out io.Writer, src Source, o Op
 		for i, e := range src.Etcds {
 			rel, _ := filepath.Rel(dataDir, e.Dir)
 			path := filepath.Join(staging, fmt.Sprintf("%d.db", i))
-			client := e.Client
-			client.Context = ctx
-			if _, err := clientsnapshot.SaveWithVersion(ctx, zap.NewNop(), client, path); err != nil {
+			if err := e.Save(ctx, path); err != nil {
 				return fmt.Errorf("backup: snapshot of the etcd in %s: %w", rel, err)
 			}
-			m.Snapshots = append(m.Snapshots, Snapshot{Dir: filepath.ToSlash(rel), PeerURL: e.PeerURL, File: filepath.ToSlash(rel) + snapshotSuffix})
-			files = append(files, staged{name: rel + snapshotSuffix, mode: 0o600, mod: time.Now(), from: path})
+			info, err := os.Stat(path)
+			if err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+			m.Snapshots = append(m.Snapshots, Snapshot{Dir: filepath.ToSlash(rel), PeerURL: e.PeerURL})
+			files = append(files, staged{name: rel + snapshotSuffix, mode: 0o600, mod: info.ModTime(), size: info.Size(), from: path})
 		}
 		m.Etcds = found
 		// The rest of the directory is small (PKI, records, kubeconfigs)
@@ -143,15 +136,10 @@ func Online(ctx context.Context, dataDir string, out io.Writer, src Source, o Op
 	return m, nil
 }
 
-// restoreSnapshots makes each snapshot's etcd data directory, as
-// `etcdutl snapshot restore` does: a new single-member cluster, named as
-// Slipway's etcds are, at the snapshot's revision.
+// restoreSnapshots makes each snapshot's etcd data directory
+// (datastore.RestoreMember) and removes the snapshot.
 func restoreSnapshots(dataDir string, snaps []Snapshot) error {
 	for _, s := range snaps {
-		file, err := within(dataDir, s.File)
-		if err != nil {
-			return err
-		}
 		dir, err := within(dataDir, s.Dir)
 		if err != nil {
 			return err
@@ -159,16 +147,8 @@ func restoreSnapshots(dataDir string, snaps []Snapshot) error {
 		if s.PeerURL == "" {
 			return fmt.Errorf("restore: the snapshot of %s names no peer URL", s.Dir)
 		}
-		// etcdutl wants the data directory absent or empty.
-		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("restore: %s: %w", s.Dir, err)
-		}
-		err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
-			SnapshotPath: file, OutputDataDir: dir, Name: etcdName,
-			PeerURLs: []string{s.PeerURL}, InitialCluster: etcdName + "=" + s.PeerURL,
-			InitialClusterToken: "etcd-cluster", // etcd's default, as Slipway's etcds run with
-		})
-		if err != nil {
+		file := dir + snapshotSuffix
+		if err := datastore.RestoreMember(file, dir, s.PeerURL); err != nil {
 			return fmt.Errorf("restore: the etcd of %s from its snapshot: %w", s.Dir, err)
 		}
 		if err := os.Remove(file); err != nil {

@@ -204,7 +204,7 @@ func (s *Store) connect(ctx context.Context, root *pki.KeyPair, timeout time.Dur
 		}
 	}
 	var err error
-	s.rootTLS = clientTLS(s.ca, root)
+	s.rootTLS = ClientTLS(s.ca.Cert, root)
 	s.root, err = clientv3.New(clientv3.Config{
 		Endpoints: s.endpoints, TLS: s.rootTLS, DialTimeout: 5 * time.Second,
 		// The client's own log is a chatty zap logger; Slipway reports
@@ -392,12 +392,14 @@ func (s *Store) Keys(ctx context.Context, id string) (int64, error) {
 // ClientAs is an etcd client of the datastore presenting cert, as a
 // cluster's API server reaches it with the certificate Admit gave it.
 func (s *Store) ClientAs(cert *pki.KeyPair) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, TLS: clientTLS(s.ca, cert), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, TLS: ClientTLS(s.ca.Cert, cert), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-func clientTLS(ca, cert *pki.KeyPair) *tls.Config {
+// ClientTLS is a client's TLS configuration for an etcd whose serving
+// certificate ca signed, presenting cert.
+func ClientTLS(ca *x509.Certificate, cert *pki.KeyPair) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	pool.AddCert(ca)
 	return &tls.Config{
 		RootCAs:      pool,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key, Leaf: cert.Cert}},

@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/snapshot"
+	etcdutl "go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
 
 	"github.com/slipway-dev/slipway/internal/pki"
 )
@@ -36,13 +40,13 @@ type EtcdConfig struct {
 // clients with a certificate its CA signed.
 func EtcdFlags(c EtcdConfig) map[string]string {
 	return map[string]string{
-		"name":                        "default",
+		"name":                        MemberName,
 		"data-dir":                    c.DataDir,
 		"listen-client-urls":          cmp.Or(c.ListenClientURL, c.ClientURL),
 		"advertise-client-urls":       c.ClientURL,
 		"listen-peer-urls":            c.PeerURL,
 		"initial-advertise-peer-urls": c.PeerURL,
-		"initial-cluster":             "default=" + c.PeerURL,
+		"initial-cluster":             MemberName + "=" + c.PeerURL,
 		"cert-file":                   c.CertFile,
 		"key-file":                    c.KeyFile,
 		"trusted-ca-file":             c.CAFile,
@@ -83,6 +87,32 @@ type Member struct {
 	// snapshot (any client of an etcd without authentication, its root
 	// user otherwise).
 	Client clientv3.Config
+}
+
+// MemberName is the name of every etcd member Slipway runs, each the only
+// member of its cluster.
+const MemberName = "default"
+
+// Save writes a snapshot of m's database to path, as `etcdctl snapshot
+// save` does: one consistent revision, checked against its hash.
+func (m Member) Save(ctx context.Context, path string) error {
+	cfg := m.Client
+	cfg.Context = ctx
+	_, err := snapshot.SaveWithVersion(ctx, zap.NewNop(), cfg, path)
+	return err
+}
+
+// RestoreMember makes dir an etcd data directory from a snapshot that Save
+// wrote, as `etcdutl snapshot restore` does: a new single-member cluster
+// at the snapshot's revision, named and advertising peerURL as the etcd
+// EtcdFlags starts there. dir must not exist or be empty.
+func RestoreMember(snapshotPath, dir, peerURL string) error {
+	return etcdutl.NewV3(zap.NewNop()).Restore(etcdutl.RestoreConfig{
+		SnapshotPath: snapshotPath, OutputDataDir: dir, Name: MemberName,
+		PeerURLs: []string{peerURL}, InitialCluster: MemberName + "=" + peerURL,
+		// etcd's default, which EtcdFlags leaves as it is.
+		InitialClusterToken: "etcd-cluster",
+	})
 }
 
 // Args turns a flag map into sorted --name=value arguments, so the command

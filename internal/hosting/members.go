@@ -1,8 +1,6 @@
 package hosting
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -42,18 +40,16 @@ func (c *Cluster) member() (datastore.Member, error) {
 	if err != nil {
 		return datastore.Member{}, err
 	}
-	cert, err := tls.LoadX509KeyPair(crt(dir, certAPIServerEtcd), key(dir, certAPIServerEtcd))
+	cert, err := pki.LoadKeyPair(dir, certAPIServerEtcd)
 	if err != nil {
 		return datastore.Member{}, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
 	return datastore.Member{
 		Dir:     filepath.Join(c.dir, "etcd"),
 		PeerURL: fmt.Sprintf("https://%s:%d", loopbackV4, c.rec.Ports.EtcdPeer),
 		Client: clientv3.Config{
 			Endpoints:   []string{fmt.Sprintf("https://%s:%d", loopbackV4, c.rec.Ports.EtcdClient)},
-			TLS:         &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			TLS:         datastore.ClientTLS(ca, cert),
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
 		},
